@@ -1,5 +1,30 @@
 //! GGUF v2/v3 reader and writer: header, metadata, tensor infos, memory-mapped tensor data, validation.
+//!
+//! Every size and offset read from a file is checked before it is used; a malformed file yields a
+//! [`GgufError`] naming the problem, never a panic or an allocation the file's size cannot justify.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod cursor;
+mod error;
+mod file;
+mod parse;
+mod tensor;
 mod types;
+mod value;
+mod writer;
 
+pub use error::GgufError;
+pub use file::GgufFile;
+pub use tensor::{TensorInfo, TensorView};
 pub use types::GgmlType;
+pub use value::{Array, Value, ValueType};
+
+/// The four bytes every GGUF file starts with.
+pub const GGUF_MAGIC: [u8; 4] = *b"GGUF";
+/// Tensor data alignment when `general.alignment` is absent.
+pub const DEFAULT_ALIGNMENT: u64 = 32;
+/// Most dimensions a tensor may have (ggml's `GGML_MAX_DIMS`).
+pub const MAX_DIMS: usize = 4;
+/// Deepest nesting of arrays inside arrays accepted in metadata.
+pub const MAX_ARRAY_DEPTH: usize = 16;

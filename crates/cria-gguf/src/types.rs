@@ -125,7 +125,7 @@ impl GgmlType {
     /// Bytes taken by a row of `n_elements`; `None` unless `n_elements` is a whole number of blocks
     /// (or the size overflows).
     pub fn row_bytes(self, n_elements: usize) -> Option<usize> {
-        if n_elements % self.block_size() != 0 {
+        if !n_elements.is_multiple_of(self.block_size()) {
             return None;
         }
         (n_elements / self.block_size()).checked_mul(self.type_size())

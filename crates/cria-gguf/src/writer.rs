@@ -1,0 +1,1 @@
+//! `GgufWriter`: builds GGUF v3 files that `GgufFile` reads back exactly.
