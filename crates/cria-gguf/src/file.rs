@@ -228,7 +228,7 @@ impl GgufFile {
 
     /// An array of integers of any type, each of which must fit `i32`.
     pub fn i32_array(&self, key: &str) -> Result<Vec<i32>, GgufError> {
-        let a = self.array(key, "array of integers", is_integer_type)?;
+        let a = self.array(key, "array of integers", ValueType::is_integer)?;
         a.values
             .iter()
             .map(|v| {
@@ -239,9 +239,4 @@ impl GgufFile {
             })
             .collect()
     }
-}
-
-fn is_integer_type(t: ValueType) -> bool {
-    use ValueType::*;
-    matches!(t, U8 | I8 | U16 | I16 | U32 | I32 | U64 | I64)
 }

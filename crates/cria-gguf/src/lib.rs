@@ -19,6 +19,7 @@ pub use file::GgufFile;
 pub use tensor::{TensorInfo, TensorView};
 pub use types::GgmlType;
 pub use value::{Array, Value, ValueType};
+pub use writer::GgufWriter;
 
 /// The four bytes every GGUF file starts with.
 pub const GGUF_MAGIC: [u8; 4] = *b"GGUF";

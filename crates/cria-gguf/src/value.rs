@@ -60,6 +60,12 @@ impl ValueType {
         }
     }
 
+    /// Whether values of this type are integers.
+    pub fn is_integer(self) -> bool {
+        use ValueType::*;
+        matches!(self, U8 | I8 | U16 | I16 | U32 | I32 | U64 | I64)
+    }
+
     /// Fewest bytes one value of this type takes on disk (a string's length prefix, an array's
     /// type and count): bounds how many values the bytes left in a file can possibly hold.
     pub fn min_encoded_size(self) -> u64 {

@@ -96,3 +96,21 @@ fn opening_gemma_is_fast() {
     // Generous: the release target is well under 100 ms; this runs in the test profile on a shared machine.
     assert!(took.as_millis() < 2000, "open took {took:?}");
 }
+
+#[test]
+fn rewriting_smollm2_reproduces_its_bytes() {
+    let Some(path) = model_path("smollm2-135m-instruct") else {
+        return;
+    };
+    let f = GgufFile::open(&path).unwrap();
+    let bytes = cria_gguf::GgufWriter::from_file(&f)
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    let original = std::fs::read(&path).unwrap();
+    assert_eq!(bytes.len(), original.len());
+    assert!(
+        bytes == original,
+        "rewritten file differs from the original"
+    );
+}
