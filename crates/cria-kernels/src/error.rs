@@ -1,9 +1,26 @@
 //! Kernel errors.
 
+use crate::GgmlType;
+
 /// What a kernel refuses.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KernelError {
     /// `CRIA_ISA` named a path this CPU cannot run, or a name Cria does not know.
     #[error("CRIA_ISA={0}: {1}")]
     UnsupportedIsa(String, &'static str),
+    /// A row length that is not a whole number of blocks of its type.
+    #[error("{ty:?}: row of {n} elements is not a whole number of {block}-element blocks")]
+    NotWholeBlocks {
+        ty: GgmlType,
+        n: usize,
+        block: usize,
+    },
+    /// A byte buffer whose size does not match the element count.
+    #[error("{ty:?}: {n} elements need {expected} bytes, got {got}")]
+    ByteLength {
+        ty: GgmlType,
+        n: usize,
+        expected: usize,
+        got: usize,
+    },
 }

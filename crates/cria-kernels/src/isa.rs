@@ -1,1 +1,181 @@
-//! isa
+//! Which instruction set the kernels use: detected once at run time, or forced with `CRIA_ISA`.
+
+use crate::KernelError;
+use std::sync::OnceLock;
+
+/// A kernel path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Isa {
+    /// Portable Rust, any target.
+    Scalar,
+    /// x86-64 AVX2 + FMA + F16C (uses AVX-VNNI when present).
+    Avx2,
+    /// x86-64 AVX-512 F/BW/VL (+VNNI when present).
+    Avx512,
+    /// aarch64 NEON (+dotprod when present).
+    Neon,
+}
+
+impl Isa {
+    /// The name `CRIA_ISA` uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+            Isa::Neon => "neon",
+        }
+    }
+
+    /// Whether this CPU can run the path.
+    pub fn supported(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            Isa::Avx2 => has_avx2(),
+            Isa::Avx512 => has_avx512(),
+            Isa::Neon => has_neon(),
+        }
+    }
+
+    /// Every path this CPU can run, scalar first.
+    pub fn available() -> Vec<Isa> {
+        [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon]
+            .into_iter()
+            .filter(|i| i.supported())
+            .collect()
+    }
+
+    /// The best path this CPU has.
+    pub fn best() -> Isa {
+        [Isa::Avx512, Isa::Avx2, Isa::Neon]
+            .into_iter()
+            .find(|i| i.supported())
+            .unwrap_or(Isa::Scalar)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c")
+}
+#[cfg(not(target_arch = "x86_64"))]
+fn has_avx2() -> bool {
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx512() -> bool {
+    has_avx2()
+        && is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512vl")
+}
+#[cfg(not(target_arch = "x86_64"))]
+fn has_avx512() -> bool {
+    false
+}
+
+#[cfg(target_arch = "aarch64")]
+fn has_neon() -> bool {
+    std::arch::is_aarch64_feature_detected!("neon")
+}
+#[cfg(not(target_arch = "aarch64"))]
+fn has_neon() -> bool {
+    false
+}
+
+/// Whether x86 VNNI (512-bit) is present, for the AVX-512 path.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn has_avx512_vnni() -> bool {
+    static V: OnceLock<bool> = OnceLock::new();
+    *V.get_or_init(|| is_x86_feature_detected!("avx512vnni"))
+}
+
+/// Whether aarch64 `sdot` is present, for the NEON path.
+#[cfg(target_arch = "aarch64")]
+pub(crate) fn has_dotprod() -> bool {
+    static V: OnceLock<bool> = OnceLock::new();
+    *V.get_or_init(|| std::arch::is_aarch64_feature_detected!("dotprod"))
+}
+
+/// Parses a `CRIA_ISA` value and checks the CPU has it.
+pub fn parse(value: &str) -> Result<Isa, KernelError> {
+    let isa = match value.trim().to_ascii_lowercase().as_str() {
+        "scalar" => Isa::Scalar,
+        "avx2" => Isa::Avx2,
+        "avx512" => Isa::Avx512,
+        "neon" => Isa::Neon,
+        _ => {
+            return Err(KernelError::UnsupportedIsa(
+                value.into(),
+                "unknown path (scalar|avx2|avx512|neon)",
+            ));
+        }
+    };
+    if !isa.supported() {
+        return Err(KernelError::UnsupportedIsa(
+            value.into(),
+            "this CPU lacks that instruction set",
+        ));
+    }
+    Ok(isa)
+}
+
+fn detect() -> Result<Isa, KernelError> {
+    match std::env::var("CRIA_ISA") {
+        Ok(v) if !v.trim().is_empty() => parse(&v),
+        _ => Ok(Isa::best()),
+    }
+}
+
+static ACTIVE: OnceLock<Result<Isa, KernelError>> = OnceLock::new();
+
+/// The process-wide path: `CRIA_ISA` if set (checked), else the best this CPU has. Decided once.
+pub fn try_active() -> Result<Isa, KernelError> {
+    ACTIVE.get_or_init(detect).clone()
+}
+
+/// [`try_active`], for the hot paths.
+///
+/// # Panics
+/// If `CRIA_ISA` names an unknown path or one this CPU lacks; binaries call [`try_active`] at start-up to turn
+/// that into a clean error first.
+pub fn active() -> Isa {
+    match try_active() {
+        Ok(isa) => isa,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scalar_is_always_available() {
+        assert!(Isa::available().contains(&Isa::Scalar));
+        assert!(parse("scalar").is_ok());
+        assert!(parse("SCALAR").is_ok());
+    }
+
+    #[test]
+    fn unknown_names_are_rejected() {
+        assert!(matches!(
+            parse("sse9"),
+            Err(KernelError::UnsupportedIsa(..))
+        ));
+    }
+
+    #[test]
+    fn best_is_supported() {
+        assert!(Isa::best().supported());
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn neon_is_refused_on_x86() {
+        assert!(parse("neon").is_err());
+    }
+}

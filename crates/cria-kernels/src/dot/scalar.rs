@@ -1,0 +1,207 @@
+//! Portable dot products of one weight row against one activation row (the reference the SIMD paths are
+//! tested against; integer sums exact, as ggml's generic kernels).
+
+use crate::GgmlType;
+use crate::quant::blocks::*;
+use crate::quant::{q6_at, unpack5};
+use bytemuck::cast_slice as c;
+use half::{bf16, f16};
+
+/// dot(weight row `w` of type `ty`, activation row `a` in `activation_type(ty)`).
+pub fn dot(ty: GgmlType, w: &[u8], a: &[u8]) -> f32 {
+    use GgmlType::*;
+    match ty {
+        F32 => dot_float(w, a, 4, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        F16 => dot_float(w, a, 2, |b| f16::from_le_bytes([b[0], b[1]]).to_f32()),
+        BF16 => dot_float(w, a, 2, |b| bf16::from_le_bytes([b[0], b[1]]).to_f32()),
+        Q4_0 => q4_0(c(w), c(a)),
+        Q4_1 => q4_1(c(w), c(a)),
+        Q5_0 => q5_0(c(w), c(a)),
+        Q5_1 => q5_1(c(w), c(a)),
+        Q8_0 => q8_0(c(w), c(a)),
+        Q8_1 => q8_1(c(w), c(a)),
+        Q2_K => q2_k(c(w), c(a)),
+        Q3_K => q3_k(c(w), c(a)),
+        Q4_K => q4_k(c(w), c(a)),
+        Q5_K => q5_k(c(w), c(a)),
+        Q6_K => q6_k(c(w), c(a)),
+        Q8_K => q8_k(c(w), c(a)),
+    }
+}
+
+fn dot_float(w: &[u8], a: &[u8], size: usize, read: impl Fn(&[u8]) -> f32) -> f32 {
+    let mut acc = [0f32; 4];
+    for (i, (wv, av)) in w.chunks_exact(size).zip(a.chunks_exact(4)).enumerate() {
+        acc[i % 4] += read(wv) * f32::from_le_bytes([av[0], av[1], av[2], av[3]]);
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3])
+}
+
+fn isum(q: impl Iterator<Item = i32>, a: &[i8]) -> i32 {
+    q.zip(a).map(|(q, &a)| q * a as i32).sum()
+}
+
+fn nibbles(qs: &[u8; 16]) -> impl Iterator<Item = i32> + '_ {
+    qs.iter()
+        .map(|q| (q & 0xF) as i32)
+        .chain(qs.iter().map(|q| (q >> 4) as i32))
+}
+
+fn q4_0(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
+    w.iter()
+        .zip(a)
+        .map(|(w, a)| w.d() * a.d() * isum(nibbles(&w.qs).map(|q| q - 8), &a.qs) as f32)
+        .sum()
+}
+
+fn q4_1(w: &[BlockQ4_1], a: &[BlockQ8_1]) -> f32 {
+    w.iter()
+        .zip(a)
+        .map(|(w, a)| w.d() * a.d() * isum(nibbles(&w.qs), &a.qs) as f32 + w.m() * a.s())
+        .sum()
+}
+
+fn q5_0(w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f32 {
+    w.iter()
+        .zip(a)
+        .map(|(w, a)| {
+            let q = unpack5(&w.qs, w.qh());
+            w.d() * a.d() * isum(q.iter().map(|&q| q as i32 - 16), &a.qs) as f32
+        })
+        .sum()
+}
+
+fn q5_1(w: &[BlockQ5_1], a: &[BlockQ8_1]) -> f32 {
+    w.iter()
+        .zip(a)
+        .map(|(w, a)| {
+            let q = unpack5(&w.qs, w.qh());
+            w.d() * a.d() * isum(q.iter().map(|&q| q as i32), &a.qs) as f32 + w.m() * a.s()
+        })
+        .sum()
+}
+
+fn q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
+    w.iter()
+        .zip(a)
+        .map(|(w, a)| w.d() * a.d() * isum(w.qs.iter().map(|&q| q as i32), &a.qs) as f32)
+        .sum()
+}
+
+fn q8_1(w: &[BlockQ8_1], a: &[BlockQ8_1]) -> f32 {
+    w.iter()
+        .zip(a)
+        .map(|(w, a)| w.d() * a.d() * isum(w.qs.iter().map(|&q| q as i32), &a.qs) as f32)
+        .sum()
+}
+
+fn q8_k(w: &[BlockQ8K], a: &[BlockQ8K]) -> f32 {
+    w.iter()
+        .zip(a)
+        .map(|(w, a)| w.d() * a.d() * isum(w.qs.iter().map(|&q| q as i32), &a.qs) as f32)
+        .sum()
+}
+
+fn q2_k(w: &[BlockQ2K], a: &[BlockQ8K]) -> f32 {
+    let mut sum = 0f32;
+    for (w, a) in w.iter().zip(a) {
+        let summs: i32 = (0..16)
+            .map(|j| (w.scales[j] >> 4) as i32 * a.bsum(j) as i32)
+            .sum();
+        let mut isum = 0i32;
+        for n in 0..2 {
+            for j in 0..4 {
+                for half in 0..2 {
+                    let sc = (w.scales[8 * n + 2 * j + half] & 0xF) as i32;
+                    let base = 128 * n + 32 * j + 16 * half;
+                    let s: i32 = (0..16)
+                        .map(|l| {
+                            ((w.qs[32 * n + 16 * half + l] >> (2 * j)) & 3) as i32
+                                * a.qs[base + l] as i32
+                        })
+                        .sum();
+                    isum += sc * s;
+                }
+            }
+        }
+        sum += a.d() * w.d() * isum as f32 - a.d() * w.dmin() * summs as f32;
+    }
+    sum
+}
+
+fn q3_k(w: &[BlockQ3K], a: &[BlockQ8K]) -> f32 {
+    let mut sum = 0f32;
+    for (w, a) in w.iter().zip(a) {
+        let sc = q3k_scales(&w.scales);
+        let mut isum = 0i32;
+        for e in 0..QK_K {
+            let (n, j, l) = (e / 128, (e / 32) % 4, e % 32);
+            let low = ((w.qs[32 * n + l] >> (2 * j)) & 3) as i32;
+            let q = low
+                - if w.hmask[l] & (1 << (e / 32)) != 0 {
+                    0
+                } else {
+                    4
+                };
+            isum += sc[e / 16] as i32 * q * a.qs[e] as i32;
+        }
+        sum += a.d() * w.d() * isum as f32;
+    }
+    sum
+}
+
+/// Q4_K / Q5_K: d·Σ_j sc_j·Σ q·a − dmin·Σ_j m_j·(bsum_2j + bsum_2j+1), all times the activation scale.
+fn k45(d: f32, dmin: f32, scales: &[u8; 12], q: impl Fn(usize) -> i32, a: &BlockQ8K) -> f32 {
+    let (mut isum, mut msum) = (0i32, 0i32);
+    for j in 0..8 {
+        let (sc, m) = scale_min_k4(j, scales);
+        let s: i32 = (0..32)
+            .map(|l| q(32 * j + l) * a.qs[32 * j + l] as i32)
+            .sum();
+        isum += sc as i32 * s;
+        msum += m as i32 * (a.bsum(2 * j) as i32 + a.bsum(2 * j + 1) as i32);
+    }
+    a.d() * d * isum as f32 - a.d() * dmin * msum as f32
+}
+
+fn q4_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
+    w.iter()
+        .zip(a)
+        .map(|(w, a)| {
+            let q = |e: usize| {
+                let b = w.qs[32 * (e / 64) + e % 32];
+                (if (e / 32) % 2 == 0 { b & 0xF } else { b >> 4 }) as i32
+            };
+            k45(w.d(), w.dmin(), &w.scales, q, a)
+        })
+        .sum()
+}
+
+fn q5_k(w: &[BlockQ5K], a: &[BlockQ8K]) -> f32 {
+    w.iter()
+        .zip(a)
+        .map(|(w, a)| {
+            let q = |e: usize| {
+                let b = w.qs[32 * (e / 64) + e % 32];
+                let low = if (e / 32) % 2 == 0 { b & 0xF } else { b >> 4 };
+                let high = (w.qh[e % 32] >> (e / 32)) & 1;
+                (low | (high << 4)) as i32
+            };
+            k45(w.d(), w.dmin(), &w.scales, q, a)
+        })
+        .sum()
+}
+
+fn q6_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
+    let mut sum = 0f32;
+    for (w, a) in w.iter().zip(a) {
+        let mut isum = 0i32;
+        for e in 0..QK_K {
+            let (h, k, l) = (e / 128, (e / 32) % 4, e % 32);
+            let sc = w.scales[8 * h + l / 16 + 2 * k] as i32;
+            isum += sc * (q6_at(w, h, k, l) - 32) * a.qs[e] as i32;
+        }
+        sum += a.d() * w.d() * isum as f32;
+    }
+    sum
+}

@@ -1,0 +1,49 @@
+//! AVX2 kernels.
+
+use crate::GgmlType;
+use crate::dot::RowsFn;
+use std::arch::x86_64::*;
+
+pub(super) fn rows_kernel(_ty: GgmlType) -> Option<RowsFn> {
+    None
+}
+
+/// # Safety
+/// The CPU must support AVX2; `x` must hold at least 32 floats.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn q8_block(x: &[f32]) -> (f32, [i8; 32], i32) {
+    let p = x.as_ptr();
+    let sign = _mm256_set1_ps(-0.0);
+    // SAFETY: p..p+32 lies in x (caller's contract).
+    let v: [__m256; 4] = std::array::from_fn(|i| unsafe { _mm256_loadu_ps(p.add(8 * i)) });
+    let mut m = _mm256_andnot_ps(sign, v[0]);
+    for vi in &v[1..] {
+        m = _mm256_max_ps(m, _mm256_andnot_ps(sign, *vi));
+    }
+    let m4 = _mm_max_ps(_mm256_extractf128_ps::<1>(m), _mm256_castps256_ps128(m));
+    let m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    let m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    let amax = _mm_cvtss_f32(m4);
+    let d = amax / 127.0;
+    let id = _mm256_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
+    let q: [__m256i; 4] = std::array::from_fn(|i| {
+        let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+            _mm256_mul_ps(v[i], id),
+        );
+        _mm256_cvtps_epi32(r)
+    });
+    let sum = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+    let mut lanes = [0i32; 8];
+    // SAFETY: lanes is 32 bytes.
+    unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), sum) };
+    let packed = _mm256_packs_epi16(
+        _mm256_packs_epi32(q[0], q[1]),
+        _mm256_packs_epi32(q[2], q[3]),
+    );
+    // packs interleave 128-bit lanes: restore element order.
+    let packed = _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    let mut qs = [0i8; 32];
+    // SAFETY: qs is 32 bytes.
+    unsafe { _mm256_storeu_si256(qs.as_mut_ptr().cast(), packed) };
+    (d, qs, lanes.iter().sum())
+}
