@@ -1,0 +1,119 @@
+//! Element-wise ops: gated activations (SwiGLU, GeGLU), residual add, scaling.
+
+use super::simd;
+
+/// `silu(x) = x / (1 + e^-x)`.
+#[inline]
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+/// GELU, ggml's tanh approximation: `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`.
+#[inline]
+pub fn gelu(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    const COEF_A: f32 = 0.044_715;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + COEF_A * x * x)).tanh())
+}
+
+/// `out = silu(gate) * up` (SwiGLU's gate).
+///
+/// # Panics
+/// If the three slices differ in length.
+pub fn silu_mul(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    check3("silu_mul", gate, up, out);
+    simd::kernels().silu_mul(gate, up, out);
+}
+
+/// `out = gelu(gate) * up` (GeGLU's gate, ggml's tanh-approximate GELU).
+///
+/// # Panics
+/// If the three slices differ in length.
+pub fn gelu_mul(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    check3("gelu_mul", gate, up, out);
+    for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
+        *o = gelu(g) * u;
+    }
+}
+
+/// `x += y`.
+///
+/// # Panics
+/// If the lengths differ.
+pub fn add_inplace(x: &mut [f32], y: &[f32]) {
+    assert_eq!(x.len(), y.len(), "add_inplace: lengths");
+    for (a, &b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
+
+/// `x *= y`, element-wise.
+///
+/// # Panics
+/// If the lengths differ.
+pub fn mul_inplace(x: &mut [f32], y: &[f32]) {
+    assert_eq!(x.len(), y.len(), "mul_inplace: lengths");
+    for (a, &b) in x.iter_mut().zip(y) {
+        *a *= b;
+    }
+}
+
+/// `x *= s`.
+pub fn scale_inplace(x: &mut [f32], s: f32) {
+    for a in x.iter_mut() {
+        *a *= s;
+    }
+}
+
+fn check3(op: &str, a: &[f32], b: &[f32], out: &[f32]) {
+    assert!(
+        a.len() == b.len() && a.len() == out.len(),
+        "{op}: lengths {} {} {}",
+        a.len(),
+        b.len(),
+        out.len()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silu_and_gelu_known_values() {
+        assert_eq!(silu(0.0), 0.0);
+        assert!((silu(1.0) - 0.731_058_6).abs() < 1e-6);
+        assert!((silu(-20.0)).abs() < 1e-7);
+        assert_eq!(gelu(0.0), 0.0);
+        // Reference values of the tanh approximation (PyTorch gelu(approximate="tanh")).
+        assert!((gelu(1.0) - 0.841_192).abs() < 1e-5);
+        assert!((gelu(-1.0) + 0.158_808).abs() < 1e-5);
+        assert!((gelu(3.0) - 2.996_363_7).abs() < 1e-5);
+    }
+
+    #[test]
+    fn gated_products_multiply_by_up() {
+        let gate = [-2.0f32, -0.5, 0.0, 0.5, 2.0];
+        let up = [1.0f32, 2.0, 3.0, 4.0, 5.0];
+        let mut out = [0.0; 5];
+        silu_mul(&gate, &up, &mut out);
+        for i in 0..5 {
+            assert!((out[i] - silu(gate[i]) * up[i]).abs() < 1e-6);
+        }
+        gelu_mul(&gate, &up, &mut out);
+        for i in 0..5 {
+            assert!((out[i] - gelu(gate[i]) * up[i]).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn add_mul_scale() {
+        let mut x = [1.0f32, 2.0, 3.0];
+        add_inplace(&mut x, &[1.0, 1.0, -3.0]);
+        assert_eq!(x, [2.0, 3.0, 0.0]);
+        mul_inplace(&mut x, &[2.0, 0.5, 9.0]);
+        assert_eq!(x, [4.0, 1.5, 0.0]);
+        scale_inplace(&mut x, -2.0);
+        assert_eq!(x, [-8.0, -3.0, -0.0]);
+    }
+}

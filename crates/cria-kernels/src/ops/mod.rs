@@ -1,0 +1,21 @@
+//! The small ops of a transformer forward pass, on f32 rows: normalisation, rotary embedding, softmax,
+//! gated activations, residual add, attention over an f16 KV cache, and embedding lookup.
+//!
+//! Shapes are the caller's contract: a mismatch is a bug in the caller, so these functions `assert!` (and
+//! panic with a message) rather than return errors. Each op has a scalar body; the hot ones (attention's
+//! q·k and v accumulation, rms_norm's sum of squares, silu) go through [`simd`] kernels picked once from
+//! [`crate::isa::active`].
+
+mod act;
+mod attention;
+mod norm;
+mod rope;
+#[doc(hidden)]
+pub mod simd;
+mod softmax;
+
+pub use act::{add_inplace, gelu, gelu_mul, mul_inplace, scale_inplace, silu, silu_mul};
+pub use attention::{AttentionParams, attention, attention_ext};
+pub use norm::{rms_norm, rms_norm_inplace};
+pub use rope::{RopeParams, RopeStyle, rope_inplace};
+pub use softmax::softmax_inplace;

@@ -1,0 +1,141 @@
+//! Vector primitives behind the ops, one table per ISA, picked once from [`crate::isa::active`].
+//!
+//! Every table computes the same functions as [`scalar`]; the SIMD ones differ only by rounding
+//! (other summation order, FMA, a polynomial `exp`), which the proptests in `tests/ops_simd.rs` bound.
+
+use half::f16;
+
+use crate::isa::Isa;
+
+#[cfg(target_arch = "aarch64")]
+mod neon;
+mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+/// Constants of the vector `exp`: `e^x = 2^n · e^r`, `n = round(x·log2 e)`, `r = x − n·ln 2` (ln 2 split in
+/// two for precision), `e^r` by its degree-6 Taylor polynomial on |r| ≤ ln2/2 (relative error ≈ 1e-7).
+/// Inputs are clamped to [-87, 88] so `2^n` stays a normal float; silu needs nothing beyond.
+#[allow(dead_code)] // Unused by the scalar-only targets.
+pub(crate) mod exp_consts {
+    pub const LOG2E: f32 = std::f32::consts::LOG2_E;
+    pub const LN2_HI: f32 = 0.693_145_75;
+    pub const LN2_LO: f32 = 1.428_606_8e-6;
+    pub const MIN: f32 = -87.0;
+    pub const MAX: f32 = 88.0;
+    /// 1/6!, 1/5!, ... 1/1!, 1/0!: Horner order.
+    pub const POLY: [f32; 7] = [
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+        1.0,
+        1.0,
+    ];
+}
+
+/// The primitives, as plain function pointers (one indirect call per row, not per element).
+pub(crate) struct Kernels {
+    pub(crate) isa: Isa,
+    dot_f16: fn(&[f32], &[f16]) -> f32,
+    axpy_f16: fn(&mut [f32], f32, &[f16]),
+    sum_sq: fn(&[f32]) -> f32,
+    silu_mul: fn(&[f32], &[f32], &mut [f32]),
+}
+
+impl Kernels {
+    /// `Σ a[i] · b[i]`; `b` as long as `a`.
+    #[inline]
+    pub(crate) fn dot_f16(&self, a: &[f32], b: &[f16]) -> f32 {
+        debug_assert_eq!(a.len(), b.len());
+        (self.dot_f16)(a, b)
+    }
+
+    /// `y[i] += a · x[i]`; `x` as long as `y`.
+    #[inline]
+    pub(crate) fn axpy_f16(&self, y: &mut [f32], a: f32, x: &[f16]) {
+        debug_assert_eq!(y.len(), x.len());
+        (self.axpy_f16)(y, a, x)
+    }
+
+    /// `Σ x[i]²`.
+    #[inline]
+    pub(crate) fn sum_sq(&self, x: &[f32]) -> f32 {
+        (self.sum_sq)(x)
+    }
+
+    /// `out[i] = silu(gate[i]) · up[i]`; all three the same length.
+    #[inline]
+    pub(crate) fn silu_mul(&self, gate: &[f32], up: &[f32], out: &mut [f32]) {
+        debug_assert!(gate.len() == up.len() && up.len() == out.len());
+        (self.silu_mul)(gate, up, out)
+    }
+}
+
+static SCALAR: Kernels = Kernels {
+    isa: Isa::Scalar,
+    dot_f16: scalar::dot_f16,
+    axpy_f16: scalar::axpy_f16,
+    sum_sq: scalar::sum_sq,
+    silu_mul: scalar::silu_mul,
+};
+
+/// The table for the process-wide ISA.
+pub(crate) fn kernels() -> &'static Kernels {
+    static ACTIVE: std::sync::OnceLock<&'static Kernels> = std::sync::OnceLock::new();
+    ACTIVE.get_or_init(|| for_isa(crate::isa::active()).unwrap_or(&SCALAR))
+}
+
+/// The table for `isa`, or `None` if this CPU (or build target) cannot run it. Tests use it to hold
+/// every path this machine has against [`scalar`].
+pub(crate) fn for_isa(isa: Isa) -> Option<&'static Kernels> {
+    match isa {
+        Isa::Scalar => Some(&SCALAR),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => x86::avx2_table(),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => x86::avx512_table(),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => neon::table(),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+/// Test hooks: the same primitives, reachable from the integration tests for a chosen ISA.
+#[doc(hidden)]
+pub mod testing {
+    use super::*;
+
+    /// The ISA the ops use in this process.
+    pub fn active_isa() -> Isa {
+        kernels().isa
+    }
+    /// Whether this machine can run `isa`'s op kernels.
+    pub fn available(isa: Isa) -> bool {
+        for_isa(isa).is_some()
+    }
+    /// `Σ a·b` on `isa`. Panics if unavailable.
+    pub fn dot_f16(isa: Isa, a: &[f32], b: &[f16]) -> f32 {
+        table(isa).dot_f16(a, b)
+    }
+    /// `y += a·x` on `isa`. Panics if unavailable.
+    pub fn axpy_f16(isa: Isa, y: &mut [f32], a: f32, x: &[f16]) {
+        table(isa).axpy_f16(y, a, x)
+    }
+    /// `Σ x²` on `isa`. Panics if unavailable.
+    pub fn sum_sq(isa: Isa, x: &[f32]) -> f32 {
+        table(isa).sum_sq(x)
+    }
+    /// `silu(gate)·up` on `isa`. Panics if unavailable.
+    pub fn silu_mul(isa: Isa, gate: &[f32], up: &[f32], out: &mut [f32]) {
+        table(isa).silu_mul(gate, up, out)
+    }
+    fn table(isa: Isa) -> &'static Kernels {
+        match for_isa(isa) {
+            Some(t) => t,
+            None => panic!("{isa:?} op kernels unavailable on this machine"),
+        }
+    }
+}
