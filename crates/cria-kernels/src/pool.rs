@@ -1,1 +1,366 @@
-//! pool
+//! A persistent thread pool made for decode's many tiny parallel loops.
+//!
+//! Decode runs a few hundred parallel loops per token, each only microseconds long (a 576×576 Q4 matvec is
+//! ~190 KB of weights: ~10 µs on one core). What matters is the cost of a fork/join, so the design keeps it to
+//! a handful of atomic operations:
+//!
+//! - workers live as long as the pool; the caller thread works too (`n_threads - 1` workers);
+//! - a job is published through one atomic word (`epoch | OPEN | entered`); workers claim task indices with
+//!   `fetch_add`, so uneven tasks balance themselves;
+//! - idle workers spin on that word for a while (`CRIA_POOL_SPIN_US`, default 1000 µs) before parking on a
+//!   condvar, so back-to-back loops never pay a futex wake, and an idle process does not burn CPU;
+//! - the caller does not wait for late (parked) workers to show up: once all tasks are claimed it closes the
+//!   job and waits only for the workers that entered it.
+//!
+//! The job (a closure borrowed from the caller's stack) is handed to workers as a raw pointer; the
+//! `entered` count is what makes that sound: the caller returns only once no worker is inside.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const OPEN: u64 = 1 << 31;
+const ENTERED: u64 = OPEN - 1;
+
+/// One parallel loop: `f(i)` for `i` in `0..n_tasks`, indices claimed one at a time.
+struct Job<'a> {
+    f: &'a (dyn Fn(usize) + Sync),
+    n_tasks: usize,
+    next: AtomicUsize,
+    panicked: AtomicBool,
+}
+
+impl Job<'_> {
+    fn work(&self) {
+        loop {
+            let i = self.next.fetch_add(1, Relaxed);
+            if i >= self.n_tasks {
+                return;
+            }
+            (self.f)(i);
+        }
+    }
+}
+
+struct Shared {
+    /// `epoch << 32 | OPEN | entered`: which job, whether workers may still enter it, how many are inside.
+    state: AtomicU64,
+    /// The open job; only dereferenced by a worker counted in `entered`.
+    job: AtomicPtr<Job<'static>>,
+    sleepers: AtomicUsize,
+    lock: Mutex<()>,
+    wake: Condvar,
+    shutdown: AtomicBool,
+    spin: Duration,
+}
+
+/// A fixed set of worker threads; [`ThreadPool::run`] forks a loop over them and joins it.
+pub struct ThreadPool {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+    /// One job at a time (callers from several threads queue here).
+    run_lock: Mutex<()>,
+}
+
+impl ThreadPool {
+    /// A pool of `n_threads` threads in all: the caller of [`run`](Self::run) plus `n_threads - 1` workers
+    /// (0 is taken as 1). If the OS refuses a thread, the pool runs with the ones it got.
+    pub fn new(n_threads: usize) -> Self {
+        let shared = Arc::new(Shared {
+            state: AtomicU64::new(0),
+            job: AtomicPtr::new(std::ptr::null_mut()),
+            sleepers: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            wake: Condvar::new(),
+            shutdown: AtomicBool::new(false),
+            spin: spin_from_env(),
+        });
+        let workers = (1..n_threads.max(1))
+            .map_while(|i| {
+                let s = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name(format!("cria-pool-{i}"))
+                    .spawn(move || worker_loop(&s))
+                    .ok()
+            })
+            .collect();
+        Self {
+            shared,
+            workers,
+            run_lock: Mutex::new(()),
+        }
+    }
+
+    /// A pool with one thread per available core.
+    pub fn with_available_parallelism() -> Self {
+        Self::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    /// Threads that work on each [`run`](Self::run), the caller included.
+    pub fn n_threads(&self) -> usize {
+        self.workers.len() + 1
+    }
+
+    /// Runs `f(task)` for every `task` in `0..n_tasks` across the pool (the caller thread works too) and
+    /// returns when all are done. Tasks run in no fixed order or thread.
+    ///
+    /// Not reentrant: `f` must not call `run` on the same pool (it would deadlock).
+    ///
+    /// # Panics
+    /// If a task panics (after every other claimed task has finished).
+    pub fn run(&self, n_tasks: usize, f: &(dyn Fn(usize) + Sync)) {
+        if n_tasks <= 1 || self.workers.is_empty() {
+            (0..n_tasks).for_each(f);
+            return;
+        }
+        let _one_at_a_time = lock(&self.run_lock);
+        let job = Job {
+            f,
+            n_tasks,
+            next: AtomicUsize::new(0),
+            panicked: AtomicBool::new(false),
+        };
+        self.open(&job);
+        let close = CloseOnDrop(&self.shared);
+        job.work();
+        drop(close);
+        if job.panicked.load(Relaxed) {
+            panic!("a thread-pool task panicked");
+        }
+    }
+
+    /// Splits `0..n_items` into ranges of `chunk` items (the last shorter) and runs `f` on each across the pool.
+    pub fn for_each_range(
+        &self,
+        n_items: usize,
+        chunk: usize,
+        f: &(dyn Fn(std::ops::Range<usize>) + Sync),
+    ) {
+        let chunk = chunk.max(1);
+        self.run(n_items.div_ceil(chunk), &|t| {
+            f(t * chunk..((t + 1) * chunk).min(n_items))
+        });
+    }
+
+    fn open(&self, job: &Job<'_>) {
+        let s = &self.shared;
+        // Lifetime erased: workers only touch the job while counted in `entered`, and the caller does not
+        // return (nor unwind past `job`) before `entered` is back to 0 (see `CloseOnDrop`).
+        let ptr = (job as *const Job<'_>).cast_mut() as *mut Job<'static>;
+        s.job.store(ptr, Relaxed);
+        let epoch = ((s.state.load(Relaxed) >> 32) + 1) & 0xffff_ffff;
+        s.state.store(epoch << 32 | OPEN, SeqCst);
+        if s.sleepers.load(SeqCst) > 0 {
+            let _g = lock(&s.lock);
+            s.wake.notify_all();
+        }
+    }
+}
+
+/// Closes the open job and waits for the workers inside it, also when the caller's own task unwinds.
+struct CloseOnDrop<'a>(&'a Shared);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        let state = &self.0.state;
+        state.fetch_and(!OPEN, AcqRel);
+        let mut spins = 0u32;
+        while state.load(Acquire) & ENTERED != 0 {
+            backoff(&mut spins);
+        }
+        self.0.job.store(std::ptr::null_mut(), Relaxed);
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        self.shared.shutdown.store(true, SeqCst);
+        {
+            let _g = lock(&self.shared.lock);
+            self.shared.wake.notify_all();
+        }
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThreadPool")
+            .field("n_threads", &self.n_threads())
+            .finish()
+    }
+}
+
+fn worker_loop(s: &Shared) {
+    let mut seen = 0u64;
+    while let Some(st) = wait_for_job(s, seen) {
+        if s.state
+            .compare_exchange_weak(st, st + 1, Acquire, Relaxed)
+            .is_err()
+        {
+            continue;
+        }
+        seen = st >> 32;
+        // SAFETY: we are counted in `entered` of the open job, so its owner (`ThreadPool::run`) keeps it alive
+        // until we decrement the count below.
+        let job = unsafe { &*s.job.load(Relaxed) };
+        if catch_unwind(AssertUnwindSafe(|| job.work())).is_err() {
+            job.panicked.store(true, Relaxed);
+            job.next.store(job.n_tasks, Relaxed);
+        }
+        s.state.fetch_sub(1, Release);
+    }
+}
+
+/// Waits until a job other than epoch `seen` is open (its state word), or `None` at shutdown.
+fn wait_for_job(s: &Shared, seen: u64) -> Option<u64> {
+    let ready = |st: u64| st & OPEN != 0 && st >> 32 != seen;
+    let start = Instant::now();
+    let mut spins = 0u32;
+    loop {
+        let st = s.state.load(Acquire);
+        if ready(st) {
+            return Some(st);
+        }
+        if s.shutdown.load(Relaxed) {
+            return None;
+        }
+        spins = spins.wrapping_add(1);
+        if spins % 64 == 0 && start.elapsed() >= s.spin {
+            break;
+        }
+        std::hint::spin_loop();
+    }
+    let mut g = lock(&s.lock);
+    s.sleepers.fetch_add(1, SeqCst);
+    let found = loop {
+        let st = s.state.load(SeqCst);
+        if ready(st) {
+            break Some(st);
+        }
+        if s.shutdown.load(SeqCst) {
+            break None;
+        }
+        g = s.wake.wait(g).unwrap_or_else(|e| e.into_inner());
+    };
+    s.sleepers.fetch_sub(1, SeqCst);
+    found
+}
+
+fn backoff(spins: &mut u32) {
+    *spins += 1;
+    if *spins < 1 << 12 {
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+}
+
+fn lock(m: &Mutex<()>) -> MutexGuard<'_, ()> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn spin_from_env() -> Duration {
+    let us = std::env::var("CRIA_POOL_SPIN_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    Duration::from_micros(us)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    #[test]
+    fn every_task_runs_exactly_once() {
+        for threads in [1, 2, 3, 8] {
+            let pool = ThreadPool::new(threads);
+            assert_eq!(pool.n_threads(), threads);
+            for n in [0, 1, 2, 7, 100, 1000] {
+                let hits: Vec<AtomicU32> = (0..n).map(|_| AtomicU32::new(0)).collect();
+                pool.run(n, &|i| {
+                    hits[i].fetch_add(1, Relaxed);
+                });
+                assert!(
+                    hits.iter().all(|h| h.load(Relaxed) == 1),
+                    "threads {threads} n {n}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn many_tiny_jobs_back_to_back_and_after_parking() {
+        let pool = ThreadPool::new(4);
+        let sum = AtomicUsize::new(0);
+        for round in 0..20_000 {
+            pool.run(5, &|i| {
+                sum.fetch_add(i, Relaxed);
+            });
+            if round == 10_000 {
+                // Long enough for the workers to park; the next jobs must wake them (or run without them).
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        assert_eq!(sum.load(Relaxed), 20_000 * 10);
+    }
+
+    #[test]
+    fn results_written_by_workers_are_visible_after_run() {
+        let pool = ThreadPool::new(3);
+        let out: Vec<AtomicUsize> = (0..64).map(|_| AtomicUsize::new(0)).collect();
+        pool.for_each_range(64, 5, &|r| {
+            for i in r {
+                out[i].store(i * i, Relaxed);
+            }
+        });
+        assert!(
+            out.iter()
+                .enumerate()
+                .all(|(i, v)| v.load(Relaxed) == i * i)
+        );
+    }
+
+    #[test]
+    fn a_panicking_task_propagates_and_the_pool_survives() {
+        let pool = ThreadPool::new(3);
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            pool.run(50, &|i| {
+                if i == 17 {
+                    panic!("task 17");
+                }
+            })
+        }));
+        assert!(r.is_err());
+        let n = AtomicUsize::new(0);
+        pool.run(50, &|_| {
+            n.fetch_add(1, Relaxed);
+        });
+        assert_eq!(n.load(Relaxed), 50);
+    }
+
+    #[test]
+    fn callers_on_several_threads_share_one_pool() {
+        let pool = ThreadPool::new(2);
+        let total = AtomicUsize::new(0);
+        std::thread::scope(|sc| {
+            for _ in 0..3 {
+                sc.spawn(|| {
+                    for _ in 0..500 {
+                        pool.run(4, &|_| {
+                            total.fetch_add(1, Relaxed);
+                        });
+                    }
+                });
+            }
+        });
+        assert_eq!(total.load(Relaxed), 3 * 500 * 4);
+    }
+}
