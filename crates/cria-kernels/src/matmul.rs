@@ -1,1 +1,205 @@
-//! matmul
+//! The multi-threaded matmul driver: `y = x · Wᵀ` for a quantized weight matrix `W`.
+//!
+//! It quantizes the activations once into the format the weight's dot product wants
+//! ([`quant::activation_type`]), then splits the work across the pool:
+//! - decode (`n_tok == 1`): weight rows in chunks (multiples of 16 rows, ~4 chunks per thread so uneven
+//!   threads balance), each through [`dot::matvec_rows`];
+//! - prefill (`n_tok > 1`): tiles of [`ROW_BLOCK`] weight rows × [`TOK_BLOCK`] tokens through
+//!   [`dot::matmul_rows`]; consecutive tasks share a row block, so threads work on weights that are hot in
+//!   cache. Each tile is computed into a small per-thread buffer and copied into `y`.
+
+use std::cell::RefCell;
+use std::ops::Range;
+
+use crate::GgmlType;
+use crate::dot;
+use crate::pool::{SharedMut, ThreadPool};
+use crate::quant::{self, activation_type};
+
+/// Weight rows per prefill tile.
+pub const ROW_BLOCK: usize = 64;
+/// Tokens per prefill tile.
+pub const TOK_BLOCK: usize = 64;
+/// Activation elements below which quantizing is not worth a fork/join.
+const PAR_QUANT_MIN: usize = 1 << 14;
+
+/// A weight matrix as stored in GGUF: `rows` rows of `cols` elements of `ty`, row-major.
+#[derive(Clone, Copy, Debug)]
+pub struct WeightRef<'a> {
+    pub ty: GgmlType,
+    pub rows: usize,
+    pub cols: usize,
+    pub data: &'a [u8],
+}
+
+impl WeightRef<'_> {
+    /// Bytes per row, if `cols` is a whole number of blocks.
+    pub fn row_bytes(&self) -> Option<usize> {
+        self.ty.row_bytes(self.cols)
+    }
+}
+
+/// `y (n_tok × w.rows) = x (n_tok × w.cols) · Wᵀ`, both row-major. `scratch` holds the quantized activations
+/// and is reused across calls (it only grows).
+///
+/// # Panics
+/// If the shapes disagree (`x`, `y` or `w.data` of the wrong size, `w.cols` not a whole number of blocks):
+/// a caller's bug, as tensor sizes from files are validated before they reach a kernel.
+pub fn matmul(
+    pool: &ThreadPool,
+    w: &WeightRef,
+    x: &[f32],
+    n_tok: usize,
+    y: &mut [f32],
+    scratch: &mut Vec<u8>,
+) {
+    check(w, x.len(), n_tok, y.len());
+    if n_tok == 0 || w.rows == 0 {
+        return;
+    }
+    let acts = quantize_acts(pool, w, x, n_tok, scratch);
+    if n_tok == 1 {
+        matvec(pool, w, acts, y);
+    } else {
+        gemm(pool, w, acts, n_tok, y);
+    }
+}
+
+fn check(w: &WeightRef, x_len: usize, n_tok: usize, y_len: usize) {
+    let Some(rb) = w.row_bytes() else {
+        panic!(
+            "matmul: {} columns is not a whole number of {:?} blocks",
+            w.cols, w.ty
+        );
+    };
+    assert!(
+        w.data.len() >= w.rows * rb,
+        "matmul: {:?} data shorter than {}x{}",
+        w.ty,
+        w.rows,
+        w.cols
+    );
+    assert_eq!(
+        x_len,
+        n_tok * w.cols,
+        "matmul: x is not {n_tok} x {}",
+        w.cols
+    );
+    assert_eq!(
+        y_len,
+        n_tok * w.rows,
+        "matmul: y is not {n_tok} x {}",
+        w.rows
+    );
+}
+
+/// The activations in `activation_type(w.ty)`: `x` itself for f32, else quantized into `scratch`.
+fn quantize_acts<'a>(
+    pool: &ThreadPool,
+    w: &WeightRef,
+    x: &'a [f32],
+    n_tok: usize,
+    scratch: &'a mut Vec<u8>,
+) -> &'a [u8] {
+    let act_ty = activation_type(w.ty);
+    if act_ty == GgmlType::F32 {
+        return bytemuck::cast_slice(x);
+    }
+    let Some(a_row) = act_ty.row_bytes(w.cols) else {
+        panic!(
+            "matmul: {} columns is not a whole number of {act_ty:?} blocks",
+            w.cols
+        );
+    };
+    scratch.clear();
+    scratch.resize(n_tok * a_row, 0);
+    let cols = w.cols;
+    let quantize = |t: usize, dst: &mut [u8]| {
+        quant::quantize_activation(act_ty, &x[t * cols..(t + 1) * cols], dst)
+    };
+    if n_tok > 1 && n_tok * cols >= PAR_QUANT_MIN {
+        pool.for_each_chunk_mut(scratch, a_row, &quantize);
+    } else {
+        scratch
+            .chunks_exact_mut(a_row)
+            .enumerate()
+            .for_each(|(t, d)| quantize(t, d));
+    }
+    scratch
+}
+
+/// Rows per decode task: about four tasks per thread, a multiple of 16 rows, at least 16.
+fn matvec_chunk(rows: usize, n_threads: usize) -> usize {
+    if n_threads <= 1 {
+        return rows;
+    }
+    rows.div_ceil(4 * n_threads).next_multiple_of(16).max(16)
+}
+
+fn matvec(pool: &ThreadPool, w: &WeightRef, act: &[u8], y: &mut [f32]) {
+    let chunk = matvec_chunk(w.rows, pool.n_threads());
+    pool.for_each_chunk_mut(y, chunk, &|t, out| {
+        let r0 = t * chunk;
+        dot::matvec_rows(w.ty, w.data, w.cols, act, r0..r0 + out.len(), out);
+    });
+}
+
+thread_local! {
+    static TILE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+fn gemm(pool: &ThreadPool, w: &WeightRef, acts: &[u8], n_tok: usize, y: &mut [f32]) {
+    let a_row = acts.len() / n_tok;
+    let n_tb = n_tok.div_ceil(TOK_BLOCK);
+    let n_rb = w.rows.div_ceil(ROW_BLOCK);
+    let out = SharedMut::new(y);
+    pool.run(n_rb * n_tb, &|task| {
+        let rows = block(task / n_tb, ROW_BLOCK, w.rows);
+        let toks = block(task % n_tb, TOK_BLOCK, n_tok);
+        TILE.with_borrow_mut(|tile| {
+            tile.clear();
+            tile.resize(rows.len() * toks.len(), 0.0);
+            let a = &acts[toks.start * a_row..toks.end * a_row];
+            dot::matmul_rows(
+                w.ty,
+                w.data,
+                w.cols,
+                a,
+                toks.len(),
+                rows.clone(),
+                tile,
+                rows.len(),
+            );
+            for (i, t) in toks.enumerate() {
+                let dst = t * w.rows + rows.start;
+                // SAFETY: task `task` alone owns the tile (rows × toks) of `y`, so this token's row segment is
+                // written by no other task.
+                let seg = unsafe { out.range(dst..dst + rows.len()) };
+                seg.copy_from_slice(&tile[i * rows.len()..(i + 1) * rows.len()]);
+            }
+        });
+    });
+}
+
+fn block(i: usize, size: usize, n: usize) -> Range<usize> {
+    i * size..((i + 1) * size).min(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matvec_chunks_are_aligned_and_cover() {
+        assert_eq!(matvec_chunk(576, 1), 576);
+        assert_eq!(matvec_chunk(576, 2), 80);
+        assert_eq!(matvec_chunk(10, 4), 16);
+        assert_eq!(matvec_chunk(49152, 2) % 16, 0);
+    }
+
+    #[test]
+    fn blocks_clip_at_the_end() {
+        assert_eq!(block(0, 64, 100), 0..64);
+        assert_eq!(block(1, 64, 100), 64..100);
+    }
+}

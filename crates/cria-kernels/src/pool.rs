@@ -145,11 +145,29 @@ impl ThreadPool {
         });
     }
 
+    /// Splits `data` into chunks of `chunk` elements (the last shorter) and runs `f(chunk_index, chunk)` on
+    /// each across the pool: parallel writes to disjoint parts of one buffer, without `unsafe` at the call site.
+    pub fn for_each_chunk_mut<T: Send>(
+        &self,
+        data: &mut [T],
+        chunk: usize,
+        f: &(dyn Fn(usize, &mut [T]) + Sync),
+    ) {
+        let chunk = chunk.max(1);
+        let n = data.len();
+        let out = SharedMut::new(data);
+        self.run(n.div_ceil(chunk), &|t| {
+            let r = t * chunk..((t + 1) * chunk).min(n);
+            // SAFETY: task `t` runs once and its range is disjoint from every other task's.
+            f(t, unsafe { out.range(r) })
+        });
+    }
+
     fn open(&self, job: &Job<'_>) {
         let s = &self.shared;
         // Lifetime erased: workers only touch the job while counted in `entered`, and the caller does not
         // return (nor unwind past `job`) before `entered` is back to 0 (see `CloseOnDrop`).
-        let ptr = (job as *const Job<'_>).cast_mut() as *mut Job<'static>;
+        let ptr: *mut Job<'static> = (job as *const Job<'_>).cast_mut().cast();
         s.job.store(ptr, Relaxed);
         let epoch = ((s.state.load(Relaxed) >> 32) + 1) & 0xffff_ffff;
         s.state.store(epoch << 32 | OPEN, SeqCst);
@@ -157,6 +175,46 @@ impl ThreadPool {
             let _g = lock(&s.lock);
             s.wake.notify_all();
         }
+    }
+}
+
+/// A mutable slice that parallel tasks write through, each to its own disjoint range.
+pub(crate) struct SharedMut<'a, T> {
+    ptr: *mut T,
+    len: usize,
+    _borrow: std::marker::PhantomData<&'a mut [T]>,
+}
+
+// SAFETY: it only hands out `&mut` to disjoint ranges (the caller of `range` promises it), like `chunks_mut`
+// spread across threads; `T: Send` lets elements be written from another thread.
+unsafe impl<T: Send> Sync for SharedMut<'_, T> {}
+
+impl<'a, T> SharedMut<'a, T> {
+    pub(crate) fn new(s: &'a mut [T]) -> Self {
+        Self {
+            ptr: s.as_mut_ptr(),
+            len: s.len(),
+            _borrow: std::marker::PhantomData,
+        }
+    }
+
+    /// The elements in `r`.
+    ///
+    /// # Safety
+    /// No two live results may overlap (each range is handed to one task only).
+    ///
+    /// # Panics
+    /// If `r` is out of bounds.
+    #[allow(clippy::mut_from_ref)] // Disjointness is the caller's documented obligation.
+    pub(crate) unsafe fn range(&self, r: std::ops::Range<usize>) -> &mut [T] {
+        assert!(
+            r.start <= r.end && r.end <= self.len,
+            "SharedMut: {r:?} out of 0..{}",
+            self.len
+        );
+        // SAFETY: in bounds (checked), the borrow `'a` is held exclusively by `self`, and the caller
+        // guarantees no other live `&mut` covers these elements.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(r.start), r.len()) }
     }
 }
 
@@ -231,7 +289,7 @@ fn wait_for_job(s: &Shared, seen: u64) -> Option<u64> {
             return None;
         }
         spins = spins.wrapping_add(1);
-        if spins % 64 == 0 && start.elapsed() >= s.spin {
+        if spins.is_multiple_of(64) && start.elapsed() >= s.spin {
             break;
         }
         std::hint::spin_loop();
@@ -326,6 +384,18 @@ mod tests {
                 .enumerate()
                 .all(|(i, v)| v.load(Relaxed) == i * i)
         );
+    }
+
+    #[test]
+    fn chunks_mut_cover_the_slice_once() {
+        let pool = ThreadPool::new(3);
+        let mut v = vec![0usize; 103];
+        pool.for_each_chunk_mut(&mut v, 10, &|t, c| {
+            for (j, x) in c.iter_mut().enumerate() {
+                *x += t * 10 + j + 1;
+            }
+        });
+        assert!(v.iter().enumerate().all(|(i, &x)| x == i + 1));
     }
 
     #[test]
