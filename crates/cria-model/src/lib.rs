@@ -1,1 +1,16 @@
-//! cria-model
+//! The transformer: `ArchSpec` (an architecture as data), weights read from GGUF, the KV cache, and one
+//! forward pass shared by llama, qwen2 and gemma3.
+
+pub mod arch;
+mod error;
+mod kv_cache;
+mod model;
+mod runner;
+pub mod spec;
+mod weights;
+
+pub use error::ModelError;
+pub use kv_cache::KvCache;
+pub use model::Model;
+pub use runner::{Logits, Runner, SeqBatch};
+pub use spec::ArchSpec;

@@ -1,0 +1,28 @@
+//! What loading or running a model can refuse.
+
+use cria_gguf::{GgmlType, GgufError};
+
+/// A model error: a file that does not describe a model Cria can run, or a batch it cannot take.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(transparent)]
+    Gguf(#[from] GgufError),
+    #[error("unsupported architecture '{0}' (supported: llama, qwen2, gemma3)")]
+    UnsupportedArchitecture(String),
+    #[error("missing tensor '{0}'")]
+    MissingTensor(String),
+    #[error("tensor '{name}' has shape {found:?}, expected {expected:?}")]
+    BadShape {
+        name: String,
+        expected: Vec<u64>,
+        found: Vec<u64>,
+    },
+    #[error("tensor '{name}' has type {ty:?}, which cannot be used there")]
+    BadTensorType { name: String, ty: GgmlType },
+    #[error("invalid hyperparameter {key}: {why}")]
+    BadHyperparameter { key: String, why: String },
+    #[error("context full: {needed} tokens needed, the sequence holds at most {capacity}")]
+    ContextFull { needed: usize, capacity: usize },
+    #[error("token id {id} is outside the vocabulary ({n_vocab} tokens)")]
+    TokenOutOfRange { id: u32, n_vocab: usize },
+}

@@ -1,0 +1,282 @@
+//! `ArchSpec`: everything that makes one architecture differ from another, as data.
+
+use cria_gguf::GgufFile;
+
+use crate::{ModelError, arch};
+
+/// How the feed-forward network gates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FfnKind {
+    /// silu(gate) * up (LLaMA, Qwen2, Mistral).
+    SwiGlu,
+    /// gelu_tanh(gate) * up (Gemma).
+    GeGlu,
+}
+
+/// Which pairs of dimensions RoPE rotates together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RopeKind {
+    /// Adjacent pairs (x0, x1), (x2, x3)... (llama.cpp's LLAMA_ROPE_TYPE_NORM).
+    Normal,
+    /// The two halves of each head (x_i, x_{i+d/2}) (LLAMA_ROPE_TYPE_NEOX: Qwen2, Gemma).
+    Neox,
+}
+
+/// Rotary position embedding settings for one kind of layer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RopeSpec {
+    pub kind: RopeKind,
+    /// Dimensions rotated per head (the rest pass through).
+    pub n_rot: usize,
+    pub freq_base: f32,
+    /// Linear scaling: positions are multiplied by this (1 / scaling factor).
+    pub freq_scale: f32,
+}
+
+/// The attention of the layers that see only a recent window (Gemma 3's local layers).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SlidingWindow {
+    /// A query at position p sees keys at positions p - size + 1 ..= p.
+    pub size: usize,
+    /// Every `pattern`-th layer (the last of each group) is global; the others slide.
+    pub pattern: usize,
+    /// RoPE of the sliding layers.
+    pub rope: RopeSpec,
+}
+
+/// A declarative description of a decoder-only transformer, made from GGUF metadata.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ArchSpec {
+    pub arch: String,
+    pub n_layer: usize,
+    pub n_embd: usize,
+    pub n_head: usize,
+    pub n_head_kv: usize,
+    pub head_dim: usize,
+    pub n_ff: usize,
+    pub n_vocab: usize,
+    pub n_ctx_train: usize,
+    pub norm_eps: f32,
+    pub rope: RopeSpec,
+    pub sliding_window: Option<SlidingWindow>,
+    pub ffn: FfnKind,
+    /// Q, K and V projections carry biases (Qwen2).
+    pub qkv_bias: bool,
+    /// Per-head RMS norms on Q and K before RoPE (Gemma 3).
+    pub qk_norm: bool,
+    /// Extra RMS norms after attention and after the FFN, before the residual add (Gemma 2/3).
+    pub post_norms: bool,
+    /// Embeddings are multiplied by this (Gemma: sqrt(n_embd)).
+    pub embed_scale: Option<f32>,
+    /// Attention scores are multiplied by this.
+    pub attn_scale: f32,
+    /// Final logits soft-capped as cap * tanh(x / cap) (Gemma 2 metadata asks for it).
+    pub final_logit_softcap: Option<f32>,
+}
+
+/// How one layer attends: the RoPE it uses and the first position it may see.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerAttention<'a> {
+    pub rope: &'a RopeSpec,
+    pub window: Option<usize>,
+}
+
+impl ArchSpec {
+    /// Reads the spec of the file's `general.architecture`; an unknown architecture is a clear error.
+    pub fn from_gguf(file: &GgufFile) -> Result<ArchSpec, ModelError> {
+        let name = file.architecture()?;
+        let spec = match name {
+            "llama" => arch::llama::spec(file)?,
+            "qwen2" => arch::qwen2::spec(file)?,
+            "gemma3" => arch::gemma3::spec(file)?,
+            other => return Err(ModelError::UnsupportedArchitecture(other.to_string())),
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Width of all query heads together.
+    pub fn q_dim(&self) -> usize {
+        self.n_head * self.head_dim
+    }
+
+    /// Width of all key (or value) heads together.
+    pub fn kv_dim(&self) -> usize {
+        self.n_head_kv * self.head_dim
+    }
+
+    /// The attention of layer `il`.
+    pub fn layer_attention(&self, il: usize) -> LayerAttention<'_> {
+        match &self.sliding_window {
+            Some(sw) if (il + 1) % sw.pattern != 0 => LayerAttention {
+                rope: &sw.rope,
+                window: Some(sw.size),
+            },
+            _ => LayerAttention {
+                rope: &self.rope,
+                window: None,
+            },
+        }
+    }
+
+    fn validate(&self) -> Result<(), ModelError> {
+        let bad = |key: &str, why: &str| {
+            Err(ModelError::BadHyperparameter {
+                key: key.to_string(),
+                why: why.to_string(),
+            })
+        };
+        let positive = [
+            ("block_count", self.n_layer),
+            ("embedding_length", self.n_embd),
+            ("attention.head_count", self.n_head),
+            ("attention.head_count_kv", self.n_head_kv),
+            ("head dimension", self.head_dim),
+            ("feed_forward_length", self.n_ff),
+            ("vocabulary size", self.n_vocab),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return bad(key, "must be positive");
+            }
+        }
+        if self.n_head % self.n_head_kv != 0 {
+            return bad(
+                "attention.head_count_kv",
+                "must divide attention.head_count",
+            );
+        }
+        if self.rope.n_rot > self.head_dim || self.rope.n_rot % 2 != 0 {
+            return bad(
+                "rope.dimension_count",
+                "must be even and at most the head dimension",
+            );
+        }
+        if !(self.norm_eps.is_finite() && self.norm_eps >= 0.0) {
+            return bad(
+                "layer_norm_rms_epsilon",
+                "must be a finite non-negative number",
+            );
+        }
+        if let Some(sw) = &self.sliding_window {
+            if sw.size == 0 || sw.pattern == 0 {
+                return bad("attention.sliding_window", "must be positive");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cria_gguf::{GgmlType, GgufFile, GgufWriter, Value};
+
+    use super::*;
+
+    /// A tiny llama-like file with only the metadata the spec reads (and the embedding for the vocabulary).
+    fn file_with(arch: &str, extra: &[(&str, Value)]) -> GgufFile {
+        let mut w = GgufWriter::new();
+        w.add_metadata("general.architecture", Value::String(arch.into()));
+        let base = [
+            ("block_count", 2u32),
+            ("embedding_length", 64),
+            ("feed_forward_length", 128),
+            ("attention.head_count", 4),
+            ("attention.head_count_kv", 2),
+            ("context_length", 256),
+        ];
+        for (k, v) in base {
+            w.add_metadata(format!("{arch}.{k}"), Value::U32(v));
+        }
+        for (k, v) in extra {
+            w.add_metadata(format!("{arch}.{k}"), v.clone());
+        }
+        w.add_tensor(
+            "token_embd.weight",
+            GgmlType::F32,
+            &[64, 10],
+            vec![0; 64 * 10 * 4],
+        )
+        .unwrap();
+        GgufFile::from_bytes(w.to_bytes().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn unknown_architecture_is_named_in_the_error() {
+        let err = ArchSpec::from_gguf(&file_with("mamba", &[])).unwrap_err();
+        assert!(err.to_string().contains("'mamba'"), "{err}");
+    }
+
+    #[test]
+    fn llama_defaults_follow_llama_cpp() {
+        let spec = ArchSpec::from_gguf(&file_with("llama", &[])).unwrap();
+        assert_eq!((spec.head_dim, spec.kv_dim(), spec.n_vocab), (16, 32, 10));
+        assert_eq!(spec.rope.kind, RopeKind::Normal);
+        assert_eq!(spec.rope.freq_base, 10_000.0);
+        assert_eq!(spec.ffn, FfnKind::SwiGlu);
+        assert!(!spec.qkv_bias && spec.sliding_window.is_none());
+    }
+
+    #[test]
+    fn qwen2_has_qkv_bias_and_neox_rope() {
+        let spec = ArchSpec::from_gguf(&file_with("qwen2", &[])).unwrap();
+        assert!(spec.qkv_bias);
+        assert_eq!(spec.rope.kind, RopeKind::Neox);
+    }
+
+    #[test]
+    fn gemma3_slides_five_layers_in_six_with_their_own_rope_base() {
+        let extra = [
+            ("attention.sliding_window", Value::U32(512)),
+            ("rope.freq_base", Value::F32(1e6)),
+            ("attention.key_length", Value::U32(32)),
+        ];
+        let mut spec = ArchSpec::from_gguf(&file_with("gemma3", &extra)).unwrap();
+        spec.n_layer = 12;
+        let windows: Vec<_> = (0..12).map(|il| spec.layer_attention(il).window).collect();
+        assert_eq!(windows.iter().filter(|w| w.is_none()).count(), 2);
+        assert_eq!(windows[5], None);
+        assert_eq!(windows[11], None);
+        assert_eq!(windows[0], Some(512));
+        assert_eq!(spec.layer_attention(0).rope.freq_base, 10_000.0);
+        assert_eq!(spec.layer_attention(5).rope.freq_base, 1e6);
+        assert_eq!(spec.embed_scale, Some(8.0));
+        assert_eq!(spec.attn_scale, 1.0 / 32f32.sqrt());
+        assert_eq!(spec.ffn, FfnKind::GeGlu);
+    }
+
+    #[test]
+    fn linear_rope_scaling_divides_positions() {
+        let extra = [
+            ("rope.scaling.type", Value::String("linear".into())),
+            ("rope.scaling.factor", Value::F32(4.0)),
+        ];
+        let spec = ArchSpec::from_gguf(&file_with("llama", &extra)).unwrap();
+        assert_eq!(spec.rope.freq_scale, 0.25);
+    }
+
+    #[test]
+    fn head_count_kv_must_divide_head_count() {
+        let mut w = GgufWriter::new();
+        w.add_metadata("general.architecture", Value::String("llama".into()));
+        for (k, v) in [
+            ("block_count", 1u32),
+            ("embedding_length", 64),
+            ("feed_forward_length", 8),
+        ] {
+            w.add_metadata(format!("llama.{k}"), Value::U32(v));
+        }
+        w.add_metadata("llama.attention.head_count", Value::U32(4));
+        w.add_metadata("llama.attention.head_count_kv", Value::U32(3));
+        w.add_tensor(
+            "token_embd.weight",
+            GgmlType::F32,
+            &[64, 2],
+            vec![0; 64 * 2 * 4],
+        )
+        .unwrap();
+        let file = GgufFile::from_bytes(w.to_bytes().unwrap()).unwrap();
+        let err = ArchSpec::from_gguf(&file).unwrap_err();
+        assert!(err.to_string().contains("head_count_kv"), "{err}");
+    }
+}
