@@ -1,1 +1,26 @@
-//! cria-engine
+//! cria-engine: requests in, token events out.
+//!
+//! One engine thread owns the model. Each step it admits queued requests into free sequence slots, plans a
+//! batch (one token per decoding sequence, a chunk of prompt for those still prefilling), runs one forward
+//! pass through a [`Backend`], samples, applies the stop rules and sends each request its events. A request
+//! whose receiver is dropped is cancelled at the next step and its slot (and KV cache) freed.
+
+mod backend;
+mod engine;
+mod error;
+#[cfg(feature = "model")]
+mod model_backend;
+mod request;
+pub mod scheduler;
+mod sequence;
+mod stats;
+pub mod text;
+mod worker;
+
+pub use backend::{Backend, Step, Vocab};
+pub use engine::{Engine, EngineConfig};
+pub use error::{EngineError, SubmitError};
+#[cfg(feature = "model")]
+pub use model_backend::ModelBackend;
+pub use request::{Event, FinishReason, Request, TokenLogprob};
+pub use stats::StatsSnapshot;

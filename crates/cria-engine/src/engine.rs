@@ -1,0 +1,179 @@
+//! The engine handle (submit, stats, shutdown) and the thread that owns the model.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+
+use crate::stats::Stats;
+use crate::worker::{Command, Worker};
+use crate::{Backend, EngineError, Event, Request, StatsSnapshot, SubmitError, Vocab};
+
+/// How the engine batches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Sequences decoded together (`--parallel`).
+    pub parallel: usize,
+    /// Tokens per sequence, prompt and generation (`--ctx`).
+    pub ctx: usize,
+    /// Requests that may wait for a slot before new ones are refused (`--max-queue`).
+    pub max_queue: usize,
+    /// Tokens fed per step across the batch; bounds how long one step (and so decoding) can stall on prefill.
+    pub step_tokens: usize,
+    /// Prompt tokens fed per step even when decoding fills `step_tokens`.
+    pub min_prefill: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            parallel: 8,
+            ctx: 4096,
+            max_queue: 64,
+            step_tokens: 128,
+            min_prefill: 32,
+        }
+    }
+}
+
+/// A running engine. Cheap to share behind an `Arc`; dropping the last handle lets the thread finish.
+pub struct Engine {
+    tx: Mutex<Sender<Command>>,
+    stats: Arc<Stats>,
+    config: EngineConfig,
+    accepting: AtomicBool,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Engine {
+    /// Starts the engine thread; `make_backend` runs on it (the backend need not be `Send`).
+    pub fn start<B, F>(
+        config: EngineConfig,
+        vocab: Arc<dyn Vocab>,
+        make_backend: F,
+    ) -> Result<Engine, EngineError>
+    where
+        B: Backend + 'static,
+        F: FnOnce() -> Result<B, EngineError> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let stats = Arc::new(Stats::default());
+        let worker_stats = Arc::clone(&stats);
+        let worker_config = config.clone();
+        let thread = std::thread::Builder::new()
+            .name("cria-engine".into())
+            .spawn(move || {
+                let backend = match make_backend() {
+                    Ok(b) => b,
+                    Err(e) => return drop(ready_tx.send(Err(e))),
+                };
+                let _ = ready_tx.send(Ok(()));
+                Worker::new(backend, vocab, worker_config, worker_stats).run(rx);
+            })?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(EngineError::Backend(
+                    "the engine thread died while starting".into(),
+                ));
+            }
+        }
+        Ok(Engine {
+            tx: Mutex::new(tx),
+            stats,
+            config,
+            accepting: AtomicBool::new(true),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// The configuration the engine runs with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Queues a request; its events arrive on the returned receiver. Dropping the receiver cancels it.
+    pub fn submit(&self, req: Request) -> Result<UnboundedReceiver<Event>, SubmitError> {
+        self.check(&req)?;
+        let waiting = self.stats.waiting.fetch_add(1, Ordering::SeqCst);
+        if waiting >= self.config.max_queue {
+            self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(SubmitError::QueueFull { waiting });
+        }
+        let (tx, rx) = unbounded_channel();
+        let sent = self
+            .tx
+            .lock()
+            .map_err(|_| SubmitError::ShuttingDown)?
+            .send(Command::Submit(req, tx));
+        if sent.is_err() {
+            self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(SubmitError::ShuttingDown);
+        }
+        Ok(rx)
+    }
+
+    /// Checks what `submit` would refuse about the request itself (not the queue).
+    pub fn check(&self, req: &Request) -> Result<(), SubmitError> {
+        if !self.accepting.load(Ordering::SeqCst) {
+            return Err(SubmitError::ShuttingDown);
+        }
+        if req.prompt.is_empty() {
+            return Err(SubmitError::EmptyPrompt);
+        }
+        if req.prompt.len() >= self.config.ctx {
+            return Err(SubmitError::PromptTooLong {
+                prompt: req.prompt.len(),
+                ctx: self.config.ctx,
+            });
+        }
+        Ok(())
+    }
+
+    /// The engine's gauges now.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot(self.config.parallel * self.config.ctx)
+    }
+
+    /// Stops accepting requests: queued ones fail, running ones finish, then the thread exits.
+    pub fn shutdown(&self) {
+        self.accepting.store(false, Ordering::SeqCst);
+        if let Ok(tx) = self.tx.lock() {
+            let _ = tx.send(Command::Shutdown);
+        }
+    }
+
+    /// Waits up to `timeout` for the engine thread to exit; true if it did.
+    pub fn join(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let Ok(mut guard) = self.thread.lock() else {
+            return false;
+        };
+        let Some(handle) = guard.take() else {
+            return true;
+        };
+        while !handle.is_finished() {
+            if Instant::now() >= deadline {
+                *guard = Some(handle);
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = handle.join();
+        true
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The receiving end the worker reads commands from.
+pub(crate) type Commands = Receiver<Command>;

@@ -1,0 +1,63 @@
+//! A request and the events it receives.
+
+use cria_sampling::SamplingParams;
+
+/// One completion to generate.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Prompt token ids (already templated and tokenized).
+    pub prompt: Vec<u32>,
+    pub sampling: SamplingParams,
+    /// Most tokens to generate; clipped to what the context leaves.
+    pub max_tokens: usize,
+    /// Generation stops before the first occurrence of any of these strings.
+    pub stop: Vec<String>,
+    /// When set, each token event carries its log-probability and this many alternatives.
+    pub logprobs: Option<usize>,
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// An end-of-generation token or a stop string.
+    Stop,
+    /// `max_tokens` or the context was reached.
+    Length,
+}
+
+impl FinishReason {
+    /// The OpenAI name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+        }
+    }
+}
+
+/// A generated token's log-probability and the most likely alternatives (ids with log-probabilities).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenLogprob {
+    pub id: u32,
+    pub logprob: f32,
+    pub top: Vec<(u32, f32)>,
+}
+
+/// What the engine tells a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// One generated token and the text it released: whole UTF-8 characters, nothing of a possible stop
+    /// string (so `text` may be empty, and held-back text arrives later).
+    Token {
+        text: String,
+        logprob: Option<TokenLogprob>,
+    },
+    /// The last event of a completed request.
+    Done {
+        reason: FinishReason,
+        prompt_tokens: usize,
+        completion_tokens: usize,
+    },
+    /// The request failed inside the engine.
+    Failed(String),
+}

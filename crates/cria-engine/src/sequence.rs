@@ -1,0 +1,134 @@
+//! One running request: its tokens, how far it is fed into its slot's cache, its sampler and stop rules.
+
+use cria_sampling::{Sampler, log_softmax_top};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::scheduler::Need;
+use crate::text::{Push, TextStream};
+use crate::{Event, FinishReason, Request, TokenLogprob, Vocab};
+
+pub(crate) struct Sequence {
+    pub slot: usize,
+    /// Prompt then generated tokens.
+    tokens: Vec<u32>,
+    prompt_len: usize,
+    /// How many of `tokens` are in the cache.
+    fed: usize,
+    max_new: usize,
+    sampler: Sampler,
+    text: TextStream,
+    logprobs: Option<usize>,
+    tx: UnboundedSender<Event>,
+}
+
+impl Sequence {
+    /// A sequence for `req` in `slot`, allowed `ctx` tokens in all.
+    pub fn new(req: Request, slot: usize, ctx: usize, tx: UnboundedSender<Event>) -> Self {
+        let prompt_len = req.prompt.len();
+        let max_new = req.max_tokens.min(ctx.saturating_sub(prompt_len)).max(1);
+        Sequence {
+            slot,
+            tokens: req.prompt,
+            prompt_len,
+            fed: 0,
+            max_new,
+            sampler: Sampler::new(req.sampling),
+            text: TextStream::new(req.stop),
+            logprobs: req.logprobs,
+            tx,
+        }
+    }
+
+    pub fn need(&self) -> Need {
+        if self.fed < self.prompt_len {
+            Need::Prefill(self.prompt_len - self.fed)
+        } else {
+            Need::Decode
+        }
+    }
+
+    /// The next `n` tokens to feed.
+    pub fn pending(&self, n: usize) -> &[u32] {
+        &self.tokens[self.fed..self.fed + n]
+    }
+
+    /// True when feeding `n` more tokens leaves nothing unfed, so the step's logits are needed.
+    pub fn completes_with(&self, n: usize) -> bool {
+        self.fed + n == self.tokens.len()
+    }
+
+    pub fn advance(&mut self, n: usize) {
+        self.fed += n;
+    }
+
+    /// Tokens in the cache.
+    pub fn cached(&self) -> usize {
+        self.fed
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    pub fn fail(&self, message: String) {
+        let _ = self.tx.send(Event::Failed(message));
+    }
+
+    /// Samples from `logits`, sends the token's event; returns why it finished, if it did.
+    pub fn on_logits(&mut self, logits: &[f32], vocab: &dyn Vocab) -> Option<FinishReason> {
+        let id = self.sampler.sample(logits, &self.tokens);
+        let logprob = self.logprobs.map(|k| token_logprob(logits, id, k));
+        self.tokens.push(id);
+        if vocab.is_eog(id) {
+            let rest = self.text.finish();
+            self.send_text(rest, None);
+            return self.done(FinishReason::Stop);
+        }
+        match self.text.push(vocab.token_bytes(id)) {
+            Push::Stop(text) => {
+                self.send_text(text, logprob);
+                return self.done(FinishReason::Stop);
+            }
+            Push::Emit(text) => self.send(Event::Token { text, logprob }),
+        }
+        if self.generated() >= self.max_new {
+            let rest = self.text.finish();
+            self.send_text(rest, None);
+            return self.done(FinishReason::Length);
+        }
+        None
+    }
+
+    fn generated(&self) -> usize {
+        self.tokens.len() - self.prompt_len
+    }
+
+    fn send_text(&self, text: String, logprob: Option<TokenLogprob>) {
+        if !text.is_empty() || logprob.is_some() {
+            self.send(Event::Token { text, logprob });
+        }
+    }
+
+    fn done(&self, reason: FinishReason) -> Option<FinishReason> {
+        let completion_tokens = self.generated();
+        self.send(Event::Done {
+            reason,
+            prompt_tokens: self.prompt_len,
+            completion_tokens,
+        });
+        Some(reason)
+    }
+
+    fn send(&self, event: Event) {
+        // A closed receiver means the client left; the engine notices at the next step.
+        let _ = self.tx.send(event);
+    }
+}
+
+fn token_logprob(logits: &[f32], id: u32, k: usize) -> TokenLogprob {
+    let (lse, top) = log_softmax_top(logits, k);
+    let logprob = logits
+        .get(id as usize)
+        .map_or(f32::NEG_INFINITY, |l| l - lse);
+    TokenLogprob { id, logprob, top }
+}

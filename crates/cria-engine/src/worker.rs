@@ -1,0 +1,204 @@
+//! The engine thread's loop: admit, plan, forward, sample, send.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::TryRecvError;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::engine::{Commands, EngineConfig};
+use crate::scheduler::{self, Need, Slots};
+use crate::sequence::Sequence;
+use crate::stats::Stats;
+use crate::{Backend, Event, Request, Step, Vocab};
+
+pub(crate) enum Command {
+    Submit(Request, UnboundedSender<Event>),
+    Shutdown,
+}
+
+pub(crate) struct Worker<B> {
+    backend: B,
+    vocab: Arc<dyn Vocab>,
+    config: EngineConfig,
+    stats: Arc<Stats>,
+    slots: Slots,
+    waiting: VecDeque<(Request, UnboundedSender<Event>)>,
+    running: Vec<Sequence>,
+    shutting_down: bool,
+}
+
+impl<B: Backend> Worker<B> {
+    pub fn new(backend: B, vocab: Arc<dyn Vocab>, config: EngineConfig, stats: Arc<Stats>) -> Self {
+        let slots = Slots::new(config.parallel.max(1));
+        Worker {
+            backend,
+            vocab,
+            config,
+            stats,
+            slots,
+            waiting: VecDeque::new(),
+            running: Vec::new(),
+            shutting_down: false,
+        }
+    }
+
+    pub fn run(mut self, rx: Commands) {
+        while self.receive(&rx) {
+            self.drop_cancelled();
+            self.admit();
+            if !self.running.is_empty() {
+                self.step();
+            }
+            self.publish_stats();
+        }
+        self.publish_stats();
+    }
+
+    /// Takes new commands, blocking while idle. False when the loop should end.
+    fn receive(&mut self, rx: &Commands) -> bool {
+        if self.running.is_empty() && self.waiting.is_empty() {
+            if self.shutting_down {
+                return false;
+            }
+            match rx.recv() {
+                Ok(cmd) => self.handle(cmd),
+                Err(_) => return false,
+            }
+        }
+        loop {
+            match rx.try_recv() {
+                Ok(cmd) => self.handle(cmd),
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => {
+                    self.handle(Command::Shutdown);
+                    return !(self.running.is_empty() && self.waiting.is_empty());
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::Submit(req, tx) if self.shutting_down => {
+                self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
+                let _ = tx.send(Event::Failed("the server is shutting down".into()));
+                drop(req);
+            }
+            Command::Submit(req, tx) => self.waiting.push_back((req, tx)),
+            Command::Shutdown => {
+                self.shutting_down = true;
+                for (_, tx) in self.waiting.drain(..) {
+                    self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
+                    let _ = tx.send(Event::Failed("the server is shutting down".into()));
+                }
+            }
+        }
+    }
+
+    /// Frees the slots of requests whose client has gone.
+    fn drop_cancelled(&mut self) {
+        let before = self.waiting.len();
+        self.waiting.retain(|(_, tx)| !tx.is_closed());
+        self.stats
+            .waiting
+            .fetch_sub(before - self.waiting.len(), Ordering::SeqCst);
+        let (gone, kept): (Vec<_>, Vec<_>) = self.running.drain(..).partition(|s| s.is_cancelled());
+        self.running = kept;
+        for seq in gone {
+            tracing::debug!(slot = seq.slot, "request cancelled");
+            self.release(seq.slot);
+        }
+    }
+
+    fn admit(&mut self) {
+        while self.slots.free() > 0 {
+            let Some((req, tx)) = self.waiting.pop_front() else {
+                break;
+            };
+            self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
+            let Some(slot) = self.slots.take() else { break };
+            self.backend.reset_slot(slot);
+            self.running
+                .push(Sequence::new(req, slot, self.config.ctx, tx));
+        }
+    }
+
+    fn release(&mut self, slot: usize) {
+        self.backend.reset_slot(slot);
+        self.slots.release(slot);
+    }
+
+    /// One forward pass over the running batch.
+    fn step(&mut self) {
+        let needs: Vec<Need> = self.running.iter().map(Sequence::need).collect();
+        let counts = scheduler::plan(&needs, self.config.step_tokens, self.config.min_prefill);
+        let wants: Vec<bool> = self
+            .running
+            .iter()
+            .zip(&counts)
+            .map(|(s, &n)| n > 0 && s.completes_with(n))
+            .collect();
+        let steps: Vec<Step<'_>> = self
+            .running
+            .iter()
+            .zip(&counts)
+            .zip(&wants)
+            .filter(|((_, n), _)| **n > 0)
+            .map(|((s, &n), &want_logits)| Step {
+                slot: s.slot,
+                tokens: s.pending(n),
+                want_logits,
+            })
+            .collect();
+        match self.backend.forward(&steps) {
+            Ok(outputs) => self.consume(&counts, &wants, outputs),
+            Err(e) => self.fail_batch(&counts, &e.to_string()),
+        }
+    }
+
+    fn consume(&mut self, counts: &[usize], wants: &[bool], outputs: Vec<Vec<f32>>) {
+        let mut outputs = outputs.into_iter();
+        let mut finished = Vec::new();
+        for (i, seq) in self.running.iter_mut().enumerate() {
+            if counts[i] == 0 {
+                continue;
+            }
+            let logits = outputs.next().unwrap_or_default();
+            seq.advance(counts[i]);
+            if wants[i] && seq.on_logits(&logits, self.vocab.as_ref()).is_some() {
+                finished.push(i);
+            }
+        }
+        self.remove(&finished);
+    }
+
+    fn fail_batch(&mut self, counts: &[usize], message: &str) {
+        tracing::error!("forward pass failed: {message}");
+        let failed: Vec<usize> = (0..self.running.len()).filter(|&i| counts[i] > 0).collect();
+        for &i in &failed {
+            self.running[i].fail(format!("the model failed: {message}"));
+        }
+        self.remove(&failed);
+    }
+
+    /// Removes the sequences at `indices` (ascending) and frees their slots.
+    fn remove(&mut self, indices: &[usize]) {
+        for &i in indices.iter().rev() {
+            let seq = self.running.remove(i);
+            self.release(seq.slot);
+        }
+    }
+
+    fn publish_stats(&self) {
+        self.stats
+            .running
+            .store(self.running.len(), Ordering::Relaxed);
+        let kv_tokens = self.running.iter().map(Sequence::cached).sum();
+        self.stats.kv_tokens.store(kv_tokens, Ordering::Relaxed);
+        self.stats
+            .kv_bytes
+            .store(self.backend.kv_bytes(), Ordering::Relaxed);
+    }
+}

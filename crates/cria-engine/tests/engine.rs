@@ -1,0 +1,385 @@
+//! The engine on a fake model: scheduling, determinism, stop rules, cancellation, limits.
+
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cria_engine::{
+    Backend, Engine, EngineConfig, EngineError, Event, FinishReason, Request, Step, SubmitError,
+    Vocab,
+};
+use cria_sampling::SamplingParams;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+const VOCAB: usize = 64;
+const EOG: u32 = 63;
+
+/// Next-token logits depend only on the sequence's own history, like a real model's.
+type StepLog = Arc<Mutex<Vec<Vec<(usize, usize)>>>>;
+
+struct FakeBackend {
+    caches: Vec<Vec<u32>>,
+    log: StepLog,
+    delay: Duration,
+}
+
+impl Backend for FakeBackend {
+    fn reset_slot(&mut self, slot: usize) {
+        self.caches[slot].clear();
+    }
+
+    fn forward(&mut self, steps: &[Step<'_>]) -> Result<Vec<Vec<f32>>, EngineError> {
+        std::thread::sleep(self.delay);
+        self.log
+            .lock()
+            .unwrap()
+            .push(steps.iter().map(|s| (s.slot, s.tokens.len())).collect());
+        Ok(steps.iter().map(|s| self.feed(s)).collect())
+    }
+
+    fn kv_bytes(&self) -> usize {
+        self.caches.len() * 1000
+    }
+}
+
+impl FakeBackend {
+    fn feed(&mut self, step: &Step<'_>) -> Vec<f32> {
+        let cache = &mut self.caches[step.slot];
+        cache.extend_from_slice(step.tokens);
+        if !step.want_logits {
+            return Vec::new();
+        }
+        let h = cache
+            .iter()
+            .fold(7u64, |h, &t| h.wrapping_mul(31).wrapping_add(u64::from(t)));
+        (0..VOCAB as u64)
+            .map(|i| {
+                ((h ^ (i * 2654435761)) % 1000) as f32 / 100.0 - if i == 63 { 20.0 } else { 0.0 }
+            })
+            .collect()
+    }
+}
+
+/// Tokens are letters, but 26 and 27 are the two halves of "é", 28 a space and 63 the end of generation.
+struct FakeVocab(Vec<Vec<u8>>);
+
+impl FakeVocab {
+    fn new() -> Self {
+        let mut v: Vec<Vec<u8>> = (0..VOCAB as u8).map(|i| vec![b'a' + (i % 26)]).collect();
+        v[26] = vec![0xC3];
+        v[27] = vec![0xA9];
+        v[28] = b" ".to_vec();
+        v[63] = Vec::new();
+        FakeVocab(v)
+    }
+}
+
+impl Vocab for FakeVocab {
+    fn token_bytes(&self, id: u32) -> &[u8] {
+        &self.0[id as usize]
+    }
+
+    fn is_eog(&self, id: u32) -> bool {
+        id == EOG
+    }
+}
+
+struct Harness {
+    engine: Engine,
+    log: StepLog,
+}
+
+fn start(config: EngineConfig, delay: Duration) -> Harness {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let backend_log = Arc::clone(&log);
+    let parallel = config.parallel;
+    let engine = Engine::start(config, Arc::new(FakeVocab::new()), move || {
+        Ok(FakeBackend {
+            caches: vec![Vec::new(); parallel],
+            log: backend_log,
+            delay,
+        })
+    })
+    .unwrap();
+    Harness { engine, log }
+}
+
+fn request(prompt: &[u32], max_tokens: usize) -> Request {
+    Request {
+        prompt: prompt.to_vec(),
+        sampling: SamplingParams::greedy(),
+        max_tokens,
+        stop: vec![],
+        logprobs: None,
+    }
+}
+
+/// Collects a request's text and how it finished.
+fn collect(mut rx: UnboundedReceiver<Event>) -> (String, FinishReason, usize) {
+    let mut text = String::new();
+    while let Some(ev) = rx.blocking_recv() {
+        match ev {
+            Event::Token { text: t, .. } => text.push_str(&t),
+            Event::Done {
+                reason,
+                completion_tokens,
+                ..
+            } => return (text, reason, completion_tokens),
+            Event::Failed(m) => panic!("request failed: {m}"),
+        }
+    }
+    panic!("events ended without Done");
+}
+
+fn wait_until(engine: &Engine, what: impl Fn(&cria_engine::StatsSnapshot) -> bool) {
+    for _ in 0..500 {
+        if what(&engine.stats()) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!(
+        "engine never reached the expected state: {:?}",
+        engine.stats()
+    );
+}
+
+#[test]
+fn generates_max_tokens_then_stops_with_length() {
+    let h = start(EngineConfig::default(), Duration::ZERO);
+    let (text, reason, n) = collect(h.engine.submit(request(&[1, 2, 3], 12)).unwrap());
+    assert_eq!((reason, n), (FinishReason::Length, 12));
+    assert!(!text.is_empty());
+}
+
+#[test]
+fn greedy_text_is_the_same_alone_and_among_seven_others() {
+    let h = start(
+        EngineConfig {
+            step_tokens: 16,
+            ..EngineConfig::default()
+        },
+        Duration::ZERO,
+    );
+    let prompt: Vec<u32> = (0..40).collect();
+    let alone = collect(h.engine.submit(request(&prompt, 30)).unwrap());
+    let others: Vec<_> = (0..7u32)
+        .map(|i| {
+            h.engine
+                .submit(request(&[i, i + 1, 5, 9], 25 + i as usize))
+                .unwrap()
+        })
+        .collect();
+    let again = collect(h.engine.submit(request(&prompt, 30)).unwrap());
+    for rx in others {
+        collect(rx);
+    }
+    assert_eq!(alone, again);
+}
+
+#[test]
+fn seeded_sampling_is_reproducible() {
+    let h = start(EngineConfig::default(), Duration::ZERO);
+    let sampled = |seed| {
+        let sampling = SamplingParams {
+            temperature: 1.5,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            seed: Some(seed),
+            ..Default::default()
+        };
+        collect(
+            h.engine
+                .submit(Request {
+                    sampling,
+                    ..request(&[4, 5], 40)
+                })
+                .unwrap(),
+        )
+        .0
+    };
+    assert_eq!(sampled(11), sampled(11));
+    assert_ne!(sampled(11), sampled(12));
+}
+
+#[test]
+fn stop_string_ends_generation_before_it() {
+    let h = start(EngineConfig::default(), Duration::ZERO);
+    let (full, _, _) = collect(h.engine.submit(request(&[9, 9], 40)).unwrap());
+    let stop: String = full.chars().skip(10).take(3).collect();
+    let expected = &full[..full.find(&stop).unwrap()];
+    let req = Request {
+        stop: vec![stop.clone(), "unlikely-zzz".into()],
+        ..request(&[9, 9], 40)
+    };
+    let (text, reason, _) = collect(h.engine.submit(req).unwrap());
+    assert_eq!((text.as_str(), reason), (expected, FinishReason::Stop));
+}
+
+#[test]
+fn end_of_generation_token_stops_without_text() {
+    let h = start(EngineConfig::default(), Duration::ZERO);
+    let sampling = SamplingParams {
+        logit_bias: vec![(EOG, 1000.0)],
+        ..SamplingParams::greedy()
+    };
+    let (text, reason, n) = collect(
+        h.engine
+            .submit(Request {
+                sampling,
+                ..request(&[1], 10)
+            })
+            .unwrap(),
+    );
+    assert_eq!((text.as_str(), reason, n), ("", FinishReason::Stop, 1));
+}
+
+#[test]
+fn logprobs_are_reported_per_token() {
+    let h = start(EngineConfig::default(), Duration::ZERO);
+    let mut rx = h
+        .engine
+        .submit(Request {
+            logprobs: Some(3),
+            ..request(&[2, 3], 5)
+        })
+        .unwrap();
+    let mut seen = 0;
+    while let Some(Event::Token {
+        logprob: Some(lp), ..
+    }) = rx.blocking_recv()
+    {
+        assert_eq!(lp.top.len(), 3);
+        assert_eq!(lp.top[0].0, lp.id, "greedy picks the most likely token");
+        assert!(lp.logprob <= 0.0 && lp.top[0].1 >= lp.top[1].1);
+        seen += 1;
+    }
+    assert_eq!(seen, 5);
+}
+
+#[test]
+fn long_prompt_is_chunked_and_decoding_goes_on_meanwhile() {
+    let h = start(
+        EngineConfig {
+            step_tokens: 16,
+            min_prefill: 4,
+            ..EngineConfig::default()
+        },
+        Duration::ZERO,
+    );
+    let mut first = h.engine.submit(request(&[1, 2], 200)).unwrap();
+    assert!(matches!(first.blocking_recv(), Some(Event::Token { .. })));
+    let long: Vec<u32> = (0..100).map(|i| i % 60).collect();
+    collect(h.engine.submit(request(&long, 2)).unwrap());
+    drop(first);
+    let log = h.log.lock().unwrap();
+    let prefill_steps: Vec<_> = log
+        .iter()
+        .filter(|s| s.iter().any(|&(slot, n)| slot == 1 && n > 1))
+        .collect();
+    assert!(prefill_steps.len() >= 100 / 16, "{prefill_steps:?}");
+    for step in prefill_steps {
+        assert!(
+            step.iter().map(|&(_, n)| n).sum::<usize>() <= 16,
+            "{step:?}"
+        );
+        assert!(
+            step.contains(&(0, 1)),
+            "the decoding sequence fed a token in every prefill step: {step:?}"
+        );
+    }
+}
+
+#[test]
+fn dropped_receiver_cancels_and_frees_the_slot() {
+    let h = start(
+        EngineConfig {
+            parallel: 2,
+            ..EngineConfig::default()
+        },
+        Duration::from_millis(2),
+    );
+    let mut rx = h.engine.submit(request(&[1, 2], 100_000)).unwrap();
+    assert!(rx.blocking_recv().is_some());
+    wait_until(&h.engine, |s| s.running == 1 && s.kv_tokens > 0);
+    drop(rx);
+    wait_until(&h.engine, |s| s.running == 0 && s.kv_tokens == 0);
+}
+
+#[test]
+fn full_queue_refuses_new_requests() {
+    let h = start(
+        EngineConfig {
+            parallel: 1,
+            max_queue: 1,
+            ..EngineConfig::default()
+        },
+        Duration::from_millis(5),
+    );
+    let _running = h.engine.submit(request(&[1], 10_000)).unwrap();
+    wait_until(&h.engine, |s| s.running == 1 && s.waiting == 0);
+    let _queued = h.engine.submit(request(&[1], 5)).unwrap();
+    assert_eq!(h.engine.stats().waiting, 1);
+    assert!(matches!(
+        h.engine.submit(request(&[1], 5)),
+        Err(SubmitError::QueueFull { .. })
+    ));
+}
+
+#[test]
+fn prompts_that_cannot_run_are_refused() {
+    let h = start(
+        EngineConfig {
+            ctx: 8,
+            ..EngineConfig::default()
+        },
+        Duration::ZERO,
+    );
+    assert_eq!(
+        h.engine.submit(request(&[], 5)).err(),
+        Some(SubmitError::EmptyPrompt)
+    );
+    let too_long = h.engine.submit(request(&[1; 8], 5)).err();
+    assert_eq!(
+        too_long,
+        Some(SubmitError::PromptTooLong { prompt: 8, ctx: 8 })
+    );
+}
+
+#[test]
+fn generation_is_clipped_to_the_context() {
+    let h = start(
+        EngineConfig {
+            ctx: 10,
+            ..EngineConfig::default()
+        },
+        Duration::ZERO,
+    );
+    let (_, reason, n) = collect(h.engine.submit(request(&[1; 6], 100)).unwrap());
+    assert_eq!((reason, n), (FinishReason::Length, 4));
+}
+
+#[test]
+fn shutdown_finishes_running_requests_and_refuses_new_ones() {
+    let h = start(
+        EngineConfig {
+            parallel: 1,
+            ..EngineConfig::default()
+        },
+        Duration::from_millis(1),
+    );
+    let running = h.engine.submit(request(&[1], 20)).unwrap();
+    wait_until(&h.engine, |s| s.running == 1);
+    let queued = h.engine.submit(request(&[2], 20)).unwrap();
+    h.engine.shutdown();
+    assert_eq!(collect(running).2, 20);
+    let mut queued = queued;
+    assert!(matches!(queued.blocking_recv(), Some(Event::Failed(_))));
+    assert_eq!(
+        h.engine.submit(request(&[1], 5)).err(),
+        Some(SubmitError::ShuttingDown)
+    );
+    assert!(h.engine.join(Duration::from_secs(5)));
+}
