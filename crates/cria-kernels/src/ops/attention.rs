@@ -84,22 +84,52 @@ pub fn attention_ext(
     if window.is_empty() {
         return;
     }
-    let n_win = window.len();
-    scratch.clear();
-    scratch.resize(p.n_head * n_win, 0.0);
-    let rows = window.start * kv_dim(p)..window.end * kv_dim(p);
-    scores(q, &k_cache[rows.clone()], p, scratch);
-    for row in scratch.chunks_exact_mut(n_win) {
-        softmax_inplace(row);
+    let group = p.n_head / p.n_kv_head;
+    for (h, out_h) in out.chunks_exact_mut(p.head_dim).enumerate() {
+        let q_h = &q[h * p.head_dim..(h + 1) * p.head_dim];
+        attend_head(
+            q_h,
+            (k_cache, v_cache),
+            window.clone(),
+            h / group,
+            p,
+            out_h,
+            scratch,
+        );
     }
-    weighted_values(scratch, &v_cache[rows], p, out);
 }
 
-fn kv_dim(p: &AttentionParams) -> usize {
+/// One query head against KV head `kv_head` over the cache positions in `window` (non-empty):
+/// `out_h = softmax(softcap(scale · q_h·K))) · V`, `out_h` zeroed first. `scores` is scratch.
+pub(super) fn attend_head(
+    q_h: &[f32],
+    (k_cache, v_cache): (&[f16], &[f16]),
+    window: Range<usize>,
+    kv_head: usize,
+    p: &AttentionParams,
+    out_h: &mut [f32],
+    scores: &mut Vec<f32>,
+) {
+    let kern = simd::kernels();
+    let (hd, stride) = (p.head_dim, kv_dim(p));
+    let off = kv_head * hd;
+    scores.clear();
+    scores.extend(window.clone().map(|t| {
+        let k_t = &k_cache[t * stride + off..][..hd];
+        softcap(p.scale * kern.dot_f16(q_h, k_t), p.softcap)
+    }));
+    softmax_inplace(scores);
+    out_h.fill(0.0);
+    for (t, &pt) in window.zip(scores.iter()) {
+        kern.axpy_f16(out_h, pt, &v_cache[t * stride + off..][..hd]);
+    }
+}
+
+pub(super) fn kv_dim(p: &AttentionParams) -> usize {
     p.n_kv_head * p.head_dim
 }
 
-fn check_shapes(
+pub(super) fn check_shapes(
     p: &AttentionParams,
     q_len: usize,
     out_len: usize,
@@ -120,39 +150,11 @@ fn check_shapes(
     );
 }
 
-/// `scores[h][t] = softcap(scale · q[h]·k[t])`; `k` holds only the window.
-fn scores(q: &[f32], k: &[f16], p: &AttentionParams, scores: &mut [f32]) {
-    let kern = simd::kernels();
-    let (hd, group) = (p.head_dim, p.n_head / p.n_kv_head);
-    let n_win = scores.len() / p.n_head;
-    for (h, row) in scores.chunks_exact_mut(n_win).enumerate() {
-        let qh = &q[h * hd..(h + 1) * hd];
-        let off = (h / group) * hd;
-        for (t, s) in row.iter_mut().enumerate() {
-            let kt = &k[t * kv_dim(p) + off..][..hd];
-            *s = softcap(p.scale * kern.dot_f16(qh, kt), p.softcap);
-        }
-    }
-}
-
 #[inline]
 fn softcap(s: f32, cap: Option<f32>) -> f32 {
     match cap {
         Some(c) => c * (s / c).tanh(),
         None => s,
-    }
-}
-
-/// `out[h] = Σ_t probs[h][t] · v[t]` for the KV head of `h`.
-fn weighted_values(probs: &[f32], v: &[f16], p: &AttentionParams, out: &mut [f32]) {
-    let kern = simd::kernels();
-    let (hd, group) = (p.head_dim, p.n_head / p.n_kv_head);
-    let n_win = probs.len() / p.n_head;
-    for (h, oh) in out.chunks_exact_mut(hd).enumerate() {
-        let off = (h / group) * hd;
-        for (t, &pt) in probs[h * n_win..(h + 1) * n_win].iter().enumerate() {
-            kern.axpy_f16(oh, pt, &v[t * kv_dim(p) + off..][..hd]);
-        }
     }
 }
 

@@ -8,6 +8,8 @@
 
 mod act;
 mod attention;
+mod attention_batch;
+mod get_rows;
 mod norm;
 mod rope;
 #[doc(hidden)]
@@ -16,6 +18,8 @@ mod softmax;
 
 pub use act::{add_inplace, gelu, gelu_mul, mul_inplace, scale_inplace, silu, silu_mul};
 pub use attention::{AttentionParams, attention, attention_ext};
+pub use attention_batch::{CausalBatch, attention_batch};
+pub use get_rows::get_rows;
 pub use norm::{rms_norm, rms_norm_inplace};
 pub use rope::{RopeParams, RopeStyle, rope_inplace};
 pub use softmax::softmax_inplace;
