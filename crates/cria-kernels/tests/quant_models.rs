@@ -15,7 +15,11 @@ fn model_path(name: &str) -> Option<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/cria"));
     let path = home.join("models").join(format!("{name}.gguf"));
-    assert!(path.exists(), "{} is missing: run `cargo run --release -- pull {name}`", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo run --release -- pull {name}`",
+        path.display()
+    );
     Some(path)
 }
 
@@ -41,7 +45,9 @@ fn real_tensor_rows_dequantize_like_gguf_py() {
         dequantize_row(t.ty(), &t.data[row * rb..(row + 1) * rb], &mut got).unwrap();
         let hex = case["deq"].as_str().unwrap();
         for (i, g) in got.iter().enumerate() {
-            let want = u32::from_str_radix(&hex[8 * i..8 * i + 8], 16).unwrap().swap_bytes();
+            let want = u32::from_str_radix(&hex[8 * i..8 * i + 8], 16)
+                .unwrap()
+                .swap_bytes();
             assert_eq!(g.to_bits(), want, "{model} {} row {row} col {i}", t.name());
         }
         checked += 1;

@@ -1,5 +1,7 @@
 //! Scalar reference quantize / dequantize of Q4_K and Q5_K (8 sub-blocks of 32, 6-bit scales and mins).
 
+#![allow(clippy::needless_range_loop)] // index loops mirror ggml's reference code, line for line
+
 use super::blocks::*;
 use super::kmake::{Qkx2, make_qkx2_quants, nearest_int};
 

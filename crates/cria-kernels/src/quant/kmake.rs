@@ -1,6 +1,8 @@
 //! The scale searches behind ggml's K-quant reference quantizers (`make_qx_quants`, `make_q3_quants`,
 //! `make_qkx2_quants`), written in the same operation order so results match a non-FMA build of ggml.
 
+#![allow(clippy::needless_range_loop)] // index loops mirror ggml's reference code, line for line
+
 const GROUP_MAX_EPS: f32 = 1e-15;
 
 /// ggml's `nearest_int`: round half to even through the 1.5·2^23 trick (valid for |v| ≤ 2^22).

@@ -1,6 +1,8 @@
 //! Scalar reference quantize / dequantize of Q2_K, Q3_K, Q6_K and Q8_K (ggml's `*_ref` functions, without
 //! importance weights). Q4_K / Q5_K live in `k45.rs`.
 
+#![allow(clippy::needless_range_loop)] // index loops mirror ggml's reference code, line for line
+
 use super::blocks::*;
 use super::kmake::{Qkx2, make_q3_quants, make_qkx2_quants, make_qx_quants, nearest_int};
 

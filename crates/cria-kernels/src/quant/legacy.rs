@@ -1,6 +1,8 @@
 //! Scalar reference quantize / dequantize of the 32-element formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1),
 //! following ggml's `quantize_row_*_ref` / `dequantize_row_*` operation for operation.
 
+#![allow(clippy::needless_range_loop)] // index loops mirror ggml's reference code, line for line
+
 use super::blocks::*;
 
 /// (amax, the signed value that has it): the first of the largest magnitude, like ggml's loops.

@@ -1,11 +1,30 @@
-//! AVX2 kernels.
+//! AVX2 kernels: plain (u8×i8 through `maddubs` + `madd`) and with AVX-VNNI (`vpdpbusd` on 256 bits).
 
-use crate::GgmlType;
-use crate::dot::RowsFn;
 use std::arch::x86_64::*;
 
-pub(super) fn rows_kernel(_ty: GgmlType) -> Option<RowsFn> {
-    None
+/// Plain AVX2: Σ u8×i8 by pairs into i16 (no saturation for the operands used here: |u| ≤ 128, |s| ≤ 127),
+/// then by fours into i32.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn dot_maddubs(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
+    _mm256_add_epi32(
+        acc,
+        _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)),
+    )
+}
+
+#[inline]
+#[target_feature(enable = "avx2,avxvnni")]
+fn dot_avxvnni(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
+    _mm256_dpbusd_avx_epi32(acc, u, s)
+}
+
+pub(super) mod plain {
+    super::super::kernels::x86_kernels!("avx2,fma,f16c", super::dot_maddubs);
+}
+
+pub(super) mod vnni {
+    super::super::kernels::x86_kernels!("avx2,fma,f16c,avxvnni", super::dot_avxvnni);
 }
 
 /// # Safety

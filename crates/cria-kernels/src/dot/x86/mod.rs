@@ -1,25 +1,33 @@
 //! x86-64 kernels: AVX2 (+FMA, F16C, AVX-VNNI when present) and AVX-512 (F/BW/VL, +VNNI when present).
-//! Every kernel here is reached only through the tables below, which `dot::rows_kernel` calls after checking
-//! that the CPU supports the requested path.
+//! Every kernel here is reached only through the tables below, which `dot` calls after checking that the CPU
+//! supports the requested path; each table checks the extra features of its variant itself.
 
 mod avx2;
 mod avx512;
+mod kernels;
 
 use super::{RowsFn, TiledFn};
 use crate::GgmlType;
 use crate::isa::Isa;
+use std::sync::OnceLock;
+
+fn has_avxvnni() -> bool {
+    static V: OnceLock<bool> = OnceLock::new();
+    *V.get_or_init(|| is_x86_feature_detected!("avxvnni"))
+}
 
 pub(crate) fn rows_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
     match isa {
-        Isa::Avx512 => avx512::rows_kernel(ty).or_else(|| avx2::rows_kernel(ty)),
-        Isa::Avx2 => avx2::rows_kernel(ty),
+        Isa::Avx512 if crate::isa::has_avx512_vnni() => avx512::vnni::rows_kernel(ty),
+        Isa::Avx512 | Isa::Avx2 if has_avxvnni() => avx2::vnni::rows_kernel(ty),
+        Isa::Avx512 | Isa::Avx2 => avx2::plain::rows_kernel(ty),
         _ => None,
     }
 }
 
 pub(crate) fn tiled_kernel(isa: Isa, ty: GgmlType) -> Option<TiledFn> {
     match isa {
-        Isa::Avx512 => avx512::tiled_kernel(ty),
+        Isa::Avx512 if crate::isa::has_avx512_vnni() => avx512::tiled_kernel(ty),
         _ => None,
     }
 }
@@ -32,4 +40,62 @@ pub(crate) fn q8_block_avx2(x: &[f32]) -> (f32, [i8; 32], i32) {
     assert!(Isa::Avx2.supported() && x.len() >= 32);
     // SAFETY: AVX2 was checked just above, and x holds at least 32 floats.
     unsafe { avx2::q8_block(x) }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The variants `rows_kernel` may not pick on this CPU (plain AVX2 where AVX-VNNI exists) against scalar.
+    use super::*;
+    use crate::quant::{activation_type, quantize_activation_with, quantize_row};
+
+    fn data(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(1664525).wrapping_add(1013904223);
+                (s >> 8) as f32 / (1 << 24) as f32 * 4.0 - 2.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_x86_variant_matches_scalar() {
+        type Table = fn(GgmlType) -> Option<RowsFn>;
+        let mut variants: Vec<(&str, Table)> = Vec::new();
+        if Isa::Avx2.supported() {
+            variants.push(("avx2", avx2::plain::rows_kernel));
+        }
+        if Isa::Avx2.supported() && has_avxvnni() {
+            variants.push(("avxvnni", avx2::vnni::rows_kernel));
+        }
+        if Isa::Avx512.supported() && crate::isa::has_avx512_vnni() {
+            variants.push(("avx512vnni", avx512::vnni::rows_kernel));
+        }
+        let (n, rows) = (512, 5);
+        for ty in GgmlType::ALL {
+            let rb = ty.row_bytes(n).unwrap();
+            let mut w = vec![0u8; rb * rows];
+            for (r, chunk) in w.chunks_exact_mut(rb).enumerate() {
+                quantize_row(ty, &data(n, r as u32), chunk).unwrap();
+            }
+            let at = activation_type(ty);
+            let mut a = vec![0u8; at.row_bytes(n).unwrap()];
+            quantize_activation_with(Isa::Scalar, at, &data(n, 99), &mut a);
+            let want: Vec<f32> = w
+                .chunks_exact(rb)
+                .map(|r| crate::dot::scalar::dot(ty, r, &a))
+                .collect();
+            for (name, table) in &variants {
+                let Some(k) = table(ty) else { continue };
+                let mut got = vec![0f32; rows];
+                k(&w, rb, &a, &mut got);
+                for (g, s) in got.iter().zip(&want) {
+                    assert!(
+                        (g - s).abs() <= 1e-4 * s.abs().max(1.0),
+                        "{name} {ty:?}: {g} vs {s}"
+                    );
+                }
+            }
+        }
+    }
 }
