@@ -1,0 +1,235 @@
+//! The vocabulary: token texts, types, scores and special ids, as `tokenizer.ggml.*` metadata gives them.
+
+use rustc_hash::FxHashMap;
+
+use crate::TokenizerError;
+
+/// Token attributes (llama.cpp's `llama_token_attr` bits).
+pub(crate) mod attr {
+    pub const UNKNOWN: u16 = 1 << 0;
+    pub const UNUSED: u16 = 1 << 1;
+    pub const NORMAL: u16 = 1 << 2;
+    pub const CONTROL: u16 = 1 << 3;
+    pub const USER_DEFINED: u16 = 1 << 4;
+    pub const BYTE: u16 = 1 << 5;
+}
+
+/// Which algorithm turns text into tokens (`tokenizer.ggml.model`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenizerKind {
+    /// `gpt2`: byte-level BPE with merges and a pre-tokenizer.
+    Bpe,
+    /// `llama`: SentencePiece-style BPE over scores, with `<0xNN>` byte fallback.
+    Spm,
+}
+
+/// Everything the tokenizer reads from metadata, as plain data (so tests can build one by hand).
+#[derive(Debug, Clone, Default)]
+pub struct TokenizerSpec {
+    /// `tokenizer.ggml.model`: "gpt2" or "llama".
+    pub model: String,
+    /// `tokenizer.ggml.pre` (byte-level BPE only).
+    pub pre: Option<String>,
+    pub tokens: Vec<String>,
+    /// `tokenizer.ggml.token_type`: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte.
+    pub token_types: Option<Vec<i32>>,
+    pub scores: Option<Vec<f32>>,
+    /// `tokenizer.ggml.merges`: "left right" pairs, highest priority first.
+    pub merges: Vec<String>,
+    pub bos: Option<u32>,
+    pub eos: Option<u32>,
+    pub eot: Option<u32>,
+    pub eom: Option<u32>,
+    pub unk: Option<u32>,
+    pub pad: Option<u32>,
+    pub add_bos: Option<bool>,
+    pub add_eos: Option<bool>,
+    pub add_space_prefix: Option<bool>,
+    pub chat_template: Option<String>,
+}
+
+/// The loaded vocabulary with llama.cpp's defaults and fix-ups applied.
+#[derive(Debug)]
+pub(crate) struct Vocab {
+    pub kind: TokenizerKind,
+    pub texts: Vec<String>,
+    pub attrs: Vec<u16>,
+    pub scores: Vec<f32>,
+    pub to_id: FxHashMap<Box<str>, u32>,
+    pub bos: Option<u32>,
+    pub eos: Option<u32>,
+    pub unk: Option<u32>,
+    pub add_bos: bool,
+    pub add_eos: bool,
+    pub add_space_prefix: bool,
+    pub eog: Vec<u32>,
+}
+
+impl Vocab {
+    pub fn new(spec: &TokenizerSpec) -> Result<Vocab, TokenizerError> {
+        let kind = match spec.model.as_str() {
+            "gpt2" => TokenizerKind::Bpe,
+            "llama" => TokenizerKind::Spm,
+            other => return Err(TokenizerError::UnsupportedModel(other.to_string())),
+        };
+        let n = spec.tokens.len();
+        if n == 0 {
+            return Err(TokenizerError::EmptyVocab);
+        }
+        check_len("tokenizer.ggml.token_type", spec.token_types.as_ref().map(Vec::len), n)?;
+        check_len("tokenizer.ggml.scores", spec.scores.as_ref().map(Vec::len), n)?;
+        let texts: Vec<String> = spec
+            .tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| if t.is_empty() { format!("[EMPTY_{i}]") } else { t.clone() })
+            .collect();
+        let mut to_id = FxHashMap::default();
+        for (i, t) in texts.iter().enumerate() {
+            to_id.insert(t.as_str().into(), id(i));
+        }
+        let attrs = match &spec.token_types {
+            Some(types) => types.iter().map(|&t| attr_of_type(t)).collect(),
+            None => vec![attr::NORMAL; n],
+        };
+        let scores = spec.scores.clone().unwrap_or_else(|| vec![0.0; n]);
+        let defaults = Defaults::for_kind(kind, spec.pre.as_deref());
+        let valid = |x: Option<u32>| x.filter(|&v| (v as usize) < n);
+        let mut vocab = Vocab {
+            kind,
+            texts,
+            attrs,
+            scores,
+            to_id,
+            bos: valid(spec.bos.or(defaults.bos)),
+            eos: valid(spec.eos.or(defaults.eos)),
+            unk: valid(spec.unk.or(defaults.unk)),
+            add_bos: spec.add_bos.unwrap_or(defaults.add_bos),
+            add_eos: spec.add_eos.unwrap_or(defaults.add_eos),
+            add_space_prefix: spec.add_space_prefix.unwrap_or(defaults.add_space_prefix),
+            eog: Vec::new(),
+        };
+        vocab.find_end_of_generation(valid(spec.eot), valid(spec.eom));
+        Ok(vocab)
+    }
+
+    pub fn len(&self) -> usize {
+        self.texts.len()
+    }
+
+    pub fn attr(&self, id: u32) -> u16 {
+        self.attrs.get(id as usize).copied().unwrap_or(0)
+    }
+
+    pub fn text_to_token(&self, text: &str) -> Option<u32> {
+        self.to_id.get(text).copied()
+    }
+
+    /// llama.cpp's end-of-generation set, found by token text; those tokens become control tokens.
+    fn find_end_of_generation(&mut self, eot: Option<u32>, eom: Option<u32>) {
+        let first = |names: &[&str]| -> Option<u32> {
+            (0..self.len()).map(id).find(|&i| names.contains(&self.texts[i as usize].as_str()))
+        };
+        let eot = eot.or_else(|| first(EOT_NAMES));
+        let eom = eom.or_else(|| first(&["<|eom_id|>"]));
+        let mut eog: Vec<u32> = [first(FIM_PAD_NAMES), first(FIM_REP_NAMES), first(&["<|file_sep|>"])]
+            .into_iter()
+            .flatten()
+            .collect();
+        for name in EOG_NAMES {
+            if let Some(&i) = self.to_id.get(*name) {
+                eog.push(i);
+            }
+        }
+        for &i in eog.iter().chain(eot.iter()).chain(eom.iter()) {
+            self.attrs[i as usize] |= attr::CONTROL;
+        }
+        eog.extend(self.eos.iter().chain(eot.iter()).chain(eom.iter()));
+        eog.sort_unstable();
+        eog.dedup();
+        self.eog = eog;
+    }
+}
+
+const EOT_NAMES: &[&str] = &[
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "<|end_of_text|>",
+    "<EOT>",
+    "_<EOT>",
+    "<end_of_utterance>",
+];
+const FIM_PAD_NAMES: &[&str] = &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>"];
+const FIM_REP_NAMES: &[&str] = &["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"];
+const EOG_NAMES: &[&str] = &[
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "</s>",
+    "<|eom_id|>",
+    "<EOT>",
+    "_<EOT>",
+    "<|end_of_text|>",
+    "<end_of_utterance>",
+];
+
+struct Defaults {
+    bos: Option<u32>,
+    eos: Option<u32>,
+    unk: Option<u32>,
+    add_bos: bool,
+    add_eos: bool,
+    add_space_prefix: bool,
+}
+
+impl Defaults {
+    fn for_kind(kind: TokenizerKind, pre: Option<&str>) -> Defaults {
+        match kind {
+            TokenizerKind::Spm => Defaults {
+                bos: Some(1),
+                eos: Some(2),
+                unk: Some(0),
+                add_bos: true,
+                add_eos: false,
+                add_space_prefix: true,
+            },
+            TokenizerKind::Bpe => Defaults {
+                bos: Some(11),
+                eos: Some(11),
+                unk: None,
+                add_bos: matches!(pre, Some("llama3" | "llama-v3" | "llama-bpe" | "falcon3")),
+                add_eos: false,
+                add_space_prefix: false,
+            },
+        }
+    }
+}
+
+fn attr_of_type(t: i32) -> u16 {
+    match t {
+        1 => attr::NORMAL,
+        2 => attr::UNKNOWN,
+        3 => attr::CONTROL,
+        4 => attr::USER_DEFINED,
+        5 => attr::UNUSED,
+        6 => attr::BYTE,
+        _ => 0,
+    }
+}
+
+fn check_len(key: &'static str, found: Option<usize>, expected: usize) -> Result<(), TokenizerError> {
+    match found {
+        Some(found) if found != expected => Err(TokenizerError::LengthMismatch { key, found, expected }),
+        _ => Ok(()),
+    }
+}
+
+/// A token index as an id; vocabularies are far below `u32::MAX` (checked at load).
+pub(crate) fn id(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
+}
