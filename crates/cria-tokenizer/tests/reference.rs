@@ -3,6 +3,7 @@
 
 mod common;
 
+
 use common::{GEMMA, Model, SMOLLM, TokenizeCase, read_jsonl, tokenizer};
 use cria_tokenizer::{DecodeOptions, IncrementalDecoder, Tokenizer};
 

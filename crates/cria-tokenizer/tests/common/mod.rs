@@ -1,4 +1,5 @@
 //! Shared helpers for the tests on the real models.
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
