@@ -62,18 +62,29 @@ impl BpeModel {
         let mut buf = [0u8; 4];
         for b in 0..256 {
             let s = byte_char[b].encode_utf8(&mut buf);
-            byte_piece[b] = vocab.text_to_token(s).or_else(|| interned.get(&*s).copied());
+            byte_piece[b] = vocab
+                .text_to_token(s)
+                .or_else(|| interned.get(&*s).copied());
             if byte_char[b].is_ascii() {
                 byte_token[b] = vocab.text_to_token(s);
             }
         }
-        BpeModel { n_vocab, merges: table, byte_piece, byte_char, byte_token }
+        BpeModel {
+            n_vocab,
+            merges: table,
+            byte_piece,
+            byte_char,
+            byte_token,
+        }
     }
 
     /// Tokenizes one pre-tokenized word (raw bytes, not yet mapped to printable characters).
     pub fn encode_word(&self, vocab: &Vocab, word: &[u8], ignore_merges: bool, out: &mut Vec<u32>) {
         if ignore_merges {
-            let mapped: String = word.iter().map(|&b| self.byte_char[usize::from(b)]).collect();
+            let mapped: String = word
+                .iter()
+                .map(|&b| self.byte_char[usize::from(b)])
+                .collect();
             if let Some(t) = vocab.text_to_token(&mapped) {
                 out.push(t);
                 return;
@@ -94,7 +105,11 @@ impl BpeModel {
             let s = symbols[i];
             match s.piece.filter(|&p| p < self.n_vocab) {
                 Some(t) => out.push(t),
-                None => out.extend(word[s.start..s.start + s.len].iter().filter_map(|&b| self.byte_token[usize::from(b)])),
+                None => out.extend(
+                    word[s.start..s.start + s.len]
+                        .iter()
+                        .filter_map(|&b| self.byte_token[usize::from(b)]),
+                ),
             }
             cur = s.next;
         }
@@ -111,7 +126,11 @@ impl BpeModel {
             if l.len == 0 || r.len == 0 || l.len + r.len != size || l.next != Some(right) {
                 continue;
             }
-            let merged = l.piece.zip(r.piece).and_then(|k| self.merges.get(&k)).map(|&(_, p)| p);
+            let merged = l
+                .piece
+                .zip(r.piece)
+                .and_then(|k| self.merges.get(&k))
+                .map(|&(_, p)| p);
             symbols[left].len += r.len;
             symbols[left].piece = merged;
             symbols[left].next = r.next;
@@ -131,9 +150,13 @@ impl BpeModel {
         right: Option<usize>,
         queue: &mut BinaryHeap<Reverse<(u32, usize, usize, usize)>>,
     ) {
-        let (Some(left), Some(right)) = (left, right) else { return };
+        let (Some(left), Some(right)) = (left, right) else {
+            return;
+        };
         let (l, r) = (symbols[left], symbols[right]);
-        let Some(key) = l.piece.zip(r.piece) else { return };
+        let Some(key) = l.piece.zip(r.piece) else {
+            return;
+        };
         if let Some(&(rank, _)) = self.merges.get(&key) {
             queue.push(Reverse((rank, left, right, l.len + r.len)));
         }

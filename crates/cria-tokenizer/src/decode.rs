@@ -6,7 +6,9 @@ use crate::vocab::{TokenizerKind, Vocab, attr};
 /// The bytes each token stands for, rendering special tokens as their text (llama.cpp's piece cache).
 pub(crate) fn build_pieces(vocab: &Vocab) -> Vec<Vec<u8>> {
     let inverse = char_to_byte_table();
-    (0..vocab.len()).map(|i| piece(vocab, i, &inverse)).collect()
+    (0..vocab.len())
+        .map(|i| piece(vocab, i, &inverse))
+        .collect()
 }
 
 fn piece(vocab: &Vocab, i: usize, inverse: &[Option<u8>]) -> Vec<u8> {
@@ -17,7 +19,9 @@ fn piece(vocab: &Vocab, i: usize, inverse: &[Option<u8>]) -> Vec<u8> {
     }
     match vocab.kind {
         TokenizerKind::Spm if a & attr::NORMAL != 0 => text.replace('▁', " ").into_bytes(),
-        TokenizerKind::Spm if a & attr::BYTE != 0 => parse_byte_token(text).map(|b| vec![b]).unwrap_or_default(),
+        TokenizerKind::Spm if a & attr::BYTE != 0 => {
+            parse_byte_token(text).map(|b| vec![b]).unwrap_or_default()
+        }
         TokenizerKind::Bpe if a & attr::NORMAL != 0 => unmap_bytes(text, inverse),
         _ => Vec::new(),
     }
@@ -37,7 +41,11 @@ fn unmap_bytes(text: &str, inverse: &[Option<u8>]) -> Vec<u8> {
             Some(b) => out.push(b),
             None => {
                 let mut buf = [0u8; 4];
-                let hex: String = c.encode_utf8(&mut buf).bytes().map(|b| format!("{b:02x}")).collect();
+                let hex: String = c
+                    .encode_utf8(&mut buf)
+                    .bytes()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
                 out.extend_from_slice(format!("[UNK_BYTE_0x{hex}{text}]").as_bytes());
             }
         }
@@ -56,7 +64,10 @@ pub struct DecodeOptions {
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        DecodeOptions { remove_special: false, unparse_special: true }
+        DecodeOptions {
+            remove_special: false,
+            unparse_special: true,
+        }
     }
 }
 
@@ -81,7 +92,10 @@ pub(crate) fn detokenize(
         if !opts.unparse_special && vocab.attr(t) & (attr::CONTROL | attr::UNKNOWN) != 0 {
             continue;
         }
-        let mut p = pieces.get(t as usize).map(Vec::as_slice).unwrap_or_default();
+        let mut p = pieces
+            .get(t as usize)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         if remove_space && p.first() == Some(&b' ') {
             p = &p[1..];
         }
@@ -121,7 +135,8 @@ fn clean_up_spaces(text: &mut Vec<u8>) {
         if i > 0 && t[i - 1] == b' ' && x == b'\'' && i + 1 < t.len() {
             let x1 = t[i + 1];
             let x2 = t.get(i + 2).copied();
-            let drop = matches!(x1, b's' | b'm') || matches!((x1, x2), (b'r', Some(b'e')) | (b'v', Some(b'e')));
+            let drop = matches!(x1, b's' | b'm')
+                || matches!((x1, x2), (b'r', Some(b'e')) | (b'v', Some(b'e')));
             if drop {
                 out.pop();
             }

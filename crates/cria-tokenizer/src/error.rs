@@ -12,7 +12,11 @@ pub enum TokenizerError {
     #[error("vocabulary of {0} tokens is too large")]
     VocabTooLarge(usize),
     #[error("{key} has {found} entries but the vocabulary has {expected}")]
-    LengthMismatch { key: &'static str, found: usize, expected: usize },
+    LengthMismatch {
+        key: &'static str,
+        found: usize,
+        expected: usize,
+    },
     #[error("pre-tokenizer pattern: {0}")]
     Regex(String),
     #[error("unknown built-in chat template '{0}' (known: chatml, llama2, alpaca, vicuna, gemma)")]

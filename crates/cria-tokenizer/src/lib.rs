@@ -1,6 +1,7 @@
 //! Tokenizers read from GGUF metadata, with llama.cpp's exact behaviour: byte-level BPE (GPT-2 style,
 //! with the pre-tokenizer `tokenizer.ggml.pre` names) and SentencePiece-style BPE (LLaMA 1/2, Mistral,
 //! Gemma); special tokens; decoding and a streaming detokenizer; chat templates.
+#![cfg_attr(test, allow(clippy::unwrap_used))] // tests may unwrap
 
 mod bpe;
 mod chat;
@@ -40,7 +41,11 @@ pub struct Tokenizer {
 
 #[derive(Debug)]
 enum Algorithm {
-    Bpe { model: BpeModel, pre: PreTokenizer, flags: PreFlags },
+    Bpe {
+        model: Box<BpeModel>,
+        pre: PreTokenizer,
+        flags: PreFlags,
+    },
     Spm,
 }
 
@@ -59,7 +64,11 @@ impl Tokenizer {
         let algo = match vocab.kind {
             vocab::TokenizerKind::Bpe => {
                 let (pre, flags) = PreTokenizer::for_name(spec.pre.as_deref().unwrap_or(""))?;
-                Algorithm::Bpe { model: BpeModel::new(&vocab, &spec.merges), pre, flags }
+                Algorithm::Bpe {
+                    model: Box::new(BpeModel::new(&vocab, &spec.merges)),
+                    pre,
+                    flags,
+                }
             }
             vocab::TokenizerKind::Spm => Algorithm::Spm,
         };
@@ -89,7 +98,14 @@ impl Tokenizer {
                 for f in fragments {
                     match f {
                         Fragment::Token(t) => out.push(t),
-                        Fragment::Text(t) => self.encode_bpe(model, pre, flags.ignore_merges, t, &mut cache, &mut out),
+                        Fragment::Text(t) => self.encode_bpe(
+                            model,
+                            pre,
+                            flags.ignore_merges,
+                            t,
+                            &mut cache,
+                            &mut out,
+                        ),
                     }
                 }
             }
@@ -132,7 +148,11 @@ impl Tokenizer {
                     prev_special = true;
                 }
                 Fragment::Text(t) => {
-                    let prefix = if self.vocab.add_space_prefix && prev_special { " " } else { "" };
+                    let prefix = if self.vocab.add_space_prefix && prev_special {
+                        " "
+                    } else {
+                        ""
+                    };
                     let escaped = format!("{prefix}{t}").replace(' ', "▁");
                     spm::encode(&self.vocab, &escaped, out);
                     prev_special = false;
@@ -154,12 +174,19 @@ impl Tokenizer {
 
     /// The raw bytes a token stands for (special tokens as their text; empty for an unknown id).
     pub fn token_bytes(&self, id: u32) -> &[u8] {
-        self.pieces.get(id as usize).map(Vec::as_slice).unwrap_or_default()
+        self.pieces
+            .get(id as usize)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 
     /// The token's text as stored in the vocabulary (`▁the`, `Ġthe`, `<0x0A>`); empty for an unknown id.
     pub fn token_text(&self, id: u32) -> &str {
-        self.vocab.texts.get(id as usize).map(String::as_str).unwrap_or_default()
+        self.vocab
+            .texts
+            .get(id as usize)
+            .map(String::as_str)
+            .unwrap_or_default()
     }
 
     /// The id of a token given its vocabulary text.

@@ -47,11 +47,19 @@ impl PreTokenizer {
     pub fn for_name(name: &str) -> Result<(PreTokenizer, PreFlags), TokenizerError> {
         let (patterns, flags): (&[&str], PreFlags) = match name {
             "" | "default" => (DEFAULT, flags(false, true)),
-            "gpt2" | "gpt-2" | "phi-2" | "mpt" | "olmo" | "jais" | "roberta-bpe" => (&[GPT2], flags(false, true)),
-            "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "dbrx" | "smaug-bpe" => (&["llama3"], flags(true, true)),
-            "qwen2" | "deepseek-r1-qwen" | "megrez" | "stablelm2" => (&["qwen2"], flags(false, false)),
+            "gpt2" | "gpt-2" | "phi-2" | "mpt" | "olmo" | "jais" | "roberta-bpe" => {
+                (&[GPT2], flags(false, true))
+            }
+            "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "dbrx" | "smaug-bpe" => {
+                (&["llama3"], flags(true, true))
+            }
+            "qwen2" | "deepseek-r1-qwen" | "megrez" | "stablelm2" => {
+                (&["qwen2"], flags(false, false))
+            }
             "smollm" | "command-r" => (STARCODER, flags(false, false)),
-            "starcoder" | "refact" | "codeshell" | "exaone" | "minerva-7b" => (STARCODER, flags(false, true)),
+            "starcoder" | "refact" | "codeshell" | "exaone" | "minerva-7b" => {
+                (STARCODER, flags(false, true))
+            }
             "deepseek-llm" => (DEEPSEEK_LLM, flags(false, false)),
             "deepseek-coder" => (DEEPSEEK_CODER, flags(false, false)),
             "falcon" => (FALCON, flags(false, true)),
@@ -62,13 +70,16 @@ impl PreTokenizer {
                 (&[GPT2], flags(false, true))
             }
         };
-        let steps = patterns.iter().map(|p| Step::parse(p)).collect::<Result<_, _>>()?;
+        let steps = patterns
+            .iter()
+            .map(|p| Step::parse(p))
+            .collect::<Result<_, _>>()?;
         Ok((PreTokenizer { steps }, flags))
     }
 
     /// Splits `text` into words, as byte ranges of `text`, in order, covering all of it.
     pub fn split(&self, text: &str) -> Vec<Range<usize>> {
-        let mut chunks = vec![0..text.len()];
+        let mut chunks: Vec<Range<usize>> = std::iter::once(0..text.len()).collect();
         for step in &self.steps {
             let mut next = Vec::with_capacity(chunks.len() * 2);
             for chunk in chunks {
@@ -82,7 +93,10 @@ impl PreTokenizer {
 }
 
 fn flags(ignore_merges: bool, clean_spaces: bool) -> PreFlags {
-    PreFlags { ignore_merges, clean_spaces }
+    PreFlags {
+        ignore_merges,
+        clean_spaces,
+    }
 }
 
 /// llama.cpp's default BPE pre-tokenizer (used for `default` and a missing `tokenizer.ggml.pre`).
@@ -99,7 +113,13 @@ const DEEPSEEK_LLM: &[&str] = &[
     r"[\x{4E00}-\x{9FA5}\x{0800}-\x{4E00}\x{AC00}-\x{D7FF}]+",
     r"\p{N}+",
 ];
-const DEEPSEEK_CODER: &[&str] = &["[\r\n]", r"\s?\p{L}+", r"\s?\p{P}+", r"[\x{4E00}-\x{9FA5}\x{0800}-\x{4E00}\x{AC00}-\x{D7FF}]+", r"\p{N}"];
+const DEEPSEEK_CODER: &[&str] = &[
+    "[\r\n]",
+    r"\s?\p{L}+",
+    r"\s?\p{P}+",
+    r"[\x{4E00}-\x{9FA5}\x{0800}-\x{4E00}\x{AC00}-\x{D7FF}]+",
+    r"\p{N}",
+];
 
 impl Step {
     fn parse(pattern: &str) -> Result<Step, TokenizerError> {
@@ -107,7 +127,9 @@ impl Step {
             GPT2 => Step::Gpt2,
             "llama3" => Step::Llama3 { max_digits: 3 },
             "qwen2" => Step::Llama3 { max_digits: 1 },
-            _ => Step::Regex(Regex::new(pattern).map_err(|e| TokenizerError::Regex(e.to_string()))?),
+            _ => {
+                Step::Regex(Regex::new(pattern).map_err(|e| TokenizerError::Regex(e.to_string()))?)
+            }
         })
     }
 
@@ -162,7 +184,11 @@ impl Chars {
         }
         offsets.push(s.len());
         let flags = cps.iter().map(|&c| Flags::of(c)).collect();
-        Chars { cps, flags, offsets }
+        Chars {
+            cps,
+            flags,
+            offsets,
+        }
     }
     fn len(&self) -> usize {
         self.cps.len()
@@ -187,7 +213,8 @@ impl Chars {
     }
     /// `[^\s\p{L}\p{N}]`: a codepoint inside the chunk that is none of the three.
     fn is_other(&self, i: usize) -> bool {
-        self.flags(i).is_some_and(|f| !(f.whitespace || f.letter || f.number))
+        self.flags(i)
+            .is_some_and(|f| !(f.whitespace || f.letter || f.number))
     }
     fn whitespace_run(&self, pos: usize) -> usize {
         (pos..self.len()).take_while(|&i| self.is_space(i)).count()
@@ -211,7 +238,8 @@ impl Ends {
 /// `'s|'t|'re|'ve|'m|'ll|'d` (ASCII-case-insensitive when `fold`), returning the match length.
 fn contraction(ch: &Chars, pos: usize, fold: bool) -> usize {
     let lower = |i: usize| {
-        ch.cp(i).map(|c| if fold { c.to_ascii_lowercase() } else { c })
+        ch.cp(i)
+            .map(|c| if fold { c.to_ascii_lowercase() } else { c })
     };
     if ch.cp(pos) != Some('\'') || pos + 1 >= ch.len() {
         return 0;
@@ -325,7 +353,7 @@ fn split_llama3(ch: &Chars, max_digits: usize) -> Vec<usize> {
         let last_newline_end = (pos..pos + spaces)
             .filter(|&i| matches!(ch.cp(i), Some('\r' | '\n')))
             .map(|i| i + 1)
-            .last();
+            .next_back();
         if let Some(end) = last_newline_end {
             // \s*[\r\n]+
             pos = end;
@@ -354,31 +382,46 @@ mod tests {
 
     fn words(pre: &str, text: &str) -> Vec<String> {
         let (p, _) = PreTokenizer::for_name(pre).unwrap();
-        p.split(text).into_iter().map(|r| text[r].to_string()).collect()
+        p.split(text)
+            .into_iter()
+            .map(|r| text[r].to_string())
+            .collect()
     }
 
     #[test]
     fn gpt2_splits_words_contractions_and_space_runs() {
-        assert_eq!(words("gpt2", "Hello world's  end"), ["Hello", " world", "'s", " ", " end"]);
+        assert_eq!(
+            words("gpt2", "Hello world's  end"),
+            ["Hello", " world", "'s", " ", " end"]
+        );
         assert_eq!(words("gpt2", "a  "), ["a", "  "]);
         assert_eq!(words("gpt2", "x=1;"), ["x", "=", "1", ";"]);
     }
 
     #[test]
     fn smollm_splits_every_digit() {
-        assert_eq!(words("smollm", "abc 1234"), ["abc", " ", "1", "2", "3", "4"]);
+        assert_eq!(
+            words("smollm", "abc 1234"),
+            ["abc", " ", "1", "2", "3", "4"]
+        );
     }
 
     #[test]
     fn llama3_groups_three_digits_and_newlines() {
-        assert_eq!(words("llama-bpe", "12345 ok\n\n"), ["123", "45", " ok", "\n\n"]);
+        assert_eq!(
+            words("llama-bpe", "12345 ok\n\n"),
+            ["123", "45", " ok", "\n\n"]
+        );
         assert_eq!(words("llama-bpe", "I'M here"), ["I", "'M", " here"]);
         assert_eq!(words("qwen2", "42"), ["4", "2"]);
     }
 
     #[test]
     fn deepseek_llm_patterns_compile_and_split() {
-        assert_eq!(words("deepseek-llm", "Hi 你好\n"), ["Hi", " ", "你好", "\n"]);
+        assert_eq!(
+            words("deepseek-llm", "Hi 你好\n"),
+            ["Hi", " ", "你好", "\n"]
+        );
     }
 
     #[test]
@@ -389,7 +432,14 @@ mod tests {
     #[test]
     fn split_covers_the_whole_text() {
         let text = "한국어 텍스트 🎉🎉 x\t\ty  \n z";
-        for pre in ["default", "gpt2", "llama-bpe", "smollm", "qwen2", "deepseek-llm"] {
+        for pre in [
+            "default",
+            "gpt2",
+            "llama-bpe",
+            "smollm",
+            "qwen2",
+            "deepseek-llm",
+        ] {
             assert_eq!(words(pre, text).concat(), text, "{pre}");
         }
     }

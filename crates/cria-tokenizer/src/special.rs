@@ -30,12 +30,18 @@ impl SpecialTokens {
             .map(crate::vocab::id)
             .collect();
         order.sort_by_key(|&i| std::cmp::Reverse(vocab.texts[i as usize].len()));
-        let matcher = AhoCorasick::new(order.iter().map(|&i| vocab.texts[i as usize].as_bytes())).ok();
+        let matcher =
+            AhoCorasick::new(order.iter().map(|&i| vocab.texts[i as usize].as_bytes())).ok();
         SpecialTokens { order, matcher }
     }
 
     /// Splits `text` into fragments.
-    pub fn partition<'a>(&self, vocab: &Vocab, text: &'a str, parse_special: bool) -> Vec<Fragment<'a>> {
+    pub fn partition<'a>(
+        &self,
+        vocab: &Vocab,
+        text: &'a str,
+        parse_special: bool,
+    ) -> Vec<Fragment<'a>> {
         if text.is_empty() {
             return Vec::new();
         }
@@ -74,7 +80,13 @@ impl SpecialTokens {
     }
 }
 
-fn split_at_token<'a>(text: &'a str, finder: &memmem::Finder, n: usize, token: u32, out: &mut Vec<Fragment<'a>>) {
+fn split_at_token<'a>(
+    text: &'a str,
+    finder: &memmem::Finder,
+    n: usize,
+    token: u32,
+    out: &mut Vec<Fragment<'a>>,
+) {
     let mut rest = text;
     while let Some(pos) = finder.find(rest.as_bytes()) {
         if pos > 0 {

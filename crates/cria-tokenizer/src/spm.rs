@@ -25,7 +25,9 @@ struct Bigram {
 impl Ord for Bigram {
     /// Higher score first; among equal scores, the leftmost.
     fn cmp(&self, other: &Self) -> Ordering {
-        self.score.total_cmp(&other.score).then_with(|| other.left.cmp(&self.left))
+        self.score
+            .total_cmp(&other.score)
+            .then_with(|| other.left.cmp(&self.left))
     }
 }
 impl PartialOrd for Bigram {
@@ -90,20 +92,34 @@ fn push_bigram(
     right: Option<usize>,
     queue: &mut BinaryHeap<Bigram>,
 ) {
-    let (Some(left), Some(right)) = (left, right) else { return };
+    let (Some(left), Some(right)) = (left, right) else {
+        return;
+    };
     let (l, r) = (symbols[left], symbols[right]);
     let size = l.len + r.len;
-    let Some(token) = text.get(l.start..l.start + size).and_then(|s| vocab.text_to_token(s)) else {
+    let Some(token) = text
+        .get(l.start..l.start + size)
+        .and_then(|s| vocab.text_to_token(s))
+    else {
         return;
     };
     let score = vocab.scores.get(token as usize).copied().unwrap_or(0.0);
-    queue.push(Bigram { score, left, right, size });
+    queue.push(Bigram {
+        score,
+        left,
+        right,
+        size,
+    });
 }
 
 /// The token for one raw byte: `<0xNN>`, else the byte as a one-character token, else `<unk>`.
 pub(crate) fn byte_to_token(vocab: &Vocab, b: u8) -> Option<u32> {
     vocab
         .text_to_token(&format!("<0x{b:02X}>"))
-        .or_else(|| b.is_ascii().then(|| vocab.text_to_token(&char::from(b).to_string())).flatten())
+        .or_else(|| {
+            b.is_ascii()
+                .then(|| vocab.text_to_token(&char::from(b).to_string()))
+                .flatten()
+        })
         .or(vocab.unk)
 }

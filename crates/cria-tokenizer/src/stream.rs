@@ -15,12 +15,20 @@ pub struct IncrementalDecoder<'t> {
 impl<'t> IncrementalDecoder<'t> {
     /// A decoder that renders control tokens as their text, like [`Tokenizer::decode`].
     pub fn new(tok: &'t Tokenizer) -> Self {
-        IncrementalDecoder { tok, pending: Vec::new(), unparse_special: true }
+        IncrementalDecoder {
+            tok,
+            pending: Vec::new(),
+            unparse_special: true,
+        }
     }
 
     /// A decoder that drops control tokens (`<|im_end|>`, `<bos>`) instead of printing them.
     pub fn skipping_special(tok: &'t Tokenizer) -> Self {
-        IncrementalDecoder { tok, pending: Vec::new(), unparse_special: false }
+        IncrementalDecoder {
+            tok,
+            pending: Vec::new(),
+            unparse_special: false,
+        }
     }
 
     /// Adds one token; returns the text it completes (possibly empty).

@@ -3,22 +3,34 @@
 use super::*;
 
 fn bpe_spec() -> TokenizerSpec {
-    let tokens = ["<|end|>", "a", "b", "c", "Ġ", "ab", "abc", "Ġa", "Ġab", "<|user|>", "Ã", "©"];
+    let tokens = [
+        "<|end|>", "a", "b", "c", "Ġ", "ab", "abc", "Ġa", "Ġab", "<|user|>", "Ã", "©",
+    ];
     TokenizerSpec {
         model: "gpt2".into(),
         pre: Some("gpt2".into()),
         tokens: tokens.iter().map(|s| s.to_string()).collect(),
         token_types: Some(vec![3, 1, 1, 1, 1, 1, 1, 1, 1, 4, 1, 1]),
-        merges: ["a b", "ab c", "Ġ a", "Ġa b"].iter().map(|s| s.to_string()).collect(),
+        merges: ["a b", "ab c", "Ġ a", "Ġa b"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
         eos: Some(0),
         ..TokenizerSpec::default()
     }
 }
 
 fn spm_spec() -> TokenizerSpec {
-    let mut tokens: Vec<String> = ["<unk>", "<s>", "</s>"].iter().map(|s| s.to_string()).collect();
+    let mut tokens: Vec<String> = ["<unk>", "<s>", "</s>"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     tokens.extend((0..=255u8).map(|b| format!("<0x{b:02X}>")));
-    tokens.extend(["▁", "a", "b", "ab", "▁a", "▁ab", "<start>"].iter().map(|s| s.to_string()));
+    tokens.extend(
+        ["▁", "a", "b", "ab", "▁a", "▁ab", "<start>"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
     let mut types = vec![2, 3, 3];
     types.extend([6; 256]);
     types.extend([1, 1, 1, 1, 1, 1, 3]);
@@ -67,7 +79,10 @@ fn decode_inverts_byte_level_mapping() {
     let tok = Tokenizer::from_spec(&bpe_spec()).unwrap();
     assert_eq!(tok.decode(&[8, 10, 11]), " abé");
     assert_eq!(tok.decode(&[0]), "<|end|>");
-    let opts = DecodeOptions { unparse_special: false, ..DecodeOptions::default() };
+    let opts = DecodeOptions {
+        unparse_special: false,
+        ..DecodeOptions::default()
+    };
     assert_eq!(tok.decode_with(&[1, 0], opts), "a");
 }
 
@@ -87,7 +102,16 @@ fn spm_adds_bos_and_space_prefix_and_merges_by_score() {
     assert_eq!(tok.encode("ab", true, false), [1, sp_ab]);
     assert_eq!(tok.encode("ab a", false, false), [sp_ab, SPM_SPACE + 4]);
     assert_eq!(tok.encode("", true, false), [1]);
-    assert_eq!(tok.decode_with(&[1, sp_ab], DecodeOptions { remove_special: true, unparse_special: true }), " ab");
+    assert_eq!(
+        tok.decode_with(
+            &[1, sp_ab],
+            DecodeOptions {
+                remove_special: true,
+                unparse_special: true
+            }
+        ),
+        " ab"
+    );
     assert_eq!(tok.encode("a", false, false), [SPM_SPACE + 4]);
     let _ = a;
 }
@@ -123,15 +147,25 @@ fn incremental_decoder_holds_partial_characters() {
 
 #[test]
 fn unsupported_model_is_an_error() {
-    let spec = TokenizerSpec { model: "bert".into(), tokens: vec!["a".into()], ..TokenizerSpec::default() };
-    assert!(matches!(Tokenizer::from_spec(&spec), Err(TokenizerError::UnsupportedModel(_))));
+    let spec = TokenizerSpec {
+        model: "bert".into(),
+        tokens: vec!["a".into()],
+        ..TokenizerSpec::default()
+    };
+    assert!(matches!(
+        Tokenizer::from_spec(&spec),
+        Err(TokenizerError::UnsupportedModel(_))
+    ));
 }
 
 #[test]
 fn mismatched_scores_are_an_error() {
     let mut spec = spm_spec();
     spec.scores = Some(vec![0.0; 3]);
-    assert!(matches!(Tokenizer::from_spec(&spec), Err(TokenizerError::LengthMismatch { .. })));
+    assert!(matches!(
+        Tokenizer::from_spec(&spec),
+        Err(TokenizerError::LengthMismatch { .. })
+    ));
 }
 
 #[test]

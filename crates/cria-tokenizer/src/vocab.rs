@@ -76,13 +76,27 @@ impl Vocab {
         if n == 0 {
             return Err(TokenizerError::EmptyVocab);
         }
-        check_len("tokenizer.ggml.token_type", spec.token_types.as_ref().map(Vec::len), n)?;
-        check_len("tokenizer.ggml.scores", spec.scores.as_ref().map(Vec::len), n)?;
+        check_len(
+            "tokenizer.ggml.token_type",
+            spec.token_types.as_ref().map(Vec::len),
+            n,
+        )?;
+        check_len(
+            "tokenizer.ggml.scores",
+            spec.scores.as_ref().map(Vec::len),
+            n,
+        )?;
         let texts: Vec<String> = spec
             .tokens
             .iter()
             .enumerate()
-            .map(|(i, t)| if t.is_empty() { format!("[EMPTY_{i}]") } else { t.clone() })
+            .map(|(i, t)| {
+                if t.is_empty() {
+                    format!("[EMPTY_{i}]")
+                } else {
+                    t.clone()
+                }
+            })
             .collect();
         let mut to_id = FxHashMap::default();
         for (i, t) in texts.iter().enumerate() {
@@ -128,14 +142,20 @@ impl Vocab {
     /// llama.cpp's end-of-generation set, found by token text; those tokens become control tokens.
     fn find_end_of_generation(&mut self, eot: Option<u32>, eom: Option<u32>) {
         let first = |names: &[&str]| -> Option<u32> {
-            (0..self.len()).map(id).find(|&i| names.contains(&self.texts[i as usize].as_str()))
+            (0..self.len())
+                .map(id)
+                .find(|&i| names.contains(&self.texts[i as usize].as_str()))
         };
         let eot = eot.or_else(|| first(EOT_NAMES));
         let eom = eom.or_else(|| first(&["<|eom_id|>"]));
-        let mut eog: Vec<u32> = [first(FIM_PAD_NAMES), first(FIM_REP_NAMES), first(&["<|file_sep|>"])]
-            .into_iter()
-            .flatten()
-            .collect();
+        let mut eog: Vec<u32> = [
+            first(FIM_PAD_NAMES),
+            first(FIM_REP_NAMES),
+            first(&["<|file_sep|>"]),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         for name in EOG_NAMES {
             if let Some(&i) = self.to_id.get(*name) {
                 eog.push(i);
@@ -163,7 +183,13 @@ const EOT_NAMES: &[&str] = &[
     "<end_of_utterance>",
 ];
 const FIM_PAD_NAMES: &[&str] = &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>"];
-const FIM_REP_NAMES: &[&str] = &["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"];
+const FIM_REP_NAMES: &[&str] = &[
+    "<|fim_repo|>",
+    "<|repo_name|>",
+    "<fim-repo>",
+    "<REPO>",
+    "<reponame>",
+];
 const EOG_NAMES: &[&str] = &[
     "<|eot_id|>",
     "<|im_end|>",
@@ -222,9 +248,17 @@ fn attr_of_type(t: i32) -> u16 {
     }
 }
 
-fn check_len(key: &'static str, found: Option<usize>, expected: usize) -> Result<(), TokenizerError> {
+fn check_len(
+    key: &'static str,
+    found: Option<usize>,
+    expected: usize,
+) -> Result<(), TokenizerError> {
     match found {
-        Some(found) if found != expected => Err(TokenizerError::LengthMismatch { key, found, expected }),
+        Some(found) if found != expected => Err(TokenizerError::LengthMismatch {
+            key,
+            found,
+            expected,
+        }),
         _ => Ok(()),
     }
 }

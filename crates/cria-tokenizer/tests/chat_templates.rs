@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // tests may unwrap
 //! Chat templates of the two reference models against the prompts of testdata/reference/*/logits.jsonl
 //! (`"kind": "chat"`), which were formatted by hand following each model's template.
 
@@ -12,23 +13,41 @@ fn conversations() -> Vec<Vec<ChatMessage>> {
     vec![
         vec![m("user", "What is the capital of France?")],
         vec![m("user", "Write a haiku about the ocean.")],
-        vec![m("system", "You answer in one sentence."), m("user", "Why is the sky blue?")],
-        vec![m("user", "List three prime numbers."), m("assistant", "2, 3 and 5."), m("user", "Three more, please.")],
+        vec![
+            m("system", "You answer in one sentence."),
+            m("user", "Why is the sky blue?"),
+        ],
+        vec![
+            m("user", "List three prime numbers."),
+            m("assistant", "2, 3 and 5."),
+            m("user", "Three more, please."),
+        ],
     ]
 }
 
 fn chat_cases(model: &Model) -> Vec<LogitsCase> {
     let cases: Vec<LogitsCase> = read_jsonl(model, "logits.jsonl");
     let chats: Vec<LogitsCase> = cases.into_iter().filter(|c| c.kind == "chat").collect();
-    assert_eq!(chats.len(), conversations().len(), "{}: chat prompts in logits.jsonl", model.name);
+    assert_eq!(
+        chats.len(),
+        conversations().len(),
+        "{}: chat prompts in logits.jsonl",
+        model.name
+    );
     chats
 }
 
 #[test]
 fn smollm2_template_from_gguf_renders_the_reference_prompts() {
-    let Some(tok) = tokenizer(&SMOLLM) else { return };
+    let Some(tok) = tokenizer(&SMOLLM) else {
+        return;
+    };
     let tmpl = ChatTemplate::for_model(tok, SMOLLM.arch, None).unwrap();
-    assert_eq!(tmpl.builtin_kind(), None, "SmolLM2's GGUF carries its own template");
+    assert_eq!(
+        tmpl.builtin_kind(),
+        None,
+        "SmolLM2's GGUF carries its own template"
+    );
     for (case, messages) in chat_cases(&SMOLLM).iter().zip(conversations()) {
         let prompt = tmpl.render(&messages, true).unwrap();
         assert_eq!(prompt, case.text);
@@ -39,7 +58,10 @@ fn smollm2_template_from_gguf_renders_the_reference_prompts() {
 #[test]
 fn gemma3_builtin_template_renders_the_reference_prompts() {
     let Some(tok) = tokenizer(&GEMMA) else { return };
-    assert!(tok.chat_template().is_none(), "the gemma GGUF has no template");
+    assert!(
+        tok.chat_template().is_none(),
+        "the gemma GGUF has no template"
+    );
     let tmpl = ChatTemplate::for_model(tok, GEMMA.arch, None).unwrap();
     assert_eq!(tmpl.builtin_kind(), Some(BuiltinTemplate::Gemma));
     for (i, (case, messages)) in chat_cases(&GEMMA).iter().zip(conversations()).enumerate() {
@@ -74,8 +96,13 @@ fn bos_is_not_doubled_when_the_template_writes_it() {
 
 #[test]
 fn a_builtin_can_override_the_models_template() {
-    let Some(tok) = tokenizer(&SMOLLM) else { return };
+    let Some(tok) = tokenizer(&SMOLLM) else {
+        return;
+    };
     let tmpl = ChatTemplate::for_model(tok, SMOLLM.arch, Some(BuiltinTemplate::Vicuna)).unwrap();
     let prompt = tmpl.render(&conversations()[0], true).unwrap();
-    assert!(prompt.ends_with("USER: What is the capital of France? ASSISTANT:"), "{prompt}");
+    assert!(
+        prompt.ends_with("USER: What is the capital of France? ASSISTANT:"),
+        "{prompt}"
+    );
 }

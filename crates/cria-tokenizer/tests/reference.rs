@@ -1,8 +1,8 @@
+#![allow(clippy::unwrap_used)] // tests may unwrap
 //! The tokenizers of the two reference models against llama.cpp's own output
 //! (testdata/reference/*/tokenize.jsonl).
 
 mod common;
-
 
 use common::{GEMMA, Model, SMOLLM, TokenizeCase, read_jsonl, tokenizer};
 use cria_tokenizer::{DecodeOptions, IncrementalDecoder, Tokenizer};
@@ -16,11 +16,20 @@ fn assert_matches_llama_cpp(model: &Model) {
         .filter_map(|c| {
             let got = tok.encode(&c.text, c.add_special, c.parse_special);
             (got != c.ids).then(|| {
-                format!("{:?} (add_special={}, parse_special={}):\n  want {:?}\n  got  {:?}", c.text, c.add_special, c.parse_special, c.ids, got)
+                format!(
+                    "{:?} (add_special={}, parse_special={}):\n  want {:?}\n  got  {:?}",
+                    c.text, c.add_special, c.parse_special, c.ids, got
+                )
             })
         })
         .collect();
-    assert!(mismatches.is_empty(), "{} of {} cases differ:\n{}", mismatches.len(), cases.len(), mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} cases differ:\n{}",
+        mismatches.len(),
+        cases.len(),
+        mismatches.join("\n")
+    );
 }
 
 #[test]
@@ -40,7 +49,10 @@ fn round_trip_failures(tok: &Tokenizer, cases: &[TokenizeCase]) -> Vec<String> {
         .iter()
         .filter_map(|c| {
             let ids = tok.encode(&c.text, c.add_special, c.parse_special);
-            let opts = DecodeOptions { remove_special: c.add_special, unparse_special: true };
+            let opts = DecodeOptions {
+                remove_special: c.add_special,
+                unparse_special: true,
+            };
             let back = tok.decode_with(&ids, opts);
             (back != c.text).then(|| format!("{:?} -> {:?}", c.text, back))
         })
@@ -50,10 +62,17 @@ fn round_trip_failures(tok: &Tokenizer, cases: &[TokenizeCase]) -> Vec<String> {
 #[test]
 fn decode_inverts_encode_on_every_reference_text() {
     for model in [&SMOLLM, &GEMMA] {
-        let Some(tok) = tokenizer(model) else { continue };
+        let Some(tok) = tokenizer(model) else {
+            continue;
+        };
         let cases: Vec<TokenizeCase> = read_jsonl(model, "tokenize.jsonl");
         let failures = round_trip_failures(tok, &cases);
-        assert!(failures.is_empty(), "{}: {}", model.name, failures.join("\n"));
+        assert!(
+            failures.is_empty(),
+            "{}: {}",
+            model.name,
+            failures.join("\n")
+        );
     }
 }
 
@@ -65,21 +84,42 @@ fn is_korean_or_emoji(c: char) -> bool {
 fn streaming_korean_and_emoji_never_emits_replacement_characters() {
     let mut split_chars = 0;
     for model in [&SMOLLM, &GEMMA] {
-        let Some(tok) = tokenizer(model) else { continue };
+        let Some(tok) = tokenizer(model) else {
+            continue;
+        };
         let cases: Vec<TokenizeCase> = read_jsonl(model, "tokenize.jsonl");
-        let streamed: Vec<&TokenizeCase> = cases.iter().filter(|c| c.text.chars().any(is_korean_or_emoji)).collect();
-        assert!(streamed.len() >= 10, "{}: only {} Korean/emoji cases", model.name, streamed.len());
+        let streamed: Vec<&TokenizeCase> = cases
+            .iter()
+            .filter(|c| c.text.chars().any(is_korean_or_emoji))
+            .collect();
+        assert!(
+            streamed.len() >= 10,
+            "{}: only {} Korean/emoji cases",
+            model.name,
+            streamed.len()
+        );
         for c in streamed {
             let mut dec = IncrementalDecoder::new(tok);
             let mut pieces = Vec::new();
             for &id in &c.ids {
                 let piece = dec.push(id);
-                assert!(!piece.contains('\u{FFFD}'), "{}: U+FFFD streaming {:?}", model.name, c.text);
+                assert!(
+                    !piece.contains('\u{FFFD}'),
+                    "{}: U+FFFD streaming {:?}",
+                    model.name,
+                    c.text
+                );
                 split_chars += usize::from(piece.is_empty() && !tok.token_bytes(id).is_empty());
                 pieces.push(piece);
             }
             pieces.push(dec.finish());
-            assert_eq!(pieces.concat(), tok.decode(&c.ids), "{}: {:?}", model.name, c.text);
+            assert_eq!(
+                pieces.concat(),
+                tok.decode(&c.ids),
+                "{}: {:?}",
+                model.name,
+                c.text
+            );
         }
     }
     // the test means something only if some tokens really ended mid-character (SmolLM2's byte-level

@@ -10,7 +10,11 @@ pub(super) struct LimitedWriter {
 
 impl LimitedWriter {
     pub fn new(limit: usize) -> Self {
-        LimitedWriter { buf: Vec::new(), limit, exceeded: false }
+        LimitedWriter {
+            buf: Vec::new(),
+            limit,
+            exceeded: false,
+        }
     }
 
     pub fn exceeded(&self) -> bool {

@@ -26,7 +26,10 @@ pub struct ChatMessage {
 
 impl ChatMessage {
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        ChatMessage { role: role.into(), content: content.into() }
+        ChatMessage {
+            role: role.into(),
+            content: content.into(),
+        }
     }
 }
 
@@ -72,7 +75,11 @@ impl BuiltinTemplate {
 
     /// The built-in a model of this architecture gets when its file has no template.
     pub fn for_arch(arch: &str) -> BuiltinTemplate {
-        if arch.starts_with("gemma") { BuiltinTemplate::Gemma } else { BuiltinTemplate::ChatMl }
+        if arch.starts_with("gemma") {
+            BuiltinTemplate::Gemma
+        } else {
+            BuiltinTemplate::ChatMl
+        }
     }
 }
 
@@ -114,19 +121,33 @@ impl ChatTemplate {
         }
     }
 
-    pub fn builtin(tok: &Tokenizer, which: BuiltinTemplate) -> Result<ChatTemplate, TokenizerError> {
+    pub fn builtin(
+        tok: &Tokenizer,
+        which: BuiltinTemplate,
+    ) -> Result<ChatTemplate, TokenizerError> {
         ChatTemplate::new(tok, which.source().to_string(), Some(which))
     }
 
     /// A template from Jinja source.
-    pub fn from_source(tok: &Tokenizer, source: impl Into<String>) -> Result<ChatTemplate, TokenizerError> {
+    pub fn from_source(
+        tok: &Tokenizer,
+        source: impl Into<String>,
+    ) -> Result<ChatTemplate, TokenizerError> {
         ChatTemplate::new(tok, source.into(), None)
     }
 
-    fn new(tok: &Tokenizer, source: String, builtin: Option<BuiltinTemplate>) -> Result<ChatTemplate, TokenizerError> {
-        let text_of = |id: Option<u32>| id.map(|i| tok.token_text(i).to_string()).unwrap_or_default();
+    fn new(
+        tok: &Tokenizer,
+        source: String,
+        builtin: Option<BuiltinTemplate>,
+    ) -> Result<ChatTemplate, TokenizerError> {
+        let text_of = |id: Option<u32>| {
+            id.map(|i| tok.token_text(i).to_string())
+                .unwrap_or_default()
+        };
         let mut env = sandbox();
-        env.add_template_owned("chat", source).map_err(template_error)?;
+        env.add_template_owned("chat", source)
+            .map_err(template_error)?;
         Ok(ChatTemplate {
             env,
             bos_token: text_of(tok.bos()),
@@ -144,7 +165,11 @@ impl ChatTemplate {
 
     /// The prompt to encode with `encode(prompt, add_special = true, parse_special = true)`: the
     /// template's output less a leading BOS / trailing EOS text the tokenizer adds by itself.
-    pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String, TokenizerError> {
+    pub fn render(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> Result<String, TokenizerError> {
         let mut out = self.render_raw(messages, add_generation_prompt)?;
         if self.strip_bos && !self.bos_token.is_empty() && out.starts_with(&self.bos_token) {
             out.drain(..self.bos_token.len());
@@ -156,7 +181,11 @@ impl ChatTemplate {
     }
 
     /// Exactly what the template writes.
-    pub fn render_raw(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String, TokenizerError> {
+    pub fn render_raw(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> Result<String, TokenizerError> {
         let tmpl = self.env.get_template("chat").map_err(template_error)?;
         let ctx = context! {
             messages => messages,
@@ -167,7 +196,9 @@ impl ChatTemplate {
         let mut w = LimitedWriter::new(TEMPLATE_MAX_OUTPUT);
         match tmpl.render_captured_to(ctx, &mut w) {
             Ok(_) => Ok(w.into_string()),
-            Err(_) if w.exceeded() => Err(TokenizerError::TemplateOutputTooLarge { limit: TEMPLATE_MAX_OUTPUT }),
+            Err(_) if w.exceeded() => Err(TokenizerError::TemplateOutputTooLarge {
+                limit: TEMPLATE_MAX_OUTPUT,
+            }),
             Err(e) => Err(template_error(e)),
         }
     }
@@ -191,10 +222,10 @@ fn raise_exception(message: String) -> Result<String, Error> {
 
 fn template_error(e: Error) -> TokenizerError {
     let mut msg = e.to_string();
-    if let Some(detail) = e.detail() {
-        if !msg.contains(detail) {
-            msg = format!("{msg}: {detail}");
-        }
+    if let Some(detail) = e.detail()
+        && !msg.contains(detail)
+    {
+        msg = format!("{msg}: {detail}");
     }
     TokenizerError::Template(msg)
 }

@@ -16,7 +16,10 @@ fn tok(bos_added: bool) -> Tokenizer {
 }
 
 fn msgs(pairs: &[(&str, &str)]) -> Vec<ChatMessage> {
-    pairs.iter().map(|(r, c)| ChatMessage::new(*r, *c)).collect()
+    pairs
+        .iter()
+        .map(|(r, c)| ChatMessage::new(*r, *c))
+        .collect()
 }
 
 #[test]
@@ -31,13 +34,21 @@ fn builtin_names_parse() {
 fn chatml_renders_turns_and_generation_prompt() {
     let t = ChatTemplate::builtin(&tok(false), BuiltinTemplate::ChatMl).unwrap();
     let out = t.render(&msgs(&[("user", "Hi")]), true).unwrap();
-    assert_eq!(out, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+    assert_eq!(
+        out,
+        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    );
 }
 
 #[test]
 fn llama2_folds_system_into_first_turn() {
     let t = ChatTemplate::builtin(&tok(true), BuiltinTemplate::Llama2).unwrap();
-    let m = msgs(&[("system", "Be brief."), ("user", " Hi "), ("assistant", "Hello"), ("user", "Bye")]);
+    let m = msgs(&[
+        ("system", "Be brief."),
+        ("user", " Hi "),
+        ("assistant", "Hello"),
+        ("user", "Bye"),
+    ]);
     assert_eq!(
         t.render_raw(&m, true).unwrap(),
         "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\n Hi [/INST] Hello </s><s>[INST] Bye [/INST]"
@@ -49,9 +60,18 @@ fn llama2_folds_system_into_first_turn() {
 #[test]
 fn alpaca_and_vicuna_render() {
     let m = msgs(&[("user", "Sum 2+2")]);
-    let a = ChatTemplate::builtin(&tok(false), BuiltinTemplate::Alpaca).unwrap().render(&m, true).unwrap();
-    assert!(a.ends_with("### Instruction:\nSum 2+2\n\n### Response:\n"), "{a}");
-    let v = ChatTemplate::builtin(&tok(false), BuiltinTemplate::Vicuna).unwrap().render(&m, true).unwrap();
+    let a = ChatTemplate::builtin(&tok(false), BuiltinTemplate::Alpaca)
+        .unwrap()
+        .render(&m, true)
+        .unwrap();
+    assert!(
+        a.ends_with("### Instruction:\nSum 2+2\n\n### Response:\n"),
+        "{a}"
+    );
+    let v = ChatTemplate::builtin(&tok(false), BuiltinTemplate::Vicuna)
+        .unwrap()
+        .render(&m, true)
+        .unwrap();
     assert!(v.ends_with("USER: Sum 2+2 ASSISTANT:"), "{v}");
 }
 
@@ -92,7 +112,10 @@ fn huge_output_is_cut_off() {
     let src = "{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}";
     let t = ChatTemplate::from_source(&tok(false), src).unwrap();
     let err = t.render(&[], false).unwrap_err();
-    assert!(matches!(err, TokenizerError::TemplateOutputTooLarge { .. }), "{err}");
+    assert!(
+        matches!(err, TokenizerError::TemplateOutputTooLarge { .. }),
+        "{err}"
+    );
 }
 
 #[test]

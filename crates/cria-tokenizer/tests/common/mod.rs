@@ -15,9 +15,16 @@ pub struct Model {
     pub arch: &'static str,
 }
 
-pub const SMOLLM: Model =
-    Model { name: "smollm2-135m-instruct", reference: "smollm2-135m-instruct-q4_1", arch: "llama" };
-pub const GEMMA: Model = Model { name: "gemma-3-270m", reference: "gemma-3-270m-q4_k_m", arch: "gemma3" };
+pub const SMOLLM: Model = Model {
+    name: "smollm2-135m-instruct",
+    reference: "smollm2-135m-instruct-q4_1",
+    arch: "llama",
+};
+pub const GEMMA: Model = Model {
+    name: "gemma-3-270m",
+    reference: "gemma-3-270m-q4_k_m",
+    arch: "gemma3",
+};
 
 /// The model file, or `None` when CRIA_SKIP_MODEL_TESTS=1 and it is missing; panics otherwise.
 pub fn model_path(name: &str) -> Option<PathBuf> {
@@ -30,17 +37,27 @@ pub fn model_path(name: &str) -> Option<PathBuf> {
         return Some(path);
     }
     if std::env::var("CRIA_SKIP_MODEL_TESTS").as_deref() == Ok("1") {
-        eprintln!("skipping: {} is missing and CRIA_SKIP_MODEL_TESTS=1", path.display());
+        eprintln!(
+            "skipping: {} is missing and CRIA_SKIP_MODEL_TESTS=1",
+            path.display()
+        );
         return None;
     }
-    panic!("model file {} is missing: run `cargo run --release -- pull {name}`", path.display());
+    panic!(
+        "model file {} is missing: run `cargo run --release -- pull {name}`",
+        path.display()
+    );
 }
 
 /// The model's tokenizer, loaded once per test binary.
 pub fn tokenizer(model: &Model) -> Option<&'static Tokenizer> {
     static SMOLLM_TOK: OnceLock<Option<Tokenizer>> = OnceLock::new();
     static GEMMA_TOK: OnceLock<Option<Tokenizer>> = OnceLock::new();
-    let cell = if model.name == SMOLLM.name { &SMOLLM_TOK } else { &GEMMA_TOK };
+    let cell = if model.name == SMOLLM.name {
+        &SMOLLM_TOK
+    } else {
+        &GEMMA_TOK
+    };
     cell.get_or_init(|| {
         let path = model_path(model.name)?;
         let file = GgufFile::open(&path).unwrap();
@@ -50,7 +67,10 @@ pub fn tokenizer(model: &Model) -> Option<&'static Tokenizer> {
 }
 
 pub fn reference_path(model: &Model, file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/reference").join(model.reference).join(file)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/reference")
+        .join(model.reference)
+        .join(file)
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,5 +90,8 @@ pub struct LogitsCase {
 
 pub fn read_jsonl<T: for<'de> Deserialize<'de>>(model: &Model, file: &str) -> Vec<T> {
     let text = std::fs::read_to_string(reference_path(model, file)).unwrap();
-    text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
