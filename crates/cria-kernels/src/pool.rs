@@ -69,6 +69,12 @@ impl ThreadPool {
     /// A pool of `n_threads` threads in all: the caller of [`run`](Self::run) plus `n_threads - 1` workers
     /// (0 is taken as 1). If the OS refuses a thread, the pool runs with the ones it got.
     pub fn new(n_threads: usize) -> Self {
+        Self::with_spin(n_threads, spin_from_env())
+    }
+
+    /// [`new`](Self::new) with an explicit spin time: how long an idle worker polls for the next job before
+    /// it parks (the default is `CRIA_POOL_SPIN_US` µs, else 1000 µs).
+    pub fn with_spin(n_threads: usize, spin: Duration) -> Self {
         let shared = Arc::new(Shared {
             state: AtomicU64::new(0),
             job: AtomicPtr::new(std::ptr::null_mut()),
@@ -76,7 +82,7 @@ impl ThreadPool {
             lock: Mutex::new(()),
             wake: Condvar::new(),
             shutdown: AtomicBool::new(false),
-            spin: spin_from_env(),
+            spin,
         });
         let workers = (1..n_threads.max(1))
             .map_while(|i| {
