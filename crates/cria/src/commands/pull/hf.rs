@@ -136,7 +136,9 @@ fn explain(e: &ureq::Error) -> String {
                 .to_owned()
         }
         E::Timeout(what) => format!("timed out ({what:?}): the network is slow or unreachable"),
-        other => format!("{other}: check the network connection (or HF_ENDPOINT)"),
+        other => format!(
+            "{other} (is this machine online? check the network connection, or HF_ENDPOINT)"
+        ),
     }
 }
 
