@@ -1,0 +1,46 @@
+//! Middleware: the API key check (constant time) and the request counter.
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Lets a request through only with `Authorization: Bearer <key>` when a key is configured.
+pub async fn require_key(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(key) = state.config.api_key.as_deref() else {
+        return next.run(req).await;
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if bool::from(given.as_bytes().ct_eq(key.as_bytes())) {
+        next.run(req).await
+    } else {
+        ApiError::unauthorized().into_response()
+    }
+}
+
+/// Counts every response by endpoint and status.
+pub async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let endpoint = match req.uri().path() {
+        p
+        @ ("/v1/chat/completions" | "/v1/completions" | "/v1/models" | "/health" | "/metrics") => {
+            p.to_string()
+        }
+        _ => "other".to_string(),
+    };
+    let response = next.run(req).await;
+    state
+        .metrics
+        .requests
+        .with_label_values(&[endpoint.as_str(), response.status().as_str()])
+        .inc();
+    response
+}

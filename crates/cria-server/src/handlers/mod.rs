@@ -1,0 +1,12 @@
+//! The endpoints.
+
+pub mod chat;
+pub mod completions;
+pub mod misc;
+
+pub use chat::chat_completions;
+pub use completions::completions;
+pub use misc::{fallback, health, method_not_allowed, metrics, models};
+
+/// The `system_fingerprint` of every response.
+pub const FINGERPRINT: &str = concat!("cria-", env!("CARGO_PKG_VERSION"));

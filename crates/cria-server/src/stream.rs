@@ -1,0 +1,142 @@
+//! Server-sent events: the choices' engine events as OpenAI chunks, then the usage chunk if asked, then
+//! `data: [DONE]`. Dropping the stream (client gone) drops the choices, which cancels them in the engine.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use cria_engine::{Event, FinishReason, TokenLogprob};
+use futures_util::stream::{self, BoxStream, SelectAll, Stream, StreamExt};
+use serde_json::Value;
+
+use crate::frontend::Frontend;
+use crate::generate::ChoiceRx;
+use crate::types::Usage;
+
+/// How one endpoint writes its chunks.
+pub trait ChunkFormat: Send + 'static {
+    /// The chunk opening choice `index`, if the format has one (chat sends the role).
+    fn start(&self, index: usize) -> Option<Value>;
+    fn token(
+        &self,
+        index: usize,
+        text: String,
+        logprob: Option<&TokenLogprob>,
+        frontend: &dyn Frontend,
+    ) -> Value;
+    fn finish(&self, index: usize, reason: FinishReason) -> Value;
+    fn usage(&self, usage: Usage) -> Value;
+}
+
+type Tagged = (usize, bool, Option<Event>);
+
+/// Turns each choice into a stream of `(index, counts_prompt, event)`, ending with a `None` event.
+fn tagged(choice: ChoiceRx) -> BoxStream<'static, Tagged> {
+    let index = choice.index;
+    let counts = choice.counts_prompt();
+    stream::unfold(Some(choice), move |state| async move {
+        let mut choice = state?;
+        match choice.next().await {
+            Some(ev) => Some(((index, counts, Some(ev)), Some(choice))),
+            None => Some(((index, counts, None), None)),
+        }
+    })
+    .boxed()
+}
+
+struct StreamState<F> {
+    format: F,
+    frontend: Arc<dyn Frontend>,
+    merged: SelectAll<BoxStream<'static, Tagged>>,
+    pending: VecDeque<SseEvent>,
+    usage: Option<Usage>,
+    finished: bool,
+}
+
+impl<F: ChunkFormat> StreamState<F> {
+    fn push(&mut self, value: Value) {
+        self.pending
+            .push_back(SseEvent::default().data(value.to_string()));
+    }
+
+    fn on_event(&mut self, index: usize, counts_prompt: bool, event: Option<Event>) {
+        match event {
+            Some(Event::Token { text, logprob }) if !text.is_empty() || logprob.is_some() => {
+                let chunk =
+                    self.format
+                        .token(index, text, logprob.as_ref(), self.frontend.as_ref());
+                self.push(chunk);
+            }
+            Some(Event::Token { .. }) => {}
+            Some(Event::Done {
+                reason,
+                prompt_tokens,
+                completion_tokens,
+            }) => {
+                if let Some(u) = &mut self.usage {
+                    *u = Usage::new(
+                        u.prompt_tokens + if counts_prompt { prompt_tokens } else { 0 },
+                        u.completion_tokens + completion_tokens,
+                    );
+                }
+                let chunk = self.format.finish(index, reason);
+                self.push(chunk);
+            }
+            Some(Event::Failed(message)) => {
+                self.push(crate::error::ApiError::internal(message).body());
+                self.finished = true;
+                self.pending.push_back(SseEvent::default().data("[DONE]"));
+            }
+            None => {}
+        }
+    }
+
+    fn on_end(&mut self) {
+        if let Some(usage) = self.usage {
+            let chunk = self.format.usage(usage);
+            self.push(chunk);
+        }
+        self.pending.push_back(SseEvent::default().data("[DONE]"));
+        self.finished = true;
+    }
+
+    async fn next_event(mut self) -> Option<(Result<SseEvent, Infallible>, Self)> {
+        loop {
+            if let Some(ev) = self.pending.pop_front() {
+                return Some((Ok(ev), self));
+            }
+            if self.finished {
+                return None;
+            }
+            match self.merged.next().await {
+                Some((index, counts, event)) => self.on_event(index, counts, event),
+                None => self.on_end(),
+            }
+        }
+    }
+}
+
+/// The SSE response for `choices`.
+pub fn sse<F: ChunkFormat>(
+    format: F,
+    frontend: Arc<dyn Frontend>,
+    choices: Vec<ChoiceRx>,
+    include_usage: bool,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let mut state = StreamState {
+        pending: VecDeque::new(),
+        merged: stream::select_all(Vec::new()),
+        usage: include_usage.then(Usage::default),
+        finished: false,
+        frontend,
+        format,
+    };
+    for choice in choices {
+        if let Some(chunk) = state.format.start(choice.index) {
+            state.push(chunk);
+        }
+        state.merged.push(tagged(choice));
+    }
+    Sse::new(stream::unfold(state, StreamState::next_event)).keep_alive(KeepAlive::default())
+}

@@ -1,0 +1,14 @@
+//! The OpenAI request and response bodies.
+
+mod request;
+mod response;
+
+pub use request::{
+    ChatRequest, CommonFields, CompletionRequest, Content, ContentPart, Message, Prompt, Stop,
+    StreamOptions,
+};
+pub use response::{
+    ChatChoice, ChatChunk, ChatChunkChoice, ChatLogprobs, ChatMessageOut, ChatResponse,
+    CompletionChoice, CompletionLogprobs, CompletionResponse, Delta, ModelCard, ModelList,
+    TokenLogprobOut, TopLogprob, Usage,
+};

@@ -1,0 +1,209 @@
+//! A fake model and tokenizer for handler tests: one token per byte, 256 is the end of generation.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use cria_engine::{Backend, Engine, EngineConfig, EngineError, Step, Vocab};
+use cria_server::{ChatTurn, Frontend, Loaded, ServerConfig, Shared};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub const EOG: u32 = 256;
+pub const MODEL: &str = "fake-model";
+
+pub struct ByteVocab(Vec<Vec<u8>>);
+
+impl ByteVocab {
+    pub fn new() -> Self {
+        let mut v: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+        v.push(Vec::new());
+        ByteVocab(v)
+    }
+}
+
+impl Vocab for ByteVocab {
+    fn token_bytes(&self, id: u32) -> &[u8] {
+        self.0.get(id as usize).map_or(&[], Vec::as_slice)
+    }
+
+    fn is_eog(&self, id: u32) -> bool {
+        id == EOG
+    }
+}
+
+impl Frontend for ByteVocab {
+    fn chat_prompt(&self, turns: &[ChatTurn]) -> Result<Vec<u32>, String> {
+        let text: String = turns
+            .iter()
+            .map(|t| format!("{}: {}\n", t.role, t.content))
+            .collect();
+        Ok(self.text_prompt(&text))
+    }
+
+    fn text_prompt(&self, text: &str) -> Vec<u32> {
+        text.bytes().map(u32::from).collect()
+    }
+
+    fn token_bytes(&self, id: u32) -> Vec<u8> {
+        Vocab::token_bytes(self, id).to_vec()
+    }
+
+    fn vocab_size(&self) -> usize {
+        257
+    }
+}
+
+/// Lowercase letters and spaces, chosen by a hash of the sequence's own history.
+pub struct FakeBackend {
+    caches: Vec<Vec<u32>>,
+    delay: Duration,
+}
+
+impl Backend for FakeBackend {
+    fn reset_slot(&mut self, slot: usize) {
+        self.caches[slot].clear();
+    }
+
+    fn forward(&mut self, steps: &[Step<'_>]) -> Result<Vec<Vec<f32>>, EngineError> {
+        std::thread::sleep(self.delay);
+        Ok(steps
+            .iter()
+            .map(|s| {
+                let cache = &mut self.caches[s.slot];
+                cache.extend_from_slice(s.tokens);
+                if !s.want_logits {
+                    return Vec::new();
+                }
+                let h = cache
+                    .iter()
+                    .fold(7u64, |h, &t| h.wrapping_mul(31).wrapping_add(u64::from(t)));
+                (0..257u64)
+                    .map(|i| match i {
+                        32 | 97..=122 => ((h ^ (i * 2654435761)) % 1000) as f32 / 100.0,
+                        _ => -100.0,
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
+    fn kv_bytes(&self) -> usize {
+        0
+    }
+}
+
+pub struct Setup {
+    pub config: ServerConfig,
+    pub engine: EngineConfig,
+    pub delay: Duration,
+    pub loaded: bool,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            config: ServerConfig {
+                model_id: MODEL.into(),
+                ..ServerConfig::default()
+            },
+            engine: EngineConfig {
+                ctx: 512,
+                ..EngineConfig::default()
+            },
+            delay: Duration::ZERO,
+            loaded: true,
+        }
+    }
+}
+
+pub fn app(setup: Setup) -> (Router, Option<Arc<Engine>>) {
+    let state = Shared::new(setup.config);
+    let mut engine = None;
+    if setup.loaded {
+        let parallel = setup.engine.parallel;
+        let delay = setup.delay;
+        let e = Arc::new(
+            Engine::start(setup.engine, Arc::new(ByteVocab::new()), move || {
+                Ok(FakeBackend {
+                    caches: vec![Vec::new(); parallel],
+                    delay,
+                })
+            })
+            .unwrap(),
+        );
+        engine = Some(e.clone());
+        let loaded = Loaded {
+            engine: e,
+            frontend: Arc::new(ByteVocab::new()),
+        };
+        assert!(state.loaded.set(loaded).is_ok());
+    }
+    (cria_server::router(state), engine)
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub text: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    /// The `data:` payloads of an SSE body.
+    pub fn events(&self) -> Vec<String> {
+        self.text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Asserts the OpenAI error shape and returns the error object.
+    pub fn error(&self, status: StatusCode) -> Value {
+        assert_eq!(self.status, status, "{}", self.text);
+        let body = self.json();
+        let err = body["error"].clone();
+        assert!(
+            err["message"].is_string() && err["type"].is_string(),
+            "{body}"
+        );
+        assert!(
+            err.get("param").is_some() && err.get("code").is_some(),
+            "{body}"
+        );
+        err
+    }
+}
+
+pub async fn send(app: &Router, req: Request<Body>) -> Answer {
+    let response = app.clone().oneshot(req).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        headers,
+        text: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+pub async fn post(app: &Router, path: &str, body: &str) -> Answer {
+    let req = Request::post(path)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    send(app, req).await
+}
+
+pub async fn get(app: &Router, path: &str) -> Answer {
+    send(app, Request::get(path).body(Body::empty()).unwrap()).await
+}
