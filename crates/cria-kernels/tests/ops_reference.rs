@@ -50,7 +50,9 @@ proptest! {
             let c = (2.0 / std::f64::consts::PI).sqrt();
             let gelu = 0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh()) * u;
             prop_assert!((f64::from(s[i]) - silu).abs() <= 1e-5 * (1.0 + silu.abs()), "silu [{i}]");
-            prop_assert!((f64::from(e[i]) - gelu).abs() <= 1e-5 * (1.0 + gelu.abs()), "gelu [{i}]");
+            // ggml's GELU rounds its input and output to f16 (see ops::gelu_as_ggml): about 2^-11 relative each.
+            let gelu_tol = 1.5e-3 * (1.0 + x.abs()) * u.abs() + 1e-6;
+            prop_assert!((f64::from(e[i]) - gelu).abs() <= gelu_tol, "gelu [{i}]");
         }
     }
 
