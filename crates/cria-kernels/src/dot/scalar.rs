@@ -172,7 +172,11 @@ fn q4_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
         .map(|(w, a)| {
             let q = |e: usize| {
                 let b = w.qs[32 * (e / 64) + e % 32];
-                (if (e / 32).is_multiple_of(2) { b & 0xF } else { b >> 4 }) as i32
+                (if (e / 32).is_multiple_of(2) {
+                    b & 0xF
+                } else {
+                    b >> 4
+                }) as i32
             };
             k45(w.d(), w.dmin(), &w.scales, q, a)
         })
@@ -185,7 +189,11 @@ fn q5_k(w: &[BlockQ5K], a: &[BlockQ8K]) -> f32 {
         .map(|(w, a)| {
             let q = |e: usize| {
                 let b = w.qs[32 * (e / 64) + e % 32];
-                let low = if (e / 32).is_multiple_of(2) { b & 0xF } else { b >> 4 };
+                let low = if (e / 32).is_multiple_of(2) {
+                    b & 0xF
+                } else {
+                    b >> 4
+                };
                 let high = (w.qh[e % 32] >> (e / 32)) & 1;
                 (low | (high << 4)) as i32
             };

@@ -1,5 +1,5 @@
 //! aarch64 kernels: NEON (+dotprod when present). Reached only through `rows_kernel`, which `dot` calls after
-//! checking the CPU supports NEON.
+//! checking the CPU supports NEON; the dotprod variant is chosen only where the CPU reports it.
 
 mod neon;
 
@@ -9,7 +9,60 @@ use crate::isa::Isa;
 
 pub(crate) fn rows_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
     match isa {
-        Isa::Neon => neon::rows_kernel(ty),
+        Isa::Neon if crate::isa::has_dotprod() => neon::dotprod::rows_kernel(ty),
+        Isa::Neon => neon::plain::rows_kernel(ty),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The variant `rows_kernel` may not pick on this CPU (plain NEON where dotprod exists) against scalar.
+    use super::*;
+    use crate::quant::{activation_type, quantize_activation_with, quantize_row};
+
+    fn data(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(1664525).wrapping_add(1013904223);
+                (s >> 8) as f32 / (1 << 24) as f32 * 4.0 - 2.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_neon_variant_matches_scalar() {
+        type Table = fn(GgmlType) -> Option<RowsFn>;
+        let mut variants: Vec<(&str, Table)> = vec![("neon", neon::plain::rows_kernel)];
+        if crate::isa::has_dotprod() {
+            variants.push(("dotprod", neon::dotprod::rows_kernel));
+        }
+        let (n, rows) = (512, 5);
+        for ty in GgmlType::ALL {
+            let rb = ty.row_bytes(n).unwrap();
+            let mut w = vec![0u8; rb * rows];
+            for (r, chunk) in w.chunks_exact_mut(rb).enumerate() {
+                quantize_row(ty, &data(n, r as u32), chunk).unwrap();
+            }
+            let at = activation_type(ty);
+            let mut a = vec![0u8; at.row_bytes(n).unwrap()];
+            quantize_activation_with(Isa::Scalar, at, &data(n, 99), &mut a);
+            let want: Vec<f32> = w
+                .chunks_exact(rb)
+                .map(|r| crate::dot::scalar::dot(ty, r, &a))
+                .collect();
+            for (name, table) in &variants {
+                let Some(k) = table(ty) else { continue };
+                let mut got = vec![0f32; rows];
+                k(&w, rb, &a, &mut got);
+                for (g, s) in got.iter().zip(&want) {
+                    assert!(
+                        (g - s).abs() <= 1e-4 * s.abs().max(1.0),
+                        "{name} {ty:?}: {g} vs {s}"
+                    );
+                }
+            }
+        }
     }
 }
