@@ -139,7 +139,7 @@ fn case() -> impl Strategy<Value = (GgmlType, usize, usize, Vec<f32>, Vec<f32>)>
                 nb * activation_type(ty).block_size().max(ty.block_size())
             };
             let w = proptest::collection::vec(-scale..scale, n * rows);
-            let a = proptest::collection::vec(-4.0f32..4.0, n * 3);
+            let a = proptest::collection::vec(-4.0f32..4.0, n * 6);
             (Just(ty), Just(n), Just(rows), w, a)
         },
     )
@@ -155,7 +155,7 @@ proptest! {
         let at = activation_type(ty);
         let acts: Vec<u8> = a.chunks_exact(n).flat_map(|r| act(Isa::Scalar, ty, r)).collect();
         let ad: Vec<f32> = acts.chunks_exact(at.row_bytes(n).unwrap()).flat_map(|r| dequantize(at, r, n)).collect();
-        let n_tok = 3;
+        let n_tok = 6; // a 4-token tile and an edge
         // the scalar kernel against f32 math on the dequantized operands
         let mut want = vec![0f32; n_tok * rows];
         matmul_rows_with(Isa::Scalar, ty, &wq, n, &acts, n_tok, 0..rows, &mut want, rows);

@@ -1,8 +1,6 @@
 //! AVX-512 kernels: the 256-bit kernels with AVX-512 VNNI's `vpdpbusd` (EVEX, 32 vector registers). On Zen 4
 //! 512-bit ops are split in two 256-bit halves, so VNNI, not width, is the gain.
 
-use crate::GgmlType;
-use crate::dot::TiledFn;
 use std::arch::x86_64::*;
 
 #[inline]
@@ -16,8 +14,9 @@ pub(super) mod vnni {
         "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
         super::dot_vnni
     );
-}
-
-pub(super) fn tiled_kernel(_ty: GgmlType) -> Option<TiledFn> {
-    None
+    super::super::tiled::x86_tiled!(
+        "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
+        super::dot_vnni,
+        true
+    );
 }

@@ -5,6 +5,7 @@
 mod avx2;
 mod avx512;
 mod kernels;
+mod tiled;
 
 use super::{RowsFn, TiledFn};
 use crate::GgmlType;
@@ -27,7 +28,9 @@ pub(crate) fn rows_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
 
 pub(crate) fn tiled_kernel(isa: Isa, ty: GgmlType) -> Option<TiledFn> {
     match isa {
-        Isa::Avx512 if crate::isa::has_avx512_vnni() => avx512::tiled_kernel(ty),
+        Isa::Avx512 if crate::isa::has_avx512_vnni() => avx512::vnni::tiled_kernel(ty),
+        Isa::Avx512 | Isa::Avx2 if has_avxvnni() => avx2::vnni::tiled_kernel(ty),
+        Isa::Avx512 | Isa::Avx2 => avx2::plain::tiled_kernel(ty),
         _ => None,
     }
 }
@@ -60,18 +63,23 @@ mod tests {
 
     #[test]
     fn every_x86_variant_matches_scalar() {
-        type Table = fn(GgmlType) -> Option<RowsFn>;
-        let mut variants: Vec<(&str, Table)> = Vec::new();
+        type Rows = fn(GgmlType) -> Option<RowsFn>;
+        type Tiled = fn(GgmlType) -> Option<TiledFn>;
+        let mut variants: Vec<(&str, Rows, Tiled)> = Vec::new();
         if Isa::Avx2.supported() {
-            variants.push(("avx2", avx2::plain::rows_kernel));
+            variants.push(("avx2", avx2::plain::rows_kernel, avx2::plain::tiled_kernel));
         }
         if Isa::Avx2.supported() && has_avxvnni() {
-            variants.push(("avxvnni", avx2::vnni::rows_kernel));
+            variants.push(("avxvnni", avx2::vnni::rows_kernel, avx2::vnni::tiled_kernel));
         }
         if Isa::Avx512.supported() && crate::isa::has_avx512_vnni() {
-            variants.push(("avx512vnni", avx512::vnni::rows_kernel));
+            variants.push((
+                "avx512vnni",
+                avx512::vnni::rows_kernel,
+                avx512::vnni::tiled_kernel,
+            ));
         }
-        let (n, rows) = (512, 5);
+        let (n, rows, n_tok) = (512, 9, 6);
         for ty in GgmlType::ALL {
             let rb = ty.row_bytes(n).unwrap();
             let mut w = vec![0u8; rb * rows];
@@ -79,21 +87,33 @@ mod tests {
                 quantize_row(ty, &data(n, r as u32), chunk).unwrap();
             }
             let at = activation_type(ty);
-            let mut a = vec![0u8; at.row_bytes(n).unwrap()];
-            quantize_activation_with(Isa::Scalar, at, &data(n, 99), &mut a);
-            let want: Vec<f32> = w
-                .chunks_exact(rb)
-                .map(|r| crate::dot::scalar::dot(ty, r, &a))
+            let ab = at.row_bytes(n).unwrap();
+            let mut a = vec![0u8; ab * n_tok];
+            for (t, chunk) in a.chunks_exact_mut(ab).enumerate() {
+                quantize_activation_with(Isa::Scalar, at, &data(n, 99 + t as u32), chunk);
+            }
+            let want: Vec<f32> = (0..n_tok)
+                .flat_map(|t| w.chunks_exact(rb).map(move |r| (t, r)))
+                .map(|(t, r)| crate::dot::scalar::dot(ty, r, &a[t * ab..(t + 1) * ab]))
                 .collect();
-            for (name, table) in &variants {
-                let Some(k) = table(ty) else { continue };
-                let mut got = vec![0f32; rows];
-                k(&w, rb, &a, &mut got);
-                for (g, s) in got.iter().zip(&want) {
-                    assert!(
-                        (g - s).abs() <= 1e-4 * s.abs().max(1.0),
-                        "{name} {ty:?}: {g} vs {s}"
-                    );
+            for (name, rows_table, tiled_table) in &variants {
+                if let Some(k) = rows_table(ty) {
+                    let mut got = vec![0f32; rows];
+                    k(&w, rb, &a[..ab], &mut got);
+                    for (g, s) in got.iter().zip(&want) {
+                        assert!(
+                            (g - s).abs() <= 1e-4 * s.abs().max(1.0),
+                            "{name} {ty:?}: {g} vs {s}"
+                        );
+                    }
+                }
+                if let Some(k) = tiled_table(ty) {
+                    let mut got = vec![0f32; rows * n_tok];
+                    k(&w, rb, &a, ab, n_tok, &mut got, rows);
+                    for (i, (g, s)) in got.iter().zip(&want).enumerate() {
+                        let ok = (g - s).abs() <= 1e-4 * s.abs().max(1.0);
+                        assert!(ok, "{name} {ty:?} tiled [{i}]: {g} vs {s}");
+                    }
                 }
             }
         }

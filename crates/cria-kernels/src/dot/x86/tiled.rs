@@ -1,0 +1,291 @@
+//! Register-tiled GEMM kernels for prefill: `R` weight rows × `T` tokens per inner loop, so each weight block
+//! is decoded once and used `T` times, and each activation block loaded once per row instead of per pair.
+//! Expanded by `x86_tiled!` in the same module as `x86_kernels!`, whose helpers (`ld`, `nib32`, `h2`, ...) it
+//! uses.
+
+/// `$full_u8`: whether `$dot` takes u8 up to 255 without saturating (VNNI does; `maddubs` does not, so the
+/// Q8_0 tile, which offsets weights by 128, is left out there).
+macro_rules! x86_tiled {
+    ($features:literal, $dot:path, $full_u8:literal) => {
+        use crate::dot::TiledFn;
+
+        const R: usize = 4;
+        const T: usize = 4;
+
+        /// Activation block: (d, s or 0, quants).
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn act_q8_0(b: &BlockQ8_0) -> (f32, f32, __m256i) {
+            (h1(b.d), 0.0, ld(&b.qs))
+        }
+
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn act_q8_1(b: &BlockQ8_1) -> (f32, f32, __m256i) {
+            let (d, s) = h2(b.d, b.s);
+            (d, s, ld(&b.qs))
+        }
+
+        /// Weight block as unsigned quants u with value (u − OFF)·d + m: (u, d, m).
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn dec_q4_0(b: &BlockQ4_0) -> (__m256i, f32, f32) {
+            (nib32(&b.qs), h1(b.d), 0.0)
+        }
+
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn dec_q4_1(b: &BlockQ4_1) -> (__m256i, f32, f32) {
+            let (d, m) = h2(b.d, b.m);
+            (nib32(&b.qs), d, m)
+        }
+
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn dec_q5_0(b: &BlockQ5_0) -> (__m256i, f32, f32) {
+            (q5(&b.qs, b.qh), h1(b.d), 0.0)
+        }
+
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn dec_q5_1(b: &BlockQ5_1) -> (__m256i, f32, f32) {
+            let (d, m) = h2(b.d, b.m);
+            (q5(&b.qs, b.qh), d, m)
+        }
+
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn dec_q8_0(b: &BlockQ8_0) -> (__m256i, f32, f32) {
+            // flipping the sign bit adds 128: u = q + 128
+            (_mm256_xor_si256(ld(&b.qs), _mm256_set1_epi8(-128)), h1(b.d), 0.0)
+        }
+
+        /// One R×T tile of a 32-element block format with weight offset `$off` (value (u − off)·d + m).
+        macro_rules! legacy_tile {
+            ($tile:ident, $W:ty, $A:ty, $dec:ident, $act:ident, $off:expr, $has_min:expr) => {
+                #[inline]
+                #[target_feature(enable = $features)]
+                fn $tile<const RR: usize, const TT: usize>(w: [&[$W]; RR], a: [&[$A]; TT], out: &mut [[f32; TT]; RR]) {
+                    let mut acc = [[_mm256_setzero_ps(); TT]; RR];
+                    let mut mins = [[0f32; TT]; RR];
+                    let ones = _mm256_set1_epi8(1);
+                    for b in 0..w[0].len() {
+                        let mut da = [0f32; TT];
+                        let mut sa = [0f32; TT];
+                        let mut av = [_mm256_setzero_si256(); TT];
+                        // −off·Σa as the starting value of each token's integer sum
+                        let mut base = [_mm256_setzero_si256(); TT];
+                        for t in 0..TT {
+                            (da[t], sa[t], av[t]) = $act(&a[t][b]);
+                            if $off != 0 {
+                                base[t] = _mm256_mullo_epi32(dot_us(ones, av[t]), _mm256_set1_epi32(-$off));
+                            }
+                        }
+                        for r in 0..RR {
+                            let (u, dw, mw) = $dec(&w[r][b]);
+                            for t in 0..TT {
+                                let p = _mm256_cvtepi32_ps($dot(base[t], u, av[t]));
+                                acc[r][t] = _mm256_fmadd_ps(p, _mm256_set1_ps(dw * da[t]), acc[r][t]);
+                                if $has_min {
+                                    mins[r][t] += mw * sa[t];
+                                }
+                            }
+                        }
+                    }
+                    for r in 0..RR {
+                        for t in 0..TT {
+                            out[r][t] = hsum(acc[r][t]) + mins[r][t];
+                        }
+                    }
+                }
+            };
+        }
+        legacy_tile!(tile_q4_0, BlockQ4_0, BlockQ8_0, dec_q4_0, act_q8_0, 8, false);
+        legacy_tile!(tile_q4_1, BlockQ4_1, BlockQ8_1, dec_q4_1, act_q8_1, 0, true);
+        legacy_tile!(tile_q5_0, BlockQ5_0, BlockQ8_0, dec_q5_0, act_q8_0, 16, false);
+        legacy_tile!(tile_q5_1, BlockQ5_1, BlockQ8_1, dec_q5_1, act_q8_1, 0, true);
+        legacy_tile!(tile_q8_0, BlockQ8_0, BlockQ8_0, dec_q8_0, act_q8_0, 128, false);
+
+        /// Q4_K group g (32 elements): unsigned quants and the sub-block scale for both halves.
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn grp_q4_k(w: &BlockQ4K, g: usize, sc: &[(i32, i32); 8]) -> (__m256i, i32, i32) {
+            let q = ld(&w.qs[32 * (g / 2)..]);
+            let q = if g % 2 == 0 { q } else { _mm256_srli_epi16::<4>(q) };
+            (_mm256_and_si256(q, _mm256_set1_epi8(0xF)), sc[g].0, sc[g].1)
+        }
+
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn grp_q6_k(w: &BlockQ6K, g: usize, sc: &[(i32, i32); 8]) -> (__m256i, i32, i32) {
+            let (h, k) = (g / 4, g % 4);
+            let ql = ld(&w.ql[64 * h + 32 * (k & 1)..]);
+            let low = if k < 2 { ql } else { _mm256_srli_epi16::<4>(ql) };
+            let low = _mm256_and_si256(low, _mm256_set1_epi8(0xF));
+            let qh = _mm256_srl_epi16(ld(&w.qh[32 * h..]), _mm_cvtsi32_si128(2 * k as i32));
+            let high = _mm256_slli_epi16::<4>(_mm256_and_si256(qh, _mm256_set1_epi8(3)));
+            (_mm256_or_si256(low, high), sc[g].0, sc[g].1)
+        }
+
+        /// Q4_K: per-group scales, d, and the min term −dmin·Σ m·bsum for one activation block.
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn meta_q4_k(w: &BlockQ4K) -> ([(i32, i32); 8], [i32; 8], f32, f32) {
+            let mut sc = [(0, 0); 8];
+            let mut m = [0i32; 8];
+            for j in 0..8 {
+                let (s, mm) = scale_min_k4(j, &w.scales);
+                sc[j] = (s as i32, s as i32);
+                m[j] = mm as i32;
+            }
+            let (d, dmin) = h2(w.d, w.dmin);
+            (sc, m, d, dmin)
+        }
+
+        #[inline]
+        fn corr_q4_k(m: &[i32; 8], a: &BlockQ8K) -> i32 {
+            (0..8).map(|j| m[j] * (a.bsum(2 * j) as i32 + a.bsum(2 * j + 1) as i32)).sum()
+        }
+
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn meta_q6_k(w: &BlockQ6K) -> ([(i32, i32); 8], [i32; 16], f32, f32) {
+            let mut sc = [(0, 0); 8];
+            for (g, s) in sc.iter_mut().enumerate() {
+                let i = 8 * (g / 4) + 2 * (g % 4);
+                *s = (w.scales[i] as i32, w.scales[i + 1] as i32);
+            }
+            // the −32 offset: Σ sc·(q − 32)·a = Σ sc·q·a − 32·Σ sc·bsum, folded as "min" with dmin = 32·d
+            let m: [i32; 16] = std::array::from_fn(|j| w.scales[j] as i32);
+            let d = h1(w.d);
+            (sc, m, d, 32.0 * d)
+        }
+
+        #[inline]
+        fn corr_q6_k(m: &[i32; 16], a: &BlockQ8K) -> i32 {
+            (0..16).map(|j| m[j] * a.bsum(j) as i32).sum()
+        }
+
+        /// One R×T tile of a K-quant: Σ over super-blocks of d·da·Σ_g sc_g·(q_g·a_g) − dmin·da·corr.
+        macro_rules! k_tile {
+            ($tile:ident, $W:ty, $grp:ident, $meta:ident, $corr:ident) => {
+                #[inline]
+                #[target_feature(enable = $features)]
+                fn $tile<const RR: usize, const TT: usize>(w: [&[$W]; RR], a: [&[BlockQ8K]; TT], out: &mut [[f32; TT]; RR]) {
+                    let mut acc = [[_mm256_setzero_ps(); TT]; RR];
+                    let mut mins = [[0f32; TT]; RR];
+                    for b in 0..w[0].len() {
+                        let da: [f32; TT] = std::array::from_fn(|t| a[t][b].d());
+                        for r in 0..RR {
+                            let wb = &w[r][b];
+                            let (sc, m, d, dmin) = $meta(wb);
+                            let mut sumi = [_mm256_setzero_si256(); TT];
+                            for g in 0..8 {
+                                let (q, sa, sb) = $grp(wb, g, &sc);
+                                let scv = _mm256_set_m128i(_mm_set1_epi32(sb), _mm_set1_epi32(sa));
+                                for t in 0..TT {
+                                    let p = dot_us(q, ld(&a[t][b].qs[32 * g..]));
+                                    sumi[t] = _mm256_add_epi32(sumi[t], _mm256_mullo_epi32(p, scv));
+                                }
+                            }
+                            for t in 0..TT {
+                                let p = _mm256_cvtepi32_ps(sumi[t]);
+                                acc[r][t] = _mm256_fmadd_ps(p, _mm256_set1_ps(d * da[t]), acc[r][t]);
+                                mins[r][t] -= dmin * da[t] * $corr(&m, &a[t][b]) as f32;
+                            }
+                        }
+                    }
+                    for r in 0..RR {
+                        for t in 0..TT {
+                            out[r][t] = hsum(acc[r][t]) + mins[r][t];
+                        }
+                    }
+                }
+            };
+        }
+        k_tile!(tile_q4_k, BlockQ4K, grp_q4_k, meta_q4_k, corr_q4_k);
+        k_tile!(tile_q6_k, BlockQ6K, grp_q6_k, meta_q6_k, corr_q6_k);
+
+        /// Walks the output in R×T tiles (edges with 1-row / 1-token tiles) and calls `$tile` on each.
+        macro_rules! tiled_driver {
+            ($name:ident, $tile:ident, $W:ty, $A:ty) => {
+                #[target_feature(enable = $features)]
+                fn $name(w: &[u8], w_row: usize, acts: &[u8], a_row: usize, n_tok: usize, out: &mut [f32], stride: usize) {
+                    let rows = w.len() / w_row;
+                    let wr = |r: usize| -> &[$W] { cs(&w[r * w_row..(r + 1) * w_row]) };
+                    let ar = |t: usize| -> &[$A] { cs(&acts[t * a_row..(t + 1) * a_row]) };
+                    let mut r0 = 0;
+                    while r0 < rows {
+                        let full_r = r0 + R <= rows;
+                        let mut t0 = 0;
+                        while t0 < n_tok {
+                            let full_t = t0 + T <= n_tok;
+                            if full_r && full_t {
+                                let mut o = [[0f32; T]; R];
+                                $tile::<R, T>(std::array::from_fn(|i| wr(r0 + i)), std::array::from_fn(|i| ar(t0 + i)), &mut o);
+                                for (i, row) in o.iter().enumerate() {
+                                    for (t, v) in row.iter().enumerate() {
+                                        out[(t0 + t) * stride + r0 + i] = *v;
+                                    }
+                                }
+                                t0 += T;
+                            } else if full_r {
+                                let mut o = [[0f32; 1]; R];
+                                $tile::<R, 1>(std::array::from_fn(|i| wr(r0 + i)), [ar(t0)], &mut o);
+                                for (i, row) in o.iter().enumerate() {
+                                    out[t0 * stride + r0 + i] = row[0];
+                                }
+                                t0 += 1;
+                            } else if full_t {
+                                let mut o = [[0f32; T]; 1];
+                                $tile::<1, T>([wr(r0)], std::array::from_fn(|i| ar(t0 + i)), &mut o);
+                                for (t, v) in o[0].iter().enumerate() {
+                                    out[(t0 + t) * stride + r0] = *v;
+                                }
+                                t0 += T;
+                            } else {
+                                let mut o = [[0f32; 1]; 1];
+                                $tile::<1, 1>([wr(r0)], [ar(t0)], &mut o);
+                                out[t0 * stride + r0] = o[0][0];
+                                t0 += 1;
+                            }
+                        }
+                        r0 += if full_r { R } else { 1 };
+                    }
+                }
+            };
+        }
+        tiled_driver!(gemm_q4_0, tile_q4_0, BlockQ4_0, BlockQ8_0);
+        tiled_driver!(gemm_q4_1, tile_q4_1, BlockQ4_1, BlockQ8_1);
+        tiled_driver!(gemm_q5_0, tile_q5_0, BlockQ5_0, BlockQ8_0);
+        tiled_driver!(gemm_q5_1, tile_q5_1, BlockQ5_1, BlockQ8_1);
+        tiled_driver!(gemm_q8_0, tile_q8_0, BlockQ8_0, BlockQ8_0);
+        tiled_driver!(gemm_q4_k, tile_q4_k, BlockQ4K, BlockQ8K);
+        tiled_driver!(gemm_q6_k, tile_q6_k, BlockQ6K, BlockQ8K);
+
+        /// The tiled GEMM kernel for `ty`, if any. Handed out only on a CPU with `$features`.
+        pub(in crate::dot::x86) fn tiled_kernel(ty: GgmlType) -> Option<TiledFn> {
+            macro_rules! tiled {
+                ($f:ident) => {
+                    Some(|w: &[u8], wr: usize, a: &[u8], ar: usize, n: usize, out: &mut [f32], s: usize| {
+                        // SAFETY: this table is only reached on a CPU with $features (see above).
+                        unsafe { $f(w, wr, a, ar, n, out, s) }
+                    })
+                };
+            }
+            use GgmlType::*;
+            match ty {
+                Q4_0 => tiled!(gemm_q4_0),
+                Q4_1 => tiled!(gemm_q4_1),
+                Q5_0 => tiled!(gemm_q5_0),
+                Q5_1 => tiled!(gemm_q5_1),
+                Q8_0 if $full_u8 => tiled!(gemm_q8_0),
+                Q4_K => tiled!(gemm_q4_k),
+                Q6_K => tiled!(gemm_q6_k),
+                _ => None,
+            }
+        }
+    };
+}
+
+pub(super) use x86_tiled;
