@@ -293,6 +293,52 @@ macro_rules! neon_kernels {
             })
         }
 
+        #[target_feature(enable = $features)]
+        fn dot_q2_k(w: &[u8], a: &[u8]) -> f32 {
+            drive!(cs::<u8, BlockQ2K>(w), cs::<u8, BlockQ8K>(a), |w, a| {
+                let mut isum = 0i32;
+                let m3 = vdupq_n_u8(3);
+                for n in 0..2 {
+                    for half in 0..2 {
+                        let q = vreinterpretq_u8_s8(ld(&w.qs[32 * n + 16 * half..]));
+                        for j in 0..4 {
+                            let u = vandq_u8(vshlq_u8(q, vdupq_n_s8(-2 * j as i8)), m3);
+                            let av = ld(&a.qs[128 * n + 32 * j + 16 * half..]);
+                            let s = vaddvq_s32($dot(vdupq_n_s32(0), vreinterpretq_s8_u8(u), av));
+                            isum += (w.scales[8 * n + 2 * j + half] & 0xF) as i32 * s;
+                        }
+                    }
+                }
+                let summ: i32 = (0..16).map(|j| (w.scales[j] >> 4) as i32 * a.bsum(j) as i32).sum();
+                let da = a.d();
+                (vsetq_lane_s32::<0>(isum, vdupq_n_s32(0)), da * w.d(), -(da * w.dmin()) * summ as f32)
+            })
+        }
+
+        #[target_feature(enable = $features)]
+        fn dot_q3_k(w: &[u8], a: &[u8]) -> f32 {
+            drive!(cs::<u8, BlockQ3K>(w), cs::<u8, BlockQ8K>(a), |w, a| {
+                let mut isum = 0i32;
+                let m3 = vdupq_n_u8(3);
+                let sc = q3k_scales(&w.scales);
+                for n in 0..2 {
+                    for half in 0..2 {
+                        let q = vreinterpretq_u8_s8(ld(&w.qs[32 * n + 16 * half..]));
+                        let hm = vreinterpretq_u8_s8(ld(&w.hmask[16 * half..]));
+                        for j in 0..4 {
+                            let low = vandq_u8(vshlq_u8(q, vdupq_n_s8(-2 * j as i8)), m3);
+                            let set = vtstq_u8(hm, vdupq_n_u8(1u8 << (4 * n + j)));
+                            // value = low − 4 where the high bit is clear
+                            let v = vsubq_s8(vreinterpretq_s8_u8(low), vreinterpretq_s8_u8(vbicq_u8(vdupq_n_u8(4), set)));
+                            let av = ld(&a.qs[128 * n + 32 * j + 16 * half..]);
+                            isum += sc[8 * n + 2 * j + half] as i32 * vaddvq_s32($dot(vdupq_n_s32(0), v, av));
+                        }
+                    }
+                }
+                (vsetq_lane_s32::<0>(isum, vdupq_n_s32(0)), a.d() * w.d(), 0.0)
+            })
+        }
+
         /// Float weights read by `read` into 8-lane chunks, against f32 activations.
         #[inline]
         #[target_feature(enable = $features)]
@@ -378,7 +424,8 @@ macro_rules! neon_kernels {
                 Q5_K => rows!(dot_q5_k),
                 Q6_K => rows!(dot_q6_k),
                 Q8_K => rows!(dot_q8_k),
-                Q2_K | Q3_K => None,
+                Q2_K => rows!(dot_q2_k),
+                Q3_K => rows!(dot_q3_k),
             }
         }
     };

@@ -296,6 +296,54 @@ macro_rules! x86_kernels {
             )
         }
 
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn blk_q2_k(w: &BlockQ2K, a: &BlockQ8K, acc: __m256) -> (__m256, f32) {
+            let three = _mm256_set1_epi8(3);
+            let mut sumi = _mm256_setzero_si256();
+            for n in 0..2 {
+                let q = ld(&w.qs[32 * n..]);
+                for j in 0..4 {
+                    let u = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * j as i32)), three);
+                    let s = 8 * n + 2 * j;
+                    let (sa, sb) = ((w.scales[s] & 0xF) as i32, (w.scales[s + 1] & 0xF) as i32);
+                    let p = dot_us_scaled(u, ld(&a.qs[128 * n + 32 * j..]), sa, sb);
+                    sumi = _mm256_add_epi32(sumi, p);
+                }
+            }
+            let summ: i32 = (0..16).map(|j| (w.scales[j] >> 4) as i32 * a.bsum(j) as i32).sum();
+            let (d, dmin) = h2(w.d, w.dmin);
+            let da = a.d();
+            let p = _mm256_cvtepi32_ps(sumi);
+            (_mm256_fmadd_ps(p, _mm256_set1_ps(da * d), acc), -(da * dmin) * summ as f32)
+        }
+
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn blk_q3_k(w: &BlockQ3K, a: &BlockQ8K, acc: __m256) -> (__m256, f32) {
+            let three = _mm256_set1_epi8(3);
+            let hm = ld(&w.hmask);
+            let sc = q3k_scales(&w.scales);
+            let mut sumi = _mm256_setzero_si256();
+            for n in 0..2 {
+                let q = ld(&w.qs[32 * n..]);
+                for j in 0..4 {
+                    let low = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * j as i32)), three);
+                    // u = low + 4 where the high bit is set: the value is u − 4
+                    let set = _mm256_and_si256(hm, _mm256_set1_epi8((1u8 << (4 * n + j)) as i8));
+                    let four = _mm256_andnot_si256(_mm256_cmpeq_epi8(set, _mm256_setzero_si256()), _mm256_set1_epi8(4));
+                    let u = _mm256_or_si256(low, four);
+                    let s = 8 * n + 2 * j;
+                    let p = dot_us_scaled(u, ld(&a.qs[128 * n + 32 * j..]), sc[s] as i32, sc[s + 1] as i32);
+                    sumi = _mm256_add_epi32(sumi, p);
+                }
+            }
+            let corr: i32 = (0..16).map(|j| sc[j] as i32 * a.bsum(j) as i32).sum();
+            let d = a.d() * h1(w.d);
+            let p = _mm256_cvtepi32_ps(sumi);
+            (_mm256_fmadd_ps(p, _mm256_set1_ps(d), acc), -4.0 * d * corr as f32)
+        }
+
         #[target_feature(enable = $features)]
         fn dot_f32(w: &[u8], a: &[u8]) -> f32 {
             let n = w.len() / 4;
@@ -384,6 +432,8 @@ macro_rules! x86_kernels {
         block_dot!(dot_q5_k, blk_q5_k);
         block_dot!(dot_q6_k, blk_q6_k);
         block_dot!(dot_q8_k, blk_q8_k);
+        block_dot!(dot_q2_k, blk_q2_k);
+        block_dot!(dot_q3_k, blk_q3_k);
 
         /// The row kernel for `ty`, if this feature set has one. Callers hand these out only for a CPU with
         /// `$features` (checked in `x86::rows_kernel`).
@@ -413,7 +463,8 @@ macro_rules! x86_kernels {
                 Q5_K => rows!(dot_q5_k),
                 Q6_K => rows!(dot_q6_k),
                 Q8_K => rows!(dot_q8_k),
-                Q2_K | Q3_K => None,
+                Q2_K => rows!(dot_q2_k),
+                Q3_K => rows!(dot_q3_k),
             }
         }
     };
