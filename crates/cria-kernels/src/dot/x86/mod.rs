@@ -6,6 +6,7 @@ mod avx2;
 mod avx512;
 mod kernels;
 mod tiled;
+mod zmm;
 
 use super::{RowsFn, TiledFn};
 use crate::GgmlType;
@@ -28,7 +29,9 @@ pub(crate) fn rows_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
 
 pub(crate) fn tiled_kernel(isa: Isa, ty: GgmlType) -> Option<TiledFn> {
     match isa {
-        Isa::Avx512 if crate::isa::has_avx512_vnni() => avx512::vnni::tiled_kernel(ty),
+        Isa::Avx512 if crate::isa::has_avx512_vnni() => {
+            zmm::tiled_kernel(ty).or_else(|| avx512::vnni::tiled_kernel(ty))
+        }
         Isa::Avx512 | Isa::Avx2 if has_avxvnni() => avx2::vnni::tiled_kernel(ty),
         Isa::Avx512 | Isa::Avx2 => avx2::plain::tiled_kernel(ty),
         _ => None,
