@@ -70,9 +70,9 @@ proptest! {
         rope_inplace(&mut y, n_heads, head_dim, pos, &p);
         for h in 0..n_heads {
             let base = h * head_dim;
-            for i in 0..half_rot {
+            for (i, &f_i) in ff.iter().enumerate() {
                 let (a, b) = if neox { (i, i + half_rot) } else { (2 * i, 2 * i + 1) };
-                let f = if factors { f64::from(ff[i]) } else { 1.0 };
+                let f = if factors { f64::from(f_i) } else { 1.0 };
                 let theta = pos as f64 * f64::from(scale) * 10000f64.powf(-2.0 * i as f64 / n_rot as f64) / f;
                 let (x0, x1) = (f64::from(x[base + a]), f64::from(x[base + b]));
                 let want0 = x0 * theta.cos() - x1 * theta.sin();

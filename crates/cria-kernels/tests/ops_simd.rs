@@ -21,6 +21,17 @@ fn close(a: f32, b: f32, mag: f32, rel: f32) -> bool {
     (a - b).abs() <= rel * mag + 1e-6
 }
 
+/// A strided f16 matrix: `rows` rows of `stride` values (the KV-cache shape).
+fn kv_rows(rows: usize, stride: usize, seed: u32) -> Vec<f16> {
+    (0..rows * stride)
+        .map(|i| {
+            f16::from_f32(
+                (((i as u32).wrapping_mul(2654435761) ^ seed) % 1601) as f32 / 100.0 - 8.0,
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn some_simd_path_is_tested_on_this_machine() {
     // On x86-64 and aarch64 CI machines at least one SIMD path must exist, or the proptests test nothing.
@@ -33,27 +44,33 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
     #[test]
-    fn dot_f16_matches_scalar(pairs in prop::collection::vec((-8.0f32..8.0, -8.0f32..8.0), 0..300)) {
-        let a: Vec<f32> = pairs.iter().map(|p| p.0).collect();
-        let b: Vec<f16> = pairs.iter().map(|p| f16::from_f32(p.1)).collect();
-        let want = t::dot_f16(Isa::Scalar, &a, &b);
-        let mag: f32 = a.iter().zip(&b).map(|(x, y)| (x * y.to_f32()).abs()).sum();
+    fn dot_rows_f16_matches_scalar(q in vec_f32(300), rows in 0usize..20, pad in 0usize..9, seed in any::<u32>()) {
+        let stride = q.len() + pad;
+        let k = kv_rows(rows, stride, seed);
+        let mut want = vec![0.0; rows];
+        t::dot_rows_f16(Isa::Scalar, &q, &k, stride, &mut want);
         for isa in paths() {
-            let got = t::dot_f16(isa, &a, &b);
-            prop_assert!(close(got, want, mag, 1e-6), "{isa:?}: {got} vs {want}");
+            let mut got = vec![0.0; rows];
+            t::dot_rows_f16(isa, &q, &k, stride, &mut got);
+            for r in 0..rows {
+                let mag: f32 = q.iter().zip(&k[r * stride..]).map(|(x, y)| (x * y.to_f32()).abs()).sum();
+                prop_assert!(close(got[r], want[r], mag, 1e-6), "{isa:?} row {r}: {} vs {}", got[r], want[r]);
+            }
         }
     }
 
     #[test]
-    fn axpy_f16_matches_scalar(y0 in vec_f32(300), a in -4.0f32..4.0, seed in 0u32..1000) {
-        let x: Vec<f16> = (0..y0.len()).map(|i| f16::from_f32(((i as u32 * 7 + seed) % 17) as f32 - 8.0)).collect();
-        let mut want = y0.clone();
-        t::axpy_f16(Isa::Scalar, &mut want, a, &x);
+    fn axpy_rows_f16_matches_scalar(out0 in vec_f32(300), probs in prop::collection::vec(0.0f32..1.0, 0..20),
+                                    pad in 0usize..9, seed in any::<u32>()) {
+        let stride = out0.len() + pad;
+        let v = kv_rows(probs.len(), stride, seed);
+        let mut want = out0.clone();
+        t::axpy_rows_f16(Isa::Scalar, &mut want, &probs, &v, stride);
         for isa in paths() {
-            let mut got = y0.clone();
-            t::axpy_f16(isa, &mut got, a, &x);
+            let mut got = out0.clone();
+            t::axpy_rows_f16(isa, &mut got, &probs, &v, stride);
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                let mag = y0[i].abs() + (a * x[i].to_f32()).abs();
+                let mag = out0[i].abs() + probs.iter().enumerate().map(|(r, p)| (p * v[r * stride + i].to_f32()).abs()).sum::<f32>();
                 prop_assert!(close(*g, *w, mag, 1e-6), "{isa:?} [{i}]: {g} vs {w}");
             }
         }
@@ -77,7 +94,47 @@ proptest! {
             let mut got = vec![0.0; gate.len()];
             t::silu_mul(isa, &gate, &up, &mut got);
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                prop_assert!(close(*g, *w, w.abs(), 2e-6), "{isa:?} silu({})·{}: {g} vs {w}", gate[i], up[i]);
+                // The SIMD exp is within ~2 ulp of libm's.
+                prop_assert!(close(*g, *w, w.abs(), 4e-6), "{isa:?} silu({})·{}: {g} vs {w}", gate[i], up[i]);
+            }
+        }
+    }
+
+    #[test]
+    fn gelu_mul_is_bit_exact_with_scalar(gate in prop::collection::vec(-12.0f32..12.0, 0..300), k in -3.0f32..3.0) {
+        // ggml's GELU is a table lookup between two f16 roundings: every path must give the same bits.
+        let mut gate = gate;
+        gate.extend([-10.0, 10.0, -9.999, 9.999, 0.0, -0.0, 1e-8, -1e-8, 65519.0, -70000.0]);
+        let up: Vec<f32> = gate.iter().map(|g| k - g * 0.01).collect();
+        let mut want = vec![0.0; gate.len()];
+        t::gelu_mul(Isa::Scalar, &gate, &up, &mut want);
+        for isa in paths() {
+            let mut got = vec![0.0; gate.len()];
+            t::gelu_mul(isa, &gate, &up, &mut got);
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                prop_assert_eq!(g.to_bits(), w.to_bits(), "{:?} gelu({})·{}: {} vs {}", isa, gate[i], up[i], g, w);
+            }
+        }
+    }
+
+    #[test]
+    fn exp_sub_sum_matches_scalar(x in prop::collection::vec(-120.0f32..20.0, 0..300), masked in 0usize..5) {
+        let mut x = x;
+        for v in x.iter_mut().take(masked) {
+            *v = f32::NEG_INFINITY;
+        }
+        let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max).max(-50.0);
+        let mut want = x.clone();
+        let ws = t::exp_sub_sum(Isa::Scalar, &mut want, max);
+        for isa in paths() {
+            let mut got = x.clone();
+            let gs = t::exp_sub_sum(isa, &mut got, max);
+            prop_assert!(close(gs, ws, ws, 1e-5), "{isa:?} sum {gs} vs {ws}");
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                prop_assert!(close(*g, *w, *w, 4e-6), "{isa:?} exp({} - {max}): {g} vs {w}", x[i]);
+                if x[i] == f32::NEG_INFINITY {
+                    prop_assert_eq!(*g, 0.0);
+                }
             }
         }
     }
@@ -100,12 +157,11 @@ fn f16_special_values_convert_like_half() {
     let mut v: Vec<f16> = specials.iter().map(|&x| f16::from_f32(x)).collect();
     v.extend((0..23).map(|i| f16::from_bits(i * 331)));
     for isa in paths() {
-        for (i, &h) in v.iter().enumerate() {
-            let mut y = vec![-0.0f32; v.len()]; // -0 + h == h, sign of zero included
-            let mut one_hot = vec![f16::ZERO; v.len()];
-            one_hot[i] = h;
-            t::axpy_f16(isa, &mut y, 1.0, &one_hot);
-            assert_eq!(y[i].to_bits(), h.to_f32().to_bits(), "{isa:?} {h:?}");
+        // One row of all the values, weight 1: out = -0 + v, exact, sign of zero included.
+        let mut y = vec![-0.0f32; v.len()];
+        t::axpy_rows_f16(isa, &mut y, &[1.0], &v, v.len());
+        for (got, h) in y.iter().zip(&v) {
+            assert_eq!(got.to_bits(), h.to_f32().to_bits(), "{isa:?} {h:?}");
         }
     }
 }

@@ -20,6 +20,8 @@ pub fn gelu(x: f32) -> f32 {
 /// input rounded to f16, the tanh formula, the result rounded to f16 (what its 64K-entry f16 table holds),
 /// and the tails clamped (0 below -10, identity above 10). Matching this moves Gemma's top-1 agreement with
 /// llama.cpp's reference logits from 94.8% to 97.0% of positions.
+///
+/// Like ggml, through a table of all 65536 f16 values (built once, 128 KiB): a lookup instead of a `tanh`.
 #[inline]
 pub fn gelu_as_ggml(x: f32) -> f32 {
     if x <= -10.0 {
@@ -27,9 +29,22 @@ pub fn gelu_as_ggml(x: f32) -> f32 {
     } else if x >= 10.0 {
         x
     } else {
-        let x16 = half::f16::from_f32(x).to_f32();
-        half::f16::from_f32(gelu(x16)).to_f32()
+        let h = half::f16::from_f32(x).to_bits();
+        half::f16::from_bits(gelu_f16_table()[usize::from(h)]).to_f32()
     }
+}
+
+/// `table[h] = f16(gelu(f32(h)))` for every f16 bit pattern `h` (ggml's `ggml_table_gelu_f16`).
+pub(crate) fn gelu_f16_table() -> &'static [u16; 65536] {
+    static TABLE: std::sync::OnceLock<Box<[u16; 65536]>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = Box::new([0u16; 65536]);
+        for (h, v) in t.iter_mut().enumerate() {
+            let x = half::f16::from_bits(h as u16).to_f32();
+            *v = half::f16::from_f32(gelu(x)).to_bits();
+        }
+        t
+    })
 }
 
 /// `out = silu(gate) * up` (SwiGLU's gate).
@@ -47,9 +62,7 @@ pub fn silu_mul(gate: &[f32], up: &[f32], out: &mut [f32]) {
 /// If the three slices differ in length.
 pub fn gelu_mul(gate: &[f32], up: &[f32], out: &mut [f32]) {
     check3("gelu_mul", gate, up, out);
-    for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
-        *o = gelu_as_ggml(g) * u;
-    }
+    simd::kernels().gelu_mul(gate, up, out);
 }
 
 /// `x += y`.
@@ -137,7 +150,8 @@ mod tests {
     fn gelu_as_ggml_is_the_f16_table_value() {
         assert_eq!(gelu_as_ggml(-10.5), 0.0);
         assert_eq!(gelu_as_ggml(12.25), 12.25);
-        for x in [-3.3f32, -0.7, 0.0, 0.1234, 1.0, 2.71828, 9.9] {
+        for x in [-3.3f32, -0.7, 0.0, 0.1234, 1.0, 2.5, 9.9] {
+            // Computed directly, not through the table.
             let want = half::f16::from_f32(gelu(half::f16::from_f32(x).to_f32())).to_f32();
             assert_eq!(gelu_as_ggml(x), want, "x = {x}");
             assert!((gelu_as_ggml(x) - gelu(x)).abs() <= 2e-3 * (1.0 + x.abs()));

@@ -112,17 +112,16 @@ pub(super) fn attend_head(
 ) {
     let kern = simd::kernels();
     let (hd, stride) = (p.head_dim, kv_dim(p));
-    let off = kv_head * hd;
+    let base = window.start * stride + kv_head * hd;
     scores.clear();
-    scores.extend(window.clone().map(|t| {
-        let k_t = &k_cache[t * stride + off..][..hd];
-        softcap(p.scale * kern.dot_f16(q_h, k_t), p.softcap)
-    }));
+    scores.resize(window.len(), 0.0);
+    kern.dot_rows_f16(q_h, &k_cache[base..], stride, scores);
+    for s in scores.iter_mut() {
+        *s = softcap(p.scale * *s, p.softcap);
+    }
     softmax_inplace(scores);
     out_h.fill(0.0);
-    for (t, &pt) in window.zip(scores.iter()) {
-        kern.axpy_f16(out_h, pt, &v_cache[t * stride + off..][..hd]);
-    }
+    kern.axpy_rows_f16(out_h, scores, &v_cache[base..], stride);
 }
 
 pub(super) fn kv_dim(p: &AttentionParams) -> usize {

@@ -8,13 +8,8 @@ pub fn softmax_inplace(x: &mut [f32]) {
         x.fill(0.0);
         return;
     }
-    // The sum in f64 as ggml does (ggml_float), so long rows lose nothing.
-    let mut sum = 0.0f64;
-    for v in x.iter_mut() {
-        *v = (*v - max).exp();
-        sum += f64::from(*v);
-    }
-    let inv = (1.0 / sum) as f32;
+    let sum = super::simd::kernels().exp_sub_sum(x, max);
+    let inv = 1.0 / sum;
     for v in x.iter_mut() {
         *v *= inv;
     }

@@ -15,7 +15,7 @@ mod x86;
 
 /// Constants of the vector `exp`: `e^x = 2^n · e^r`, `n = round(x·log2 e)`, `r = x − n·ln 2` (ln 2 split in
 /// two for precision), `e^r` by its degree-6 Taylor polynomial on |r| ≤ ln2/2 (relative error ≈ 1e-7).
-/// Inputs are clamped to [-87, 88] so `2^n` stays a normal float; silu needs nothing beyond.
+/// Inputs are clamped to [-87, 88] so `2^n` stays a normal float; below -87 (and for -inf) the result is 0.
 #[allow(dead_code)] // Unused by the scalar-only targets.
 pub(crate) mod exp_consts {
     pub const LOG2E: f32 = std::f32::consts::LOG2_E;
@@ -35,28 +35,34 @@ pub(crate) mod exp_consts {
     ];
 }
 
-/// The primitives, as plain function pointers (one indirect call per row, not per element).
+/// The primitives, as plain function pointers (one indirect call per row or head, not per element).
 pub(crate) struct Kernels {
     pub(crate) isa: Isa,
-    dot_f16: fn(&[f32], &[f16]) -> f32,
-    axpy_f16: fn(&mut [f32], f32, &[f16]),
+    dot_rows_f16: fn(&[f32], &[f16], usize, &mut [f32]),
+    axpy_rows_f16: fn(&mut [f32], &[f32], &[f16], usize),
     sum_sq: fn(&[f32]) -> f32,
     silu_mul: fn(&[f32], &[f32], &mut [f32]),
+    gelu_mul: fn(&[f32], &[f32], &mut [f32]),
+    exp_sub_sum: fn(&mut [f32], f32) -> f32,
 }
 
 impl Kernels {
-    /// `Σ a[i] · b[i]`; `b` as long as `a`.
+    /// `out[t] = q · k[t*stride ..][..q.len()]` for each `t < out.len()`.
     #[inline]
-    pub(crate) fn dot_f16(&self, a: &[f32], b: &[f16]) -> f32 {
-        debug_assert_eq!(a.len(), b.len());
-        (self.dot_f16)(a, b)
+    pub(crate) fn dot_rows_f16(&self, q: &[f32], k: &[f16], stride: usize, out: &mut [f32]) {
+        if let Some(last) = out.len().checked_sub(1) {
+            assert!(
+                last * stride + q.len() <= k.len(),
+                "dot_rows_f16: k too short"
+            );
+        }
+        (self.dot_rows_f16)(q, k, stride, out)
     }
 
-    /// `y[i] += a · x[i]`; `x` as long as `y`.
+    /// `out += Σ_t probs[t] · v[t*stride ..][..out.len()]`.
     #[inline]
-    pub(crate) fn axpy_f16(&self, y: &mut [f32], a: f32, x: &[f16]) {
-        debug_assert_eq!(y.len(), x.len());
-        (self.axpy_f16)(y, a, x)
+    pub(crate) fn axpy_rows_f16(&self, out: &mut [f32], probs: &[f32], v: &[f16], stride: usize) {
+        (self.axpy_rows_f16)(out, probs, v, stride)
     }
 
     /// `Σ x[i]²`.
@@ -71,14 +77,29 @@ impl Kernels {
         debug_assert!(gate.len() == up.len() && up.len() == out.len());
         (self.silu_mul)(gate, up, out)
     }
+
+    /// `out[i] = gelu_as_ggml(gate[i]) · up[i]` (ggml's f16 GELU table); all three the same length.
+    #[inline]
+    pub(crate) fn gelu_mul(&self, gate: &[f32], up: &[f32], out: &mut [f32]) {
+        debug_assert!(gate.len() == up.len() && up.len() == out.len());
+        (self.gelu_mul)(gate, up, out)
+    }
+
+    /// `x[i] = exp(x[i] - max)`, returning `Σ x[i]` (softmax's middle step).
+    #[inline]
+    pub(crate) fn exp_sub_sum(&self, x: &mut [f32], max: f32) -> f32 {
+        (self.exp_sub_sum)(x, max)
+    }
 }
 
 static SCALAR: Kernels = Kernels {
     isa: Isa::Scalar,
-    dot_f16: scalar::dot_f16,
-    axpy_f16: scalar::axpy_f16,
+    dot_rows_f16: scalar::dot_rows_f16,
+    axpy_rows_f16: scalar::axpy_rows_f16,
     sum_sq: scalar::sum_sq,
-    silu_mul: scalar::silu_mul,
+    silu_mul: scalar::gated_mul::<false>,
+    gelu_mul: scalar::gated_mul::<true>,
+    exp_sub_sum: scalar::exp_sub_sum,
 };
 
 /// The table for the process-wide ISA.
@@ -116,13 +137,13 @@ pub mod testing {
     pub fn available(isa: Isa) -> bool {
         for_isa(isa).is_some()
     }
-    /// `Σ a·b` on `isa`. Panics if unavailable.
-    pub fn dot_f16(isa: Isa, a: &[f32], b: &[f16]) -> f32 {
-        table(isa).dot_f16(a, b)
+    /// `out[t] = q · k[t*stride..]` on `isa`. Panics if unavailable.
+    pub fn dot_rows_f16(isa: Isa, q: &[f32], k: &[f16], stride: usize, out: &mut [f32]) {
+        table(isa).dot_rows_f16(q, k, stride, out)
     }
-    /// `y += a·x` on `isa`. Panics if unavailable.
-    pub fn axpy_f16(isa: Isa, y: &mut [f32], a: f32, x: &[f16]) {
-        table(isa).axpy_f16(y, a, x)
+    /// `out += Σ probs[t] · v[t*stride..]` on `isa`. Panics if unavailable.
+    pub fn axpy_rows_f16(isa: Isa, out: &mut [f32], probs: &[f32], v: &[f16], stride: usize) {
+        table(isa).axpy_rows_f16(out, probs, v, stride)
     }
     /// `Σ x²` on `isa`. Panics if unavailable.
     pub fn sum_sq(isa: Isa, x: &[f32]) -> f32 {
@@ -131,6 +152,14 @@ pub mod testing {
     /// `silu(gate)·up` on `isa`. Panics if unavailable.
     pub fn silu_mul(isa: Isa, gate: &[f32], up: &[f32], out: &mut [f32]) {
         table(isa).silu_mul(gate, up, out)
+    }
+    /// `gelu(gate)·up` on `isa`. Panics if unavailable.
+    pub fn gelu_mul(isa: Isa, gate: &[f32], up: &[f32], out: &mut [f32]) {
+        table(isa).gelu_mul(gate, up, out)
+    }
+    /// `x = exp(x - max)`, returns the sum, on `isa`. Panics if unavailable.
+    pub fn exp_sub_sum(isa: Isa, x: &mut [f32], max: f32) -> f32 {
+        table(isa).exp_sub_sum(x, max)
     }
     fn table(isa: Isa) -> &'static Kernels {
         match for_isa(isa) {

@@ -18,27 +18,33 @@ pub(super) fn table() -> Option<&'static Kernels> {
 
 static NEON: Kernels = Kernels {
     isa: Isa::Neon,
-    dot_f16,
-    axpy_f16,
+    dot_rows_f16,
+    axpy_rows_f16,
     sum_sq,
-    silu_mul,
+    silu_mul: gated_mul::<false>,
+    gelu_mul: gated_mul::<true>,
+    exp_sub_sum,
 };
 
-fn dot_f16(a: &[f32], b: &[f16]) -> f32 {
+fn dot_rows_f16(q: &[f32], k: &[f16], stride: usize, out: &mut [f32]) {
     // SAFETY: only reachable via `table`, which checked neon.
-    unsafe { body::dot_f16(a, b) }
+    unsafe { body::dot_rows_f16(q, k, stride, out) }
 }
-fn axpy_f16(y: &mut [f32], a: f32, x: &[f16]) {
+fn axpy_rows_f16(out: &mut [f32], probs: &[f32], v: &[f16], stride: usize) {
     // SAFETY: only reachable via `table`, which checked neon.
-    unsafe { body::axpy_f16(y, a, x) }
+    unsafe { body::axpy_rows_f16(out, probs, v, stride) }
 }
 fn sum_sq(x: &[f32]) -> f32 {
     // SAFETY: only reachable via `table`, which checked neon.
     unsafe { body::sum_sq(x) }
 }
-fn silu_mul(g: &[f32], u: &[f32], o: &mut [f32]) {
+fn gated_mul<const GELU: bool>(g: &[f32], u: &[f32], o: &mut [f32]) {
     // SAFETY: only reachable via `table`, which checked neon.
-    unsafe { body::silu_mul(g, u, o) }
+    unsafe { body::gated_mul::<GELU>(g, u, o) }
+}
+fn exp_sub_sum(x: &mut [f32], max: f32) -> f32 {
+    // SAFETY: only reachable via `table`, which checked neon.
+    unsafe { body::exp_sub_sum(x, max) }
 }
 
 mod body {
@@ -67,7 +73,14 @@ mod body {
     }
 
     #[target_feature(enable = "neon")]
-    pub(super) unsafe fn dot_f16(a: &[f32], b: &[f16]) -> f32 {
+    pub(super) fn dot_rows_f16(q: &[f32], k: &[f16], stride: usize, out: &mut [f32]) {
+        for (t, o) in out.iter_mut().enumerate() {
+            *o = dot_f16(q, &k[t * stride..t * stride + q.len()]);
+        }
+    }
+
+    #[target_feature(enable = "neon")]
+    fn dot_f16(a: &[f32], b: &[f16]) -> f32 {
         let n = a.len().min(b.len());
         let (mut acc0, mut acc1) = (vdupq_n_f32(0.0), vdupq_n_f32(0.0));
         let mut i = 0;
@@ -95,26 +108,53 @@ mod body {
         vaddvq_f32(vaddq_f32(acc0, acc1)) + tail
     }
 
+    /// `out += Σ_t probs[t] · v[t*stride ..][..out.len()]`, 16 columns at a time in 4 registers; columns past
+    /// the last multiple of 4 in scalar.
     #[target_feature(enable = "neon")]
-    pub(super) unsafe fn axpy_f16(y: &mut [f32], a: f32, x: &[f16]) {
-        let n = y.len().min(x.len());
-        let av = vdupq_n_f32(a);
-        let mut i = 0;
-        // SAFETY: each iteration reads x[i..i+4] and reads/writes y[i..i+4] with i + 4 <= n.
-        unsafe {
-            while i + 4 <= n {
-                let p = y.as_mut_ptr().add(i);
-                vst1q_f32(p, vfmaq_f32(vld1q_f32(p), av, load_f16(x.as_ptr().add(i))));
-                i += 4;
-            }
+    pub(super) fn axpy_rows_f16(out: &mut [f32], probs: &[f32], v: &[f16], stride: usize) {
+        let n = out.len();
+        if let Some(last) = probs.len().checked_sub(1) {
+            assert!(last * stride + n <= v.len(), "axpy_rows_f16: v too short");
         }
-        for (o, v) in y[i..n].iter_mut().zip(&x[i..n]) {
-            *o += a * v.to_f32();
+        let n4 = n - n % 4;
+        let mut c = 0;
+        while c < n4 {
+            let regs = ((n4 - c) / 4).min(4);
+            // SAFETY: out[c..c+4*regs] is in bounds (<= n4); v[t*stride + c ..][..4*regs] is in bounds by
+            // the assert above.
+            unsafe {
+                let op = out.as_mut_ptr().add(c);
+                let mut acc: [_; 4] = std::array::from_fn(|j| {
+                    if j < regs {
+                        vld1q_f32(op.add(4 * j))
+                    } else {
+                        vdupq_n_f32(0.0)
+                    }
+                });
+                for (t, &p) in probs.iter().enumerate() {
+                    let vp = v.as_ptr().add(t * stride + c);
+                    for (j, a) in acc.iter_mut().enumerate().take(regs) {
+                        *a = vfmaq_n_f32(*a, load_f16(vp.add(4 * j)), p);
+                    }
+                }
+                for (j, a) in acc.into_iter().enumerate().take(regs) {
+                    vst1q_f32(op.add(4 * j), a);
+                }
+            }
+            c += 4 * regs;
+        }
+        for (t, &p) in probs.iter().enumerate() {
+            for (o, x) in out[n4..]
+                .iter_mut()
+                .zip(&v[t * stride + n4..t * stride + n])
+            {
+                *o += p * x.to_f32();
+            }
         }
     }
 
     #[target_feature(enable = "neon")]
-    pub(super) unsafe fn sum_sq(x: &[f32]) -> f32 {
+    pub(super) fn sum_sq(x: &[f32]) -> f32 {
         let mut acc = [vdupq_n_f32(0.0); 4];
         let mut chunks = x.chunks_exact(16);
         for c in &mut chunks {
@@ -129,9 +169,9 @@ mod body {
     }
 
     #[target_feature(enable = "neon")]
-    fn exp(x: float32x4_t) -> float32x4_t {
+    fn exp(x0: float32x4_t) -> float32x4_t {
         use crate::ops::simd::exp_consts as E;
-        let x = vminq_f32(vmaxq_f32(x, vdupq_n_f32(E::MIN)), vdupq_n_f32(E::MAX));
+        let x = vminq_f32(vmaxq_f32(x0, vdupq_n_f32(E::MIN)), vdupq_n_f32(E::MAX));
         let ni = vcvtnq_s32_f32(vmulq_f32(x, vdupq_n_f32(E::LOG2E)));
         let n = vcvtq_f32_s32(ni);
         let r = vfmsq_f32(x, n, vdupq_n_f32(E::LN2_HI));
@@ -141,28 +181,54 @@ mod body {
             p = vfmaq_f32(vdupq_n_f32(c), p, r);
         }
         let pow2 = vshlq_n_s32::<23>(vaddq_s32(ni, vdupq_n_s32(127)));
-        vmulq_f32(p, vreinterpretq_f32_s32(pow2))
+        let keep = vcgeq_f32(x0, vdupq_n_f32(E::MIN));
+        let e = vmulq_f32(p, vreinterpretq_f32_s32(pow2));
+        vreinterpretq_f32_u32(vandq_u32(keep, vreinterpretq_u32_f32(e)))
+    }
+
+    /// `silu(x) = x / (1 + e^-x)`.
+    #[target_feature(enable = "neon")]
+    fn silu(x: float32x4_t) -> float32x4_t {
+        vdivq_f32(x, vaddq_f32(vdupq_n_f32(1.0), exp(vnegq_f32(x))))
     }
 
     #[target_feature(enable = "neon")]
-    pub(super) unsafe fn silu_mul(gate: &[f32], up: &[f32], out: &mut [f32]) {
-        let n = gate.len().min(up.len()).min(out.len());
-        let one = vdupq_n_f32(1.0);
+    pub(super) fn gated_mul<const GELU: bool>(g: &[f32], u: &[f32], out: &mut [f32]) {
+        let n = g.len().min(u.len()).min(out.len());
+        if GELU {
+            // A table lookup per element either way; the scalar f16 conversions are what is left.
+            return crate::ops::simd::scalar::gated_mul::<true>(g, u, out);
+        }
         let mut i = 0;
-        // SAFETY: each iteration reads gate/up[i..i+4] and writes out[i..i+4] with i + 4 <= n.
+        // SAFETY: each iteration reads g/u[i..i+4] and writes out[i..i+4] with i + 4 <= n.
         unsafe {
             while i + 4 <= n {
-                let g = vld1q_f32(gate.as_ptr().add(i));
-                let s = vdivq_f32(g, vaddq_f32(one, exp(vnegq_f32(g))));
+                let gv = silu(vld1q_f32(g.as_ptr().add(i)));
                 vst1q_f32(
                     out.as_mut_ptr().add(i),
-                    vmulq_f32(s, vld1q_f32(up.as_ptr().add(i))),
+                    vmulq_f32(gv, vld1q_f32(u.as_ptr().add(i))),
                 );
                 i += 4;
             }
         }
-        for j in i..n {
-            out[j] = crate::ops::silu(gate[j]) * up[j];
+        crate::ops::simd::scalar::gated_mul::<GELU>(&g[i..n], &u[i..n], &mut out[i..n]);
+    }
+
+    #[target_feature(enable = "neon")]
+    pub(super) fn exp_sub_sum(x: &mut [f32], max: f32) -> f32 {
+        let (n, mv) = (x.len(), vdupq_n_f32(max));
+        let mut acc = vdupq_n_f32(0.0);
+        let mut i = 0;
+        // SAFETY: each iteration reads and writes x[i..i+4] with i + 4 <= n.
+        unsafe {
+            while i + 4 <= n {
+                let p = x.as_mut_ptr().add(i);
+                let e = exp(vsubq_f32(vld1q_f32(p), mv));
+                vst1q_f32(p, e);
+                acc = vaddq_f32(acc, e);
+                i += 4;
+            }
         }
+        vaddvq_f32(acc) + crate::ops::simd::scalar::exp_sub_sum(&mut x[i..], max)
     }
 }

@@ -25,57 +25,64 @@ pub(super) fn avx512_table() -> Option<&'static Kernels> {
 
 static AVX2: Kernels = Kernels {
     isa: Isa::Avx2,
-    dot_f16: avx2_dot_f16,
-    axpy_f16: avx2_axpy_f16,
+    dot_rows_f16: avx2_dot_rows_f16,
+    axpy_rows_f16: avx2_axpy_rows_f16,
     sum_sq: avx2_sum_sq,
-    silu_mul: avx2_silu_mul,
+    silu_mul: avx2_gated_mul::<false>,
+    gelu_mul: avx2_gated_mul::<true>,
+    exp_sub_sum: avx2_exp_sub_sum,
 };
 
 static AVX512: Kernels = Kernels {
     isa: Isa::Avx512,
-    dot_f16: avx512_dot_f16,
-    axpy_f16: avx512_axpy_f16,
+    dot_rows_f16: avx512_dot_rows_f16,
+    axpy_rows_f16: avx512_axpy_rows_f16,
     sum_sq: avx512_sum_sq,
-    silu_mul: avx512_silu_mul,
+    silu_mul: avx512_gated_mul::<false>,
+    gelu_mul: avx512_gated_mul::<true>,
+    exp_sub_sum: avx512_exp_sub_sum,
 };
 
 // The wrappers below are only reachable through the tables above, themselves only handed out by
 // `avx2_table` / `avx512_table` after detecting the features each `#[target_feature]` body needs.
 
-fn avx2_dot_f16(a: &[f32], b: &[f16]) -> f32 {
+fn avx2_dot_rows_f16(q: &[f32], k: &[f16], stride: usize, out: &mut [f32]) {
     // SAFETY: only reachable via `avx2_table`, which checked avx2, fma and f16c.
-    unsafe { avx2::dot_f16(a, b) }
+    unsafe { avx2::dot_rows_f16(q, k, stride, out) }
 }
-fn avx2_axpy_f16(y: &mut [f32], a: f32, x: &[f16]) {
+fn avx2_axpy_rows_f16(out: &mut [f32], probs: &[f32], v: &[f16], stride: usize) {
     // SAFETY: only reachable via `avx2_table`, which checked avx2, fma and f16c.
-    unsafe { avx2::axpy_f16(y, a, x) }
+    unsafe { avx2::axpy_rows_f16(out, probs, v, stride) }
 }
 fn avx2_sum_sq(x: &[f32]) -> f32 {
     // SAFETY: only reachable via `avx2_table`, which checked avx2, fma and f16c.
     unsafe { avx2::sum_sq(x) }
 }
-fn avx2_silu_mul(g: &[f32], u: &[f32], o: &mut [f32]) {
+fn avx2_gated_mul<const GELU: bool>(g: &[f32], u: &[f32], o: &mut [f32]) {
     // SAFETY: only reachable via `avx2_table`, which checked avx2, fma and f16c.
-    unsafe { avx2::silu_mul(g, u, o) }
+    unsafe { avx2::gated_mul::<GELU>(g, u, o) }
 }
-fn avx512_dot_f16(a: &[f32], b: &[f16]) -> f32 {
-    // SAFETY: only reachable via `avx512_table`, which checked avx512f, avx512bw and avx512vl.
-    unsafe { avx512::dot_f16(a, b) }
+fn avx2_exp_sub_sum(x: &mut [f32], max: f32) -> f32 {
+    // SAFETY: only reachable via `avx2_table`, which checked avx2, fma and f16c.
+    unsafe { avx2::exp_sub_sum(x, max) }
 }
-fn avx512_axpy_f16(y: &mut [f32], a: f32, x: &[f16]) {
+fn avx512_dot_rows_f16(q: &[f32], k: &[f16], stride: usize, out: &mut [f32]) {
     // SAFETY: only reachable via `avx512_table`, which checked avx512f, avx512bw and avx512vl.
-    unsafe { avx512::axpy_f16(y, a, x) }
+    unsafe { avx512::dot_rows_f16(q, k, stride, out) }
+}
+fn avx512_axpy_rows_f16(out: &mut [f32], probs: &[f32], v: &[f16], stride: usize) {
+    // SAFETY: only reachable via `avx512_table`, which checked avx512f, avx512bw and avx512vl.
+    unsafe { avx512::axpy_rows_f16(out, probs, v, stride) }
 }
 fn avx512_sum_sq(x: &[f32]) -> f32 {
     // SAFETY: only reachable via `avx512_table`, which checked avx512f, avx512bw and avx512vl.
     unsafe { avx512::sum_sq(x) }
 }
-fn avx512_silu_mul(g: &[f32], u: &[f32], o: &mut [f32]) {
+fn avx512_gated_mul<const GELU: bool>(g: &[f32], u: &[f32], o: &mut [f32]) {
     // SAFETY: only reachable via `avx512_table`, which checked avx512f, avx512bw and avx512vl.
-    unsafe { avx512::silu_mul(g, u, o) }
+    unsafe { avx512::gated_mul::<GELU>(g, u, o) }
 }
-
-/// Scalar tail shared by the SIMD bodies.
-fn dot_f16_tail(a: &[f32], b: &[f16]) -> f32 {
-    a.iter().zip(b).map(|(&x, &y)| x * y.to_f32()).sum()
+fn avx512_exp_sub_sum(x: &mut [f32], max: f32) -> f32 {
+    // SAFETY: only reachable via `avx512_table`, which checked avx512f, avx512bw and avx512vl.
+    unsafe { avx512::exp_sub_sum(x, max) }
 }

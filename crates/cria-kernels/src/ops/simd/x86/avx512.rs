@@ -29,12 +29,20 @@ unsafe fn load_f32(p: *const f32, n: usize) -> __m512 {
     unsafe { _mm512_maskz_loadu_ps(lanes(n), p) }
 }
 
+/// # Safety
+/// `p..p+n` must be writable.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-pub(super) unsafe fn dot_f16(a: &[f32], b: &[f16]) -> f32 {
+unsafe fn store_f32(p: *mut f32, n: usize, v: __m512) {
+    // SAFETY: masked-off lanes are not accessed; the caller guarantees the first n.
+    unsafe { _mm512_mask_storeu_ps(p, lanes(n), v) }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+fn dot_f16(a: &[f32], b: &[f16]) -> f32 {
     let n = a.len().min(b.len());
     let (mut acc0, mut acc1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
     let mut i = 0;
-    // SAFETY: every load covers [i, i + m) with m = min(16, n - i) or 16 when i + 32 <= n.
+    // SAFETY: every load covers [i, i + m) within both slices (m = 16 when i + 32 <= n, else min(16, n - i)).
     unsafe {
         while i + 32 <= n {
             acc0 = _mm512_fmadd_ps(
@@ -42,11 +50,8 @@ pub(super) unsafe fn dot_f16(a: &[f32], b: &[f16]) -> f32 {
                 load_f16(b.as_ptr().add(i), 16),
                 acc0,
             );
-            acc1 = _mm512_fmadd_ps(
-                load_f32(a.as_ptr().add(i + 16), 16),
-                load_f16(b.as_ptr().add(i + 16), 16),
-                acc1,
-            );
+            let (a1, b1) = (a.as_ptr().add(i + 16), b.as_ptr().add(i + 16));
+            acc1 = _mm512_fmadd_ps(load_f32(a1, 16), load_f16(b1, 16), acc1);
             i += 32;
         }
         while i < n {
@@ -63,24 +68,54 @@ pub(super) unsafe fn dot_f16(a: &[f32], b: &[f16]) -> f32 {
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-pub(super) unsafe fn axpy_f16(y: &mut [f32], a: f32, x: &[f16]) {
-    let n = y.len().min(x.len());
-    let av = _mm512_set1_ps(a);
-    let mut i = 0;
-    // SAFETY: each step reads x[i..i+m] and reads/writes y[i..i+m], m = min(16, n - i).
-    unsafe {
-        while i < n {
-            let m = (n - i).min(16);
-            let p = y.as_mut_ptr().add(i);
-            let r = _mm512_fmadd_ps(av, load_f16(x.as_ptr().add(i), m), load_f32(p, m));
-            _mm512_mask_storeu_ps(p, lanes(m), r);
-            i += m;
+pub(super) fn dot_rows_f16(q: &[f32], k: &[f16], stride: usize, out: &mut [f32]) {
+    for (t, o) in out.iter_mut().enumerate() {
+        *o = dot_f16(q, &k[t * stride..t * stride + q.len()]);
+    }
+}
+
+/// `out += Σ_t probs[t] · v[t*stride ..][..out.len()]`, 64 columns at a time held in 4 registers.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(super) fn axpy_rows_f16(out: &mut [f32], probs: &[f32], v: &[f16], stride: usize) {
+    let n = out.len();
+    if let Some(last) = probs.len().checked_sub(1) {
+        assert!(last * stride + n <= v.len(), "axpy_rows_f16: v too short");
+    }
+    let mut c = 0;
+    while c < n {
+        let w = (n - c).min(64);
+        let m = |j: usize| w.saturating_sub(16 * j).min(16);
+        // SAFETY: out[c..c+w] is in bounds; v[t*stride + c ..][..w] is in bounds by the assert above.
+        unsafe {
+            let op = out.as_mut_ptr().add(c);
+            let mut acc: [_; 4] = std::array::from_fn(|j| {
+                if m(j) > 0 {
+                    load_f32(op.add(16 * j), m(j))
+                } else {
+                    _mm512_setzero_ps()
+                }
+            });
+            for (t, &p) in probs.iter().enumerate() {
+                let pv = _mm512_set1_ps(p);
+                let vp = v.as_ptr().add(t * stride + c);
+                for (j, a) in acc.iter_mut().enumerate() {
+                    if m(j) > 0 {
+                        *a = _mm512_fmadd_ps(pv, load_f16(vp.add(16 * j), m(j)), *a);
+                    }
+                }
+            }
+            for (j, a) in acc.into_iter().enumerate() {
+                if m(j) > 0 {
+                    store_f32(op.add(16 * j), m(j), a);
+                }
+            }
         }
+        c += w;
     }
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-pub(super) unsafe fn sum_sq(x: &[f32]) -> f32 {
+pub(super) fn sum_sq(x: &[f32]) -> f32 {
     let (mut acc0, mut acc1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
     let n = x.len();
     let mut i = 0;
@@ -106,9 +141,9 @@ pub(super) unsafe fn sum_sq(x: &[f32]) -> f32 {
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-fn exp(x: __m512) -> __m512 {
+fn exp(x0: __m512) -> __m512 {
     let x = _mm512_min_ps(
-        _mm512_max_ps(x, _mm512_set1_ps(E::MIN)),
+        _mm512_max_ps(x0, _mm512_set1_ps(E::MIN)),
         _mm512_set1_ps(E::MAX),
     );
     let ni = _mm512_cvtps_epi32(_mm512_mul_ps(x, _mm512_set1_ps(E::LOG2E)));
@@ -120,26 +155,68 @@ fn exp(x: __m512) -> __m512 {
         p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
     }
     let pow2 = _mm512_slli_epi32::<23>(_mm512_add_epi32(ni, _mm512_set1_epi32(127)));
-    _mm512_mul_ps(p, _mm512_castsi512_ps(pow2))
+    let keep = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(x0, _mm512_set1_ps(E::MIN));
+    _mm512_maskz_mov_ps(keep, _mm512_mul_ps(p, _mm512_castsi512_ps(pow2)))
+}
+
+/// `silu(x) = x / (1 + e^-x)`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+fn silu(x: __m512) -> __m512 {
+    let e = exp(_mm512_sub_ps(_mm512_setzero_ps(), x));
+    _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0), e))
+}
+
+/// ggml's GELU (see `ops::gelu_as_ggml`): round to f16, look up the table, back to f32; tails clamped.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+fn gelu(x: __m512, table: &[u16; 65536]) -> __m512 {
+    let mut h = [0u16; 16];
+    let hx = _mm512_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(x);
+    // SAFETY: `h` is 32 writable bytes.
+    unsafe { _mm256_storeu_si256(h.as_mut_ptr().cast(), hx) };
+    for v in h.iter_mut() {
+        *v = table[usize::from(*v)];
+    }
+    // SAFETY: `h` is 32 readable bytes.
+    let g = _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(h.as_ptr().cast()) });
+    let hi = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(x, _mm512_set1_ps(10.0));
+    let lo = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(x, _mm512_set1_ps(-10.0));
+    _mm512_maskz_mov_ps(!lo, _mm512_mask_blend_ps(hi, g, x))
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-pub(super) unsafe fn silu_mul(gate: &[f32], up: &[f32], out: &mut [f32]) {
-    let n = gate.len().min(up.len()).min(out.len());
-    let one = _mm512_set1_ps(1.0);
+pub(super) fn gated_mul<const GELU: bool>(g: &[f32], u: &[f32], out: &mut [f32]) {
+    let n = g.len().min(u.len()).min(out.len());
+    let table = crate::ops::act::gelu_f16_table();
     let mut i = 0;
-    // SAFETY: each step reads gate/up[i..i+m] and writes out[i..i+m], m = min(16, n - i).
+    // SAFETY: each step reads g/u[i..i+m] and writes out[i..i+m], m = min(16, n - i).
     unsafe {
         while i < n {
             let m = (n - i).min(16);
-            let g = load_f32(gate.as_ptr().add(i), m);
-            let s = _mm512_div_ps(
-                g,
-                _mm512_add_ps(one, exp(_mm512_sub_ps(_mm512_setzero_ps(), g))),
-            );
-            let r = _mm512_mul_ps(s, load_f32(up.as_ptr().add(i), m));
-            _mm512_mask_storeu_ps(out.as_mut_ptr().add(i), lanes(m), r);
+            let x = load_f32(g.as_ptr().add(i), m);
+            let a = if GELU { gelu(x, table) } else { silu(x) };
+            let r = _mm512_mul_ps(a, load_f32(u.as_ptr().add(i), m));
+            store_f32(out.as_mut_ptr().add(i), m, r);
             i += m;
         }
     }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(super) fn exp_sub_sum(x: &mut [f32], max: f32) -> f32 {
+    let (n, mv) = (x.len(), _mm512_set1_ps(max));
+    let mut acc = _mm512_setzero_ps();
+    let mut i = 0;
+    // SAFETY: each step reads and writes x[i..i+m], m = min(16, n - i). Lanes past m are zeroed before
+    // the sum (exp of their 0 - max would not be 0).
+    unsafe {
+        while i < n {
+            let m = (n - i).min(16);
+            let p = x.as_mut_ptr().add(i);
+            let e = _mm512_maskz_mov_ps(lanes(m), exp(_mm512_sub_ps(load_f32(p, m), mv)));
+            store_f32(p, m, e);
+            acc = _mm512_add_ps(acc, e);
+            i += m;
+        }
+    }
+    _mm512_reduce_add_ps(acc)
 }
