@@ -47,15 +47,14 @@ impl PreTokenizer {
     pub fn for_name(name: &str) -> Result<(PreTokenizer, PreFlags), TokenizerError> {
         let (patterns, flags): (&[&str], PreFlags) = match name {
             "" | "default" => (DEFAULT, flags(false, true)),
-            "gpt2" | "gpt-2" | "phi-2" | "mpt" | "olmo" | "jais" | "roberta-bpe" => {
-                (&[GPT2], flags(false, true))
-            }
-            "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "dbrx" | "smaug-bpe" => {
-                (&["llama3"], flags(true, true))
-            }
-            "qwen2" | "deepseek-r1-qwen" | "megrez" | "stablelm2" => {
-                (&["qwen2"], flags(false, false))
-            }
+            "gpt2" | "gpt-2" | "phi-2" | "mpt" | "olmo" | "jais" | "roberta-bpe" | "jina-v1-en"
+            | "jina-v2-code" | "jina-es" | "jina-de" | "jina-v2-es" | "jina-v2-de" | "gigachat"
+            | "a.x-4.0" | "mellum" | "exaone4" => (&[GPT2], flags(false, true)),
+            "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral"
+            | "midm-2.0" | "lfm2" => (&["llama3"], flags(true, true)),
+            "dbrx" | "smaug-bpe" => (&["llama3"], flags(false, true)),
+            "qwen2" | "deepseek-r1-qwen" | "kormo" | "f2llmv2" => (&["qwen2"], flags(false, false)),
+            "megrez" | "stablelm2" => (&["qwen2"], flags(false, true)),
             "smollm" | "command-r" => (STARCODER, flags(false, false)),
             "starcoder" | "refact" | "codeshell" | "exaone" | "minerva-7b" => {
                 (STARCODER, flags(false, true))

@@ -148,26 +148,73 @@ impl Vocab {
         };
         let eot = eot.or_else(|| first(EOT_NAMES));
         let eom = eom.or_else(|| first(&["<|eom_id|>"]));
-        let mut eog: Vec<u32> = [
+        let fim = [
             first(FIM_PAD_NAMES),
             first(FIM_REP_NAMES),
             first(&["<|file_sep|>"]),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
+        ];
+        let fim_other = [
+            first(FIM_PRE_NAMES),
+            first(FIM_SUF_NAMES),
+            first(FIM_MID_NAMES),
+        ];
+        for &i in fim
+            .iter()
+            .chain(fim_other.iter())
+            .flatten()
+            .chain(eot.iter())
+            .chain(eom.iter())
+        {
+            self.attrs[i as usize] |= attr::CONTROL;
+        }
+        let mut eog: Vec<u32> = fim.into_iter().flatten().collect();
         for name in EOG_NAMES {
             if let Some(&i) = self.to_id.get(*name) {
                 eog.push(i);
+                self.attrs[i as usize] |= attr::CONTROL;
             }
         }
-        for &i in eog.iter().chain(eot.iter()).chain(eom.iter()) {
-            self.attrs[i as usize] |= attr::CONTROL;
+        // gpt-oss: these are always rendered
+        for name in ["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"] {
+            if let Some(&i) = self.to_id.get(name) {
+                self.attrs[i as usize] = attr::USER_DEFINED;
+            }
         }
         eog.extend(self.eos.iter().chain(eot.iter()).chain(eom.iter()));
         eog.sort_unstable();
         eog.dedup();
         self.eog = eog;
+        self.drop_false_end_of_generation();
+    }
+
+    /// llama.cpp's two exceptions: `<|end|>` is no EOG beside `<|return|>`+`<|call|>` (or `<|calls|>`+
+    /// `<|flush|>`), and `</s>` is none beside `<|tool_response>`.
+    fn drop_false_end_of_generation(&mut self) {
+        let find = |vocab: &Vocab, names: &[&str]| {
+            vocab
+                .eog
+                .iter()
+                .copied()
+                .find(|&i| names.contains(&vocab.texts[i as usize].as_str()))
+        };
+        let (ret, call, flush) = (
+            find(self, &["<|return|>"]),
+            find(self, &["<|call|>", "<|calls|>"]),
+            find(self, &["<|flush|>"]),
+        );
+        if let Some(end) = find(self, &["<|end|>"])
+            && call.is_some()
+            && (ret.is_some() || flush.is_some())
+        {
+            self.eog.retain(|&i| i != end);
+            self.attrs[end as usize] = attr::USER_DEFINED;
+        }
+        if let Some(s) = find(self, &["</s>"])
+            && find(self, &["<|tool_response>"]).is_some()
+        {
+            self.eog.retain(|&i| i != s);
+            self.attrs[s as usize] = attr::NORMAL;
+        }
     }
 }
 
@@ -180,9 +227,41 @@ const EOT_NAMES: &[&str] = &[
     "<|end_of_text|>",
     "<EOT>",
     "_<EOT>",
+    "[EOT]",
+    "<｜end▁of▁sentence｜>",
     "<end_of_utterance>",
 ];
-const FIM_PAD_NAMES: &[&str] = &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>"];
+const FIM_PRE_NAMES: &[&str] = &[
+    "<|fim_prefix|>",
+    "<fim-prefix>",
+    "<fim_prefix>",
+    "<｜fim▁begin｜>",
+    "<PRE>",
+    "▁<PRE>",
+    "<|code_prefix|>",
+    "<|prefix|>",
+];
+const FIM_SUF_NAMES: &[&str] = &[
+    "<|fim_suffix|>",
+    "<fim-suffix>",
+    "<fim_suffix>",
+    "<｜fim▁hole｜>",
+    "<SUF>",
+    "▁<SUF>",
+    "<|code_suffix|>",
+    "<|suffix|>",
+];
+const FIM_MID_NAMES: &[&str] = &[
+    "<|fim_middle|>",
+    "<fim-middle>",
+    "<fim_middle>",
+    "<｜fim▁end｜>",
+    "<MID>",
+    "▁<MID>",
+    "<|code_middle|>",
+    "<|middle|>",
+];
+const FIM_PAD_NAMES: &[&str] = &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"];
 const FIM_REP_NAMES: &[&str] = &[
     "<|fim_repo|>",
     "<|repo_name|>",
@@ -194,14 +273,25 @@ const EOG_NAMES: &[&str] = &[
     "<|eot_id|>",
     "<|im_end|>",
     "<|end|>",
+    "<|return|>",
+    "<|call|>",
+    "<|flush|>",
+    "<|calls|>",
     "<end_of_turn>",
     "<|endoftext|>",
     "</s>",
     "<|eom_id|>",
     "<EOT>",
     "_<EOT>",
+    "[EOT]",
+    "[EOS]",
     "<|end_of_text|>",
     "<end_of_utterance>",
+    "<eos>",
+    "<turn|>",
+    "<|tool_response>",
+    "<｜end▁of▁sentence｜>",
+    "[e~[",
 ];
 
 struct Defaults {
@@ -228,7 +318,21 @@ impl Defaults {
                 bos: Some(11),
                 eos: Some(11),
                 unk: None,
-                add_bos: matches!(pre, Some("llama3" | "llama-v3" | "llama-bpe" | "falcon3")),
+                add_bos: matches!(
+                    pre,
+                    Some(
+                        "llama3"
+                            | "llama-v3"
+                            | "llama-bpe"
+                            | "falcon3"
+                            | "falcon-h1"
+                            | "pixtral"
+                            | "midm-2.0"
+                            | "lfm2"
+                            | "tekken"
+                            | "chameleon"
+                    )
+                ),
                 add_eos: false,
                 add_space_prefix: false,
             },
