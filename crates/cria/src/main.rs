@@ -14,6 +14,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Answer one prompt, streaming the text (the model's chat template applies unless --raw).
+    Run(commands::run::Args),
+    /// Serve a model over an OpenAI-compatible HTTP API.
+    Serve(commands::serve::Args),
+    /// Chat with a model in the terminal.
+    Chat(commands::chat::Args),
+    /// Teacher-forced logits of token-id lines from stdin, as JSON lines.
+    Eval(commands::eval::Args),
+    /// Perplexity of a text file (llama-perplexity's method).
+    Perplexity(commands::perplexity::Args),
     /// Show a GGUF file's architecture, metadata and tensors.
     Inspect(commands::inspect::Args),
     /// Fetch a known model (or list them).
@@ -24,6 +34,11 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Run(args) => commands::run::run(args),
+        Command::Serve(args) => commands::serve::run(args),
+        Command::Chat(args) => commands::chat::run(args),
+        Command::Eval(args) => commands::eval::run(args),
+        Command::Perplexity(args) => commands::perplexity::run(args),
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Pull(args) => commands::pull::run(args),
         Command::Tokenize(args) => commands::tokenize::run(args),

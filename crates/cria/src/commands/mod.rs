@@ -1,5 +1,12 @@
 //! One module per subcommand: its clap arguments and its `run`.
 
+pub mod chat;
+pub mod eval;
+mod generate;
 pub mod inspect;
+mod load;
+pub mod perplexity;
 pub mod pull;
+pub mod run;
+pub mod serve;
 pub mod tokenize;

@@ -1,0 +1,114 @@
+//! `cria chat`: an interactive multi-turn conversation with line editing and history.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use cria_tokenizer::{BuiltinTemplate, ChatMessage, ChatTemplate};
+use rustyline::error::ReadlineError;
+
+use super::generate::{SamplingArgs, Session};
+use super::load::{ModelArgs, load_model};
+
+/// Arguments of `cria chat`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    /// A system message that opens the conversation.
+    #[arg(long)]
+    system: Option<String>,
+    /// Use a built-in chat template instead of the model's: chatml, llama2, alpaca, vicuna, gemma.
+    #[arg(long)]
+    chat_template: Option<BuiltinTemplate>,
+}
+
+const HELP: &str =
+    "/reset forgets the conversation, /exit (or Ctrl-D) leaves, Ctrl-C stops a reply";
+
+/// Runs `cria chat`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let model = load_model(&args.model)?;
+    let mut session = Session::new(&model, args.model.threads(), args.sampling.ctx(&model))?;
+    let template =
+        ChatTemplate::for_model(&session.tokenizer, &model.spec().arch, args.chat_template)?;
+    let mut sampler = args.sampling.sampler()?;
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&interrupted);
+    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
+        .context("installing the Ctrl-C handler")?;
+    let mut editor = rustyline::DefaultEditor::new()?;
+    let opening: Vec<ChatMessage> = args
+        .system
+        .iter()
+        .map(|s| ChatMessage {
+            role: "system".into(),
+            content: s.clone(),
+        })
+        .collect();
+    let mut messages = opening.clone();
+    eprintln!("{HELP}");
+    loop {
+        let line = match editor.readline("> ") {
+            Ok(line) => line,
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(e.into()),
+        };
+        let line = line.trim();
+        match line {
+            "" => continue,
+            "/exit" | "/quit" => break,
+            "/reset" => {
+                messages = opening.clone();
+                session.reset();
+                eprintln!("(conversation reset)");
+                continue;
+            }
+            "/help" => {
+                eprintln!("{HELP}");
+                continue;
+            }
+            _ => {}
+        }
+        let _ = editor.add_history_entry(line);
+        messages.push(ChatMessage {
+            role: "user".into(),
+            content: line.to_string(),
+        });
+        let prompt = session
+            .tokenizer
+            .encode(&template.render(&messages, true)?, true, true);
+        interrupted.store(false, Ordering::Relaxed);
+        let mut reply = String::new();
+        let result = session.generate(
+            &prompt,
+            args.sampling.max_tokens,
+            &mut sampler,
+            &interrupted,
+            |text| {
+                reply.push_str(text);
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+            },
+        );
+        println!();
+        match result {
+            Ok(stats) => stats.report(),
+            Err(e) => {
+                // A full context or a bad turn ends the turn, not the chat.
+                eprintln!("error: {e:#}");
+                messages.pop();
+                continue;
+            }
+        }
+        messages.push(ChatMessage {
+            role: "assistant".into(),
+            content: reply,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,68 @@
+//! `cria run`: answer one prompt, streaming the text to stdout.
+
+use std::io::Write;
+use std::sync::atomic::AtomicBool;
+
+use cria_tokenizer::{BuiltinTemplate, ChatMessage, ChatTemplate};
+
+use super::generate::{SamplingArgs, Session};
+use super::load::{ModelArgs, load_model};
+
+/// Arguments of `cria run`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The prompt (or use -p).
+    #[arg(value_name = "PROMPT", conflicts_with = "prompt_flag")]
+    prompt: Option<String>,
+    /// The prompt.
+    #[arg(short = 'p', long = "prompt", value_name = "PROMPT")]
+    prompt_flag: Option<String>,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    /// Feed the prompt as it is, without the chat template.
+    #[arg(long)]
+    raw: bool,
+    /// Use a built-in chat template instead of the model's: chatml, llama2, alpaca, vicuna, gemma.
+    #[arg(long)]
+    chat_template: Option<BuiltinTemplate>,
+}
+
+/// Runs `cria run`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let Some(prompt) = args.prompt.or(args.prompt_flag) else {
+        anyhow::bail!("no prompt: give one as an argument or with -p");
+    };
+    let model = load_model(&args.model)?;
+    let mut session = Session::new(&model, args.model.threads(), args.sampling.ctx(&model))?;
+    let tokens = if args.raw {
+        session.tokenizer.encode(&prompt, true, false)
+    } else {
+        let template =
+            ChatTemplate::for_model(&session.tokenizer, &model.spec().arch, args.chat_template)?;
+        let messages = [ChatMessage {
+            role: "user".into(),
+            content: prompt,
+        }];
+        session
+            .tokenizer
+            .encode(&template.render(&messages, true)?, true, true)
+    };
+    let mut sampler = args.sampling.sampler()?;
+    let stdout = std::io::stdout();
+    let stats = session.generate(
+        &tokens,
+        args.sampling.max_tokens,
+        &mut sampler,
+        &AtomicBool::new(false),
+        |text| {
+            let mut out = stdout.lock();
+            // A closed stdout (e.g. piped into `head`) ends the output, not the process with a panic.
+            let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+        },
+    )?;
+    println!();
+    stats.report();
+    Ok(())
+}
