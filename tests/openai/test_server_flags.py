@@ -1,0 +1,55 @@
+"""Servers started with their own flags: API key, a tiny queue, shutdown on SIGTERM."""
+
+import concurrent.futures
+import signal
+import time
+
+import openai
+import pytest
+
+from conftest import MODEL, error_body, http
+
+
+def client_for(server, key="unused"):
+    return openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0, timeout=120)
+
+
+def test_api_key(server_factory):
+    s = server_factory("--api-key", "s3cret", "--parallel", "1")
+    with pytest.raises(openai.AuthenticationError) as e:
+        client_for(s, "wrong").models.list()
+    assert e.value.status_code == 401
+    status, _, text = http("GET", s.url + "/v1/models")
+    assert status == 401 and error_body(text)["code"] == "invalid_api_key"
+    assert [m.id for m in client_for(s, "s3cret").models.list().data] == [MODEL]
+    assert http("GET", s.url + "/health")[0] == 200
+
+
+def test_full_queue_is_429_with_retry_after(server_factory):
+    s = server_factory("--parallel", "1", "--max-queue", "1")
+    c = client_for(s)
+    long = dict(model=MODEL, messages=[{"role": "user", "content": "Tell a long story."}], max_tokens=400)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        running = pool.submit(lambda: list(c.chat.completions.create(stream=True, **long)))
+        time.sleep(1.0)
+        queued = pool.submit(lambda: c.chat.completions.create(**long))
+        time.sleep(1.0)
+        with pytest.raises(openai.RateLimitError) as e:
+            c.chat.completions.create(**long)
+        assert e.value.status_code == 429
+        assert e.value.response.headers.get("retry-after")
+        running.result(timeout=300)
+        queued.result(timeout=300)
+
+
+def test_sigterm_finishes_running_requests_then_exits(server_factory):
+    s = server_factory("--parallel", "2", "--shutdown-timeout", "60")
+    c = client_for(s)
+    req = dict(model=MODEL, messages=[{"role": "user", "content": "Count to fifty."}], max_tokens=60, temperature=0)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        running = pool.submit(lambda: c.chat.completions.create(**req))
+        time.sleep(0.5)
+        s.proc.send_signal(signal.SIGTERM)
+        r = running.result(timeout=120)
+        assert r.choices[0].message.content
+    assert s.proc.wait(timeout=60) == 0
