@@ -6,7 +6,6 @@ mod avx2;
 mod avx512;
 mod kernels;
 mod tiled;
-mod zmm;
 
 use super::{RowsFn, TiledFn};
 use crate::GgmlType;
@@ -29,9 +28,7 @@ pub(crate) fn rows_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
 
 pub(crate) fn tiled_kernel(isa: Isa, ty: GgmlType) -> Option<TiledFn> {
     match isa {
-        Isa::Avx512 if crate::isa::has_avx512_vnni() => {
-            zmm::tiled_kernel(ty).or_else(|| avx512::vnni::tiled_kernel(ty))
-        }
+        Isa::Avx512 if crate::isa::has_avx512_vnni() => avx512::vnni::tiled_kernel(ty),
         Isa::Avx512 | Isa::Avx2 if has_avxvnni() => avx2::vnni::tiled_kernel(ty),
         Isa::Avx512 | Isa::Avx2 => avx2::plain::tiled_kernel(ty),
         _ => None,
@@ -119,6 +116,94 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod ab {
+    //! A/B timing of the tiled variants on this CPU (ignored by default; timings, not a check):
+    //! `cargo test --release -p cria-kernels --lib x86::ab -- --ignored --nocapture`.
+    use super::*;
+    use crate::quant::{activation_type, quantize_activation_with, quantize_row};
+    use std::time::Instant;
+
+    #[test]
+    #[ignore]
+    fn tiled_variants_ab() {
+        if !(Isa::Avx512.supported() && crate::isa::has_avx512_vnni()) {
+            return;
+        }
+        let (n, rows, n_tok) = (2048, 256, 64);
+        let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+        for ty in [
+            GgmlType::Q4_1,
+            GgmlType::Q8_0,
+            GgmlType::Q5_0,
+            GgmlType::Q4_K,
+            GgmlType::Q6_K,
+        ] {
+            let rb = ty.row_bytes(n).unwrap();
+            let mut w = vec![0u8; rb * rows];
+            quantize_row(ty, &x, &mut w[..rb]).unwrap();
+            for r in 1..rows {
+                w.copy_within(0..rb, r * rb);
+            }
+            let at = activation_type(ty);
+            let ab = at.row_bytes(n).unwrap();
+            let mut a = vec![0u8; ab * n_tok];
+            for chunk in a.chunks_exact_mut(ab) {
+                quantize_activation_with(Isa::Scalar, at, &x, chunk);
+            }
+            let mut out = vec![0f32; rows * n_tok];
+            let kernels = [
+                ("ymm-avx2", avx2::plain::tiled_kernel(ty)),
+                ("ymm-vnni", avx512::vnni::tiled_kernel(ty)),
+            ];
+            let mut best = [f64::MAX; 2];
+            for _ in 0..40 {
+                for (i, (_, k)) in kernels.iter().enumerate() {
+                    let Some(k) = k else { continue };
+                    let t = Instant::now();
+                    k(&w, rb, &a, ab, n_tok, &mut out, rows);
+                    best[i] = best[i].min(t.elapsed().as_secs_f64());
+                }
+            }
+            let gf = |s: f64| 2.0 * (rows * n_tok * n) as f64 / s / 1e9;
+            let line: Vec<String> = kernels
+                .iter()
+                .zip(best)
+                .map(|((n, _), s)| format!("{n} {:.0}", gf(s)))
+                .collect();
+            println!("{ty:?} GEMM GFLOP/s (best of 40): {}", line.join(", "));
+            // matvec: rows kernels against the tiled kernels at one token, on a matrix past L2
+            let big = 16;
+            let wb: Vec<u8> = w.iter().copied().cycle().take(w.len() * big).collect();
+            let mut out = vec![0f32; rows * big];
+            let rows_k = [avx2::plain::rows_kernel(ty), avx512::vnni::rows_kernel(ty)];
+            let tiled_k = [avx512::vnni::tiled_kernel(ty)];
+            let mut best = [f64::MAX; 3];
+            for _ in 0..40 {
+                for (i, k) in rows_k.iter().enumerate() {
+                    let Some(k) = k else { continue };
+                    let t = Instant::now();
+                    k(&wb, rb, &a[..ab], &mut out);
+                    best[i] = best[i].min(t.elapsed().as_secs_f64());
+                }
+                for (i, k) in tiled_k.iter().enumerate() {
+                    let Some(k) = k else { continue };
+                    let t = Instant::now();
+                    k(&wb, rb, &a[..ab], ab, 1, &mut out, rows * big);
+                    best[2 + i] = best[2 + i].min(t.elapsed().as_secs_f64());
+                }
+            }
+            let gb = |s: f64| wb.len() as f64 / s / 1e9;
+            println!(
+                "{ty:?} matvec GB/s (best of 40): rows-ymm-avx2 {:.1}, rows-ymm-vnni {:.1}, tiled-ymm-vnni {:.1}",
+                gb(best[0]),
+                gb(best[1]),
+                gb(best[2])
+            );
         }
     }
 }
