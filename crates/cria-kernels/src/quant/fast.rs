@@ -43,7 +43,7 @@ pub fn quantize_activation_with(isa: Isa, act_ty: GgmlType, x: &[f32], dst: &mut
                 b.qs = qs;
             },
         ),
-        GgmlType::Q8_K => quantize_q8_k(x, bytemuck::cast_slice_mut(dst)),
+        GgmlType::Q8_K => q8k_blocks(isa, x, bytemuck::cast_slice_mut(dst)),
         GgmlType::F32 => {
             for (d, s) in dst.chunks_exact_mut(4).zip(x) {
                 d.copy_from_slice(&s.to_le_bytes());
@@ -51,6 +51,23 @@ pub fn quantize_activation_with(isa: Isa, act_ty: GgmlType, x: &[f32], dst: &mut
         }
         other => panic!("quantize_activation: {other:?} is not an activation format"),
     }
+}
+
+fn q8k_blocks(isa: Isa, x: &[f32], y: &mut [BlockQ8K]) {
+    #[cfg(target_arch = "x86_64")]
+    if matches!(isa, Isa::Avx2 | Isa::Avx512) {
+        for (b, x) in y.iter_mut().zip(x.chunks_exact(QK_K)) {
+            let (d, qs, sums) = crate::dot::x86::q8k_block_avx2(x);
+            b.d = d.to_le_bytes();
+            b.qs = qs;
+            for (j, s) in sums.iter().enumerate() {
+                b.bsums[2 * j..2 * j + 2].copy_from_slice(&s.to_le_bytes());
+            }
+        }
+        return;
+    }
+    let _ = isa;
+    quantize_q8_k(x, y)
 }
 
 fn q8_blocks<B>(

@@ -35,6 +35,16 @@ pub(crate) fn tiled_kernel(isa: Isa, ty: GgmlType) -> Option<TiledFn> {
     }
 }
 
+/// One Q8_K block, as the reference quantizes it: (d, quants, sums of each 16).
+///
+/// # Panics
+/// If the CPU lacks AVX2 (callers pass only paths `Isa::supported` accepted) or `x` is short of 256 floats.
+pub(crate) fn q8k_block_avx2(x: &[f32]) -> (f32, [i8; 256], [i16; 16]) {
+    assert!(Isa::Avx2.supported() && x.len() >= 256);
+    // SAFETY: AVX2 was checked just above, and x holds at least 256 floats.
+    unsafe { avx2::q8k_block(x) }
+}
+
 /// One Q8_0 / Q8_1 block with llama.cpp's AVX2 numerics: (d, quants, Σquants).
 ///
 /// # Panics
