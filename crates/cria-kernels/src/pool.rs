@@ -7,7 +7,7 @@
 //! - workers live as long as the pool; the caller thread works too (`n_threads - 1` workers);
 //! - a job is published through one atomic word (`epoch | OPEN | entered`); workers claim task indices with
 //!   `fetch_add`, so uneven tasks balance themselves;
-//! - idle workers spin on that word for a while (`CRIA_POOL_SPIN_US`, default 1000 µs) before parking on a
+//! - idle workers spin on that word for a while (`CRIA_POOL_SPIN_US`, default 200 µs) before parking on a
 //!   condvar, so back-to-back loops never pay a futex wake, and an idle process does not burn CPU;
 //! - the caller does not wait for late (parked) workers to show up: once all tasks are claimed it closes the
 //!   job and waits only for the workers that entered it.
@@ -73,7 +73,7 @@ impl ThreadPool {
     }
 
     /// [`new`](Self::new) with an explicit spin time: how long an idle worker polls for the next job before
-    /// it parks (the default is `CRIA_POOL_SPIN_US` µs, else 1000 µs).
+    /// it parks (the default is `CRIA_POOL_SPIN_US` µs, else 200 µs).
     pub fn with_spin(n_threads: usize, spin: Duration) -> Self {
         let shared = Arc::new(Shared {
             state: AtomicU64::new(0),
@@ -333,7 +333,7 @@ fn spin_from_env() -> Duration {
     let us = std::env::var("CRIA_POOL_SPIN_US")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
+        .unwrap_or(200);
     Duration::from_micros(us)
 }
 
