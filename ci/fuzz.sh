@@ -24,7 +24,7 @@ for m in smollm2-135m-instruct gemma-3-270m; do
         head -c 4096 "$models/$m.gguf" > "$corpus/$m-head.gguf"
     fi
 done
-cp fuzz/seeds/*.gguf "$corpus/"
+cp fuzz/seeds/* "$corpus/"
 
 # -malloc_limit_mb: no input of a few KiB may make the parser ask for hundreds of MiB.
 cargo +nightly fuzz run parse_gguf "$corpus" -- \
