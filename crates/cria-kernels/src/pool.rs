@@ -33,8 +33,29 @@ struct Job<'a> {
     panicked: AtomicBool,
 }
 
+thread_local! {
+    /// Set while this thread runs pool tasks: a nested `run` then executes inline instead of deadlocking.
+    static IN_TASK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the current thread as inside a task until dropped (also on unwind).
+struct InTask(bool);
+
+impl InTask {
+    fn enter() -> Self {
+        Self(IN_TASK.replace(true))
+    }
+}
+
+impl Drop for InTask {
+    fn drop(&mut self) {
+        IN_TASK.set(self.0);
+    }
+}
+
 impl Job<'_> {
     fn work(&self) {
+        let _in_task = InTask::enter();
         loop {
             let i = self.next.fetch_add(1, Relaxed);
             if i >= self.n_tasks {
@@ -113,12 +134,12 @@ impl ThreadPool {
     /// Runs `f(task)` for every `task` in `0..n_tasks` across the pool (the caller thread works too) and
     /// returns when all are done. Tasks run in no fixed order or thread.
     ///
-    /// Not reentrant: `f` must not call `run` on the same pool (it would deadlock).
+    /// Nested calls (a task calling `run` on any pool) run their tasks inline on the calling thread.
     ///
     /// # Panics
     /// If a task panics (after every other claimed task has finished).
     pub fn run(&self, n_tasks: usize, f: &(dyn Fn(usize) + Sync)) {
-        if n_tasks <= 1 || self.workers.is_empty() {
+        if n_tasks <= 1 || self.workers.is_empty() || IN_TASK.get() {
             (0..n_tasks).for_each(f);
             return;
         }
@@ -390,6 +411,18 @@ mod tests {
                 .enumerate()
                 .all(|(i, v)| v.load(Relaxed) == i * i)
         );
+    }
+
+    #[test]
+    fn a_task_may_use_the_pool_again() {
+        let pool = ThreadPool::new(3);
+        let n = AtomicUsize::new(0);
+        pool.run(8, &|_| {
+            pool.run(4, &|_| {
+                n.fetch_add(1, Relaxed);
+            });
+        });
+        assert_eq!(n.load(Relaxed), 32);
     }
 
     #[test]

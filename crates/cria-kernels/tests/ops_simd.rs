@@ -33,6 +33,12 @@ fn kv_rows(rows: usize, stride: usize, seed: u32) -> Vec<f16> {
 }
 
 #[test]
+fn ops_follow_the_process_isa() {
+    // CRIA_ISA=scalar|avx2|avx512|neon forces the op kernels along with the dot products.
+    assert_eq!(t::active_isa(), cria_kernels::isa::active());
+}
+
+#[test]
 fn some_simd_path_is_tested_on_this_machine() {
     // On x86-64 and aarch64 CI machines at least one SIMD path must exist, or the proptests test nothing.
     if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
