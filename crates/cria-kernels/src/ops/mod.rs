@@ -16,7 +16,9 @@ mod rope;
 pub mod simd;
 mod softmax;
 
-pub use act::{add_inplace, gelu, gelu_as_ggml, gelu_mul, mul_inplace, scale_inplace, silu, silu_mul};
+pub use act::{
+    add_inplace, gelu, gelu_as_ggml, gelu_mul, mul_inplace, scale_inplace, silu, silu_mul,
+};
 pub use attention::{AttentionParams, attention, attention_ext};
 pub use attention_batch::{CausalBatch, attention_batch};
 pub use get_rows::get_rows;
