@@ -27,15 +27,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let file =
         GgufFile::open(&path).with_context(|| format!("cannot inspect {}", path.display()))?;
     let mut out = std::io::stdout().lock();
-    if args.json {
-        let report = json_report(&path, &file);
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
+    let written = if args.json {
+        let report = serde_json::to_string_pretty(&json_report(&path, &file))?;
+        writeln!(out, "{report}").map_err(anyhow::Error::from)
     } else {
-        write_text(&mut out, &path, &file)?;
+        write_text(&mut out, &path, &file)
+    };
+    match written.and_then(|()| Ok(out.flush()?)) {
+        // `cria inspect m | head` closes the pipe early: that is the reader's choice, not an error.
+        Err(e) if is_broken_pipe(&e) => Ok(()),
+        other => other,
     }
-    out.flush()?;
-    Ok(())
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 /// Count and bytes of the tensors of each type, by type name.
