@@ -5,6 +5,7 @@
 mod avx2;
 mod avx512;
 mod kernels;
+mod q4_1_zmm;
 mod tiled;
 
 use super::{RowsFn, TiledFn};
@@ -22,6 +23,16 @@ pub(crate) fn rows_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
         Isa::Avx512 if crate::isa::has_avx512_vnni() => avx512::vnni::rows_kernel(ty),
         Isa::Avx512 | Isa::Avx2 if has_avxvnni() => avx2::vnni::rows_kernel(ty),
         Isa::Avx512 | Isa::Avx2 => avx2::plain::rows_kernel(ty),
+        _ => None,
+    }
+}
+
+/// A matvec-only kernel that beats both the row and the tiled kernels, where there is one.
+pub(crate) fn matvec_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
+    match (isa, ty) {
+        (Isa::Avx512, GgmlType::Q4_1) if crate::isa::has_avx512_vnni() => {
+            Some(q4_1_zmm::rows_kernel())
+        }
         _ => None,
     }
 }
@@ -106,6 +117,16 @@ mod tests {
                 .flat_map(|t| w.chunks_exact(rb).map(move |r| (t, r)))
                 .map(|(t, r)| crate::dot::scalar::dot(ty, r, &a[t * ab..(t + 1) * ab]))
                 .collect();
+            if ty == GgmlType::Q4_1 && Isa::Avx512.supported() && crate::isa::has_avx512_vnni() {
+                let mut got = vec![0f32; rows];
+                q4_1_zmm::rows_kernel()(&w, rb, &a[..ab], &mut got);
+                for (g, s) in got.iter().zip(&want) {
+                    assert!(
+                        (g - s).abs() <= 1e-4 * s.abs().max(1.0),
+                        "zmm Q4_1: {g} vs {s}"
+                    );
+                }
+            }
             for (name, rows_table, tiled_table) in &variants {
                 if let Some(k) = rows_table(ty) {
                     let mut got = vec![0f32; rows];
@@ -190,9 +211,14 @@ mod ab {
             let big = 16;
             let wb: Vec<u8> = w.iter().copied().cycle().take(w.len() * big).collect();
             let mut out = vec![0f32; rows * big];
-            let rows_k = [avx2::plain::rows_kernel(ty), avx512::vnni::rows_kernel(ty)];
+            let special = matvec_kernel(Isa::Avx512, ty);
+            let rows_k = [
+                avx2::plain::rows_kernel(ty),
+                avx512::vnni::rows_kernel(ty),
+                special,
+            ];
             let tiled_k = [avx512::vnni::tiled_kernel(ty)];
-            let mut best = [f64::MAX; 3];
+            let mut best = [f64::MAX; 4];
             for _ in 0..40 {
                 for (i, k) in rows_k.iter().enumerate() {
                     let Some(k) = k else { continue };
@@ -204,15 +230,17 @@ mod ab {
                     let Some(k) = k else { continue };
                     let t = Instant::now();
                     k(&wb, rb, &a[..ab], ab, 1, &mut out, rows * big);
-                    best[2 + i] = best[2 + i].min(t.elapsed().as_secs_f64());
+                    best[3 + i] = best[3 + i].min(t.elapsed().as_secs_f64());
                 }
             }
             let gb = |s: f64| wb.len() as f64 / s / 1e9;
             println!(
-                "{ty:?} matvec GB/s (best of 40): rows-ymm-avx2 {:.1}, rows-ymm-vnni {:.1}, tiled-ymm-vnni {:.1}",
+                "{ty:?} matvec GB/s (best of 40): rows-ymm-avx2 {:.1}, rows-ymm-vnni {:.1}, special {:.1}, \
+                 tiled-ymm-vnni {:.1}",
                 gb(best[0]),
                 gb(best[1]),
-                gb(best[2])
+                gb(best[2]),
+                gb(best[3])
             );
         }
     }
