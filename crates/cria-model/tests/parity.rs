@@ -64,6 +64,15 @@ fn compare(name: &str, folder: &str) -> Option<Agreement> {
             let ours = argmax(row);
             a.positions += 1;
             a.top1_equal += usize::from(ours == top[0].0);
+            if ours != top[0].0 && std::env::var_os("CRIA_PARITY_VERBOSE").is_some() {
+                eprintln!(
+                    "pos {pos}: ref {:?} margin {:.3}, ours {ours} ({:.3} vs ref-top {:.3})",
+                    top[0],
+                    top[0].1 - top[1].1,
+                    row[ours],
+                    row[top[0].0]
+                );
+            }
             if top[0].1 - top[1].1 >= 0.5 {
                 a.confident += 1;
                 a.confident_equal += usize::from(ours == top[0].0);
