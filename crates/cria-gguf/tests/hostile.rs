@@ -478,3 +478,25 @@ fn truncated_in_each_section_names_it() {
     let e = GgufFile::from_bytes(bytes[..data + 20].to_vec()).unwrap_err();
     assert!(matches!(e, GgufError::TensorOutOfBounds { .. }), "{e}");
 }
+
+#[test]
+fn bool_array_element_other_than_0_or_1() {
+    // Array header at 37: type (4), count (8), then elements from 49; the third is bad.
+    let raw = Raw::header(3, 0, 1)
+        .str("k")
+        .u32(9)
+        .u32(7)
+        .u64(3)
+        .bytes(&[1, 0, 5]);
+    let e = err(raw);
+    assert!(
+        matches!(
+            e,
+            GgufError::BadBool {
+                value: 5,
+                offset: 51
+            }
+        ),
+        "{e}"
+    );
+}
