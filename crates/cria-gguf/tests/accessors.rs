@@ -128,3 +128,12 @@ fn bool_and_get() {
     assert_eq!(f.get("b"), Some(&Value::Bool(true)));
     assert_eq!(f.get("c"), None);
 }
+
+#[test]
+fn file_is_send_and_sync() {
+    fn shared<T: Send + Sync>(_: &T) {}
+    let f = file(vec![("k", Value::U8(1))]);
+    shared(&f);
+    let handle = std::thread::spawn(move || f.u32("k").unwrap());
+    assert_eq!(handle.join().unwrap(), 1);
+}
