@@ -5,7 +5,7 @@
 mod avx2;
 mod avx512;
 mod kernels;
-mod q4_1_zmm;
+mod legacy_zmm;
 mod tiled;
 
 use super::{RowsFn, TiledFn};
@@ -30,9 +30,7 @@ pub(crate) fn rows_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
 /// A matvec-only kernel that beats both the row and the tiled kernels, where there is one.
 pub(crate) fn matvec_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
     match (isa, ty) {
-        (Isa::Avx512, GgmlType::Q4_1) if crate::isa::has_avx512_vnni() => {
-            Some(q4_1_zmm::rows_kernel())
-        }
+        (Isa::Avx512, _) if crate::isa::has_avx512_vnni() => legacy_zmm::rows_kernel(ty),
         _ => None,
     }
 }
@@ -117,14 +115,22 @@ mod tests {
                 .flat_map(|t| w.chunks_exact(rb).map(move |r| (t, r)))
                 .map(|(t, r)| crate::dot::scalar::dot(ty, r, &a[t * ab..(t + 1) * ab]))
                 .collect();
-            if ty == GgmlType::Q4_1 && Isa::Avx512.supported() && crate::isa::has_avx512_vnni() {
-                let mut got = vec![0f32; rows];
-                q4_1_zmm::rows_kernel()(&w, rb, &a[..ab], &mut got);
-                for (g, s) in got.iter().zip(&want) {
+            if let Some(k) = matvec_kernel(Isa::Avx512, ty).filter(|_| Isa::Avx512.supported()) {
+                // a length that is not a whole number of 4-block groups reaches the scalar tail
+                let cut = ty.row_bytes(n - 96).unwrap();
+                let ac = &a[..at.row_bytes(n - 96).unwrap()];
+                let wc: Vec<u8> = w.chunks_exact(rb).flat_map(|r| r[..cut].to_vec()).collect();
+                let (mut got, mut short) = (vec![0f32; rows], vec![0f32; rows]);
+                k(&w, rb, &a[..ab], &mut got);
+                k(&wc, cut, ac, &mut short);
+                for (r, (g, s)) in got.iter().zip(&want).enumerate() {
                     assert!(
                         (g - s).abs() <= 1e-4 * s.abs().max(1.0),
-                        "zmm Q4_1: {g} vs {s}"
+                        "zmm {ty:?}: {g} vs {s}"
                     );
+                    let s2 = crate::dot::scalar::dot(ty, &wc[r * cut..(r + 1) * cut], ac);
+                    let ok = (short[r] - s2).abs() <= 1e-4 * s2.abs().max(1.0);
+                    assert!(ok, "zmm {ty:?} tail: {} vs {s2}", short[r]);
                 }
             }
             for (name, rows_table, tiled_table) in &variants {
