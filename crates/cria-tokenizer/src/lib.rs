@@ -20,7 +20,7 @@ use rustc_hash::FxHashMap;
 pub use chat::{BuiltinTemplate, ChatMessage, ChatTemplate};
 pub use decode::DecodeOptions;
 pub use error::TokenizerError;
-pub use stream::IncrementalDecoder;
+pub use stream::{IncrementalDecoder, Utf8Stream};
 pub use vocab::{TokenizerKind, TokenizerSpec};
 
 use bpe::BpeModel;

@@ -8,7 +8,7 @@ use crate::vocab::attr;
 #[derive(Debug)]
 pub struct IncrementalDecoder<'t> {
     tok: &'t Tokenizer,
-    pending: Vec<u8>,
+    bytes: Utf8Stream,
     unparse_special: bool,
 }
 
@@ -17,7 +17,7 @@ impl<'t> IncrementalDecoder<'t> {
     pub fn new(tok: &'t Tokenizer) -> Self {
         IncrementalDecoder {
             tok,
-            pending: Vec::new(),
+            bytes: Utf8Stream::default(),
             unparse_special: true,
         }
     }
@@ -26,32 +26,41 @@ impl<'t> IncrementalDecoder<'t> {
     pub fn skipping_special(tok: &'t Tokenizer) -> Self {
         IncrementalDecoder {
             tok,
-            pending: Vec::new(),
+            bytes: Utf8Stream::default(),
             unparse_special: false,
         }
     }
 
     /// Adds one token; returns the text it completes (possibly empty).
     pub fn push(&mut self, id: u32) -> String {
-        if self.unparse_special || self.tok.vocab.attr(id) & (attr::CONTROL | attr::UNKNOWN) == 0 {
-            self.pending.extend_from_slice(self.tok.token_bytes(id));
+        if !self.unparse_special && self.tok.vocab.attr(id) & (attr::CONTROL | attr::UNKNOWN) != 0 {
+            return String::new();
         }
-        self.drain_complete()
+        self.bytes.push_bytes(self.tok.token_bytes(id))
     }
 
     /// Flushes what is left; bytes that never formed a character come out as U+FFFD.
     pub fn finish(&mut self) -> String {
-        let out = String::from_utf8_lossy(&self.pending).into_owned();
-        self.pending.clear();
-        out
+        self.bytes.finish()
     }
 
     /// Bytes held back, waiting for the rest of a character.
     pub fn pending_len(&self) -> usize {
-        self.pending.len()
+        self.bytes.pending_len()
     }
+}
 
-    fn drain_complete(&mut self) -> String {
+/// The byte-level half of [`IncrementalDecoder`], owning no tokenizer: feed it
+/// [`Tokenizer::token_bytes`] from wherever the tokenizer lives (an engine's `Arc<Tokenizer>`).
+#[derive(Debug, Default, Clone)]
+pub struct Utf8Stream {
+    pending: Vec<u8>,
+}
+
+impl Utf8Stream {
+    /// Adds bytes; returns every whole character now available.
+    pub fn push_bytes(&mut self, bytes: &[u8]) -> String {
+        self.pending.extend_from_slice(bytes);
         let mut out = String::new();
         loop {
             match std::str::from_utf8(&self.pending) {
@@ -78,5 +87,39 @@ impl<'t> IncrementalDecoder<'t> {
                 }
             }
         }
+    }
+
+    /// Flushes what is left; an unfinished character comes out as U+FFFD.
+    pub fn finish(&mut self) -> String {
+        let out = String::from_utf8_lossy(&self.pending).into_owned();
+        self.pending.clear();
+        out
+    }
+
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emoji_split_over_four_pushes_comes_out_whole() {
+        let mut s = Utf8Stream::default();
+        let bytes = "🎉".as_bytes();
+        assert_eq!(s.push_bytes(&bytes[..1]), "");
+        assert_eq!(s.push_bytes(&bytes[1..3]), "");
+        assert_eq!(s.push_bytes(&bytes[3..]), "🎉");
+        assert_eq!(s.pending_len(), 0);
+    }
+
+    #[test]
+    fn invalid_bytes_become_one_replacement_each_and_do_not_stall() {
+        let mut s = Utf8Stream::default();
+        assert_eq!(s.push_bytes(b"a\xFFb"), "a\u{FFFD}b");
+        assert_eq!(s.push_bytes(b"\xE2\x82"), "");
+        assert_eq!(s.finish(), "\u{FFFD}");
     }
 }
