@@ -62,8 +62,9 @@ impl Act for BlockQ8_1 {
     }
 }
 
+/// The groups of `a`, the last one zero-padded when the row is not a whole number of 4 blocks.
 fn groups<A: Act>(a: &[A], off: i32) -> Vec<Group> {
-    a.chunks_exact(4)
+    a.chunks(4)
         .map(|a| {
             let mut g = Group {
                 lo: [0; 64],
@@ -200,17 +201,22 @@ fn row<W: Block>(w: &[W], pre: &[Group]) -> f32 {
     _mm512_reduce_add_ps(acc) + _mm_cvtss_f32(_mm_add_ss(m, _mm_movehdup_ps(m)))
 }
 
-fn rows<W: Block, A: Act>(ty: GgmlType, w: &[u8], rb: usize, act: &[u8], out: &mut [f32]) {
+fn rows<W: Block, A: Act>(w: &[u8], rb: usize, act: &[u8], out: &mut [f32]) {
     let a: &[A] = cs(act);
     let pre = groups(a, W::OFF);
-    let whole = 4 * pre.len();
-    let (wt, at) = (ty.type_size(), size_of::<A>());
+    let whole = a.len() / 4;
     for (o, wr) in out.iter_mut().zip(w.chunks_exact(rb)) {
         let wb: &[W] = cs(wr);
         // SAFETY: these kernels are only handed out on a CPU with the features `row` needs (see below).
-        let head = unsafe { row(&wb[..whole], &pre) };
-        // the last < 4 blocks through the scalar reference
-        *o = head + crate::dot::scalar::dot(ty, &wr[whole * wt..], &act[whole * at..]);
+        let mut sum = unsafe { row(&wb[..4 * whole], &pre[..whole]) };
+        if let Some(last) = pre.get(whole) {
+            // the last 1..3 blocks, zero-padded (zero scales: the padding adds nothing)
+            let mut pad = [W::zeroed(); 4];
+            pad[..wb.len() - 4 * whole].copy_from_slice(&wb[4 * whole..]);
+            // SAFETY: as above.
+            sum += unsafe { row(&pad, std::slice::from_ref(last)) };
+        }
+        *o = sum;
     }
 }
 
@@ -219,10 +225,10 @@ fn rows<W: Block, A: Act>(ty: GgmlType, w: &[u8], rb: usize, act: &[u8], out: &m
 pub(super) fn rows_kernel(ty: GgmlType) -> Option<RowsFn> {
     use GgmlType::*;
     match ty {
-        Q4_0 => Some(|w, rb, a, o| rows::<BlockQ4_0, BlockQ8_0>(Q4_0, w, rb, a, o)),
-        Q4_1 => Some(|w, rb, a, o| rows::<BlockQ4_1, BlockQ8_1>(Q4_1, w, rb, a, o)),
-        Q5_0 => Some(|w, rb, a, o| rows::<BlockQ5_0, BlockQ8_0>(Q5_0, w, rb, a, o)),
-        Q5_1 => Some(|w, rb, a, o| rows::<BlockQ5_1, BlockQ8_1>(Q5_1, w, rb, a, o)),
+        Q4_0 => Some(|w, rb, a, o| rows::<BlockQ4_0, BlockQ8_0>(w, rb, a, o)),
+        Q4_1 => Some(|w, rb, a, o| rows::<BlockQ4_1, BlockQ8_1>(w, rb, a, o)),
+        Q5_0 => Some(|w, rb, a, o| rows::<BlockQ5_0, BlockQ8_0>(w, rb, a, o)),
+        Q5_1 => Some(|w, rb, a, o| rows::<BlockQ5_1, BlockQ8_1>(w, rb, a, o)),
         _ => None,
     }
 }
