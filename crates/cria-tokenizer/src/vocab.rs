@@ -141,10 +141,12 @@ impl Vocab {
 
     /// llama.cpp's end-of-generation set, found by token text; those tokens become control tokens.
     fn find_end_of_generation(&mut self, eot: Option<u32>, eom: Option<u32>) {
+        // the lowest id among those texts (llama.cpp takes whichever its hash map yields first)
         let first = |names: &[&str]| -> Option<u32> {
-            (0..self.len())
-                .map(id)
-                .find(|&i| names.contains(&self.texts[i as usize].as_str()))
+            names
+                .iter()
+                .filter_map(|n| self.to_id.get(*n).copied())
+                .min()
         };
         let eot = eot.or_else(|| first(EOT_NAMES));
         let eom = eom.or_else(|| first(&["<|eom_id|>"]));
