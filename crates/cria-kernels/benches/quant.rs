@@ -31,21 +31,26 @@ fn thread_cpu_ns() -> Option<u64> {
     s.split_whitespace().next()?.parse().ok()
 }
 
-/// Best seconds per call of `f` over at least `min` of total time: on-CPU time where the OS reports it.
+/// Median seconds per call of `f` over at least `min` of total time: on-CPU time where the OS reports it.
+/// Each sample repeats `f` for at least 50 ms, as the OS counts on-CPU time in scheduler ticks.
 fn time(min: Duration, mut f: impl FnMut()) -> f64 {
-    let (start, mut best, mut n) = (Instant::now(), f64::MAX, 0);
-    while n < 3 || start.elapsed() < min {
+    let (start, mut runs) = (Instant::now(), Vec::new());
+    while runs.len() < 5 || start.elapsed() < min {
         let (t, c) = (Instant::now(), thread_cpu_ns());
-        f();
+        let mut reps = 0u32;
+        while reps == 0 || t.elapsed() < Duration::from_millis(50) {
+            f();
+            reps += 1;
+        }
         let wall = t.elapsed().as_secs_f64();
         let secs = match (c, thread_cpu_ns()) {
             (Some(c0), Some(c1)) if c1 > c0 => (c1 - c0) as f64 / 1e9,
             _ => wall,
         };
-        best = best.min(secs);
-        n += 1;
+        runs.push(secs / reps as f64);
     }
-    best
+    runs.sort_by(f64::total_cmp);
+    runs[runs.len() / 2]
 }
 
 /// Single-thread read bandwidth in GB/s: sums a buffer much larger than the caches.
@@ -119,7 +124,9 @@ fn main() {
     } else {
         "wall time"
     };
-    println!("read bandwidth: {bw1:.1} GB/s (1 thread); times are {clock}, best of several runs\n");
+    println!(
+        "read bandwidth: {bw1:.1} GB/s (1 thread); times are {clock}, median of several runs\n"
+    );
     println!(
         "| format | path | matvec GB/s (1 thread) | % of 1-thread read bw | GEMM GFLOP/s (64 tokens, 1 thread) |"
     );
