@@ -1,5 +1,6 @@
 //! One module per subcommand: its clap arguments and its `run`.
 
+pub mod bench;
 pub mod chat;
 pub mod eval;
 mod generate;
