@@ -64,7 +64,7 @@ impl PreTokenizer {
             "falcon" => (FALCON, flags(false, true)),
             other => {
                 UNKNOWN_PRE_WARNING.call_once(|| {
-                    eprintln!("warning: unknown pre-tokenizer '{other}', using GPT-2's");
+                    tracing::warn!("unknown pre-tokenizer {other:?}, using GPT-2's");
                 });
                 (&[GPT2], flags(false, true))
             }
