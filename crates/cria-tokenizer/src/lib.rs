@@ -29,7 +29,6 @@ use special::{Fragment, SpecialTokens};
 use vocab::{Vocab, attr};
 
 /// A model's tokenizer. Immutable once built; `Send + Sync`, so one can serve many threads.
-#[derive(Debug)]
 pub struct Tokenizer {
     vocab: Vocab,
     algo: Algorithm,
@@ -238,6 +237,20 @@ impl Tokenizer {
     /// `tokenizer.chat_template`, if the model has one.
     pub fn chat_template(&self) -> Option<&str> {
         self.chat_template.as_deref()
+    }
+}
+
+/// A summary: the vocabulary itself is far too large to print.
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokenizer")
+            .field("kind", &self.vocab.kind)
+            .field("vocab_size", &self.vocab.len())
+            .field("bos", &self.vocab.bos)
+            .field("eos", &self.vocab.eos)
+            .field("add_bos", &self.vocab.add_bos)
+            .field("eog", &self.vocab.eog)
+            .finish_non_exhaustive()
     }
 }
 
