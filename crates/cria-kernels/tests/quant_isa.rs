@@ -27,8 +27,23 @@ fn child_reports_active_isa() {
     }
 }
 
+/// This test binary as a command: through cargo's runner when cross-testing (qemu-aarch64 for ci/neon.sh).
+fn this_binary() -> Command {
+    let exe = std::env::current_exe().unwrap();
+    let runner = std::env::var("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER").ok();
+    match runner.filter(|_| cfg!(target_arch = "aarch64")) {
+        Some(r) => {
+            let mut parts = r.split_whitespace();
+            let mut cmd = Command::new(parts.next().unwrap());
+            cmd.args(parts).arg(exe);
+            cmd
+        }
+        None => Command::new(exe),
+    }
+}
+
 fn run_child(value: &str, expect: &str) {
-    let out = Command::new(std::env::current_exe().unwrap())
+    let out = this_binary()
         .args(["--exact", "child_reports_active_isa", "--test-threads=1"])
         .env("CRIA_ISA", value)
         .env("CRIA_ISA_EXPECT", expect)
