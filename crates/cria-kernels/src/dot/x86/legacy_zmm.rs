@@ -225,10 +225,10 @@ fn rows<W: Block, A: Act>(w: &[u8], rb: usize, act: &[u8], out: &mut [f32]) {
 pub(super) fn rows_kernel(ty: GgmlType) -> Option<RowsFn> {
     use GgmlType::*;
     match ty {
-        Q4_0 => Some(|w, rb, a, o| rows::<BlockQ4_0, BlockQ8_0>(w, rb, a, o)),
-        Q4_1 => Some(|w, rb, a, o| rows::<BlockQ4_1, BlockQ8_1>(w, rb, a, o)),
-        Q5_0 => Some(|w, rb, a, o| rows::<BlockQ5_0, BlockQ8_0>(w, rb, a, o)),
-        Q5_1 => Some(|w, rb, a, o| rows::<BlockQ5_1, BlockQ8_1>(w, rb, a, o)),
+        Q4_0 => Some(rows::<BlockQ4_0, BlockQ8_0>),
+        Q4_1 => Some(rows::<BlockQ4_1, BlockQ8_1>),
+        Q5_0 => Some(rows::<BlockQ5_0, BlockQ8_0>),
+        Q5_1 => Some(rows::<BlockQ5_1, BlockQ8_1>),
         _ => None,
     }
 }
