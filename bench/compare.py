@@ -85,7 +85,10 @@ def run_stats(results, engine):
     secs, rss = [], []
     for path in glob.glob(os.path.join(results, f"run-{engine}-*.time")):
         with open(path) as f:
-            last = f.read().strip().splitlines()[-1:]
+            text = f.read()
+        if "non-zero status" in text or "terminated by signal" in text:
+            continue  # a failed run is no measurement
+        last = text.strip().splitlines()[-1:]
         parts = last[0].split() if last else []
         if len(parts) == 2:
             secs.append(float(parts[0]))

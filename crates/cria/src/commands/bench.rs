@@ -192,7 +192,7 @@ fn step(
     Ok(())
 }
 
-/// llama-bench's inputs: BOS (when the model has one) then pseudo-random ids, from a fixed seed.
+/// llama-bench's inputs: BOS (when the model adds one) then pseudo-random ids, from a fixed seed.
 struct TokenSource {
     bos: Option<u32>,
     n_vocab: u64,
@@ -202,7 +202,11 @@ struct TokenSource {
 impl TokenSource {
     fn new(model: &Model) -> Self {
         Self {
-            bos: model.gguf().u32("tokenizer.ggml.bos_token_id").ok(),
+            // llama-bench starts with BOS only when the vocabulary adds one (absent key: it does).
+            bos: match model.gguf().bool("tokenizer.ggml.add_bos_token") {
+                Ok(false) => None,
+                _ => model.gguf().u32("tokenizer.ggml.bos_token_id").ok(),
+            },
             n_vocab: model.n_vocab().max(1) as u64,
             state: 0x9E37_79B9_7F4A_7C15,
         }
@@ -362,8 +366,43 @@ impl DecodeReport {
     }
 }
 
-/// "llama 134M Q4_1"-like: architecture, and the weight type holding the most bytes.
+/// "llama Q4_1"-like: the architecture and the file's quantization (`general.file_type`, as llama.cpp names
+/// it), else the weight type holding the most bytes.
 fn model_type(model: &Model) -> String {
+    let ftype = model
+        .gguf()
+        .u32("general.file_type")
+        .ok()
+        .and_then(file_type_name);
+    let main = ftype.map_or_else(|| dominant_type(model), str::to_string);
+    format!("{} {}", model.spec().arch, main)
+}
+
+/// llama.cpp's `llama_ftype` names for the common values.
+fn file_type_name(ftype: u32) -> Option<&'static str> {
+    Some(match ftype {
+        0 => "F32",
+        1 => "F16",
+        2 => "Q4_0",
+        3 => "Q4_1",
+        7 => "Q8_0",
+        8 => "Q5_0",
+        9 => "Q5_1",
+        10 => "Q2_K",
+        11 => "Q3_K_S",
+        12 => "Q3_K_M",
+        13 => "Q3_K_L",
+        14 => "Q4_K_S",
+        15 => "Q4_K_M",
+        16 => "Q5_K_S",
+        17 => "Q5_K_M",
+        18 => "Q6_K",
+        32 => "BF16",
+        _ => return None,
+    })
+}
+
+fn dominant_type(model: &Model) -> String {
     let mut by_type: Vec<(String, u64)> = Vec::new();
     for t in model.gguf().tensors() {
         let name = format!("{:?}", t.ty);
@@ -372,11 +411,10 @@ fn model_type(model: &Model) -> String {
             None => by_type.push((name, t.n_bytes)),
         }
     }
-    let main = by_type
+    by_type
         .into_iter()
         .max_by_key(|(_, b)| *b)
-        .map_or_else(String::new, |(n, _)| n);
-    format!("{} {}", model.spec().arch, main)
+        .map_or_else(String::new, |(n, _)| n)
 }
 
 #[cfg(test)]
@@ -477,10 +515,11 @@ mod tests {
             return;
         };
         let model = Model::load(&path).unwrap();
+        assert_eq!(model_type(&model), "gemma3 Q4_K_M");
         let mut src = TokenSource::new(&model);
-        let bos = model.gguf().u32("tokenizer.ggml.bos_token_id").unwrap();
+        // Gemma adds BOS (id 2).
         let p = src.prompt(300);
-        assert_eq!(p[0], bos);
+        assert_eq!(p[0], 2);
         assert!(p.iter().all(|&t| (t as usize) < model.n_vocab()));
         // Random ids, not a constant.
         assert!(p[1..].windows(2).any(|w| w[0] != w[1]));
