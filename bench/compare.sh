@@ -50,7 +50,7 @@ run_cria() {
   echo "commit: $(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- crates || echo ' (+ uncommitted changes)')"
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores"
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "llama.cpp: $(basename "$(dirname "$(dirname "$(dirname "$llama_bin")")")") $("$llama_bin/llama-bench" --version 2>&1 | head -1 || true)"
+  echo "llama.cpp: $llama_bin ($("$llama_bin/llama-bench" --version 2>&1 | head -1 || true))"
 } > "$out/machine.txt"
 
 for round in $(seq 1 "$rounds"); do
