@@ -160,3 +160,56 @@ fn greedy_text_is_the_same_alone_and_among_seven_others() {
     assert_eq!(alone, together);
     assert!(!alone.is_empty());
 }
+
+#[test]
+fn engine_text_equals_direct_greedy_decoding_and_cancellation_frees_the_slot() {
+    let Some((model, tok)) = load() else { return };
+    let template = cria_tokenizer::ChatTemplate::for_model(&tok, "llama", None).unwrap();
+    let messages = [cria_tokenizer::ChatMessage {
+        role: "user".into(),
+        content: "Name three colors.".into(),
+    }];
+    let prompt = tok.encode(&template.render(&messages, true).unwrap(), true, true);
+    let mut backend = ModelBackend::new(Arc::clone(&model), 1, 512, 2);
+    let ids: Vec<u32> = decode(&mut backend, &prompt, &[], 40)
+        .iter()
+        .map(|row| argmax(row))
+        .collect();
+    let end = ids
+        .iter()
+        .position(|&id| tok.is_end_of_generation(id))
+        .unwrap_or(ids.len());
+    let expected = tok.decode(&ids[..end]);
+    drop(backend);
+
+    let config = EngineConfig {
+        parallel: 2,
+        ctx: 512,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::start(config, tok.clone(), move || {
+        Ok(ModelBackend::new(model, 2, 512, 2))
+    })
+    .unwrap();
+    let text = greedy_text(&engine, &prompt, 40);
+    assert_eq!(text, expected);
+    assert!(!text.is_empty());
+
+    let req = Request {
+        prompt,
+        sampling: SamplingParams::greedy(),
+        max_tokens: 400,
+        stop: vec![],
+        logprobs: None,
+    };
+    let mut rx = engine.submit(req).unwrap();
+    assert!(matches!(rx.blocking_recv(), Some(Event::Token { .. })));
+    drop(rx);
+    for _ in 0..500 {
+        if engine.stats().running == 0 && engine.stats().kv_tokens == 0 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("cancelled sequence still running: {:?}", engine.stats());
+}
