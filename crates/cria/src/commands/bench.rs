@@ -418,6 +418,7 @@ fn dominant_type(model: &Model) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
 
