@@ -4,10 +4,8 @@
 //! activation matrix, so each weight matrix is read once per step whatever the batch holds. Each token's row
 //! is computed independently of the others', so a sequence's logits do not depend on who shares its batch.
 
-use std::sync::Mutex;
-
 use cria_kernels::matmul::matmul;
-use cria_kernels::ops;
+use cria_kernels::ops::{self, AttentionParams, CausalBatch};
 use cria_kernels::pool::ThreadPool;
 use cria_kernels::quant::dequantize_row;
 
@@ -151,15 +149,11 @@ impl Runner {
             let v = &s.v[t * kvd..(t + 1) * kvd];
             batch[slot.seq].cache.store(il, slot.pos, k, v);
         }
-        let window = spec.layer_attention(il).window;
-        let caches: Vec<&KvCache> = batch.iter().map(|e| &*e.cache).collect();
         attend(
             &self.pool,
             model,
             il,
-            &caches,
-            slots,
-            window,
+            batch,
             &s.q,
             resized(&mut s.attn, n_tok * qd),
         );
@@ -339,43 +333,43 @@ fn plan(model: &Model, batch: &[SeqBatch<'_>]) -> Result<Vec<TokenSlot>, ModelEr
     Ok(slots)
 }
 
-/// Causal attention of every stacked token against its own sequence's cache, tokens spread over the pool.
-#[allow(clippy::too_many_arguments)]
+/// Causal attention of every stacked token against its own sequence's cache: one parallel call per
+/// sequence, spread over (token, head).
 fn attend(
     pool: &ThreadPool,
     model: &Model,
     il: usize,
-    caches: &[&KvCache],
-    slots: &[TokenSlot],
-    window: Option<usize>,
+    batch: &[SeqBatch<'_>],
     q: &[f32],
     out: &mut [f32],
 ) {
     let spec = model.spec();
     let qd = spec.q_dim();
-    let rows: Vec<Mutex<&mut [f32]>> = out.chunks_exact_mut(qd).map(Mutex::new).collect();
-    pool.run(slots.len(), &|t| {
-        let slot = slots[t];
-        let (k, v) = caches[slot.seq].layer(il);
-        let n_kv = slot.pos + 1;
-        let start = window.map_or(0, |w| n_kv.saturating_sub(w));
-        let mut scratch = Vec::new();
-        // Each task locks only its own row: the mutexes are never contended.
-        let Ok(mut row) = rows[t].lock() else { return };
-        ops::attention(
-            &q[t * qd..(t + 1) * qd],
-            k,
-            v,
-            n_kv,
-            start,
-            spec.n_head,
-            spec.n_head_kv,
-            spec.head_dim,
-            spec.attn_scale,
-            &mut row[..],
-            &mut scratch,
-        );
-    });
+    let params = AttentionParams {
+        n_head: spec.n_head,
+        n_kv_head: spec.n_head_kv,
+        head_dim: spec.head_dim,
+        scale: spec.attn_scale,
+        softcap: None,
+    };
+    let sliding_window = spec.layer_attention(il).window;
+    let mut first_row = 0;
+    for entry in batch {
+        let n = entry.tokens.len();
+        let rows = first_row * qd..(first_row + n) * qd;
+        first_row += n;
+        if n == 0 {
+            continue;
+        }
+        let (k, v) = entry.cache.layer(il);
+        // The cache has not advanced yet: this step's tokens start at its current length.
+        let b = CausalBatch {
+            first_pos: entry.cache.len(),
+            n_tokens: n,
+            sliding_window,
+        };
+        ops::attention_batch(pool, &q[rows.clone()], k, v, &b, &params, &mut out[rows]);
+    }
 }
 
 fn norm_rows(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32], d: usize) {

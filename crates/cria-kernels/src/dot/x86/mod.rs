@@ -5,6 +5,8 @@
 mod avx2;
 mod avx512;
 mod kernels;
+#[allow(dead_code)]
+// not dispatched until its drift on real activations is understood: see matvec_kernel
 mod legacy_zmm;
 mod tiled;
 
@@ -28,11 +30,13 @@ pub(crate) fn rows_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
 }
 
 /// A matvec-only kernel that beats both the row and the tiled kernels, where there is one.
-pub(crate) fn matvec_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
-    match (isa, ty) {
-        (Isa::Avx512, _) if crate::isa::has_avx512_vnni() => legacy_zmm::rows_kernel(ty),
-        _ => None,
-    }
+///
+/// The AVX-512 VNNI 4-block kernel (`legacy_zmm`) is not handed out: inside the model its results drift from
+/// the tiled kernels' (0.07 in the logits of smollm2's first position, against 5e-7 for the tiled path versus
+/// llama.cpp) although it agrees with the scalar reference on synthetic rows. Regression test:
+/// `cria-model/tests/batching.rs` (`decode_step_matches_llama_cpp_at_position_zero`).
+pub(crate) fn matvec_kernel(_isa: Isa, _ty: GgmlType) -> Option<RowsFn> {
+    None
 }
 
 pub(crate) fn tiled_kernel(isa: Isa, ty: GgmlType) -> Option<TiledFn> {
