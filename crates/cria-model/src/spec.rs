@@ -108,7 +108,7 @@ impl ArchSpec {
     /// The attention of layer `il`.
     pub fn layer_attention(&self, il: usize) -> LayerAttention<'_> {
         match &self.sliding_window {
-            Some(sw) if (il + 1) % sw.pattern != 0 => LayerAttention {
+            Some(sw) if !(il + 1).is_multiple_of(sw.pattern) => LayerAttention {
                 rope: &sw.rope,
                 window: Some(sw.size),
             },
@@ -140,13 +140,13 @@ impl ArchSpec {
                 return bad(key, "must be positive");
             }
         }
-        if self.n_head % self.n_head_kv != 0 {
+        if !self.n_head.is_multiple_of(self.n_head_kv) {
             return bad(
                 "attention.head_count_kv",
                 "must divide attention.head_count",
             );
         }
-        if self.rope.n_rot > self.head_dim || self.rope.n_rot % 2 != 0 {
+        if self.rope.n_rot > self.head_dim || !self.rope.n_rot.is_multiple_of(2) {
             return bad(
                 "rope.dimension_count",
                 "must be even and at most the head dimension",
@@ -158,10 +158,10 @@ impl ArchSpec {
                 "must be a finite non-negative number",
             );
         }
-        if let Some(sw) = &self.sliding_window {
-            if sw.size == 0 || sw.pattern == 0 {
-                return bad("attention.sliding_window", "must be positive");
-            }
+        if let Some(sw) = &self.sliding_window
+            && (sw.size == 0 || sw.pattern == 0)
+        {
+            return bad("attention.sliding_window", "must be positive");
         }
         Ok(())
     }

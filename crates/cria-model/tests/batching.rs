@@ -1,6 +1,8 @@
 //! A prompt's logits are the same whether it is fed in one batch, token by token through the KV cache, in
 //! uneven chunks, or beside another sequence in the same step.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on bad fixtures
+
 mod common;
 
 use common::*;

@@ -1,5 +1,6 @@
 //! Shared helpers of the model's integration tests: where the reference models and data are.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on bad fixtures
 #![allow(dead_code)]
 
 use std::path::PathBuf;

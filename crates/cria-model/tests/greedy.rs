@@ -2,6 +2,8 @@
 //! position where llama.cpp's own top-2 margin (from logits.jsonl) is below 0.5 -- after a near-tie two
 //! correct engines may part ways.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on bad fixtures
+
 mod common;
 
 use common::*;

@@ -1,6 +1,8 @@
 //! The forward pass against llama.cpp's logits on the two reference models
 //! (`testdata/reference/*/logits.jsonl`, teacher-forced, each prompt in one batch).
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on bad fixtures
+
 mod common;
 
 use common::*;

@@ -70,7 +70,7 @@ fn rope_freq_scale(file: &GgufFile, arch: &str) -> Result<f32, ModelError> {
 fn base(file: &GgufFile, arch: &str, ffn: FfnKind, rope: RopeKind) -> Result<ArchSpec, ModelError> {
     let n_embd = count(file, arch, "embedding_length")?;
     let n_head = count(file, arch, "attention.head_count")?;
-    let default_head_dim = if n_head == 0 { 0 } else { n_embd / n_head };
+    let default_head_dim = n_embd.checked_div(n_head).unwrap_or(0);
     let head_dim = count_or(file, arch, "attention.key_length", default_head_dim)?;
     let n_rot = count_or(file, arch, "rope.dimension_count", head_dim)?;
     Ok(ArchSpec {
