@@ -1,35 +1,15 @@
 #![allow(clippy::unwrap_used)] // tests may unwrap
 //! `cria tokenize` on the real models against llama.cpp's output (testdata/reference/*/tokenize.jsonl).
 
+mod common;
+
+use common::{model_path, reference_path};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-/// The model file, or `None` when CRIA_SKIP_MODEL_TESTS=1 and it is missing; panics otherwise.
-fn model_path(name: &str) -> Option<PathBuf> {
-    let home = std::env::var_os("CRIA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/cria")))
-        .unwrap_or_else(|| PathBuf::from(".cache/cria"));
-    let path = home.join("models").join(format!("{name}.gguf"));
-    if path.exists() {
-        return Some(path);
-    }
-    if std::env::var("CRIA_SKIP_MODEL_TESTS").as_deref() == Ok("1") {
-        return None;
-    }
-    panic!(
-        "model file {} is missing: run `cargo run --release -- pull {name}`",
-        path.display()
-    );
-}
-
 fn reference(dir: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/reference")
-        .join(dir)
-        .join("tokenize.jsonl");
-    std::fs::read_to_string(path).unwrap()
+    std::fs::read_to_string(reference_path(&[dir, "tokenize.jsonl"])).unwrap()
 }
 
 fn cria_tokenize(model: &PathBuf, extra: &[&str], stdin: &str) -> String {
