@@ -122,8 +122,8 @@ def test_completion_logprobs(client, model):
 
 @pytest.mark.xfail(
     strict=False,
-    reason="cria-kernels: the 1-token (matvec) and n-token (gemm) paths differ, so batch composition can change "
-    "greedy text; see crates/cria-engine/tests/real_model.rs",
+    reason="decode and batched paths now agree to ~1e-5 (crates/cria-engine/tests/real_model.rs passes), but over "
+    "the server (chunked prefill, 8 sequences) greedy text still diverged once in the 2026-11-27 run: not bit-exact yet",
 )
 def test_greedy_text_is_the_same_alone_and_among_seven_others(client, model):
     probe = [{"role": "user", "content": "Write a sentence about the sea."}]

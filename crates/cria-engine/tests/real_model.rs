@@ -77,7 +77,6 @@ fn decode(
 }
 
 #[test]
-#[ignore = "blocked on cria-kernels: the 1-token (matvec) and n-token (gemm) paths give different logits (max diff 0.66 on smollm2), so a sequence decoded alone and in a batch diverge; run with --ignored"]
 fn logits_do_not_depend_on_the_rest_of_the_batch() {
     let Some((model, tok)) = load() else { return };
     let mut backend = ModelBackend::new(model, 8, 256, 2);
@@ -121,7 +120,6 @@ fn greedy_text(engine: &Engine, prompt: &[u32], max_tokens: usize) -> String {
 }
 
 #[test]
-#[ignore = "blocked on cria-kernels: the 1-token (matvec) and n-token (gemm) paths give different logits (max diff 0.66 on smollm2), so a sequence decoded alone and in a batch diverge; run with --ignored"]
 fn greedy_text_is_the_same_alone_and_among_seven_others() {
     let Some((model, tok)) = load() else { return };
     let config = EngineConfig {
