@@ -67,7 +67,7 @@ def build_example() -> Path:
 def llama_seconds(exe: str, model: Path, big: Path, small: Path, runs: int):
     def once(f):
         t0 = time.perf_counter()
-        p = subprocess.run([exe, "-m", str(model), "-f", str(f), "--ids", "--log-disable"],
+        p = subprocess.run([exe, "-m", str(model), "-f", str(f), "--ids", "--no-escape", "--log-disable"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
         dt = time.perf_counter() - t0
         if p.returncode != 0:
