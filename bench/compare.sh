@@ -37,8 +37,15 @@ model_path() {
 }
 
 run_llama() { # model name round
+  local rc=0
   "$llama_bin/llama-bench" -m "$1" -p "$n_prompt" -n "$n_gen" -r "$reps" -t "$threads" -o json \
-    > "$out/llama-$2-$3.json" 2> "$out/llama-$2-$3.log"
+    > "$out/llama-$2-$3.json" 2> "$out/llama-$2-$3.log" || rc=$?
+  if (( rc == 132 )); then # SIGILL
+    echo "llama-bench died on an illegal instruction. A GGML_NATIVE build on a Sapphire Rapids VM uses AMX," >&2
+    echo "which the hypervisor may not allow; rebuild with -DGGML_NATIVE=OFF and explicit AVX-512 flags" >&2
+    echo "(docs/BENCHMARKS.md, 'llama.cpp build')." >&2
+  fi
+  return "$rc"
 }
 run_cria() {
   "$CRIA_BIN" bench -m "$1" -p "$n_prompt" -n "$n_gen" -r "$reps" -t "$threads" --json \
