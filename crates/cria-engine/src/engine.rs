@@ -23,8 +23,10 @@ pub struct EngineConfig {
     pub max_queue: usize,
     /// Tokens fed per step across the batch; bounds how long one step (and so decoding) can stall on prefill.
     pub step_tokens: usize,
-    /// Prompt tokens fed per step even when decoding fills `step_tokens`.
-    pub min_prefill: usize,
+    /// Prompts are fed in chunks that end at multiples of this many tokens (the last one shorter), at least
+    /// one chunk per step even when decoding fills `step_tokens`. Fixed boundaries make a prompt's
+    /// computation independent of what else runs.
+    pub prefill_chunk: usize,
 }
 
 impl Default for EngineConfig {
@@ -34,7 +36,7 @@ impl Default for EngineConfig {
             ctx: 4096,
             max_queue: 64,
             step_tokens: 128,
-            min_prefill: 32,
+            prefill_chunk: 64,
         }
     }
 }

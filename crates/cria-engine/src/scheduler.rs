@@ -3,28 +3,46 @@
 /// What one running sequence still has to feed before it decodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
-    /// This many prompt tokens are not yet in the cache.
-    Prefill(usize),
+    /// Prompt tokens `done..done + left` are not yet in the cache.
+    Prefill { done: usize, left: usize },
     /// Decoding: feeds its last sampled token.
     Decode,
 }
 
+/// The next prefill chunk of a prompt with `done` tokens fed and `left` to go: up to the next multiple of
+/// `chunk`. Boundaries at fixed prompt positions make a prompt's chunks a function of the prompt alone, never
+/// of what else runs, so its cache and logits are computed the same way in any batch.
+pub fn next_chunk(done: usize, left: usize, chunk: usize) -> usize {
+    let chunk = chunk.max(1);
+    (chunk - done % chunk).min(left)
+}
+
 /// Token counts per sequence (same order as `needs`) for one step.
 ///
-/// Every decoding sequence feeds its one token, so decoding never waits on a long prompt; the rest of
-/// `budget` goes to prefilling sequences in order (oldest first), and prefill gets at least `min_prefill`
-/// tokens per step even when decoding sequences fill the budget, so a prompt is never starved.
-pub fn plan(needs: &[Need], budget: usize, min_prefill: usize) -> Vec<usize> {
+/// Every decoding sequence feeds its one token, so decoding never waits on a long prompt. Prefilling
+/// sequences, oldest first, feed their next whole chunk ([`next_chunk`]) while the chunks fit in what is left
+/// of `budget`; the first prefilling sequence always gets its chunk, so a prompt is never starved by many
+/// decoders. A chunk that does not fit is not cut: the sequence waits for the next step.
+pub fn plan(needs: &[Need], budget: usize, chunk: usize) -> Vec<usize> {
     let decoding = needs.iter().filter(|n| matches!(n, Need::Decode)).count();
-    let mut left = budget.saturating_sub(decoding).max(min_prefill.max(1));
+    let mut left = budget.saturating_sub(decoding);
+    let mut granted_one = false;
     needs
         .iter()
         .map(|need| match *need {
             Need::Decode => 1,
-            Need::Prefill(pending) => {
-                let take = pending.min(left);
-                left -= take;
-                take
+            Need::Prefill {
+                done,
+                left: pending,
+            } => {
+                let take = next_chunk(done, pending, chunk);
+                if take <= left || !granted_one {
+                    granted_one = true;
+                    left = left.saturating_sub(take);
+                    take
+                } else {
+                    0
+                }
             }
         })
         .collect()
@@ -66,33 +84,78 @@ impl Slots {
 mod tests {
     use super::*;
 
+    fn prefill(done: usize, left: usize) -> Need {
+        Need::Prefill { done, left }
+    }
+
     #[test]
-    fn decoders_feed_one_token_and_prefill_takes_the_rest() {
-        let plan = plan(&[Need::Decode, Need::Prefill(100), Need::Decode], 32, 8);
-        assert_eq!(plan, vec![1, 30, 1]);
+    fn decoders_feed_one_token_and_prefill_takes_whole_chunks() {
+        let plan = plan(&[Need::Decode, prefill(0, 100), Need::Decode], 32, 16);
+        assert_eq!(plan, vec![1, 16, 1]);
     }
 
     #[test]
     fn prefill_is_chunked_oldest_first() {
         assert_eq!(
-            plan(&[Need::Prefill(20), Need::Prefill(20)], 32, 8),
-            vec![20, 12]
+            plan(&[prefill(0, 20), prefill(0, 20)], 32, 16),
+            vec![16, 16]
         );
-        assert_eq!(
-            plan(&[Need::Prefill(50), Need::Prefill(20)], 32, 8),
-            vec![32, 0]
-        );
+        assert_eq!(plan(&[prefill(0, 50), prefill(0, 20)], 32, 32), vec![32, 0]);
+        assert_eq!(plan(&[prefill(0, 50), prefill(0, 8)], 40, 32), vec![32, 8]);
     }
 
     #[test]
     fn prefill_is_never_starved_by_many_decoders() {
-        let needs = [Need::Decode, Need::Decode, Need::Decode, Need::Prefill(40)];
+        let needs = [Need::Decode, Need::Decode, Need::Decode, prefill(0, 40)];
         assert_eq!(plan(&needs, 2, 8), vec![1, 1, 1, 8]);
     }
 
     #[test]
     fn short_prompt_is_fed_whole() {
-        assert_eq!(plan(&[Need::Prefill(3)], 512, 16), vec![3]);
+        assert_eq!(plan(&[prefill(0, 3)], 512, 16), vec![3]);
+    }
+
+    #[test]
+    fn chunks_end_at_multiples_of_the_chunk_size() {
+        assert_eq!(next_chunk(0, 100, 32), 32);
+        assert_eq!(next_chunk(32, 68, 32), 32);
+        assert_eq!(next_chunk(96, 4, 32), 4);
+        assert_eq!(next_chunk(10, 100, 32), 22, "a misaligned start realigns");
+        assert_eq!(next_chunk(5, 5, 0), 1, "a zero chunk size means one token");
+    }
+
+    /// Whatever runs beside it, a prompt is cut at the same positions.
+    #[test]
+    fn a_prompts_chunk_boundaries_do_not_depend_on_the_batch() {
+        let prompt = 150;
+        let alone = boundaries(prompt, &[], 64, 32);
+        assert_eq!(alone, vec![32, 64, 96, 128, 150]);
+        for others in [vec![Need::Decode; 7], vec![prefill(0, 90), Need::Decode]] {
+            for budget in [8, 40, 64, 128] {
+                assert_eq!(boundaries(prompt, &others, budget, 32), alone);
+            }
+        }
+    }
+
+    /// Prompt positions where a prompt of `prompt` tokens ends each of its chunks, queued after `others` on
+    /// every other step (a batch that changes from step to step).
+    fn boundaries(prompt: usize, others: &[Need], budget: usize, chunk: usize) -> Vec<usize> {
+        let (mut done, mut step, mut ends) = (0, 0, Vec::new());
+        while done < prompt {
+            let mut needs = if step % 2 == 0 {
+                others.to_vec()
+            } else {
+                Vec::new()
+            };
+            needs.push(prefill(done, prompt - done));
+            let n = plan(&needs, budget, chunk).last().copied().unwrap_or(0);
+            if n > 0 {
+                done += n;
+                ends.push(done);
+            }
+            step += 1;
+        }
+        ends
     }
 
     #[test]

@@ -41,7 +41,10 @@ impl Sequence {
 
     pub fn need(&self) -> Need {
         if self.fed < self.prompt_len {
-            Need::Prefill(self.prompt_len - self.fed)
+            Need::Prefill {
+                done: self.fed,
+                left: self.prompt_len - self.fed,
+            }
         } else {
             Need::Decode
         }

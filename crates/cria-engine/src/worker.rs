@@ -133,7 +133,7 @@ impl<B: Backend> Worker<B> {
     /// One forward pass over the running batch.
     fn step(&mut self) {
         let needs: Vec<Need> = self.running.iter().map(Sequence::need).collect();
-        let counts = scheduler::plan(&needs, self.config.step_tokens, self.config.min_prefill);
+        let counts = scheduler::plan(&needs, self.config.step_tokens, self.config.prefill_chunk);
         let wants: Vec<bool> = self
             .running
             .iter()

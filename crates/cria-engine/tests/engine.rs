@@ -264,7 +264,7 @@ fn long_prompt_is_chunked_and_decoding_goes_on_meanwhile() {
     let h = start(
         EngineConfig {
             step_tokens: 16,
-            min_prefill: 4,
+            prefill_chunk: 4,
             ..EngineConfig::default()
         },
         Duration::ZERO,

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use cria_engine::{Backend, Engine, EngineConfig, Event, ModelBackend, Request, Step};
 use cria_model::Model;
@@ -99,6 +99,83 @@ fn logits_do_not_depend_on_the_rest_of_the_batch() {
     }
 }
 
+/// Feeds `prompt` to slot 0 in chunks of the given sizes (the rest of the batch: another slot's prompt, fed
+/// whole on the first step) and returns the logits after the last chunk.
+fn prefill_in_chunks(
+    backend: &mut ModelBackend,
+    prompt: &[u32],
+    chunks: &[usize],
+    other: &[u32],
+) -> Vec<f32> {
+    backend.reset_slot(0);
+    backend.reset_slot(1);
+    let mut fed = 0;
+    let mut last = Vec::new();
+    for (i, &n) in chunks.iter().enumerate() {
+        let mut batch = vec![Step {
+            slot: 0,
+            tokens: &prompt[fed..fed + n],
+            want_logits: fed + n == prompt.len(),
+        }];
+        if i == 0 && !other.is_empty() {
+            batch.push(Step {
+                slot: 1,
+                tokens: other,
+                want_logits: true,
+            });
+        }
+        fed += n;
+        last = backend.forward(&batch).unwrap().swap_remove(0);
+    }
+    assert_eq!(fed, prompt.len());
+    last
+}
+
+/// The runner's side of chunked prefill: a prompt's logits are bit-identical however it is cut into chunks
+/// (attention over cached keys against in-step ones, gemm tiles over different token counts, 4x4 tiles
+/// against remainders) and whatever shares the first step.
+#[test]
+fn prompt_logits_do_not_depend_on_chunk_boundaries() {
+    let Some((model, tok)) = load() else { return };
+    let mut backend = ModelBackend::new(model, 2, 256, 2);
+    let prompt = tok.encode(
+        "The lighthouse keeper climbed the stairs every evening, counting each step as the storm rolled in",
+        true,
+        false,
+    );
+    let n = prompt.len();
+    let whole = prefill_in_chunks(&mut backend, &prompt, &[n], &[]);
+    let other = tok.encode(
+        "A completely different prompt of another length.",
+        true,
+        false,
+    );
+    let cuts: [Vec<usize>; 4] = [
+        vec![1, n - 1],
+        vec![5, 3, 7, n - 15],
+        vec![n - 1, 1],
+        (0..n).map(|_| 1).collect(),
+    ];
+    for chunks in &cuts {
+        for other in [&[][..], &other[..]] {
+            let got = prefill_in_chunks(&mut backend, &prompt, chunks, other);
+            let max_diff = whole
+                .iter()
+                .zip(&got)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max);
+            assert!(
+                whole
+                    .iter()
+                    .zip(&got)
+                    .all(|(x, y)| x.to_bits() == y.to_bits()),
+                "chunks {chunks:?}, other {}: logits differ (max diff {max_diff})",
+                other.len()
+            );
+        }
+    }
+}
+
 fn greedy_text(engine: &Engine, prompt: &[u32], max_tokens: usize) -> String {
     let req = Request {
         prompt: prompt.to_vec(),
@@ -119,44 +196,191 @@ fn greedy_text(engine: &Engine, prompt: &[u32], max_tokens: usize) -> String {
     text
 }
 
-#[test]
-fn greedy_text_is_the_same_alone_and_among_seven_others() {
-    let Some((model, tok)) = load() else { return };
+/// What one sequence fed into its slot and every logits row it got back, in order.
+#[derive(Default, Clone, Debug)]
+struct Record {
+    fed: Vec<u32>,
+    chunks: Vec<usize>,
+    logits: Vec<Vec<f32>>,
+}
+
+/// The open record of each slot; a slot's reset closes it (the engine resets a slot on admit and release).
+#[derive(Default)]
+struct Tape {
+    open: Vec<Record>,
+    closed: Vec<Record>,
+}
+
+/// The real backend, recording each sequence's feeding and logits.
+struct Recording {
+    inner: ModelBackend,
+    tape: Arc<Mutex<Tape>>,
+}
+
+impl Backend for Recording {
+    fn reset_slot(&mut self, slot: usize) {
+        self.inner.reset_slot(slot);
+        let mut tape = self.tape.lock().unwrap();
+        let record = std::mem::take(&mut tape.open[slot]);
+        if !record.fed.is_empty() {
+            tape.closed.push(record);
+        }
+    }
+
+    fn forward(&mut self, steps: &[Step<'_>]) -> Result<Vec<Vec<f32>>, cria_engine::EngineError> {
+        let out = self.inner.forward(steps)?;
+        let mut tape = self.tape.lock().unwrap();
+        for (step, logits) in steps.iter().zip(&out) {
+            let record = &mut tape.open[step.slot];
+            record.fed.extend_from_slice(step.tokens);
+            record.chunks.push(step.tokens.len());
+            if step.want_logits {
+                record.logits.push(logits.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    fn kv_bytes(&self) -> usize {
+        self.inner.kv_bytes()
+    }
+}
+
+const PARALLEL: usize = 8;
+const CTX: usize = 512;
+
+/// An engine on the recording backend with a small step budget and prefill chunk, so that prompts are
+/// chunked and steps are often full.
+fn recording_engine(model: Arc<Model>, tok: Arc<Tokenizer>) -> (Arc<Engine>, Arc<Mutex<Tape>>) {
+    let tape = Arc::new(Mutex::new(Tape {
+        open: vec![Record::default(); PARALLEL],
+        closed: Vec::new(),
+    }));
+    let backend_tape = Arc::clone(&tape);
     let config = EngineConfig {
-        parallel: 8,
-        ctx: 512,
-        step_tokens: 16,
+        parallel: PARALLEL,
+        ctx: CTX,
+        step_tokens: 24,
+        prefill_chunk: 8,
         ..EngineConfig::default()
     };
-    let engine = Arc::new(
-        Engine::start(config, tok.clone(), move || {
-            Ok(ModelBackend::new(model, 8, 512, 2))
+    let engine = Engine::start(config, tok, move || {
+        Ok(Recording {
+            inner: ModelBackend::new(model, PARALLEL, CTX, 2),
+            tape: backend_tape,
         })
-        .unwrap(),
-    );
-    let prompt = tok.encode(
-        "Once upon a time, in a small village by the sea,",
-        true,
-        false,
-    );
-    let alone = greedy_text(&engine, &prompt, 32);
-    let handles: Vec<_> = (0..7)
+    })
+    .unwrap();
+    (Arc::new(engine), tape)
+}
+
+/// Waits until the engine has released every slot (a record closes when its slot is released, just after
+/// the request's last event).
+fn wait_idle(engine: &Engine) {
+    for _ in 0..1000 {
+        if engine.stats().running == 0 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("engine still running: {:?}", engine.stats());
+}
+
+/// The closed record of the sequence that fed `prompt` (prompts in a run are distinct).
+fn record_of(engine: &Engine, tape: &Mutex<Tape>, prompt: &[u32]) -> Record {
+    wait_idle(engine);
+    let tape = tape.lock().unwrap();
+    let found: Vec<&Record> = tape
+        .closed
+        .iter()
+        .filter(|r| r.fed.starts_with(prompt) && r.fed.len() > prompt.len())
+        .collect();
+    assert_eq!(found.len(), 1, "one record for the probe");
+    found[0].clone()
+}
+
+/// Runs `probe` while 7 other requests arrive at staggered times, `probe_delay` after the first of them.
+fn run_among_others(
+    engine: &Arc<Engine>,
+    tok: &Tokenizer,
+    probe: &[u32],
+    probe_delay_ms: u64,
+) -> String {
+    let handles: Vec<_> = (0..7u64)
         .map(|i| {
-            let engine = Arc::clone(&engine);
+            let engine = Arc::clone(engine);
             let p = tok.encode(
-                &format!("Here is a list of {i} fruits and their colors:"),
+                &format!("Here is a list of {i} fruits and their colors, one per line:"),
                 true,
                 false,
             );
-            std::thread::spawn(move || greedy_text(&engine, &p, 24 + i))
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(60 * i));
+                greedy_text(&engine, &p, 12 + 2 * i as usize)
+            })
         })
         .collect();
-    let together = greedy_text(&engine, &prompt, 32);
+    std::thread::sleep(std::time::Duration::from_millis(probe_delay_ms));
+    let text = greedy_text(engine, probe, 24);
     for h in handles {
         h.join().unwrap();
     }
-    assert_eq!(alone, together);
-    assert!(!alone.is_empty());
+    text
+}
+
+/// The determinism check on the engine itself: a request alone and among 7 others (arriving before,
+/// during and after its prefill, so its batches and steps differ) generates the same tokens from bit-identical
+/// logits, with its prompt cut at the same chunk boundaries.
+#[test]
+fn request_alone_and_among_seven_others_gives_bit_identical_logits() {
+    let Some((model, tok)) = load() else { return };
+    let probe = tok.encode(
+        "Once upon a time, in a small village by the sea, there lived an old fisherman who every morning",
+        true,
+        false,
+    );
+    assert!(probe.len() > 16, "the probe's prompt spans several chunks");
+
+    let (engine, tape) = recording_engine(Arc::clone(&model), Arc::clone(&tok));
+    let alone_text = greedy_text(&engine, &probe, 24);
+    let alone = record_of(&engine, &tape, &probe);
+    drop(engine);
+
+    for probe_delay_ms in [0, 150, 400] {
+        let (engine, tape) = recording_engine(Arc::clone(&model), Arc::clone(&tok));
+        let text = run_among_others(&engine, &tok, &probe, probe_delay_ms);
+        let together = record_of(&engine, &tape, &probe);
+        let widths: Vec<usize> = tape
+            .lock()
+            .unwrap()
+            .closed
+            .iter()
+            .map(|r| r.chunks.len())
+            .collect();
+        assert_eq!(widths.len(), 8, "all 8 requests ran");
+        assert_eq!(
+            together.fed, alone.fed,
+            "delay {probe_delay_ms} ms: fed tokens differ"
+        );
+        assert_eq!(
+            together.chunks, alone.chunks,
+            "delay {probe_delay_ms} ms: chunks differ"
+        );
+        assert_eq!(together.logits.len(), alone.logits.len());
+        for (step, (a, b)) in alone.logits.iter().zip(&together.logits).enumerate() {
+            let max_diff = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max);
+            assert!(
+                a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "delay {probe_delay_ms} ms, row {step}: logits differ (max diff {max_diff})"
+            );
+        }
+        assert_eq!(text, alone_text, "delay {probe_delay_ms} ms: text differs");
+    }
+    assert!(!alone_text.is_empty());
 }
 
 #[test]
