@@ -74,15 +74,11 @@ pub fn matvec_rows_with(
     );
     let w_rows = &w[rows.start * s.w_row..rows.end * s.w_row];
     let (act, out) = (&act[..s.a_row], &mut out[..rows.len()]);
-    // One token goes through the same tiled kernels as a batch, wherever there is one: the SIMD row kernels
-    // (measured faster for Q8_0 and the K-quants) drifted from the tiled and scalar results on gemma's real
-    // activations (logits 1.8 apart after a few decode steps), while the tiled path reproduces llama.cpp's.
-    // Regression test: cria-model/tests/batching.rs.
-    #[cfg(target_arch = "x86_64")]
-    if let Some(k) = x86::matvec_kernel(isa, w_ty) {
-        return k(w_rows, s.w_row, act, out);
-    }
-    if let Some(tiled) = tiled_kernel(isa, w_ty) {
+    // Both kernels sum each row in llama.cpp's order, so a token gets the same bits either way (tested); the
+    // faster one at one token is the tiled kernel for the 32-element 4/5-bit formats (4 rows share each
+    // activation block) and the row kernel for the others.
+    let prefer_rows = matches!(w_ty, GgmlType::Q8_0 | GgmlType::Q4_K | GgmlType::Q6_K);
+    if !prefer_rows && let Some(tiled) = tiled_kernel(isa, w_ty) {
         return tiled(w_rows, s.w_row, act, s.a_row, 1, out, rows.len());
     }
     rows_kernel(isa, w_ty)(w_rows, s.w_row, act, out);

@@ -5,9 +5,6 @@
 mod avx2;
 mod avx512;
 mod kernels;
-#[allow(dead_code)]
-// not dispatched until its drift on real activations is understood: see matvec_kernel
-mod legacy_zmm;
 mod tiled;
 
 use super::{RowsFn, TiledFn};
@@ -27,16 +24,6 @@ pub(crate) fn rows_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
         Isa::Avx512 | Isa::Avx2 => avx2::plain::rows_kernel(ty),
         _ => None,
     }
-}
-
-/// A matvec-only kernel that beats both the row and the tiled kernels, where there is one.
-///
-/// The AVX-512 VNNI 4-block kernel (`legacy_zmm`) is not handed out: inside the model its results drift from
-/// the tiled kernels' (0.07 in the logits of smollm2's first position, against 5e-7 for the tiled path versus
-/// llama.cpp) although it agrees with the scalar reference on synthetic rows. Regression test:
-/// `cria-model/tests/batching.rs` (`decode_step_matches_llama_cpp_at_position_zero`).
-pub(crate) fn matvec_kernel(_isa: Isa, _ty: GgmlType) -> Option<RowsFn> {
-    None
 }
 
 pub(crate) fn tiled_kernel(isa: Isa, ty: GgmlType) -> Option<TiledFn> {
@@ -119,24 +106,6 @@ mod tests {
                 .flat_map(|t| w.chunks_exact(rb).map(move |r| (t, r)))
                 .map(|(t, r)| crate::dot::scalar::dot(ty, r, &a[t * ab..(t + 1) * ab]))
                 .collect();
-            if let Some(k) = matvec_kernel(Isa::Avx512, ty).filter(|_| Isa::Avx512.supported()) {
-                // a length that is not a whole number of 4-block groups reaches the scalar tail
-                let cut = ty.row_bytes(n - 96).unwrap();
-                let ac = &a[..at.row_bytes(n - 96).unwrap()];
-                let wc: Vec<u8> = w.chunks_exact(rb).flat_map(|r| r[..cut].to_vec()).collect();
-                let (mut got, mut short) = (vec![0f32; rows], vec![0f32; rows]);
-                k(&w, rb, &a[..ab], &mut got);
-                k(&wc, cut, ac, &mut short);
-                for (r, (g, s)) in got.iter().zip(&want).enumerate() {
-                    assert!(
-                        (g - s).abs() <= 1e-4 * s.abs().max(1.0),
-                        "zmm {ty:?}: {g} vs {s}"
-                    );
-                    let s2 = crate::dot::scalar::dot(ty, &wc[r * cut..(r + 1) * cut], ac);
-                    let ok = (short[r] - s2).abs() <= 1e-4 * s2.abs().max(1.0);
-                    assert!(ok, "zmm {ty:?} tail: {} vs {s2}", short[r]);
-                }
-            }
             for (name, rows_table, tiled_table) in &variants {
                 if let Some(k) = rows_table(ty) {
                     let mut got = vec![0f32; rows];
@@ -221,11 +190,10 @@ mod ab {
             let big = 16;
             let wb: Vec<u8> = w.iter().copied().cycle().take(w.len() * big).collect();
             let mut out = vec![0f32; rows * big];
-            let special = matvec_kernel(Isa::Avx512, ty);
             let rows_k = [
                 avx2::plain::rows_kernel(ty),
                 avx512::vnni::rows_kernel(ty),
-                special,
+                None,
             ];
             let tiled_k = [avx512::vnni::tiled_kernel(ty)];
             let mut best = [f64::MAX; 4];
