@@ -3,6 +3,7 @@
 
 pub mod arch;
 mod error;
+mod fused;
 mod kv_cache;
 mod model;
 mod runner;

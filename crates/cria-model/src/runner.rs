@@ -5,15 +5,15 @@
 //! is computed independently of the others', so a sequence's logits do not depend on who shares its batch.
 
 use cria_kernels::matmul::matmul;
-use cria_kernels::ops::{self, AttentionParams, CausalBatch};
+use cria_kernels::ops::{self, AttentionParams, QueryRow};
 use cria_kernels::pool::ThreadPool;
 use cria_kernels::quant::dequantize_row;
 
 use crate::ModelError;
+use crate::fused::{QuantizedRow, matvec_fused};
 use crate::kv_cache::KvCache;
 use crate::model::Model;
 use crate::spec::FfnKind;
-use crate::weights::Matrix;
 
 /// Which logits a sequence wants back from a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +52,12 @@ struct Scratch {
     gate: Vec<f32>,
     up: Vec<f32>,
     quant: Vec<u8>,
+    /// One token's fused projections side by side (Q|K|V, or gate|up).
+    fused: Vec<f32>,
+    quant_row: QuantizedRow,
+    /// Per stacked token: its sequence and the cache positions it attends to (this layer's window).
+    query_rows: Vec<QueryRow>,
+    logits: Vec<f32>,
 }
 
 /// Runs a model: its thread pool and scratch buffers. One per engine thread.
@@ -123,29 +129,26 @@ impl Runner {
         let n_tok = slots.len();
         let (d, qd, kvd, hd) = (spec.n_embd, spec.q_dim(), spec.kv_dim(), spec.head_dim);
         let s = &mut self.scratch;
-        norm_rows(
-            &s.x,
-            &lw.attn_norm,
-            spec.norm_eps,
-            resized(&mut s.xn, n_tok * d),
-            d,
-        );
-        self.project(model, &lw.wq, n_tok, Proj::Q, lw.q_bias.as_deref());
-        self.project(model, &lw.wk, n_tok, Proj::K, lw.k_bias.as_deref());
-        self.project(model, &lw.wv, n_tok, Proj::V, lw.v_bias.as_deref());
+        let xn = resized(&mut s.xn, n_tok * d);
+        norm_rows(&self.pool, &s.x, &lw.attn_norm, spec.norm_eps, xn);
+        self.project_qkv(model, il, n_tok);
         let s = &mut self.scratch;
         let rope = model.layer_rope(il);
+        let heads = [
+            (&mut s.q, qd, spec.n_head, &lw.q_norm),
+            (&mut s.k, kvd, spec.n_head_kv, &lw.k_norm),
+        ];
+        for (buf, dim, n_heads, head_norm) in heads {
+            for_rows(&self.pool, &mut buf[..n_tok * dim], dim, &|t, row| {
+                if let Some(w) = head_norm {
+                    row.chunks_exact_mut(hd)
+                        .for_each(|h| ops::rms_norm_inplace(h, w, spec.norm_eps));
+                }
+                ops::rope_inplace(row, n_heads, hd, slots[t].pos, rope);
+            });
+        }
         for (t, slot) in slots.iter().enumerate() {
-            let q = &mut s.q[t * qd..(t + 1) * qd];
-            let k = &mut s.k[t * kvd..(t + 1) * kvd];
-            if let (Some(qn), Some(kn)) = (&lw.q_norm, &lw.k_norm) {
-                q.chunks_exact_mut(hd)
-                    .for_each(|h| ops::rms_norm_inplace(h, qn, spec.norm_eps));
-                k.chunks_exact_mut(hd)
-                    .for_each(|h| ops::rms_norm_inplace(h, kn, spec.norm_eps));
-            }
-            ops::rope_inplace(q, spec.n_head, hd, slot.pos, rope);
-            ops::rope_inplace(k, spec.n_head_kv, hd, slot.pos, rope);
+            let k = &s.k[t * kvd..(t + 1) * kvd];
             let v = &s.v[t * kvd..(t + 1) * kvd];
             batch[slot.seq].cache.store(il, slot.pos, k, v);
         }
@@ -154,6 +157,8 @@ impl Runner {
             model,
             il,
             batch,
+            slots,
+            &mut s.query_rows,
             &s.q,
             resized(&mut s.attn, n_tok * qd),
         );
@@ -166,11 +171,14 @@ impl Runner {
             o,
             &mut s.quant,
         );
-        if let Some(post) = &lw.post_attn_norm {
-            o.chunks_exact_mut(d)
-                .for_each(|r| ops::rms_norm_inplace(r, post, spec.norm_eps));
-        }
-        ops::add_inplace(&mut s.x, o);
+        residual_add(
+            &self.pool,
+            &mut s.x,
+            o,
+            d,
+            lw.post_attn_norm.as_deref(),
+            spec.norm_eps,
+        );
     }
 
     fn ffn_block(&mut self, model: &Model, il: usize, n_tok: usize) {
@@ -179,37 +187,50 @@ impl Runner {
         let (d, ff) = (spec.n_embd, spec.n_ff);
         let data = model.data();
         let s = &mut self.scratch;
-        norm_rows(
-            &s.x,
-            &lw.ffn_norm,
-            spec.norm_eps,
-            resized(&mut s.xn, n_tok * d),
-            d,
-        );
-        let gate = resized(&mut s.gate, n_tok * ff);
-        matmul(
-            &self.pool,
-            &lw.w_gate.view(data),
-            &s.xn,
-            n_tok,
-            gate,
-            &mut s.quant,
-        );
-        let up = resized(&mut s.up, n_tok * ff);
-        matmul(
-            &self.pool,
-            &lw.w_up.view(data),
-            &s.xn,
-            n_tok,
-            up,
-            &mut s.quant,
-        );
+        let xn = resized(&mut s.xn, n_tok * d);
+        norm_rows(&self.pool, &s.x, &lw.ffn_norm, spec.norm_eps, xn);
+        let (gate, up) = if n_tok == 1 {
+            let mats = [lw.w_gate.view(data), lw.w_up.view(data)];
+            let both = resized(&mut s.fused, 2 * ff);
+            matvec_fused(
+                &self.pool,
+                &mats,
+                &s.xn,
+                both,
+                &mut s.quant_row,
+                &mut s.quant,
+            );
+            both.split_at(ff)
+        } else {
+            let gate = resized(&mut s.gate, n_tok * ff);
+            matmul(
+                &self.pool,
+                &lw.w_gate.view(data),
+                &s.xn,
+                n_tok,
+                gate,
+                &mut s.quant,
+            );
+            let up = resized(&mut s.up, n_tok * ff);
+            matmul(
+                &self.pool,
+                &lw.w_up.view(data),
+                &s.xn,
+                n_tok,
+                up,
+                &mut s.quant,
+            );
+            (&s.gate[..n_tok * ff], &s.up[..n_tok * ff])
+        };
         // `attn` is free until the next layer's attention: it holds the gated activation.
         let act = resized(&mut s.attn, n_tok * ff);
-        match spec.ffn {
-            FfnKind::SwiGlu => ops::silu_mul(&s.gate, &s.up, act),
-            FfnKind::GeGlu => ops::gelu_mul(&s.gate, &s.up, act),
-        }
+        for_rows(&self.pool, act, ff, &|t, row| {
+            let (g, u) = (&gate[t * ff..(t + 1) * ff], &up[t * ff..(t + 1) * ff]);
+            match spec.ffn {
+                FfnKind::SwiGlu => ops::silu_mul(g, u, row),
+                FfnKind::GeGlu => ops::gelu_mul(g, u, row),
+            }
+        });
         let down = resized(&mut s.proj, n_tok * d);
         matmul(
             &self.pool,
@@ -219,94 +240,108 @@ impl Runner {
             down,
             &mut s.quant,
         );
-        if let Some(post) = &lw.post_ffn_norm {
-            down.chunks_exact_mut(d)
-                .for_each(|r| ops::rms_norm_inplace(r, post, spec.norm_eps));
-        }
-        ops::add_inplace(&mut s.x, down);
-    }
-
-    fn project(
-        &mut self,
-        model: &Model,
-        w: &Matrix,
-        n_tok: usize,
-        which: Proj,
-        bias: Option<&[f32]>,
-    ) {
-        let s = &mut self.scratch;
-        let out = match which {
-            Proj::Q => &mut s.q,
-            Proj::K => &mut s.k,
-            Proj::V => &mut s.v,
-        };
-        let out = resized(out, n_tok * w.rows);
-        matmul(
+        residual_add(
             &self.pool,
-            &w.view(model.data()),
-            &s.xn,
-            n_tok,
-            out,
-            &mut s.quant,
+            &mut s.x,
+            down,
+            d,
+            lw.post_ffn_norm.as_deref(),
+            spec.norm_eps,
         );
-        if let Some(b) = bias {
-            out.chunks_exact_mut(w.rows)
-                .for_each(|r| ops::add_inplace(r, b));
+    }
+
+    /// Q, K and V of every stacked token (biases added): one fused parallel loop for a single token, one
+    /// `matmul` per matrix for several.
+    fn project_qkv(&mut self, model: &Model, il: usize, n_tok: usize) {
+        let lw = &model.weights().layers[il];
+        let data = model.data();
+        let s = &mut self.scratch;
+        let mats = [lw.wq.view(data), lw.wk.view(data), lw.wv.view(data)];
+        let (q, k, v) = (
+            resized(&mut s.q, n_tok * mats[0].rows),
+            resized(&mut s.k, n_tok * mats[1].rows),
+            resized(&mut s.v, n_tok * mats[2].rows),
+        );
+        if n_tok == 1 {
+            let all = resized(&mut s.fused, q.len() + k.len() + v.len());
+            matvec_fused(
+                &self.pool,
+                &mats,
+                &s.xn,
+                all,
+                &mut s.quant_row,
+                &mut s.quant,
+            );
+            let (q_part, rest) = all.split_at(q.len());
+            let (k_part, v_part) = rest.split_at(k.len());
+            q.copy_from_slice(q_part);
+            k.copy_from_slice(k_part);
+            v.copy_from_slice(v_part);
+        } else {
+            matmul(&self.pool, &mats[0], &s.xn, n_tok, q, &mut s.quant);
+            matmul(&self.pool, &mats[1], &s.xn, n_tok, k, &mut s.quant);
+            matmul(&self.pool, &mats[2], &s.xn, n_tok, v, &mut s.quant);
+        }
+        let biases = [&lw.q_bias, &lw.k_bias, &lw.v_bias];
+        for ((out, w), bias) in [q, k, v].into_iter().zip(&mats).zip(biases) {
+            if let Some(b) = bias {
+                out.chunks_exact_mut(w.rows)
+                    .for_each(|r| ops::add_inplace(r, b));
+            }
         }
     }
 
-    /// Final norm and output matrix for the rows that asked for logits.
+    /// Final norm and output matrix for the rows that asked for logits, all in one matmul (the output
+    /// matrix is read once per step, however many sequences share it).
     fn logits(&mut self, model: &Model, batch: &[SeqBatch<'_>]) -> Vec<Vec<f32>> {
         let spec = model.spec();
-        let d = spec.n_embd;
-        let out_w = model.weights().output_matrix();
+        let (d, n_vocab) = (spec.n_embd, spec.n_vocab);
         let s = &mut self.scratch;
+        let mut wanted = Vec::with_capacity(batch.len());
         let mut first = 0;
-        let mut result = Vec::with_capacity(batch.len());
         for entry in batch {
             let n = entry.tokens.len();
-            let rows = match entry.logits {
+            wanted.push(match entry.logits {
                 Logits::None => first + n..first + n,
                 Logits::Last => first + n.saturating_sub(1)..first + n,
                 Logits::All => first..first + n,
-            };
+            });
             first += n;
-            let n_rows = rows.len();
-            if n_rows == 0 {
-                result.push(Vec::new());
-                continue;
-            }
-            let xn = resized(&mut s.xn, n_rows * d);
-            norm_rows(
-                &s.x[rows.start * d..rows.end * d],
+        }
+        let n_rows: usize = wanted.iter().map(|r| r.len()).sum();
+        let xn = resized(&mut s.xn, n_rows * d);
+        let rows = wanted.iter().flat_map(|r| r.clone());
+        for (row, dst) in rows.zip(xn.chunks_exact_mut(d)) {
+            ops::rms_norm(
+                &s.x[row * d..(row + 1) * d],
                 &model.weights().output_norm,
                 spec.norm_eps,
-                xn,
-                d,
+                dst,
             );
-            let mut logits = vec![0.0; n_rows * spec.n_vocab];
-            matmul(
-                &self.pool,
-                &out_w.view(model.data()),
-                xn,
-                n_rows,
-                &mut logits,
-                &mut s.quant,
-            );
-            if let Some(cap) = spec.final_logit_softcap {
-                logits.iter_mut().for_each(|l| *l = cap * (*l / cap).tanh());
-            }
-            result.push(logits);
         }
-        result
+        let logits = resized(&mut s.logits, n_rows * n_vocab);
+        let out_w = model.weights().output_matrix();
+        matmul(
+            &self.pool,
+            &out_w.view(model.data()),
+            xn,
+            n_rows,
+            logits,
+            &mut s.quant,
+        );
+        if let Some(cap) = spec.final_logit_softcap {
+            logits.iter_mut().for_each(|l| *l = cap * (*l / cap).tanh());
+        }
+        let mut next = 0;
+        wanted
+            .iter()
+            .map(|r| {
+                let part = &logits[next * n_vocab..(next + r.len()) * n_vocab];
+                next += r.len();
+                part.to_vec()
+            })
+            .collect()
     }
-}
-
-#[derive(Clone, Copy)]
-enum Proj {
-    Q,
-    K,
-    V,
 }
 
 /// Checks the batch and lists every token's sequence and position.
@@ -333,18 +368,20 @@ fn plan(model: &Model, batch: &[SeqBatch<'_>]) -> Result<Vec<TokenSlot>, ModelEr
     Ok(slots)
 }
 
-/// Causal attention of every stacked token against its own sequence's cache: one parallel call per
-/// sequence, spread over (token, head).
+/// Causal attention of every stacked token against its own sequence's cache, all sequences in one parallel
+/// loop over (token, head).
+#[allow(clippy::too_many_arguments)]
 fn attend(
     pool: &ThreadPool,
     model: &Model,
     il: usize,
     batch: &[SeqBatch<'_>],
+    slots: &[TokenSlot],
+    rows: &mut Vec<QueryRow>,
     q: &[f32],
     out: &mut [f32],
 ) {
     let spec = model.spec();
-    let qd = spec.q_dim();
     let params = AttentionParams {
         n_head: spec.n_head,
         n_kv_head: spec.n_head_kv,
@@ -353,29 +390,69 @@ fn attend(
         softcap: None,
     };
     let sliding_window = spec.layer_attention(il).window;
-    let mut first_row = 0;
-    for entry in batch {
-        let n = entry.tokens.len();
-        let rows = first_row * qd..(first_row + n) * qd;
-        first_row += n;
-        if n == 0 {
-            continue;
+    rows.clear();
+    rows.extend(slots.iter().map(|slot| {
+        // The query at `pos` sees the keys up to itself (this step's are already stored), within the window.
+        let end = slot.pos + 1;
+        let start = sliding_window.map_or(0, |w| end.saturating_sub(w));
+        QueryRow {
+            seq: slot.seq,
+            window: start..end,
         }
-        let (k, v) = entry.cache.layer(il);
-        // The cache has not advanced yet: this step's tokens start at its current length.
-        let b = CausalBatch {
-            first_pos: entry.cache.len(),
-            n_tokens: n,
-            sliding_window,
-        };
-        ops::attention_batch(pool, &q[rows.clone()], k, v, &b, &params, &mut out[rows]);
-    }
+    }));
+    let kv = |seq: usize| batch[seq].cache.layer(il);
+    ops::attention_rows(pool, q, rows, &kv, &params, out);
 }
 
-fn norm_rows(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32], d: usize) {
-    for (src, dst) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-        ops::rms_norm(src, weight, eps, dst);
+/// Rows below which a per-row pass runs inline: a fork costs more than a few rows of norm or rope.
+const PAR_ROWS: usize = 16;
+
+/// `f(i, row)` for each `row_len`-long row of `data`: across the pool for a prefill-sized batch, inline for a
+/// few rows. A row is processed the same way either way, so the split never changes a result.
+fn for_rows(
+    pool: &ThreadPool,
+    data: &mut [f32],
+    row_len: usize,
+    f: &(dyn Fn(usize, &mut [f32]) + Sync),
+) {
+    let n = data.len() / row_len.max(1);
+    if n < PAR_ROWS || pool.n_threads() == 1 {
+        data.chunks_exact_mut(row_len)
+            .enumerate()
+            .for_each(|(i, r)| f(i, r));
+        return;
     }
+    let per_task = n.div_ceil(4 * pool.n_threads());
+    pool.for_each_chunk_mut(data, per_task * row_len, &|t, chunk| {
+        for (j, r) in chunk.chunks_exact_mut(row_len).enumerate() {
+            f(t * per_task + j, r);
+        }
+    });
+}
+
+/// `out` = RMS norm of each row of `x` (rows as wide as `weight`).
+fn norm_rows(pool: &ThreadPool, x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+    let d = weight.len();
+    for_rows(pool, out, d, &|i, dst| {
+        ops::rms_norm(&x[i * d..(i + 1) * d], weight, eps, dst)
+    });
+}
+
+/// `x += norm(y)` row by row (Gemma's post-norms), or `x += y` without one; rows of `d`.
+fn residual_add(
+    pool: &ThreadPool,
+    x: &mut [f32],
+    y: &mut [f32],
+    d: usize,
+    post: Option<&[f32]>,
+    eps: f32,
+) {
+    if let Some(w) = post {
+        for_rows(pool, y, d, &|_, r| ops::rms_norm_inplace(r, w, eps));
+    }
+    for_rows(pool, x, d, &|i, r| {
+        ops::add_inplace(r, &y[i * d..(i + 1) * d])
+    });
 }
 
 fn resized(v: &mut Vec<f32>, n: usize) -> &mut [f32] {

@@ -20,7 +20,7 @@ pub use act::{
     add_inplace, gelu, gelu_as_ggml, gelu_mul, mul_inplace, scale_inplace, silu, silu_mul,
 };
 pub use attention::{AttentionParams, attention, attention_ext};
-pub use attention_batch::{CausalBatch, attention_batch};
+pub use attention_batch::{CausalBatch, QueryRow, attention_batch, attention_rows};
 pub use get_rows::get_rows;
 pub use norm::{rms_norm, rms_norm_inplace};
 pub use rope::{RopeParams, RopeStyle, rope_inplace};
