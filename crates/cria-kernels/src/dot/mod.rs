@@ -77,6 +77,10 @@ pub fn matvec_rows_with(
     // Both kernels sum each row in llama.cpp's order, so a token gets the same bits either way (tested); the
     // faster one at one token is the tiled kernel for the 32-element 4/5-bit formats (4 rows share each
     // activation block) and the row kernel for the others.
+    #[cfg(target_arch = "x86_64")]
+    if let Some(k) = x86::matvec_kernel(isa, w_ty) {
+        return k(w_rows, s.w_row, act, out);
+    }
     let prefer_rows = matches!(w_ty, GgmlType::Q8_0 | GgmlType::Q4_K | GgmlType::Q6_K);
     if !prefer_rows && let Some(tiled) = tiled_kernel(isa, w_ty) {
         return tiled(w_rows, s.w_row, act, s.a_row, 1, out, rows.len());

@@ -26,6 +26,17 @@ pub(crate) fn rows_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
     }
 }
 
+/// The decode kernel for `ty` where there is one faster than the row and tiled kernels at one token (with
+/// the same bits as the tiled kernel: `tests/dot_order.rs`).
+pub(crate) fn matvec_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
+    match isa {
+        Isa::Avx512 if crate::isa::has_avx512_vnni() => avx512::vnni::matvec_kernel(ty),
+        Isa::Avx512 | Isa::Avx2 if has_avxvnni() => avx2::vnni::matvec_kernel(ty),
+        Isa::Avx512 | Isa::Avx2 => avx2::plain::matvec_kernel(ty),
+        _ => None,
+    }
+}
+
 pub(crate) fn tiled_kernel(isa: Isa, ty: GgmlType) -> Option<TiledFn> {
     match isa {
         Isa::Avx512 if crate::isa::has_avx512_vnni() => avx512::vnni::tiled_kernel(ty),
@@ -75,17 +86,28 @@ mod tests {
     fn every_x86_variant_matches_scalar() {
         type Rows = fn(GgmlType) -> Option<RowsFn>;
         type Tiled = fn(GgmlType) -> Option<TiledFn>;
-        let mut variants: Vec<(&str, Rows, Tiled)> = Vec::new();
+        let mut variants: Vec<(&str, Rows, Rows, Tiled)> = Vec::new();
         if Isa::Avx2.supported() {
-            variants.push(("avx2", avx2::plain::rows_kernel, avx2::plain::tiled_kernel));
+            variants.push((
+                "avx2",
+                avx2::plain::rows_kernel,
+                avx2::plain::matvec_kernel,
+                avx2::plain::tiled_kernel,
+            ));
         }
         if Isa::Avx2.supported() && has_avxvnni() {
-            variants.push(("avxvnni", avx2::vnni::rows_kernel, avx2::vnni::tiled_kernel));
+            variants.push((
+                "avxvnni",
+                avx2::vnni::rows_kernel,
+                avx2::vnni::matvec_kernel,
+                avx2::vnni::tiled_kernel,
+            ));
         }
         if Isa::Avx512.supported() && crate::isa::has_avx512_vnni() {
             variants.push((
                 "avx512vnni",
                 avx512::vnni::rows_kernel,
+                avx512::vnni::matvec_kernel,
                 avx512::vnni::tiled_kernel,
             ));
         }
@@ -106,7 +128,7 @@ mod tests {
                 .flat_map(|t| w.chunks_exact(rb).map(move |r| (t, r)))
                 .map(|(t, r)| crate::dot::scalar::dot(ty, r, &a[t * ab..(t + 1) * ab]))
                 .collect();
-            for (name, rows_table, tiled_table) in &variants {
+            for (name, rows_table, matvec_table, tiled_table) in &variants {
                 if let Some(k) = rows_table(ty) {
                     let mut got = vec![0f32; rows];
                     k(&w, rb, &a[..ab], &mut got);
@@ -115,6 +137,15 @@ mod tests {
                             (g - s).abs() <= 1e-4 * s.abs().max(1.0),
                             "{name} {ty:?}: {g} vs {s}"
                         );
+                    }
+                }
+                if let (Some(mv), Some(k)) = (matvec_table(ty), tiled_table(ty)) {
+                    // the decode kernel gives the tiled kernel's bits at one token (see tests/dot_order.rs)
+                    let (mut got, mut tiled) = (vec![0f32; rows], vec![0f32; rows]);
+                    mv(&w, rb, &a[..ab], &mut got);
+                    k(&w, rb, &a[..ab], ab, 1, &mut tiled, rows);
+                    for (g, t) in got.iter().zip(&tiled) {
+                        assert_eq!(g.to_bits(), t.to_bits(), "{name} {ty:?} matvec: {g} vs {t}");
                     }
                 }
                 if let Some(k) = tiled_table(ty) {
@@ -193,7 +224,7 @@ mod ab {
             let rows_k = [
                 avx2::plain::rows_kernel(ty),
                 avx512::vnni::rows_kernel(ty),
-                None,
+                avx512::vnni::matvec_kernel(ty),
             ];
             let tiled_k = [avx512::vnni::tiled_kernel(ty)];
             let mut best = [f64::MAX; 4];
@@ -213,7 +244,7 @@ mod ab {
             }
             let gb = |s: f64| wb.len() as f64 / s / 1e9;
             println!(
-                "{ty:?} matvec GB/s (best of 40): rows-ymm-avx2 {:.1}, rows-ymm-vnni {:.1}, special {:.1}, \
+                "{ty:?} matvec GB/s (best of 40): rows-ymm-avx2 {:.1}, rows-ymm-vnni {:.1}, matvec-vnni {:.1}, \
                  tiled-ymm-vnni {:.1}",
                 gb(best[0]),
                 gb(best[1]),

@@ -106,6 +106,179 @@ macro_rules! x86_tiled {
         legacy_tile!(tile_q5_1, BlockQ5_1, BlockQ8_1, dec_q5_1, act_q8_1, 0, true);
         legacy_tile!(tile_q8_0, BlockQ8_0, BlockQ8_0, dec_q8_0, act_q8_0, 128, false);
 
+        /// Unsigned quants of a weight block (value (u − OFF)·d + m), without its scales.
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn u_q4_0(b: &BlockQ4_0) -> __m256i {
+            nib32(&b.qs)
+        }
+
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn u_q4_1(b: &BlockQ4_1) -> __m256i {
+            nib32(&b.qs)
+        }
+
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn u_q5_0(b: &BlockQ5_0) -> __m256i {
+            q5(&b.qs, b.qh)
+        }
+
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn u_q5_1(b: &BlockQ5_1) -> __m256i {
+            q5(&b.qs, b.qh)
+        }
+
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn u_q8_0(b: &BlockQ8_0) -> __m256i {
+            _mm256_xor_si256(ld(&b.qs), _mm256_set1_epi8(-128))
+        }
+
+        /// The f16 pairs at the start of 8 consecutive blocks (d and the next 2 bytes: m, or quants) as
+        /// (8 × d, 8 × second half) in f32.
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn scales8<W: Pod>(w: &[W]) -> (__m256, __m256) {
+            let stride = std::mem::size_of::<W>() as i32;
+            let idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride));
+            let w8: &[u8] = cs(&w[..8]);
+            // SAFETY: w holds 8 blocks (sliced above) of at least 4 bytes each; lane i reads the 4 bytes at
+            // the start of block i.
+            let dm = unsafe { _mm256_i32gather_epi32::<1>(w8.as_ptr().cast(), idx) };
+            let lo = _mm256_and_si256(dm, _mm256_set1_epi32(0xFFFF));
+            let hi = _mm256_srli_epi32::<16>(dm);
+            // packus interleaves 128-bit lanes: [d0-3 m0-3 | d4-7 m4-7] -> [d0-7 | m0-7]
+            let p = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packus_epi32(lo, hi));
+            (
+                _mm256_cvtph_ps(_mm256_castsi256_si128(p)),
+                _mm256_cvtph_ps(_mm256_extracti128_si256::<1>(p)),
+            )
+        }
+
+        /// Decode matvec of a 32-element format: `RR` rows at a time share each activation block; the block
+        /// scales of 8 blocks are read and multiplied in one go. Each row is summed exactly as the tiled kernel
+        /// (and llama.cpp) sums it: in block order into one 8-lane accumulator, d_w·d_a as one f32 product,
+        /// Σ m·s in order as a scalar, so a token gets the same bits as in a batch.
+        macro_rules! legacy_matvec {
+            ($name:ident, $W:ty, $A:ty, $act:ident, $u:ident, $off:expr, $has_min:expr) => {
+                #[target_feature(enable = $features)]
+                fn $name(w: &[u8], w_row: usize, act: &[u8], out: &mut [f32]) {
+                    #[inline]
+                    #[target_feature(enable = $features)]
+                    fn rows<const RR: usize>(
+                        w: [&[$W]; RR],
+                        da: &[f32],
+                        sa: &[f32],
+                        av: &[(__m256i, __m256i)],
+                        out: &mut [f32],
+                    ) {
+                        let nb = av.len();
+                        let mut acc = [_mm256_setzero_ps(); RR];
+                        let mut mins = [0f32; RR];
+                        let mut b0 = 0;
+                        while b0 < nb {
+                            let n = (nb - b0).min(8);
+                            let mut dd = [[0f32; 8]; RR];
+                            let mut ms = [[0f32; 8]; RR];
+                            for r in 0..RR {
+                                if n == 8 {
+                                    let (dw, mw) = scales8(&w[r][b0..b0 + 8]);
+                                    // SAFETY: da and sa hold nb ≥ b0 + 8 floats; dd and ms are 8 floats.
+                                    unsafe {
+                                        let d = _mm256_mul_ps(dw, _mm256_loadu_ps(da[b0..b0 + 8].as_ptr()));
+                                        _mm256_storeu_ps(dd[r].as_mut_ptr(), d);
+                                        if $has_min {
+                                            let m = _mm256_mul_ps(mw, _mm256_loadu_ps(sa[b0..b0 + 8].as_ptr()));
+                                            _mm256_storeu_ps(ms[r].as_mut_ptr(), m);
+                                        }
+                                    }
+                                } else {
+                                    for i in 0..n {
+                                        let bytes: &[u8] = cs(std::slice::from_ref(&w[r][b0 + i]));
+                                        let (dw, mw) = h2([bytes[0], bytes[1]], [bytes[2], bytes[3]]);
+                                        dd[r][i] = dw * da[b0 + i];
+                                        ms[r][i] = mw * sa[b0 + i];
+                                    }
+                                }
+                            }
+                            for i in 0..n {
+                                let (a_q, base) = av[b0 + i];
+                                for r in 0..RR {
+                                    let p = _mm256_cvtepi32_ps($dot(base, $u(&w[r][b0 + i]), a_q));
+                                    acc[r] = _mm256_fmadd_ps(p, _mm256_set1_ps(dd[r][i]), acc[r]);
+                                    if $has_min {
+                                        mins[r] += ms[r][i];
+                                    }
+                                }
+                            }
+                            b0 += n;
+                        }
+                        for r in 0..RR {
+                            out[r] = hsum(acc[r]) + mins[r];
+                        }
+                    }
+
+                    let a: &[$A] = cs(act);
+                    let ones = _mm256_set1_epi8(1);
+                    let mut da = Vec::with_capacity(a.len());
+                    let mut sa = Vec::with_capacity(a.len());
+                    let mut av = Vec::with_capacity(a.len());
+                    for b in a {
+                        let (d, s, q) = $act(b);
+                        let base = if $off != 0 {
+                            _mm256_mullo_epi32(dot_us(ones, q), _mm256_set1_epi32(-$off))
+                        } else {
+                            _mm256_setzero_si256()
+                        };
+                        da.push(d);
+                        sa.push(s);
+                        av.push((q, base));
+                    }
+                    let wr = |r: usize| -> &[$W] { cs(&w[r * w_row..(r + 1) * w_row]) };
+                    let n_rows = out.len();
+                    let mut r = 0;
+                    while r + 4 <= n_rows {
+                        rows::<4>(std::array::from_fn(|i| wr(r + i)), &da, &sa, &av, &mut out[r..r + 4]);
+                        r += 4;
+                    }
+                    while r < n_rows {
+                        rows::<1>([wr(r)], &da, &sa, &av, &mut out[r..r + 1]);
+                        r += 1;
+                    }
+                }
+            };
+        }
+        legacy_matvec!(mv_q4_0, BlockQ4_0, BlockQ8_0, act_q8_0, u_q4_0, 8, false);
+        legacy_matvec!(mv_q4_1, BlockQ4_1, BlockQ8_1, act_q8_1, u_q4_1, 0, true);
+        legacy_matvec!(mv_q5_0, BlockQ5_0, BlockQ8_0, act_q8_0, u_q5_0, 16, false);
+        legacy_matvec!(mv_q5_1, BlockQ5_1, BlockQ8_1, act_q8_1, u_q5_1, 0, true);
+        legacy_matvec!(mv_q8_0, BlockQ8_0, BlockQ8_0, act_q8_0, u_q8_0, 128, false);
+
+        /// The decode matvec kernel for `ty`, if any (same bits as `tiled_kernel(ty)` at one token). Handed
+        /// out only on a CPU with `$features`.
+        pub(in crate::dot::x86) fn matvec_kernel(ty: GgmlType) -> Option<RowsFn> {
+            macro_rules! mv {
+                ($f:ident) => {
+                    Some(|w: &[u8], wr: usize, a: &[u8], out: &mut [f32]| {
+                        // SAFETY: this table is only reached on a CPU with $features (see above).
+                        unsafe { $f(w, wr, a, out) }
+                    })
+                };
+            }
+            use GgmlType::*;
+            match ty {
+                Q4_0 => mv!(mv_q4_0),
+                Q4_1 => mv!(mv_q4_1),
+                Q5_0 => mv!(mv_q5_0),
+                Q5_1 => mv!(mv_q5_1),
+                Q8_0 if $full_u8 => mv!(mv_q8_0),
+                _ => None,
+            }
+        }
+
         /// Q4_K group g (32 elements): unsigned quants and the sub-block scale for both halves.
         #[inline]
         #[target_feature(enable = $features)]
