@@ -1,6 +1,7 @@
 """The OpenAI Python client, unchanged, against `cria serve` on the real default model."""
 
 import concurrent.futures
+import time
 
 import openai
 import pytest
@@ -120,25 +121,38 @@ def test_completion_logprobs(client, model):
     assert "".join(lp.tokens) == r.choices[0].text
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="decode and batched paths now agree to ~1e-5 (crates/cria-engine/tests/real_model.rs passes), but over "
-    "the server (chunked prefill, 8 sequences) greedy text still diverged once in the 2026-11-27 run: not bit-exact yet",
-)
-def test_greedy_text_is_the_same_alone_and_among_seven_others(client, model):
-    probe = [{"role": "user", "content": "Write a sentence about the sea."}]
-    alone = chat(client, model, messages=probe, temperature=0, max_tokens=48).choices[0].message.content
-    prompts = [f"Count from {i} to {i + 10}." for i in range(7)]
+PROBE = [{"role": "user", "content": "Write a sentence about the sea."}]
 
-    def other(p):
-        return chat(client, model, messages=[{"role": "user", "content": p}], temperature=0, max_tokens=40)
 
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        futures = [pool.submit(other, p) for p in prompts]
-        together = pool.submit(chat, client, model, messages=probe, temperature=0, max_tokens=48)
-        for f in futures:
-            f.result(timeout=300)
-        assert together.result(timeout=300).choices[0].message.content == alone
+def probe_tokens(client, model, stream):
+    """The probe's greedy (token, logprob) pairs, streamed or not."""
+    kw = dict(messages=PROBE, temperature=0, max_tokens=48, logprobs=True, top_logprobs=1)
+    if not stream:
+        return [(t.token, t.logprob) for t in chat(client, model, **kw).choices[0].logprobs.content]
+    chunks = chat(client, model, stream=True, **kw)
+    return [(t.token, t.logprob) for c in chunks if c.choices and c.choices[0].logprobs for t in c.choices[0].logprobs.content]
+
+
+@pytest.mark.parametrize("probe_delay", [0.0, 0.3])
+def test_greedy_text_is_the_same_alone_and_among_seven_others(client, model, probe_delay):
+    """Bit-identical: the same tokens with the same log-probabilities (floats compared exactly), alone and among
+    7 others arriving at staggered times around the probe, streamed and not."""
+    alone = probe_tokens(client, model, stream=False)
+    assert alone
+
+    def other(i):
+        time.sleep(0.1 * i)
+        msg = [{"role": "user", "content": f"Count from {i} to {i + 10}."}]
+        return chat(client, model, messages=msg, temperature=0, max_tokens=30 + i)
+
+    for stream in (True, False):
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(other, i) for i in range(7)]
+            time.sleep(probe_delay)
+            together = pool.submit(probe_tokens, client, model, stream)
+            for f in futures:
+                f.result(timeout=300)
+            assert together.result(timeout=300) == alone, f"stream={stream}"
 
 
 @pytest.mark.parametrize(

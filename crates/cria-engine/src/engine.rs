@@ -19,7 +19,8 @@ pub struct EngineConfig {
     pub parallel: usize,
     /// Tokens per sequence, prompt and generation (`--ctx`).
     pub ctx: usize,
-    /// Requests that may wait for a slot before new ones are refused (`--max-queue`).
+    /// Requests that may wait for a slot (beyond those bound for a free slot) before new ones are refused
+    /// (`--max-queue`).
     pub max_queue: usize,
     /// Tokens fed per step across the batch; bounds how long one step (and so decoding) can stall on prefill.
     pub step_tokens: usize,
@@ -103,7 +104,7 @@ impl Engine {
     pub fn submit(&self, req: Request) -> Result<UnboundedReceiver<Event>, SubmitError> {
         self.check(&req)?;
         let waiting = self.stats.waiting.fetch_add(1, Ordering::SeqCst);
-        if waiting >= self.config.max_queue {
+        if waiting >= self.queue_capacity() {
             self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
             return Err(SubmitError::QueueFull { waiting });
         }
@@ -118,6 +119,14 @@ impl Engine {
             return Err(SubmitError::ShuttingDown);
         }
         Ok(rx)
+    }
+
+    /// How many requests may wait at once: `max_queue` plus one per slot free now. Requests are admitted
+    /// between steps, so a request bound for a free slot waits until the current step ends; it must not count
+    /// against the queue, or a burst of `parallel` requests would be refused by an idle-slotted engine.
+    fn queue_capacity(&self) -> usize {
+        let running = self.stats.running.load(Ordering::SeqCst);
+        self.config.max_queue + self.config.parallel.saturating_sub(running)
     }
 
     /// Checks what `submit` would refuse about the request itself (not the queue).

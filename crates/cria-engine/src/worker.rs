@@ -123,6 +123,10 @@ impl<B: Backend> Worker<B> {
             self.running
                 .push(Sequence::new(req, slot, self.config.ctx, tx));
         }
+        // At once, not after the step: `Engine::submit` sizes the queue by the free slots.
+        self.stats
+            .running
+            .store(self.running.len(), Ordering::SeqCst);
     }
 
     fn release(&mut self, slot: usize) {

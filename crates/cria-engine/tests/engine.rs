@@ -269,7 +269,8 @@ fn long_prompt_is_chunked_and_decoding_goes_on_meanwhile() {
         },
         Duration::ZERO,
     );
-    let mut first = h.engine.submit(request(&[1, 2], 200)).unwrap();
+    // Decodes until dropped, so it is still decoding in slot 0 while the long prompt prefills in slot 1.
+    let mut first = h.engine.submit(request(&[1, 2], 100_000)).unwrap();
     assert!(matches!(first.blocking_recv(), Some(Event::Token { .. })));
     let long: Vec<u32> = (0..100).map(|i| i % 60).collect();
     collect(h.engine.submit(request(&long, 2)).unwrap());
@@ -279,7 +280,7 @@ fn long_prompt_is_chunked_and_decoding_goes_on_meanwhile() {
         .iter()
         .filter(|s| s.iter().any(|&(slot, n)| slot == 1 && n > 1))
         .collect();
-    assert!(prefill_steps.len() >= 100 / 16, "{prefill_steps:?}");
+    assert_eq!(prefill_steps.len(), 100 / 4, "chunks of 4: {prefill_steps:?}");
     for step in prefill_steps {
         assert!(
             step.iter().map(|&(_, n)| n).sum::<usize>() <= 16,
@@ -382,4 +383,29 @@ fn shutdown_finishes_running_requests_and_refuses_new_ones() {
         Some(SubmitError::ShuttingDown)
     );
     assert!(h.engine.join(Duration::from_secs(5)));
+}
+
+#[test]
+fn a_burst_for_free_slots_is_not_refused_while_a_step_runs() {
+    let h = start(
+        EngineConfig {
+            parallel: 8,
+            max_queue: 1,
+            ..EngineConfig::default()
+        },
+        Duration::from_millis(50),
+    );
+    let mut held = vec![h.engine.submit(request(&[1], 100_000)).unwrap()];
+    wait_until(&h.engine, |s| s.running == 1 && s.waiting == 0);
+    // 7 free slots and a queue of 1: 8 more are accepted, whether or not a step ends meanwhile.
+    for i in 0..8 {
+        match h.engine.submit(request(&[1, 2], 100_000)) {
+            Ok(rx) => held.push(rx),
+            Err(e) => panic!("request {i} refused: {e}"),
+        }
+    }
+    assert!(matches!(
+        h.engine.submit(request(&[1], 5)),
+        Err(SubmitError::QueueFull { .. })
+    ));
 }

@@ -53,7 +53,8 @@ pub struct ChatLogprobs {
 #[derive(Debug, Clone, Serialize)]
 pub struct TokenLogprobOut {
     pub token: String,
-    pub logprob: f32,
+    /// f64 holding the f32 log-probability's shortest decimal ([`crate::logprobs::decimal`]).
+    pub logprob: f64,
     pub bytes: Vec<u8>,
     pub top_logprobs: Vec<TopLogprob>,
 }
@@ -61,7 +62,7 @@ pub struct TokenLogprobOut {
 #[derive(Debug, Clone, Serialize)]
 pub struct TopLogprob {
     pub token: String,
-    pub logprob: f32,
+    pub logprob: f64,
     pub bytes: Vec<u8>,
 }
 
@@ -117,7 +118,7 @@ pub struct CompletionChoice {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CompletionLogprobs {
     pub tokens: Vec<String>,
-    pub token_logprobs: Vec<f32>,
+    pub token_logprobs: Vec<f64>,
     pub top_logprobs: Vec<serde_json::Map<String, serde_json::Value>>,
     pub text_offset: Vec<usize>,
 }
