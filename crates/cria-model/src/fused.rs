@@ -1,7 +1,9 @@
-//! One token through several weight matrices that read the same input (Q, K and V; gate and up) in a single
-//! parallel loop: the input is quantized once per activation format, and the pool forks once instead of once
-//! per matrix. Each output row is computed by the same kernel call as in [`matmul`], so the results are
-//! bit-identical to separate `matmul` calls.
+//! A few tokens through one or several weight matrices that read the same input (Q, K and V; gate and up;
+//! O; down) in a single parallel loop: the input is quantized once per activation format, the pool forks
+//! once, and the rows of all matrices are split into ~4 tasks per thread (multiples of 16 rows), so small
+//! matrices balance across threads. Each output element is computed by the kernel call `matmul` makes for
+//! the same number of tokens (`dot::matvec_rows` for one, `dot::matmul_rows` for more), so the results are
+//! bit-identical to separate `matmul` calls. Prefill-sized batches go to `matmul` itself.
 
 use cria_kernels::GgmlType;
 use cria_kernels::dot;
@@ -9,36 +11,42 @@ use cria_kernels::matmul::{WeightRef, matmul};
 use cria_kernels::pool::ThreadPool;
 use cria_kernels::quant::{activation_type, quantize_activation};
 
-/// One activation row quantized into each format the matrices of a fused call want, reused between calls.
+/// Tokens up to which the fused path is taken (one `matmul` tile of tokens).
+pub(crate) const MAX_FUSED_TOKENS: usize = 64;
+
+/// Activation rows quantized into each format the matrices of a call want, reused between calls.
 #[derive(Default)]
-pub(crate) struct QuantizedRow {
-    rows: Vec<(GgmlType, Vec<u8>)>,
+pub(crate) struct QuantizedActs {
+    rows: Vec<(GgmlType, usize, Vec<u8>)>,
     used: usize,
 }
 
-impl QuantizedRow {
-    /// Quantizes `x` for every matrix in `mats`; false if one wants f32 activations or a size does not fit
-    /// whole blocks (the caller then takes the plain `matmul` path).
-    fn prepare(&mut self, mats: &[WeightRef<'_>], x: &[f32]) -> bool {
+impl QuantizedActs {
+    /// Quantizes the `n_tok` rows of `x` for every matrix in `mats`; false if one wants f32 activations or a
+    /// size does not fit whole blocks (the caller then takes the plain `matmul` path).
+    fn prepare(&mut self, mats: &[WeightRef<'_>], x: &[f32], n_tok: usize) -> bool {
         self.used = 0;
+        let cols = x.len() / n_tok.max(1);
         for w in mats {
             let ty = activation_type(w.ty);
             if self.find(ty).is_some() {
                 continue;
             }
-            let Some(bytes) = ty.row_bytes(x.len()) else {
+            let Some(row_bytes) = ty.row_bytes(cols) else {
                 return false;
             };
-            if ty == GgmlType::F32 || w.cols != x.len() {
+            if ty == GgmlType::F32 || w.cols != cols {
                 return false;
             }
             if self.used == self.rows.len() {
-                self.rows.push((ty, Vec::new()));
+                self.rows.push((ty, 0, Vec::new()));
             }
-            let (slot_ty, buf) = &mut self.rows[self.used];
-            *slot_ty = ty;
-            buf.resize(bytes, 0);
-            quantize_activation(ty, x, buf);
+            let (slot_ty, slot_row, buf) = &mut self.rows[self.used];
+            (*slot_ty, *slot_row) = (ty, row_bytes);
+            buf.resize(n_tok * row_bytes, 0);
+            for (src, dst) in x.chunks_exact(cols).zip(buf.chunks_exact_mut(row_bytes)) {
+                quantize_activation(ty, src, dst);
+            }
             self.used += 1;
         }
         true
@@ -47,8 +55,8 @@ impl QuantizedRow {
     fn find(&self, ty: GgmlType) -> Option<&[u8]> {
         self.rows[..self.used]
             .iter()
-            .find(|(t, _)| *t == ty)
-            .map(|(_, b)| b.as_slice())
+            .find(|(t, _, _)| *t == ty)
+            .map(|(_, _, b)| b.as_slice())
     }
 }
 
@@ -60,44 +68,104 @@ fn chunk_rows(rows: usize, n_threads: usize) -> usize {
     rows.div_ceil(4 * n_threads).next_multiple_of(16).max(16)
 }
 
-/// `out = [x·W₀ᵀ | x·W₁ᵀ | …]` for one token `x`: the matrices' outputs side by side, in one fork/join.
-/// `quant` and `bytes` are scratch.
-pub(crate) fn matvec_fused(
+/// Scratch of [`matmul_fused`].
+#[derive(Default)]
+pub(crate) struct FusedScratch {
+    acts: QuantizedActs,
+    /// Task-major results: task `i` holds `[n_tok][its rows]`.
+    tiles: Vec<f32>,
+    /// `matmul`'s activation buffer, for the fallback path.
+    bytes: Vec<u8>,
+}
+
+/// `outs[m] (n_tok × mats[m].rows) = x (n_tok × cols) · mats[m]ᵀ` for every matrix, all in one fork/join when
+/// `n_tok <= MAX_FUSED_TOKENS`, else one `matmul` each.
+pub(crate) fn matmul_fused(
     pool: &ThreadPool,
     mats: &[WeightRef<'_>],
     x: &[f32],
-    out: &mut [f32],
-    quant: &mut QuantizedRow,
-    bytes: &mut Vec<u8>,
+    n_tok: usize,
+    outs: &mut [&mut [f32]],
+    s: &mut FusedScratch,
 ) {
-    let total: usize = mats.iter().map(|w| w.rows).sum();
-    assert_eq!(out.len(), total, "matvec_fused: out length");
-    if !quant.prepare(mats, x) {
-        let mut off = 0;
-        for w in mats {
-            matmul(pool, w, x, 1, &mut out[off..off + w.rows], bytes);
-            off += w.rows;
+    assert_eq!(
+        mats.len(),
+        outs.len(),
+        "matmul_fused: one output per matrix"
+    );
+    for (w, out) in mats.iter().zip(outs.iter()) {
+        assert_eq!(out.len(), n_tok * w.rows, "matmul_fused: output length");
+    }
+    if n_tok == 0 {
+        return;
+    }
+    if n_tok > MAX_FUSED_TOKENS || !s.acts.prepare(mats, x, n_tok) {
+        for (w, out) in mats.iter().zip(outs.iter_mut()) {
+            matmul(pool, w, x, n_tok, out, &mut s.bytes);
         }
         return;
     }
-    let quant = &*quant;
+    let total: usize = mats.iter().map(|w| w.rows).sum();
     let chunk = chunk_rows(total, pool.n_threads());
-    pool.for_each_chunk_mut(out, chunk, &|t, part| {
-        let start = t * chunk;
-        let end = start + part.len();
+    s.tiles.resize(total * n_tok, 0.0);
+    let acts = &s.acts;
+    pool.for_each_chunk_mut(&mut s.tiles, chunk * n_tok, &|task, tile| {
+        let start = task * chunk;
+        let width = tile.len() / n_tok;
+        for (w, off, lo, hi) in segments(mats, start..start + width) {
+            // `prepare` quantized the rows for every matrix's activation type.
+            let Some(a) = acts.find(activation_type(w.ty)) else {
+                continue;
+            };
+            let dst = &mut tile[lo - start..];
+            let rows = lo - off..hi - off;
+            if n_tok == 1 {
+                dot::matvec_rows(w.ty, w.data, w.cols, a, rows, dst);
+            } else {
+                dot::matmul_rows(w.ty, w.data, w.cols, a, n_tok, rows, dst, width);
+            }
+        }
+    });
+    scatter(&s.tiles, mats, chunk, n_tok, outs);
+}
+
+/// The parts of the stacked rows `range` that fall in each matrix: `(matrix, its first stacked row, lo, hi)`.
+fn segments<'m, 'a>(
+    mats: &'m [WeightRef<'a>],
+    range: std::ops::Range<usize>,
+) -> impl Iterator<Item = (&'m WeightRef<'a>, usize, usize, usize)> {
+    let mut off = 0;
+    mats.iter().filter_map(move |w| {
+        let first = off;
+        off += w.rows;
+        let (lo, hi) = (range.start.max(first), range.end.min(first + w.rows));
+        (lo < hi).then_some((w, first, lo, hi))
+    })
+}
+
+/// Copies the task-major tiles into each matrix's `[n_tok][rows]` output.
+fn scatter(
+    tiles: &[f32],
+    mats: &[WeightRef<'_>],
+    chunk: usize,
+    n_tok: usize,
+    outs: &mut [&mut [f32]],
+) {
+    for (task, tile) in tiles.chunks(chunk * n_tok).enumerate() {
+        let start = task * chunk;
+        let width = tile.len() / n_tok;
         let mut off = 0;
-        for w in mats {
-            let (lo, hi) = (start.max(off), end.min(off + w.rows));
+        for (w, out) in mats.iter().zip(outs.iter_mut()) {
+            let (lo, hi) = (start.max(off), (start + width).min(off + w.rows));
             if lo < hi {
-                // `prepare` quantized the row for every matrix's activation type.
-                if let Some(act) = quant.find(activation_type(w.ty)) {
-                    let dst = &mut part[lo - start..hi - start];
-                    dot::matvec_rows(w.ty, w.data, w.cols, act, lo - off..hi - off, dst);
+                for t in 0..n_tok {
+                    let src = &tile[t * width + lo - start..t * width + hi - start];
+                    out[t * w.rows + lo - off..t * w.rows + hi - off].copy_from_slice(src);
                 }
             }
             off += w.rows;
         }
-    });
+    }
 }
 
 #[cfg(test)]
@@ -140,19 +208,21 @@ mod tests {
                 data,
             })
             .collect();
-        let x: Vec<f32> = (0..cols).map(|i| (i as f32 * 0.7).cos()).collect();
-        for threads in [1, 2, 3] {
-            let pool = ThreadPool::new(threads);
-            let mut fused = vec![0.0; 160];
-            let (mut q, mut b) = (QuantizedRow::default(), Vec::new());
-            matvec_fused(&pool, &mats, &x, &mut fused, &mut q, &mut b);
-            let mut separate = Vec::new();
-            for w in &mats {
-                let mut y = vec![0.0; w.rows];
-                matmul(&pool, w, &x, 1, &mut y, &mut b);
-                separate.extend(y);
+        let mut scratch = FusedScratch::default();
+        for n_tok in [1, 3, 8, 70] {
+            let x: Vec<f32> = (0..n_tok * cols).map(|i| (i as f32 * 0.7).cos()).collect();
+            for threads in [1, 2, 3] {
+                let pool = ThreadPool::new(threads);
+                let mut fused: Vec<Vec<f32>> =
+                    mats.iter().map(|w| vec![0.0; n_tok * w.rows]).collect();
+                let mut outs: Vec<&mut [f32]> = fused.iter_mut().map(|v| &mut v[..]).collect();
+                matmul_fused(&pool, &mats, &x, n_tok, &mut outs, &mut scratch);
+                for (w, got) in mats.iter().zip(&fused) {
+                    let mut y = vec![0.0; n_tok * w.rows];
+                    matmul(&pool, w, &x, n_tok, &mut y, &mut Vec::new());
+                    assert_eq!(got, &y, "{:?}, {n_tok} tokens, {threads} threads", w.ty);
+                }
             }
-            assert_eq!(fused, separate, "{threads} threads");
         }
     }
 

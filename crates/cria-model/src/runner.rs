@@ -10,7 +10,7 @@ use cria_kernels::pool::ThreadPool;
 use cria_kernels::quant::dequantize_row;
 
 use crate::ModelError;
-use crate::fused::{QuantizedRow, matvec_fused};
+use crate::fused::{FusedScratch, matmul_fused};
 use crate::kv_cache::KvCache;
 use crate::model::Model;
 use crate::spec::FfnKind;
@@ -52,9 +52,7 @@ struct Scratch {
     gate: Vec<f32>,
     up: Vec<f32>,
     quant: Vec<u8>,
-    /// One token's fused projections side by side (Q|K|V, or gate|up).
-    fused: Vec<f32>,
-    quant_row: QuantizedRow,
+    fused: FusedScratch,
     /// Per stacked token: its sequence and the cache positions it attends to (this layer's window).
     query_rows: Vec<QueryRow>,
     logits: Vec<f32>,
@@ -163,13 +161,14 @@ impl Runner {
             resized(&mut s.attn, n_tok * qd),
         );
         let o = resized(&mut s.proj, n_tok * d);
-        matmul(
+        let wo = [lw.wo.view(model.data())];
+        matmul_fused(
             &self.pool,
-            &lw.wo.view(model.data()),
+            &wo,
             &s.attn,
             n_tok,
-            o,
-            &mut s.quant,
+            &mut [&mut *o],
+            &mut s.fused,
         );
         residual_add(
             &self.pool,
@@ -189,39 +188,18 @@ impl Runner {
         let s = &mut self.scratch;
         let xn = resized(&mut s.xn, n_tok * d);
         norm_rows(&self.pool, &s.x, &lw.ffn_norm, spec.norm_eps, xn);
-        let (gate, up) = if n_tok == 1 {
-            let mats = [lw.w_gate.view(data), lw.w_up.view(data)];
-            let both = resized(&mut s.fused, 2 * ff);
-            matvec_fused(
-                &self.pool,
-                &mats,
-                &s.xn,
-                both,
-                &mut s.quant_row,
-                &mut s.quant,
-            );
-            both.split_at(ff)
-        } else {
-            let gate = resized(&mut s.gate, n_tok * ff);
-            matmul(
-                &self.pool,
-                &lw.w_gate.view(data),
-                &s.xn,
-                n_tok,
-                gate,
-                &mut s.quant,
-            );
-            let up = resized(&mut s.up, n_tok * ff);
-            matmul(
-                &self.pool,
-                &lw.w_up.view(data),
-                &s.xn,
-                n_tok,
-                up,
-                &mut s.quant,
-            );
-            (&s.gate[..n_tok * ff], &s.up[..n_tok * ff])
-        };
+        let mats = [lw.w_gate.view(data), lw.w_up.view(data)];
+        let gate = resized(&mut s.gate, n_tok * ff);
+        let up = resized(&mut s.up, n_tok * ff);
+        matmul_fused(
+            &self.pool,
+            &mats,
+            &s.xn,
+            n_tok,
+            &mut [&mut *gate, &mut *up],
+            &mut s.fused,
+        );
+        let (gate, up) = (&*gate, &*up);
         // `attn` is free until the next layer's attention: it holds the gated activation.
         let act = resized(&mut s.attn, n_tok * ff);
         for_rows(&self.pool, act, ff, &|t, row| {
@@ -232,13 +210,14 @@ impl Runner {
             }
         });
         let down = resized(&mut s.proj, n_tok * d);
-        matmul(
+        let w_down = [lw.w_down.view(data)];
+        matmul_fused(
             &self.pool,
-            &lw.w_down.view(data),
+            &w_down,
             &s.attn,
             n_tok,
-            down,
-            &mut s.quant,
+            &mut [&mut *down],
+            &mut s.fused,
         );
         residual_add(
             &self.pool,
@@ -250,8 +229,7 @@ impl Runner {
         );
     }
 
-    /// Q, K and V of every stacked token (biases added): one fused parallel loop for a single token, one
-    /// `matmul` per matrix for several.
+    /// Q, K and V of every stacked token (biases added), in one fused parallel loop for a decode-sized batch.
     fn project_qkv(&mut self, model: &Model, il: usize, n_tok: usize) {
         let lw = &model.weights().layers[il];
         let data = model.data();
@@ -262,26 +240,14 @@ impl Runner {
             resized(&mut s.k, n_tok * mats[1].rows),
             resized(&mut s.v, n_tok * mats[2].rows),
         );
-        if n_tok == 1 {
-            let all = resized(&mut s.fused, q.len() + k.len() + v.len());
-            matvec_fused(
-                &self.pool,
-                &mats,
-                &s.xn,
-                all,
-                &mut s.quant_row,
-                &mut s.quant,
-            );
-            let (q_part, rest) = all.split_at(q.len());
-            let (k_part, v_part) = rest.split_at(k.len());
-            q.copy_from_slice(q_part);
-            k.copy_from_slice(k_part);
-            v.copy_from_slice(v_part);
-        } else {
-            matmul(&self.pool, &mats[0], &s.xn, n_tok, q, &mut s.quant);
-            matmul(&self.pool, &mats[1], &s.xn, n_tok, k, &mut s.quant);
-            matmul(&self.pool, &mats[2], &s.xn, n_tok, v, &mut s.quant);
-        }
+        matmul_fused(
+            &self.pool,
+            &mats,
+            &s.xn,
+            n_tok,
+            &mut [&mut *q, &mut *k, &mut *v],
+            &mut s.fused,
+        );
         let biases = [&lw.q_bias, &lw.k_bias, &lw.v_bias];
         for ((out, w), bias) in [q, k, v].into_iter().zip(&mats).zip(biases) {
             if let Some(b) = bias {
