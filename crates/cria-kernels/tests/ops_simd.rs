@@ -66,6 +66,24 @@ proptest! {
     }
 
     #[test]
+    fn dot_rows_f16_matches_scalar_at_head_sizes(dim in prop::sample::select(vec![64usize, 128, 256]),
+                                                 rows in 0usize..20, pad in 0usize..9, seed in any::<u32>()) {
+        let q: Vec<f32> = (0..dim).map(|i| ((i as u32 ^ seed) % 97) as f32 / 48.0 - 1.0).collect();
+        let stride = dim + pad;
+        let k = kv_rows(rows, stride, seed);
+        let mut want = vec![0.0; rows];
+        t::dot_rows_f16(Isa::Scalar, &q, &k, stride, &mut want);
+        for isa in paths() {
+            let mut got = vec![0.0; rows];
+            t::dot_rows_f16(isa, &q, &k, stride, &mut got);
+            for r in 0..rows {
+                let mag: f32 = q.iter().zip(&k[r * stride..]).map(|(x, y)| (x * y.to_f32()).abs()).sum();
+                prop_assert!(close(got[r], want[r], mag, 1e-6), "{isa:?} row {r}: {} vs {}", got[r], want[r]);
+            }
+        }
+    }
+
+    #[test]
     fn axpy_rows_f16_matches_scalar(out0 in vec_f32(300), probs in prop::collection::vec(0.0f32..1.0, 0..20),
                                     pad in 0usize..9, seed in any::<u32>()) {
         let stride = out0.len() + pad;
