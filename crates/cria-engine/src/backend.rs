@@ -28,6 +28,8 @@ pub trait Vocab: Send + Sync {
     fn token_bytes(&self, id: u32) -> &[u8];
     /// True for end-of-generation tokens (EOS, EOT, `<|im_end|>`...).
     fn is_eog(&self, id: u32) -> bool;
+    /// Every end-of-generation token id (for `ignore_eos`).
+    fn end_of_generation_ids(&self) -> Vec<u32>;
 }
 
 #[cfg(feature = "model")]
@@ -38,5 +40,9 @@ impl Vocab for cria_tokenizer::Tokenizer {
 
     fn is_eog(&self, id: u32) -> bool {
         self.is_end_of_generation(id)
+    }
+
+    fn end_of_generation_ids(&self) -> Vec<u32> {
+        cria_tokenizer::Tokenizer::end_of_generation_ids(self).to_vec()
     }
 }

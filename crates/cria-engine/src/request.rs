@@ -14,6 +14,8 @@ pub struct Request {
     pub stop: Vec<String>,
     /// When set, each token event carries its log-probability and this many alternatives.
     pub logprobs: Option<usize>,
+    /// Never sample an end-of-generation token (llama.cpp's `ignore_eos`): generate exactly `max_tokens`.
+    pub ignore_eos: bool,
 }
 
 /// Why generation ended.

@@ -114,9 +114,15 @@ impl<B: Backend> Worker<B> {
 
     fn admit(&mut self) {
         while self.slots.free() > 0 {
-            let Some((req, tx)) = self.waiting.pop_front() else {
+            let Some((mut req, tx)) = self.waiting.pop_front() else {
                 break;
             };
+            if req.ignore_eos {
+                let never = self.vocab.end_of_generation_ids().into_iter();
+                req.sampling
+                    .logit_bias
+                    .extend(never.map(|id| (id, f32::NEG_INFINITY)));
+            }
             self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
             let Some(slot) = self.slots.take() else { break };
             self.backend.reset_slot(slot);

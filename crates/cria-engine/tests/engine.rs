@@ -83,6 +83,10 @@ impl Vocab for FakeVocab {
     fn is_eog(&self, id: u32) -> bool {
         id == EOG
     }
+
+    fn end_of_generation_ids(&self) -> Vec<u32> {
+        vec![EOG]
+    }
 }
 
 struct Harness {
@@ -112,6 +116,7 @@ fn request(prompt: &[u32], max_tokens: usize) -> Request {
         max_tokens,
         stop: vec![],
         logprobs: None,
+        ignore_eos: false,
     }
 }
 
@@ -243,6 +248,7 @@ fn logprobs_are_reported_per_token() {
         .engine
         .submit(Request {
             logprobs: Some(3),
+            ignore_eos: false,
             ..request(&[2, 3], 5)
         })
         .unwrap();
@@ -280,7 +286,11 @@ fn long_prompt_is_chunked_and_decoding_goes_on_meanwhile() {
         .iter()
         .filter(|s| s.iter().any(|&(slot, n)| slot == 1 && n > 1))
         .collect();
-    assert_eq!(prefill_steps.len(), 100 / 4, "chunks of 4: {prefill_steps:?}");
+    assert_eq!(
+        prefill_steps.len(),
+        100 / 4,
+        "chunks of 4: {prefill_steps:?}"
+    );
     for step in prefill_steps {
         assert!(
             step.iter().map(|&(_, n)| n).sum::<usize>() <= 16,
@@ -408,4 +418,16 @@ fn a_burst_for_free_slots_is_not_refused_while_a_step_runs() {
         h.engine.submit(request(&[1], 5)),
         Err(SubmitError::QueueFull { .. })
     ));
+}
+
+#[test]
+fn ignore_eos_generates_max_tokens_past_the_end_of_generation_token() {
+    let h = start(EngineConfig::default(), Duration::ZERO);
+    let mut req = request(&[1, 2], 10);
+    req.sampling.logit_bias = vec![(EOG, 100.0)];
+    let (_, reason, n) = collect(h.engine.submit(req.clone()).unwrap());
+    assert_eq!((reason, n), (FinishReason::Stop, 1), "EOG is favoured");
+    req.ignore_eos = true;
+    let (_, reason, n) = collect(h.engine.submit(req).unwrap());
+    assert_eq!((reason, n), (FinishReason::Length, 10));
 }

@@ -183,6 +183,7 @@ fn greedy_text(engine: &Engine, prompt: &[u32], max_tokens: usize) -> String {
         max_tokens,
         stop: vec![],
         logprobs: None,
+        ignore_eos: false,
     };
     let mut rx = engine.submit(req).unwrap();
     let mut text = String::new();
@@ -423,6 +424,7 @@ fn engine_text_equals_direct_greedy_decoding_and_cancellation_frees_the_slot() {
         max_tokens: 400,
         stop: vec![],
         logprobs: None,
+        ignore_eos: false,
     };
     let mut rx = engine.submit(req).unwrap();
     assert!(matches!(rx.blocking_recv(), Some(Event::Token { .. })));

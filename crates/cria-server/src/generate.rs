@@ -74,6 +74,7 @@ pub fn submit(
             max_tokens: params.max_tokens.unwrap_or(default_max_tokens),
             stop: params.stop.clone(),
             logprobs,
+            ignore_eos: params.ignore_eos,
         }
     };
     for prompt in &prompts {

@@ -19,6 +19,7 @@ pub struct GenParams {
     pub stop: Vec<String>,
     pub stream: bool,
     pub include_usage: bool,
+    pub ignore_eos: bool,
 }
 
 /// Checks the fields shared by both endpoints. `max_tokens` is the endpoint's own choice of field.
@@ -34,6 +35,7 @@ pub fn common(
         stop: stop(c.stop.as_ref())?,
         stream: c.stream.unwrap_or(false),
         include_usage: c.stream_options.as_ref().is_some_and(|o| o.include_usage),
+        ignore_eos: c.ignore_eos.unwrap_or(false),
     })
 }
 

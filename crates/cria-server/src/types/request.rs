@@ -24,6 +24,8 @@ pub struct CommonFields {
     pub top_k: Option<i64>,
     pub min_p: Option<f64>,
     pub repetition_penalty: Option<f64>,
+    /// llama.cpp's extension: never stop at an end-of-generation token.
+    pub ignore_eos: Option<bool>,
 }
 
 /// `stop`: one string or a list.

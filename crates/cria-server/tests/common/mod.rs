@@ -35,6 +35,10 @@ impl Vocab for ByteVocab {
     fn is_eog(&self, id: u32) -> bool {
         id == EOG
     }
+
+    fn end_of_generation_ids(&self) -> Vec<u32> {
+        vec![EOG]
+    }
 }
 
 impl Frontend for ByteVocab {
