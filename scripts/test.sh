@@ -7,6 +7,13 @@ for model in smollm2-135m-instruct gemma-3-270m; do
     ./target/release/cria pull "$model"
 done
 cargo test --workspace --release
+# The forward pass keeps llama.cpp's parity on every forced kernel path, not just the fastest one this CPU has
+# (issue 4): parity and batching under AVX2, and batching (which includes the position-0 check against
+# llama.cpp) under the scalar reference path, which is slow.
+if grep -qw avx2 /proc/cpuinfo 2>/dev/null; then
+    CRIA_ISA=avx2 cargo test -p cria-model --release --test parity --test batching
+fi
+CRIA_ISA=scalar cargo test -p cria-model --release --test batching
 if [ -f tests/openai/run.sh ]; then
     bash tests/openai/run.sh
 fi
