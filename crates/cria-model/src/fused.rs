@@ -112,7 +112,8 @@ pub(crate) fn matmul_fused(
     pool.for_each_chunk_mut(&mut s.tiles, chunk * n_tok, &|task, tile| {
         let start = task * chunk;
         let width = tile.len() / n_tok;
-        for (w, off, lo, hi) in segments(mats, start..start + width) {
+        for (m, off, lo, hi) in segments(mats, start..start + width) {
+            let w = &mats[m];
             // `prepare` quantized the rows for every matrix's activation type.
             let Some(a) = acts.find(activation_type(w.ty)) else {
                 continue;
@@ -129,17 +130,18 @@ pub(crate) fn matmul_fused(
     scatter(&s.tiles, mats, chunk, n_tok, outs);
 }
 
-/// The parts of the stacked rows `range` that fall in each matrix: `(matrix, its first stacked row, lo, hi)`.
-fn segments<'m, 'a>(
-    mats: &'m [WeightRef<'a>],
+/// The parts of the stacked rows `range` that fall in each matrix: `(matrix index, its first stacked row,
+/// lo, hi)`.
+fn segments(
+    mats: &[WeightRef<'_>],
     range: std::ops::Range<usize>,
-) -> impl Iterator<Item = (&'m WeightRef<'a>, usize, usize, usize)> {
+) -> impl Iterator<Item = (usize, usize, usize, usize)> {
     let mut off = 0;
-    mats.iter().filter_map(move |w| {
+    mats.iter().enumerate().filter_map(move |(m, w)| {
         let first = off;
         off += w.rows;
         let (lo, hi) = (range.start.max(first), range.end.min(first + w.rows));
-        (lo < hi).then_some((w, first, lo, hi))
+        (lo < hi).then_some((m, first, lo, hi))
     })
 }
 
@@ -154,16 +156,12 @@ fn scatter(
     for (task, tile) in tiles.chunks(chunk * n_tok).enumerate() {
         let start = task * chunk;
         let width = tile.len() / n_tok;
-        let mut off = 0;
-        for (w, out) in mats.iter().zip(outs.iter_mut()) {
-            let (lo, hi) = (start.max(off), (start + width).min(off + w.rows));
-            if lo < hi {
-                for t in 0..n_tok {
-                    let src = &tile[t * width + lo - start..t * width + hi - start];
-                    out[t * w.rows + lo - off..t * w.rows + hi - off].copy_from_slice(src);
-                }
+        for (m, off, lo, hi) in segments(mats, start..start + width) {
+            let rows = mats[m].rows;
+            for t in 0..n_tok {
+                let src = &tile[t * width + lo - start..t * width + hi - start];
+                outs[m][t * rows + lo - off..t * rows + hi - off].copy_from_slice(src);
             }
-            off += w.rows;
         }
     }
 }

@@ -357,15 +357,12 @@ fn attend(
     };
     let sliding_window = spec.layer_attention(il).window;
     rows.clear();
-    rows.extend(slots.iter().map(|slot| {
-        // The query at `pos` sees the keys up to itself (this step's are already stored), within the window.
-        let end = slot.pos + 1;
-        let start = sliding_window.map_or(0, |w| end.saturating_sub(w));
-        QueryRow {
-            seq: slot.seq,
-            window: start..end,
-        }
-    }));
+    // The query at `pos` sees the keys up to itself (this step's are already stored), within the window.
+    rows.extend(
+        slots
+            .iter()
+            .map(|slot| QueryRow::causal(slot.seq, slot.pos, sliding_window)),
+    );
     let kv = |seq: usize| batch[seq].cache.layer(il);
     ops::attention_rows(pool, q, rows, &kv, &params, out);
 }

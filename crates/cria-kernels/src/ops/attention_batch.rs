@@ -22,9 +22,7 @@ pub struct CausalBatch {
 impl CausalBatch {
     /// Cache positions visible to the `i`-th query token of the batch.
     pub fn window(&self, i: usize) -> std::ops::Range<usize> {
-        let end = self.first_pos + i + 1;
-        let start = self.sliding_window.map_or(0, |w| end.saturating_sub(w));
-        start..end
+        QueryRow::causal(0, self.first_pos + i, self.sliding_window).window
     }
 }
 
@@ -49,23 +47,10 @@ pub fn attention_batch(
     p: &AttentionParams,
     out: &mut [f32],
 ) {
-    let q_dim = p.n_head * p.head_dim;
-    assert_eq!(q.len(), b.n_tokens * q_dim, "attention_batch: q length");
-    assert_eq!(out.len(), b.n_tokens * q_dim, "attention_batch: out length");
-    if b.n_tokens == 0 {
-        return;
-    }
-    let cache_len = k_cache.len().min(v_cache.len());
-    check_shapes(p, q_dim, q_dim, cache_len, b.first_pos + b.n_tokens);
-    let group = p.n_head / p.n_kv_head;
-    pool.for_each_chunk_mut(out, p.head_dim, &|task, out_h| {
-        let (i, h) = (task / p.n_head, task % p.n_head);
-        let q_h = &q[task * p.head_dim..(task + 1) * p.head_dim];
-        SCORES.with_borrow_mut(|scores| {
-            let kv = (k_cache, v_cache);
-            attend_head(q_h, kv, b.window(i), h / group, p, out_h, scores);
-        });
-    });
+    let rows: Vec<QueryRow> = (0..b.n_tokens)
+        .map(|i| QueryRow::causal(0, b.first_pos + i, b.sliding_window))
+        .collect();
+    attention_rows(pool, q, &rows, &|_| (k_cache, v_cache), p, out);
 }
 
 /// One query row of [`attention_rows`]: the sequence whose KV cache it reads, and the cache positions it sees.
@@ -73,6 +58,19 @@ pub fn attention_batch(
 pub struct QueryRow {
     pub seq: usize,
     pub window: std::ops::Range<usize>,
+}
+
+impl QueryRow {
+    /// The query of sequence `seq` at position `pos`, causal: it sees the keys at `pos + 1 - window ..= pos`
+    /// with a sliding window (llama.cpp's standard SWA mask, Gemma's local layers), else all of `0..=pos`.
+    pub fn causal(seq: usize, pos: usize, sliding_window: Option<usize>) -> Self {
+        let end = pos + 1;
+        let start = sliding_window.map_or(0, |w| end.saturating_sub(w));
+        QueryRow {
+            seq,
+            window: start..end,
+        }
+    }
 }
 
 /// Attention of query rows from any number of sequences in one parallel loop over (row, head): row `i` reads
