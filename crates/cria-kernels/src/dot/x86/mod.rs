@@ -6,6 +6,7 @@ mod avx2;
 mod avx512;
 mod kernels;
 mod tiled;
+mod zmm_matvec;
 
 use super::{RowsFn, TiledFn};
 use crate::GgmlType;
@@ -30,7 +31,9 @@ pub(crate) fn rows_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
 /// the same bits as the tiled kernel: `tests/dot_order.rs`).
 pub(crate) fn matvec_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
     match isa {
-        Isa::Avx512 if crate::isa::has_avx512_vnni() => avx512::vnni::matvec_kernel(ty),
+        Isa::Avx512 if crate::isa::has_avx512_vnni() => {
+            zmm_matvec::matvec_kernel(ty).or_else(|| avx512::vnni::matvec_kernel(ty))
+        }
         Isa::Avx512 | Isa::Avx2 if has_avxvnni() => avx2::vnni::matvec_kernel(ty),
         Isa::Avx512 | Isa::Avx2 => avx2::plain::matvec_kernel(ty),
         _ => None,

@@ -1,0 +1,348 @@
+//! AVX-512 decode matvec for the 32-element block formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0), 16 rows a pass.
+//!
+//! Why a kernel of its own: decode is one matrix-vector product per weight matrix, and the 256-bit kernel
+//! (`legacy_matvec!` in `tiled.rs`) spends about ten instructions per 32-weight block, which made it compute
+//! bound at about half the memory bandwidth. Here one zmm holds the blocks of two rows side by side, so the
+//! integer dot (`vpdpbusd`), the conversion and the FMA each serve two rows, and the block scales of all 16
+//! rows of a pass come from one gather.
+//!
+//! The bits are the 256-bit kernel's (and llama.cpp's): each 256-bit half of an accumulator is one row's
+//! 8-lane sum, fed block after block in order with `d_w·d_a` as one f32 product; the per-row minimum term
+//! (Q4_1/Q5_1) is a lane of `mins`, summed in block order; each half is reduced with the same `hsum`.
+//! `tests/dot_order.rs` and the tests below hold it to the other kernels bit for bit.
+
+use crate::GgmlType;
+use crate::dot::RowsFn;
+use crate::quant::blocks::*;
+use bytemuck::cast_slice as cs;
+use std::arch::x86_64::*;
+
+/// Rows per pass: 8 pairs, one zmm accumulator each.
+const ROWS: usize = 16;
+const PAIRS: usize = ROWS / 2;
+
+// Every function below: #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+
+/// The kernel for `ty`, if this file has one. Handed out only on a CPU with AVX-512 F/BW/VL and VNNI.
+pub(super) fn matvec_kernel(ty: GgmlType) -> Option<RowsFn> {
+    macro_rules! mv {
+        ($f:ident) => {
+            Some(|w: &[u8], wr: usize, a: &[u8], out: &mut [f32]| {
+                // SAFETY: the caller (`x86::matvec_kernel`) hands this out only on a CPU with the features.
+                unsafe { $f(w, wr, a, out) }
+            })
+        };
+    }
+    use GgmlType::*;
+    match ty {
+        Q4_0 => mv!(mv_q4_0),
+        Q4_1 => mv!(mv_q4_1),
+        Q5_0 => mv!(mv_q5_0),
+        Q5_1 => mv!(mv_q5_1),
+        Q8_0 => mv!(mv_q8_0),
+        _ => None,
+    }
+}
+
+/// 16 bytes of nibbles of two rows' blocks as one zmm: [a low | a high | b low | b high] nibbles, i.e. each
+/// 256-bit half holds its row's 32 quants in element order.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn nib_pair(a: &[u8; 16], b: &[u8; 16]) -> __m512i {
+    // SAFETY: a and b are 16 readable bytes each; loadu has no alignment requirement.
+    let (xa, xb) = unsafe {
+        (
+            _mm_loadu_si128(a.as_ptr().cast()),
+            _mm_loadu_si128(b.as_ptr().cast()),
+        )
+    };
+    let ab = _mm512_castsi256_si512(_mm256_set_m128i(xb, xa));
+    let aabb = _mm512_shuffle_i64x2::<0b01_01_00_00>(ab, ab);
+    // the second copy of each row's bytes gives the high nibbles
+    let shifted = _mm512_mask_srli_epi16::<4>(aabb, 0xFF00_FF00, aabb);
+    _mm512_and_si512(shifted, _mm512_set1_epi8(0xF))
+}
+
+/// Adds 16 to quant j of each row where bit j of its `qh` is set (the fifth bit of Q5_0 / Q5_1).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn fifth_bit(u: __m512i, qa: [u8; 4], qb: [u8; 4]) -> __m512i {
+    let k = u32::from_le_bytes(qa) as u64 | (u32::from_le_bytes(qb) as u64) << 32;
+    _mm512_mask_add_epi8(u, k, u, _mm512_set1_epi8(16))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn pair_q4_0(a: &BlockQ4_0, b: &BlockQ4_0) -> __m512i {
+    nib_pair(&a.qs, &b.qs)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn pair_q4_1(a: &BlockQ4_1, b: &BlockQ4_1) -> __m512i {
+    nib_pair(&a.qs, &b.qs)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn pair_q5_0(a: &BlockQ5_0, b: &BlockQ5_0) -> __m512i {
+    fifth_bit(nib_pair(&a.qs, &b.qs), a.qh, b.qh)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn pair_q5_1(a: &BlockQ5_1, b: &BlockQ5_1) -> __m512i {
+    fifth_bit(nib_pair(&a.qs, &b.qs), a.qh, b.qh)
+}
+
+/// Q8_0 quants offset by 128 (the sign bit flipped), as `vpdpbusd` wants one unsigned operand.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn pair_q8_0(a: &BlockQ8_0, b: &BlockQ8_0) -> __m512i {
+    // SAFETY: each qs is 32 readable bytes; loadu has no alignment requirement.
+    let (ya, yb) = unsafe {
+        (
+            _mm256_loadu_si256(a.qs.as_ptr().cast()),
+            _mm256_loadu_si256(b.qs.as_ptr().cast()),
+        )
+    };
+    let ab = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(ya), yb);
+    _mm512_xor_si512(ab, _mm512_set1_epi8(-128))
+}
+
+/// Two little-endian f16 as f32.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn h2(a: [u8; 2], b: [u8; 2]) -> (f32, f32) {
+    let v = u32::from_le_bytes([a[0], a[1], b[0], b[1]]);
+    let f = _mm_cvtph_ps(_mm_cvtsi32_si128(v as i32));
+    (_mm_cvtss_f32(f), _mm_cvtss_f32(_mm_movehdup_ps(f)))
+}
+
+/// The horizontal sum in the order of the 256-bit kernels' `hsum`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn hsum(v: __m256) -> f32 {
+    let x = _mm_add_ps(_mm256_extractf128_ps::<1>(v), _mm256_castps256_ps128(v));
+    let x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)))
+}
+
+/// An activation block's 32 quants in both halves of a zmm.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn both_halves(qs: &[i8; 32]) -> __m512i {
+    // SAFETY: qs is 32 readable bytes.
+    let y = unsafe { _mm256_loadu_si256(qs.as_ptr().cast()) };
+    _mm512_broadcast_i64x4(y)
+}
+
+/// The activation side of one call, computed once: per block d, s (0 without one), the quants in both
+/// halves, and the starting integer sum −off·Σ(each 4 quants) that undoes the weights' unsigned offset.
+struct Acts {
+    d: Vec<f32>,
+    s: Vec<f32>,
+    q: Vec<__m512i>,
+    base: Vec<__m512i>,
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn offset_base(q: __m512i, off: i32) -> __m512i {
+    if off == 0 {
+        return _mm512_setzero_si512();
+    }
+    let sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(1), q);
+    _mm512_mullo_epi32(sums, _mm512_set1_epi32(-off))
+}
+
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn acts_q8_0(a: &[BlockQ8_0], off: i32) -> Acts {
+    let mut acts = Acts {
+        d: Vec::with_capacity(a.len()),
+        s: vec![0.0; a.len()],
+        q: Vec::with_capacity(a.len()),
+        base: Vec::with_capacity(a.len()),
+    };
+    for b in a {
+        let q = both_halves(&b.qs);
+        acts.d.push(h2(b.d, [0, 0]).0);
+        acts.base.push(offset_base(q, off));
+        acts.q.push(q);
+    }
+    acts
+}
+
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn acts_q8_1(a: &[BlockQ8_1], off: i32) -> Acts {
+    let mut acts = Acts {
+        d: Vec::with_capacity(a.len()),
+        s: Vec::with_capacity(a.len()),
+        q: Vec::with_capacity(a.len()),
+        base: Vec::with_capacity(a.len()),
+    };
+    for b in a {
+        let q = both_halves(&b.qs);
+        let (d, s) = h2(b.d, b.s);
+        acts.d.push(d);
+        acts.s.push(s);
+        acts.base.push(offset_base(q, off));
+        acts.q.push(q);
+    }
+    acts
+}
+
+/// The 256-bit kernel of the same format, for the last `rows % 16` rows (same bits).
+fn tail_kernel(ty: GgmlType) -> Option<RowsFn> {
+    super::avx512::vnni::matvec_kernel(ty)
+}
+
+macro_rules! zmm_matvec {
+    ($name:ident, $pass:ident, $ty:ident, $W:ty, $A:ty, $acts:ident, $pair:ident, $off:expr, $has_min:expr) => {
+        /// 16 rows of `w` (`w_row` bytes each) against the prepared activations.
+        #[inline]
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+        fn $pass(w: &[u8], w_row: usize, acts: &Acts, out: &mut [f32; ROWS]) {
+            let nb = acts.d.len();
+            let rows: [&[$W]; ROWS] =
+                std::array::from_fn(|r| cs(&w[r * w_row..r * w_row + nb * size_of::<$W>()]));
+            let offsets = _mm512_mullo_epi32(
+                _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                _mm512_set1_epi32(w_row as i32),
+            );
+            // pair p's scale: lane 2p in the low half, lane 2p + 1 in the high half
+            let pick: [__m512i; PAIRS] = std::array::from_fn(|p| {
+                let lo = _mm256_set1_epi32(2 * p as i32);
+                let hi = _mm256_set1_epi32(2 * p as i32 + 1);
+                _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
+            });
+            let mut acc = [_mm512_setzero_ps(); PAIRS];
+            let mut mins = _mm512_setzero_ps();
+            for i in 0..nb {
+                // SAFETY: lane r reads 4 bytes at row r's block i, inside w: r·w_row + (i + 1)·size ≤ 16·w_row
+                // (checked by the slices above) and every block is at least 18 bytes.
+                let dm = unsafe {
+                    _mm512_i32gather_epi32::<1>(offsets, w.as_ptr().add(i * size_of::<$W>()).cast())
+                };
+                let dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
+                let dd = _mm512_mul_ps(dw, _mm512_set1_ps(acts.d[i]));
+                if $has_min {
+                    let mw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(dm)));
+                    mins = _mm512_add_ps(mins, _mm512_mul_ps(mw, _mm512_set1_ps(acts.s[i])));
+                }
+                let (a, base) = (acts.q[i], acts.base[i]);
+                for p in 0..PAIRS {
+                    let u = $pair(&rows[2 * p][i], &rows[2 * p + 1][i]);
+                    let sum = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(base, u, a));
+                    acc[p] = _mm512_fmadd_ps(sum, _mm512_permutexvar_ps(pick[p], dd), acc[p]);
+                }
+            }
+            let mut m = [0f32; ROWS];
+            // SAFETY: m is 16 floats.
+            unsafe { _mm512_storeu_ps(m.as_mut_ptr(), mins) };
+            for p in 0..PAIRS {
+                let (lo, hi) = (
+                    _mm512_castps512_ps256(acc[p]),
+                    _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(acc[p]))),
+                );
+                out[2 * p] = hsum(lo) + m[2 * p];
+                out[2 * p + 1] = hsum(hi) + m[2 * p + 1];
+            }
+        }
+
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+        fn $name(w: &[u8], w_row: usize, act: &[u8], out: &mut [f32]) {
+            let acts = $acts(cs(act), $off);
+            let full = out.len() / ROWS * ROWS;
+            for (c, dst) in out[..full].chunks_exact_mut(ROWS).enumerate() {
+                let dst: &mut [f32; ROWS] = dst.try_into().expect("chunks of ROWS");
+                $pass(
+                    &w[c * ROWS * w_row..(c + 1) * ROWS * w_row],
+                    w_row,
+                    &acts,
+                    dst,
+                );
+            }
+            if full < out.len() {
+                if let Some(k) = tail_kernel(GgmlType::$ty) {
+                    k(&w[full * w_row..], w_row, act, &mut out[full..]);
+                }
+            }
+        }
+    };
+}
+
+zmm_matvec!(
+    mv_q4_0, pass_q4_0, Q4_0, BlockQ4_0, BlockQ8_0, acts_q8_0, pair_q4_0, 8, false
+);
+zmm_matvec!(
+    mv_q4_1, pass_q4_1, Q4_1, BlockQ4_1, BlockQ8_1, acts_q8_1, pair_q4_1, 0, true
+);
+zmm_matvec!(
+    mv_q5_0, pass_q5_0, Q5_0, BlockQ5_0, BlockQ8_0, acts_q8_0, pair_q5_0, 16, false
+);
+zmm_matvec!(
+    mv_q5_1, pass_q5_1, Q5_1, BlockQ5_1, BlockQ8_1, acts_q8_1, pair_q5_1, 0, true
+);
+zmm_matvec!(
+    mv_q8_0, pass_q8_0, Q8_0, BlockQ8_0, BlockQ8_0, acts_q8_0, pair_q8_0, 128, false
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::{activation_type, quantize_activation_with, quantize_row};
+
+    fn data(n: usize, seed: u32, outlier: f32) -> Vec<f32> {
+        let mut s = seed;
+        let mut x: Vec<f32> = (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(1664525).wrapping_add(1013904223);
+                (s >> 8) as f32 / (1 << 24) as f32 * 2.0 - 1.0
+            })
+            .collect();
+        // a few large channels and one block of ±max quants, like a real residual stream
+        for c in (5..n).step_by(97) {
+            x[c] *= outlier;
+        }
+        for (i, v) in x.iter_mut().take(64).skip(32).enumerate() {
+            *v = if i % 3 == 0 { -4.0 } else { 4.0 };
+        }
+        x
+    }
+
+    /// Every pass, the tail and both halves of each accumulator give the 256-bit kernel's bits.
+    #[test]
+    fn zmm_matvec_gives_the_256_bit_kernels_bits() {
+        if !(crate::isa::Isa::Avx512.supported() && crate::isa::has_avx512_vnni()) {
+            return;
+        }
+        use GgmlType::*;
+        for ty in [Q4_0, Q4_1, Q5_0, Q5_1, Q8_0] {
+            let (fast, reference) = (matvec_kernel(ty).unwrap(), tail_kernel(ty).unwrap());
+            for (cols, rows) in [(32, 16), (64, 17), (576, 48), (640, 37), (2048, 33)] {
+                let rb = ty.row_bytes(cols).unwrap();
+                let mut w = vec![0u8; rb * rows];
+                for (r, row) in w.chunks_exact_mut(rb).enumerate() {
+                    quantize_row(ty, &data(cols, r as u32, 1.0), row).unwrap();
+                }
+                for outlier in [1.0, 500.0] {
+                    let at = activation_type(ty);
+                    let mut a = vec![0u8; at.row_bytes(cols).unwrap()];
+                    let x = data(cols, 99, outlier);
+                    quantize_activation_with(crate::isa::Isa::Avx512, at, &x, &mut a);
+                    let (mut got, mut want) = (vec![0f32; rows], vec![0f32; rows]);
+                    fast(&w, rb, &a, &mut got);
+                    reference(&w, rb, &a, &mut want);
+                    for r in 0..rows {
+                        assert_eq!(
+                            got[r].to_bits(),
+                            want[r].to_bits(),
+                            "{ty:?} {cols}x{rows} row {r}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
