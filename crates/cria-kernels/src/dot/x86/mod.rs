@@ -4,6 +4,7 @@
 
 mod avx2;
 mod avx512;
+mod gemm512;
 mod kernels;
 mod tiled;
 mod zmm_matvec;
@@ -42,7 +43,10 @@ pub(crate) fn matvec_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
 
 pub(crate) fn tiled_kernel(isa: Isa, ty: GgmlType) -> Option<TiledFn> {
     match isa {
-        Isa::Avx512 if crate::isa::has_avx512_vnni() => avx512::vnni::tiled_kernel(ty),
+        // the 512-bit kernel gives the 256-bit one's bits (tested in gemm512)
+        Isa::Avx512 if crate::isa::has_avx512_vnni() => {
+            gemm512::tiled_kernel(ty).or_else(|| avx512::vnni::tiled_kernel(ty))
+        }
         Isa::Avx512 | Isa::Avx2 if has_avxvnni() => avx2::vnni::tiled_kernel(ty),
         Isa::Avx512 | Isa::Avx2 => avx2::plain::tiled_kernel(ty),
         _ => None,

@@ -1,0 +1,904 @@
+//! Prefill GEMM on AVX-512 VNNI with 512-bit registers: the same sums as the 256-bit tiled kernels
+//! (`tiled.rs`), bit for bit, in fewer instructions.
+//!
+//! Each zmm holds TWO 8-lane accumulators: weight row r in its low half and row r+1 in its high half, for
+//! one token. So one `vpdpbusd`, one convert, one scale product and one FMA serve two (row, token) pairs,
+//! and the token's activation block enters as a 256-bit broadcast load (free of ALU work). Per 32-element
+//! block the integer lanes are the same exact integers as the ymm kernels' (lane i = Σ of elements
+//! 4i..4i+3), the scale is the same single f32 product d_w·d_a, the FMA into the (row, token) accumulator
+//! runs in block order, and the horizontal sum keeps `hsum`'s order: so every output has the old bits.
+//!
+//! Work that does not depend on both a row and a token is done once per call instead of once per tile:
+//! - per token and block (prepass): d_a, s_a, and the −off·Σa start of the integer sum (Q4_0, Q5_0, Q8_0);
+//! - per pair of rows and block (prepass of each row tile): the unsigned quants of both rows and the
+//!   [d_r ×8, d_r+1 ×8] scale vector (K-quants: per group, the quants and the i16 sub-block scales);
+//! - the scalar min/offset terms (Σ_b m_w·s_a; K-quants' −dmin·d_a·Σ m·bsum) as a small vector pass over
+//!   16 tokens at a time, each lane one (row, token) sum in block order with the same roundings.
+//!
+//! K-quants multiply the sub-block scale in with `vpmaddubsw` + `vpdpwssd` (pairs of products in i16, then
+//! scaled by i16 and summed by two into i32: the same integers as `vpdpbusd` then `vpmulld`, in two
+//! instructions instead of three µops).
+
+// Register tiles are indexed [row pair][token] in both the block loop and the stores: index loops read clearer.
+#![allow(clippy::needless_range_loop)]
+
+use crate::GgmlType;
+use crate::dot::TiledFn;
+use crate::quant::blocks::*;
+use bytemuck::{Pod, cast_slice as cs};
+use std::arch::x86_64::*;
+use std::cell::RefCell;
+
+/// Row pairs per register tile.
+const P: usize = 2;
+/// Tokens per register tile (32-element formats; K-quants use `TK`): P·T accumulators + P quants + P
+/// scales + temporaries fit the 32 zmm registers.
+const T: usize = 8;
+/// Tokens per register tile of the K-quants, which also hold a P·TK integer sum per super-block.
+const TK: usize = 4;
+
+/// Per-thread buffers, reused across calls (they only grow).
+#[derive(Default)]
+struct Scratch {
+    /// d_a per token and block: `[t * nb + b]`.
+    da: Vec<f32>,
+    /// Token-contiguous per block, padded to 16 tokens: s_a (legacy) or d_a (K-quants), `[b * ntp + t]`.
+    by_tok: Vec<f32>,
+    /// −off·Σa per token and block (offset formats): `[t * nb + b]`.
+    base: Vec<__m256i>,
+    /// K-quants: pairs of bsums (j even in the low half) per block, `[(b * 8 + k) * ntp + t]`.
+    bsp: Vec<i32>,
+    /// Decoded unsigned quants of the current row tile, two rows per zmm.
+    u: Vec<__m512i>,
+    /// K-quants: the i16 sub-block scales matching `u`.
+    sc: Vec<__m512i>,
+    /// [d_r ×8, d_r+1 ×8] per row pair and block.
+    dw: Vec<__m512>,
+    /// The scalar terms of the current row tile: `[r * ntp + t]`.
+    mins: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Two little-endian f16 as f32.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn h2(a: [u8; 2], b: [u8; 2]) -> (f32, f32) {
+    let v = u32::from_le_bytes([a[0], a[1], b[0], b[1]]);
+    let f = _mm_cvtph_ps(_mm_cvtsi32_si128(v as i32));
+    (_mm_cvtss_f32(f), _mm_cvtss_f32(_mm_movehdup_ps(f)))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn h1(a: [u8; 2]) -> f32 {
+    h2(a, [0, 0]).0
+}
+
+/// 32 bytes from the start of `p` (panics if shorter).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn ld<X: Pod>(p: &[X]) -> __m256i {
+    let b: &[u8] = &cs(p)[..32];
+    // SAFETY: b is exactly 32 readable bytes; loadu has no alignment requirement.
+    unsafe { _mm256_loadu_si256(b.as_ptr().cast()) }
+}
+
+/// 32 bytes from the start of `p`, in both halves of a zmm.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn bcast<X: Pod>(p: &[X]) -> __m512i {
+    _mm512_broadcast_i64x4(ld(p))
+}
+
+/// Row a in the low half, row b in the high half.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn pair_i(a: __m256i, b: __m256i) -> __m512i {
+    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(a), b)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn pair_ps(a: f32, b: f32) -> __m512 {
+    _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(a), _mm512_set1_ps(b))
+}
+
+/// `hsum` (kernels.rs) of both 8-lane halves: ((v0+v4)+(v2+v6)) + ((v1+v5)+(v3+v7)), each add one rounding,
+/// in the same order (float addition is commutative bit for bit, so operand order within an add is free).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn hsum2(v: __m512) -> (f32, f32) {
+    let x = _mm512_add_ps(v, _mm512_shuffle_f32x4::<0b10_11_00_01>(v, v));
+    let y = _mm512_add_ps(x, _mm512_permute_ps::<0b01_00_11_10>(x));
+    let z = _mm512_add_ps(y, _mm512_movehdup_ps(y));
+    let hi = _mm512_castps512_ps256(_mm512_castpd_ps(_mm512_shuffle_f64x2::<0b11_10_11_10>(
+        _mm512_castps_pd(z),
+        _mm512_castps_pd(z),
+    )));
+    (_mm512_cvtss_f32(z), _mm256_cvtss_f32(hi))
+}
+
+/// 16 bytes as 32 nibbles: low nibbles (elements 0..16) then high nibbles (16..32).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn nib32(qs: &[u8; 16]) -> __m256i {
+    // SAFETY: qs is 16 readable bytes.
+    let x = unsafe { _mm_loadu_si128(qs.as_ptr().cast()) };
+    let both = _mm256_set_m128i(_mm_srli_epi16::<4>(x), x);
+    _mm256_and_si256(both, _mm256_set1_epi8(0xF))
+}
+
+/// Nibbles with the fifth bits of `qh` (bit j for element j) as 0x10.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn q5(qs: &[u8; 16], qh: [u8; 4]) -> __m256i {
+    let hi = _mm256_maskz_mov_epi8(u32::from_le_bytes(qh), _mm256_set1_epi8(0x10));
+    _mm256_or_si256(nib32(qs), hi)
+}
+
+/// Weight block as unsigned quants u with value (u − OFF)·d + m: (u, d, m).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn dec_q4_0(b: &BlockQ4_0) -> (__m256i, f32, f32) {
+    (nib32(&b.qs), h1(b.d), 0.0)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn dec_q4_1(b: &BlockQ4_1) -> (__m256i, f32, f32) {
+    let (d, m) = h2(b.d, b.m);
+    (nib32(&b.qs), d, m)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn dec_q5_0(b: &BlockQ5_0) -> (__m256i, f32, f32) {
+    (q5(&b.qs, b.qh), h1(b.d), 0.0)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn dec_q5_1(b: &BlockQ5_1) -> (__m256i, f32, f32) {
+    let (d, m) = h2(b.d, b.m);
+    (q5(&b.qs, b.qh), d, m)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn dec_q8_0(b: &BlockQ8_0) -> (__m256i, f32, f32) {
+    // flipping the sign bit adds 128: u = q + 128
+    (
+        _mm256_xor_si256(ld(&b.qs), _mm256_set1_epi8(-128)),
+        h1(b.d),
+        0.0,
+    )
+}
+
+/// Activation block: (d, s or 0, quants).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn act_q8_0(b: &BlockQ8_0) -> (f32, f32, &[i8; 32]) {
+    (h1(b.d), 0.0, &b.qs)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn act_q8_1(b: &BlockQ8_1) -> (f32, f32, &[i8; 32]) {
+    let (d, s) = h2(b.d, b.s);
+    (d, s, &b.qs)
+}
+
+/// −off·Σa by fours: the starting value of an offset format's integer sum.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn neg_off_sum(q: &[i8; 32], off: i32) -> __m256i {
+    let s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), ld(q));
+    _mm256_mullo_epi32(s, _mm256_set1_epi32(-off))
+}
+
+/// The row pair `p` of a tile starting at row `r0`: (row, partner). Past the last row the partner is the row
+/// itself (computed, not stored).
+fn pair_rows(r0: usize, p: usize, rows: usize) -> (usize, usize) {
+    let r = r0 + 2 * p;
+    (r, (r + 1).min(rows - 1))
+}
+
+/// Stores a row pair's results: `hsum` of each half plus its scalar term; the partner only if it is a row.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn store_pair(acc: __m512, m0: f32, m1: f32, o: &mut [f32], second: bool) {
+    let (lo, hi) = hsum2(acc);
+    o[0] = lo + m0;
+    if second {
+        o[1] = hi + m1;
+    }
+}
+
+/// The register tile of a 32-element format: PP row pairs × TT tokens, all blocks. `u`/`dw` are the row
+/// pairs' prepass (`[p * nb + b]`), `da`/`base` the tokens' (`[t * nb + b]`, tokens from `t0`), `mins` the
+/// scalar terms (`[r * ntp + t]`, rows from the tile's first).
+struct LegacyTile<'a, A> {
+    u: &'a [__m512i],
+    dw: &'a [__m512],
+    a: [&'a [A]; T],
+    da: &'a [f32],
+    base: &'a [__m256i],
+    mins: &'a [f32],
+    ntp: usize,
+    nb: usize,
+    t0: usize,
+    /// Rows of this tile that exist (the last pair may be half).
+    n_rows: usize,
+}
+
+macro_rules! legacy {
+    ($gemm:ident, $tile:ident, $W:ty, $A:ty, $dec:ident, $act:ident, $off:expr, $has_min:expr) => {
+        #[inline]
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+        fn $tile<const PP: usize, const TT: usize>(
+            k: &LegacyTile<$A>,
+            r0: usize,
+            out: &mut [f32],
+            stride: usize,
+        ) {
+            let nb = k.nb;
+            let mut acc = [[_mm512_setzero_ps(); TT]; PP];
+            for b in 0..nb {
+                let u: [__m512i; PP] = std::array::from_fn(|p| k.u[p * nb + b]);
+                let dw: [__m512; PP] = std::array::from_fn(|p| k.dw[p * nb + b]);
+                for t in 0..TT {
+                    let a = bcast(&k.a[t][b].qs);
+                    let base = if $off != 0 {
+                        _mm512_broadcast_i64x4(k.base[(k.t0 + t) * nb + b])
+                    } else {
+                        _mm512_setzero_si512()
+                    };
+                    let da = _mm512_set1_ps(k.da[(k.t0 + t) * nb + b]);
+                    for p in 0..PP {
+                        let x = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(base, u[p], a));
+                        let s = _mm512_mul_ps(dw[p], da);
+                        acc[p][t] = _mm512_fmadd_ps(x, s, acc[p][t]);
+                    }
+                }
+            }
+            for p in 0..PP {
+                let r = 2 * p;
+                for t in 0..TT {
+                    let tok = k.t0 + t;
+                    let (m0, m1) = if $has_min {
+                        (k.mins[r * k.ntp + tok], k.mins[(r + 1) * k.ntp + tok])
+                    } else {
+                        (0.0, 0.0)
+                    };
+                    let o = tok * stride + r0 + r;
+                    let second = r + 1 < k.n_rows;
+                    store_pair(
+                        acc[p][t],
+                        m0,
+                        m1,
+                        &mut out[o..o + 1 + second as usize],
+                        second,
+                    );
+                }
+            }
+        }
+
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+        fn $gemm(
+            w: &[u8],
+            w_row: usize,
+            acts: &[u8],
+            a_row: usize,
+            n_tok: usize,
+            out: &mut [f32],
+            stride: usize,
+        ) {
+            let rows = w.len() / w_row;
+            let nb = w_row / size_of::<$W>();
+            if rows == 0 || n_tok == 0 || nb == 0 {
+                return;
+            }
+            let ntp = n_tok.next_multiple_of(16);
+            let wr = |r: usize| -> &[$W] { cs(&w[r * w_row..(r + 1) * w_row]) };
+            let ar = |t: usize| -> &[$A] { cs(&acts[t * a_row..t * a_row + nb * size_of::<$A>()]) };
+            let mut s = SCRATCH.take();
+            // tokens: d_a, s_a (token-contiguous), −off·Σa
+            s.da.clear();
+            s.base.clear();
+            s.by_tok.clear();
+            if $has_min {
+                s.by_tok.resize(nb * ntp, 0.0);
+            }
+            for t in 0..n_tok {
+                for (b, blk) in ar(t).iter().enumerate() {
+                    let (d, sa, q) = $act(blk);
+                    s.da.push(d);
+                    if $has_min {
+                        s.by_tok[b * ntp + t] = sa;
+                    }
+                    if $off != 0 {
+                        s.base.push(neg_off_sum(q, $off));
+                    }
+                }
+            }
+            let mut r0 = 0;
+            while r0 < rows {
+                let n_rows = (rows - r0).min(2 * P);
+                let np = n_rows.div_ceil(2);
+                s.u.clear();
+                s.dw.clear();
+                for p in 0..np {
+                    let (ra, rb) = pair_rows(r0, p, rows);
+                    for (x, y) in wr(ra).iter().zip(wr(rb)) {
+                        let (ux, dx, _) = $dec(x);
+                        let (uy, dy, _) = $dec(y);
+                        s.u.push(pair_i(ux, uy));
+                        s.dw.push(pair_ps(dx, dy));
+                    }
+                }
+                if $has_min {
+                    // Σ_b m_w·s_a in block order, a product then a sum each (as `mins += mw * sa`)
+                    s.mins.clear();
+                    s.mins.resize(2 * P * ntp, 0.0);
+                    for i in 0..n_rows {
+                        let mw: Vec<f32> = wr(r0 + i).iter().map(|x| $dec(x).2).collect();
+                        for t in (0..ntp).step_by(16) {
+                            let mut v = _mm512_setzero_ps();
+                            for (b, m) in mw.iter().enumerate() {
+                                let sa = &s.by_tok[b * ntp + t..b * ntp + t + 16];
+                                // SAFETY: sa is 16 floats.
+                                let sa = unsafe { _mm512_loadu_ps(sa.as_ptr()) };
+                                v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_set1_ps(*m), sa));
+                            }
+                            let dst = &mut s.mins[i * ntp + t..i * ntp + t + 16];
+                            // SAFETY: dst is 16 floats.
+                            unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), v) };
+                        }
+                    }
+                }
+                let mut t0 = 0;
+                while t0 < n_tok {
+                    let tt = match n_tok - t0 {
+                        8.. => 8,
+                        4..8 => 4,
+                        2..4 => 2,
+                        _ => 1,
+                    };
+                    let k = LegacyTile {
+                        u: &s.u,
+                        dw: &s.dw,
+                        a: std::array::from_fn(|i| ar(t0 + i.min(tt - 1))),
+                        da: &s.da,
+                        base: &s.base,
+                        mins: &s.mins,
+                        ntp,
+                        nb,
+                        t0,
+                        n_rows,
+                    };
+                    match (np, tt) {
+                        (2, 8) => $tile::<2, 8>(&k, r0, out, stride),
+                        (2, 4) => $tile::<2, 4>(&k, r0, out, stride),
+                        (2, 2) => $tile::<2, 2>(&k, r0, out, stride),
+                        (2, _) => $tile::<2, 1>(&k, r0, out, stride),
+                        (_, 8) => $tile::<1, 8>(&k, r0, out, stride),
+                        (_, 4) => $tile::<1, 4>(&k, r0, out, stride),
+                        (_, 2) => $tile::<1, 2>(&k, r0, out, stride),
+                        (_, _) => $tile::<1, 1>(&k, r0, out, stride),
+                    }
+                    t0 += tt;
+                }
+                r0 += n_rows;
+            }
+            SCRATCH.set(s);
+        }
+    };
+}
+
+legacy!(
+    gemm_q4_0, tile_q4_0, BlockQ4_0, BlockQ8_0, dec_q4_0, act_q8_0, 8, false
+);
+legacy!(
+    gemm_q4_1, tile_q4_1, BlockQ4_1, BlockQ8_1, dec_q4_1, act_q8_1, 0, true
+);
+legacy!(
+    gemm_q5_0, tile_q5_0, BlockQ5_0, BlockQ8_0, dec_q5_0, act_q8_0, 16, false
+);
+legacy!(
+    gemm_q5_1, tile_q5_1, BlockQ5_1, BlockQ8_1, dec_q5_1, act_q8_1, 0, true
+);
+legacy!(
+    gemm_q8_0, tile_q8_0, BlockQ8_0, BlockQ8_0, dec_q8_0, act_q8_0, 128, false
+);
+
+/// A K-quant super-block's scales as the tiled kernel uses them: `s16[2g], s16[2g+1]` scale the first and
+/// second 16 elements of group g (32 elements), `m16[j]` multiplies bsum j in the min term; d and dmin.
+struct KMeta {
+    s16: [i16; 16],
+    m16: [i16; 16],
+    d: f32,
+    dmin: f32,
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn meta_q4_k(w: &BlockQ4K) -> KMeta {
+    let (mut s16, mut m16) = ([0i16; 16], [0i16; 16]);
+    for j in 0..8 {
+        let (s, m) = scale_min_k4(j, &w.scales);
+        (s16[2 * j], s16[2 * j + 1]) = (s as i16, s as i16);
+        (m16[2 * j], m16[2 * j + 1]) = (m as i16, m as i16);
+    }
+    let (d, dmin) = h2(w.d, w.dmin);
+    KMeta { s16, m16, d, dmin }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn meta_q6_k(w: &BlockQ6K) -> KMeta {
+    let s16 = std::array::from_fn(|j| w.scales[j] as i16);
+    let d = h1(w.d);
+    // the −32 offset: Σ sc·(q − 32)·a = Σ sc·q·a − 32·Σ sc·bsum, folded as "min" with dmin = 32·d
+    KMeta {
+        s16,
+        m16: s16,
+        d,
+        dmin: 32.0 * d,
+    }
+}
+
+/// Q4_K group g (32 elements): unsigned quants.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn grp_q4_k(w: &BlockQ4K, g: usize) -> __m256i {
+    let q = ld(&w.qs[32 * (g / 2)..]);
+    let q = if g.is_multiple_of(2) {
+        q
+    } else {
+        _mm256_srli_epi16::<4>(q)
+    };
+    _mm256_and_si256(q, _mm256_set1_epi8(0xF))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn grp_q6_k(w: &BlockQ6K, g: usize) -> __m256i {
+    let (h, k) = (g / 4, g % 4);
+    let ql = ld(&w.ql[64 * h + 32 * (k & 1)..]);
+    let low = if k < 2 {
+        ql
+    } else {
+        _mm256_srli_epi16::<4>(ql)
+    };
+    let low = _mm256_and_si256(low, _mm256_set1_epi8(0xF));
+    let qh = _mm256_srl_epi16(ld(&w.qh[32 * h..]), _mm_cvtsi32_si128(2 * k as i32));
+    let high = _mm256_slli_epi16::<4>(_mm256_and_si256(qh, _mm256_set1_epi8(3)));
+    _mm256_or_si256(low, high)
+}
+
+/// The register tile of a K-quant: PP row pairs × TT tokens, all super-blocks. `u`/`sc` are
+/// `[(p * nb + b) * 8 + g]`, `dw` `[p * nb + b]`, `da` `[t * nb + b]`.
+struct KTile<'a> {
+    u: &'a [__m512i],
+    sc: &'a [__m512i],
+    dw: &'a [__m512],
+    a: [&'a [BlockQ8K]; TK],
+    da: &'a [f32],
+    mins: &'a [f32],
+    ntp: usize,
+    nb: usize,
+    t0: usize,
+    n_rows: usize,
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn k_tile<const PP: usize, const TT: usize>(k: &KTile, r0: usize, out: &mut [f32], stride: usize) {
+    let nb = k.nb;
+    let mut acc = [[_mm512_setzero_ps(); TT]; PP];
+    for b in 0..nb {
+        let mut sumi = [[_mm512_setzero_si512(); TT]; PP];
+        for g in 0..8 {
+            let u: [__m512i; PP] = std::array::from_fn(|p| k.u[(p * nb + b) * 8 + g]);
+            let sc: [__m512i; PP] = std::array::from_fn(|p| k.sc[(p * nb + b) * 8 + g]);
+            for t in 0..TT {
+                let a = bcast(&k.a[t][b].qs[32 * g..]);
+                for p in 0..PP {
+                    // |u| ≤ 63, |a| ≤ 128: a pair of products fits i16 without saturating
+                    let x = _mm512_maddubs_epi16(u[p], a);
+                    sumi[p][t] = _mm512_dpwssd_epi32(sumi[p][t], x, sc[p]);
+                }
+            }
+        }
+        for t in 0..TT {
+            let da = _mm512_set1_ps(k.da[(k.t0 + t) * nb + b]);
+            for p in 0..PP {
+                let s = _mm512_mul_ps(k.dw[p * nb + b], da);
+                acc[p][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[p][t]), s, acc[p][t]);
+            }
+        }
+    }
+    for p in 0..PP {
+        let r = 2 * p;
+        for t in 0..TT {
+            let tok = k.t0 + t;
+            let (m0, m1) = (k.mins[r * k.ntp + tok], k.mins[(r + 1) * k.ntp + tok]);
+            let o = tok * stride + r0 + r;
+            let second = r + 1 < k.n_rows;
+            store_pair(
+                acc[p][t],
+                m0,
+                m1,
+                &mut out[o..o + 1 + second as usize],
+                second,
+            );
+        }
+    }
+}
+
+/// vpermw indices taking i16 lanes (2g, 2g+1) of each 16-lane half into its 8 + 8 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn scale_idx(g: usize) -> __m512i {
+    let i: [i16; 32] = std::array::from_fn(|l| (16 * (l / 16) + 2 * g + (l % 16) / 8) as i16);
+    // SAFETY: i is 64 bytes.
+    unsafe { _mm512_loadu_si512(i.as_ptr().cast()) }
+}
+
+macro_rules! kquant {
+    ($gemm:ident, $W:ty, $grp:ident, $meta:ident) => {
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+        fn $gemm(
+            w: &[u8],
+            w_row: usize,
+            acts: &[u8],
+            a_row: usize,
+            n_tok: usize,
+            out: &mut [f32],
+            stride: usize,
+        ) {
+            let rows = w.len() / w_row;
+            let nb = w_row / size_of::<$W>();
+            if rows == 0 || n_tok == 0 || nb == 0 {
+                return;
+            }
+            let ntp = n_tok.next_multiple_of(16);
+            let wr = |r: usize| -> &[$W] { cs(&w[r * w_row..(r + 1) * w_row]) };
+            let ar = |t: usize| -> &[BlockQ8K] {
+                cs(&acts[t * a_row..t * a_row + nb * size_of::<BlockQ8K>()])
+            };
+            let mut s = SCRATCH.take();
+            // tokens: d_a (also token-contiguous), bsum pairs token-contiguous
+            s.da.clear();
+            s.by_tok.clear();
+            s.by_tok.resize(nb * ntp, 0.0);
+            s.bsp.clear();
+            s.bsp.resize(nb * 8 * ntp, 0);
+            for t in 0..n_tok {
+                for (b, blk) in ar(t).iter().enumerate() {
+                    let d = blk.d();
+                    s.da.push(d);
+                    s.by_tok[b * ntp + t] = d;
+                    for j in 0..8 {
+                        let (lo, hi) = (blk.bsum(2 * j) as u16, blk.bsum(2 * j + 1) as u16);
+                        s.bsp[(b * 8 + j) * ntp + t] = (lo as u32 | (hi as u32) << 16) as i32;
+                    }
+                }
+            }
+            let idx: [__m512i; 8] = std::array::from_fn(|g| scale_idx(g));
+            let mut r0 = 0;
+            while r0 < rows {
+                let n_rows = (rows - r0).min(2 * P);
+                let np = n_rows.div_ceil(2);
+                s.u.clear();
+                s.sc.clear();
+                s.dw.clear();
+                s.mins.clear();
+                s.mins.resize(2 * P * ntp, 0.0);
+                for p in 0..np {
+                    let (ra, rb) = pair_rows(r0, p, rows);
+                    for (x, y) in wr(ra).iter().zip(wr(rb)) {
+                        let (mx, my) = ($meta(x), $meta(y));
+                        // SAFETY: s16 is 32 bytes.
+                        let (sx, sy) = unsafe {
+                            (
+                                _mm256_loadu_si256(mx.s16.as_ptr().cast()),
+                                _mm256_loadu_si256(my.s16.as_ptr().cast()),
+                            )
+                        };
+                        let s16 = pair_i(sx, sy);
+                        for (g, ix) in idx.iter().enumerate() {
+                            s.u.push(pair_i($grp(x, g), $grp(y, g)));
+                            s.sc.push(_mm512_permutexvar_epi16(*ix, s16));
+                        }
+                        s.dw.push(pair_ps(mx.d, my.d));
+                    }
+                }
+                // −dmin·d_a·Σ m·bsum per super-block, in order: mins −= (dmin·d_a)·corr
+                for i in 0..n_rows {
+                    let metas: Vec<KMeta> = wr(r0 + i).iter().map(|x| $meta(x)).collect();
+                    for t in (0..ntp).step_by(16) {
+                        let mut v = _mm512_setzero_ps();
+                        for (b, m) in metas.iter().enumerate() {
+                            let mut corr = _mm512_setzero_si512();
+                            for j in 0..8 {
+                                let mp = (m.m16[2 * j] as u16 as u32
+                                    | (m.m16[2 * j + 1] as u16 as u32) << 16)
+                                    as i32;
+                                let bs = &s.bsp[(b * 8 + j) * ntp + t..][..16];
+                                // SAFETY: bs is 16 i32.
+                                let bs = unsafe { _mm512_loadu_si512(bs.as_ptr().cast()) };
+                                corr = _mm512_dpwssd_epi32(corr, bs, _mm512_set1_epi32(mp));
+                            }
+                            let da = &s.by_tok[b * ntp + t..][..16];
+                            // SAFETY: da is 16 floats.
+                            let da = unsafe { _mm512_loadu_ps(da.as_ptr()) };
+                            let f = _mm512_mul_ps(_mm512_set1_ps(m.dmin), da);
+                            v = _mm512_sub_ps(v, _mm512_mul_ps(f, _mm512_cvtepi32_ps(corr)));
+                        }
+                        let dst = &mut s.mins[i * ntp + t..][..16];
+                        // SAFETY: dst is 16 floats.
+                        unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), v) };
+                    }
+                }
+                let mut t0 = 0;
+                while t0 < n_tok {
+                    let tt = match n_tok - t0 {
+                        4.. => 4,
+                        2..4 => 2,
+                        _ => 1,
+                    };
+                    let k = KTile {
+                        u: &s.u,
+                        sc: &s.sc,
+                        dw: &s.dw,
+                        a: std::array::from_fn(|i| ar(t0 + i.min(tt - 1))),
+                        da: &s.da,
+                        mins: &s.mins,
+                        ntp,
+                        nb,
+                        t0,
+                        n_rows,
+                    };
+                    match (np, tt) {
+                        (2, 4) => k_tile::<2, 4>(&k, r0, out, stride),
+                        (2, 2) => k_tile::<2, 2>(&k, r0, out, stride),
+                        (2, _) => k_tile::<2, 1>(&k, r0, out, stride),
+                        (_, 4) => k_tile::<1, 4>(&k, r0, out, stride),
+                        (_, 2) => k_tile::<1, 2>(&k, r0, out, stride),
+                        (_, _) => k_tile::<1, 1>(&k, r0, out, stride),
+                    }
+                    t0 += tt;
+                }
+                r0 += n_rows;
+            }
+            SCRATCH.set(s);
+        }
+    };
+}
+
+kquant!(gemm_q4_k, BlockQ4K, grp_q4_k, meta_q4_k);
+kquant!(gemm_q6_k, BlockQ6K, grp_q6_k, meta_q6_k);
+
+/// The 512-bit GEMM kernel for `ty`, if any. Callers hand it out only on a CPU with AVX-512 F/BW/VL + VNNI
+/// (checked in `x86::tiled_kernel`).
+pub(super) fn tiled_kernel(ty: GgmlType) -> Option<TiledFn> {
+    macro_rules! tiled {
+        ($f:ident) => {
+            Some(|w: &[u8], wr: usize, a: &[u8], ar: usize, n: usize, out: &mut [f32], s: usize| {
+                // SAFETY: this table is only reached on a CPU with AVX-512 F/BW/VL + VNNI (see above), which
+                // implies AVX2, FMA and F16C.
+                unsafe { $f(w, wr, a, ar, n, out, s) }
+            })
+        };
+    }
+    use GgmlType::*;
+    match ty {
+        Q4_0 => tiled!(gemm_q4_0),
+        Q4_1 => tiled!(gemm_q4_1),
+        Q5_0 => tiled!(gemm_q5_0),
+        Q5_1 => tiled!(gemm_q5_1),
+        Q8_0 => tiled!(gemm_q8_0),
+        Q4_K => tiled!(gemm_q4_k),
+        Q6_K => tiled!(gemm_q6_k),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The 512-bit kernel against the 256-bit AVX-512 VNNI tiled kernel it replaces: same bits, every output.
+    use super::*;
+    use crate::isa::{Isa, has_avx512_vnni};
+    use crate::quant::{activation_type, quantize_activation_with, quantize_row};
+
+    struct Lcg(u64);
+
+    impl Lcg {
+        /// Uniform in [-1, 1).
+        fn next(&mut self) -> f32 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        }
+
+        fn normal(&mut self) -> f32 {
+            (self.next() + self.next() + self.next() + self.next()) * 0.9
+        }
+    }
+
+    /// Like a residual stream (as `tests/dot_order.rs`): normal values, a few outlier channels of both signs,
+    /// and one block of ±max (quants at ±127).
+    fn activation_like(n: usize, seed: u64, outlier: f32) -> Vec<f32> {
+        let mut g = Lcg(seed);
+        let mut x: Vec<f32> = (0..n).map(|_| g.normal()).collect();
+        for (k, c) in [3usize, 77, 200, 511, 640].into_iter().enumerate() {
+            if c < n {
+                x[c] = outlier * if k % 2 == 0 { 1.0 } else { -1.0 } * (1.0 + g.next().abs());
+            }
+        }
+        if n >= 64 {
+            for (i, v) in x[32..64].iter_mut().enumerate() {
+                *v = if i % 3 == 0 { -5.0 } else { 5.0 };
+            }
+        }
+        x
+    }
+
+    const TYPES: [GgmlType; 7] = [
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
+        GgmlType::Q8_0,
+        GgmlType::Q4_K,
+        GgmlType::Q6_K,
+    ];
+
+    fn check(ty: GgmlType, n: usize, rows: usize, n_tok: usize, outlier: f32, seed: u64) {
+        let (Some(new), Some(old)) = (
+            tiled_kernel(ty),
+            super::super::avx512::vnni::tiled_kernel(ty),
+        ) else {
+            panic!("{ty:?}: no kernel");
+        };
+        let rb = ty.row_bytes(n).expect("whole blocks");
+        let mut g = Lcg(seed);
+        let mut w = vec![0u8; rb * rows];
+        for chunk in w.chunks_exact_mut(rb) {
+            let x: Vec<f32> = (0..n).map(|_| g.normal() * 0.05).collect();
+            quantize_row(ty, &x, chunk).expect("quantize");
+        }
+        let at = activation_type(ty);
+        let ab = at.row_bytes(n).expect("whole blocks");
+        let mut a = vec![0u8; ab * n_tok];
+        for (t, chunk) in a.chunks_exact_mut(ab).enumerate() {
+            let x = activation_like(n, seed + 31 * t as u64, outlier);
+            quantize_activation_with(Isa::Scalar, at, &x, chunk);
+        }
+        // a stride past the rows, and a poisoned gap, to check where each output lands
+        let stride = rows + 3;
+        let len = (n_tok - 1) * stride + rows;
+        let (mut got, mut want) = (vec![f32::NAN; len], vec![f32::NAN; len]);
+        new(&w, rb, &a, ab, n_tok, &mut got, stride);
+        old(&w, rb, &a, ab, n_tok, &mut want, stride);
+        for t in 0..n_tok {
+            for r in 0..rows {
+                let (x, y) = (got[t * stride + r], want[t * stride + r]);
+                assert_eq!(
+                    x.to_bits(),
+                    y.to_bits(),
+                    "{ty:?} n={n} rows={rows} n_tok={n_tok} outlier={outlier}: token {t} row {r}: {x} vs {y}"
+                );
+            }
+            for gap in rows.min(len - t * stride)..stride.min(len - t * stride) {
+                assert!(
+                    got[t * stride + gap].is_nan(),
+                    "{ty:?}: wrote past row {rows}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn zmm_gemm_gives_the_ymm_tiled_kernels_bits() {
+        if !(Isa::Avx512.supported() && has_avx512_vnni()) {
+            return;
+        }
+        for ty in TYPES {
+            let widths: &[usize] = if ty.block_size() == 256 {
+                &[256, 512, 1536]
+            } else {
+                &[32, 64, 96, 576, 640]
+            };
+            for &n in widths {
+                for rows in [1, 2, 3, 4, 5, 7, 9] {
+                    for n_tok in (1..=9).chain([17, 65, 67]) {
+                        for outlier in [1.0, 3000.0] {
+                            check(
+                                ty,
+                                n,
+                                rows,
+                                n_tok,
+                                outlier,
+                                (n * 131 + rows * 7 + n_tok) as u64,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod ab {
+    //! A/B timing against the 256-bit tiled kernel, alternating in one process (ignored by default; timings,
+    //! not a check): `cargo test --release -p cria-kernels --lib gemm512::ab -- --ignored --nocapture`.
+    use super::*;
+    use crate::isa::{Isa, has_avx512_vnni};
+    use crate::quant::{activation_type, quantize_activation_with, quantize_row};
+    use std::time::Instant;
+
+    #[test]
+    #[ignore]
+    fn zmm_against_ymm_tiled() {
+        if !(Isa::Avx512.supported() && has_avx512_vnni()) {
+            return;
+        }
+        // one prefill tile of matmul.rs (64 rows x 64 tokens) over a few row blocks, as `gemm` calls it
+        for (n, rows, n_tok) in [(2048, 256, 64), (576, 256, 64), (2048, 64, 64)] {
+            let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+            for ty in [
+                GgmlType::Q4_0,
+                GgmlType::Q4_1,
+                GgmlType::Q5_0,
+                GgmlType::Q8_0,
+                GgmlType::Q4_K,
+                GgmlType::Q6_K,
+            ] {
+                if ty.row_bytes(n).is_none() {
+                    continue;
+                }
+                let rb = ty.row_bytes(n).unwrap_or(0);
+                let mut w = vec![0u8; rb * rows];
+                for (r, chunk) in w.chunks_exact_mut(rb).enumerate() {
+                    let xr: Vec<f32> = x.iter().map(|v| v * (1.0 + r as f32 * 0.01)).collect();
+                    quantize_row(ty, &xr, chunk).expect("quantize");
+                }
+                let at = activation_type(ty);
+                let ab = at.row_bytes(n).unwrap_or(0);
+                let mut a = vec![0u8; ab * n_tok];
+                for chunk in a.chunks_exact_mut(ab) {
+                    quantize_activation_with(Isa::Scalar, at, &x, chunk);
+                }
+                let mut out = vec![0f32; rows * n_tok];
+                let kernels = [
+                    super::super::avx512::vnni::tiled_kernel(ty),
+                    tiled_kernel(ty),
+                ];
+                let mut best = [f64::MAX; 2];
+                for _ in 0..30 {
+                    for (i, k) in kernels.iter().enumerate() {
+                        let Some(k) = k else { continue };
+                        let t = Instant::now();
+                        k(&w, rb, &a, ab, n_tok, &mut out, rows);
+                        best[i] = best[i].min(t.elapsed().as_secs_f64());
+                    }
+                }
+                let gf = |s: f64| 2.0 * (rows * n_tok * n) as f64 / s / 1e9;
+                println!(
+                    "{ty:?} {rows}x{n}, {n_tok} tokens: GFLOP/s ymm {:.0}, zmm {:.0} ({:.2}x)",
+                    gf(best[0]),
+                    gf(best[1]),
+                    best[0] / best[1]
+                );
+            }
+        }
+    }
+}
