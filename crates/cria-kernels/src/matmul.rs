@@ -2,8 +2,8 @@
 //!
 //! It quantizes the activations once into the format the weight's dot product wants
 //! ([`quant::activation_type`]), then splits the work across the pool:
-//! - decode (`n_tok == 1`): weight rows in chunks (multiples of 16 rows, ~4 chunks per thread so uneven
-//!   threads balance), each through [`dot::matvec_rows`];
+//! - decode (`n_tok == 1`): weight rows in shrinking chunks ([`pool::guided_bounds`](crate::pool::guided_bounds),
+//!   multiples of 16 rows) so uneven threads balance, each through [`dot::matvec_rows`];
 //! - prefill (`n_tok > 1`): tiles of [`ROW_BLOCK`] weight rows × [`TOK_BLOCK`] tokens through
 //!   [`dot::matmul_rows`]; consecutive tasks share a row block, so threads work on weights that are hot in
 //!   cache. Each tile is computed into a small per-thread buffer and copied into `y`.
@@ -128,19 +128,14 @@ fn quantize_acts<'a>(
     scratch
 }
 
-/// Rows per decode task: about four tasks per thread, a multiple of 16 rows, at least 16.
-fn matvec_chunk(rows: usize, n_threads: usize) -> usize {
-    if n_threads <= 1 {
-        return rows;
-    }
-    rows.div_ceil(4 * n_threads).next_multiple_of(16).max(16)
-}
+/// Weight rows a decode task takes at the least: one pass of the 16-row matvec kernels.
+pub const MATVEC_ALIGN: usize = 16;
 
 fn matvec(pool: &ThreadPool, w: &WeightRef, act: &[u8], y: &mut [f32]) {
-    let chunk = matvec_chunk(w.rows, pool.n_threads());
-    pool.for_each_chunk_mut(y, chunk, &|t, out| {
-        let r0 = t * chunk;
-        dot::matvec_rows(w.ty, w.data, w.cols, act, r0..r0 + out.len(), out);
+    let mut bounds = Vec::new();
+    crate::pool::guided_bounds(w.rows, pool.n_threads(), MATVEC_ALIGN, &mut bounds);
+    pool.for_each_split_mut(y, &bounds, 1, &|rows, out| {
+        dot::matvec_rows(w.ty, w.data, w.cols, act, rows, out);
     });
 }
 
@@ -188,14 +183,6 @@ fn block(i: usize, size: usize, n: usize) -> Range<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn matvec_chunks_are_aligned_and_cover() {
-        assert_eq!(matvec_chunk(576, 1), 576);
-        assert_eq!(matvec_chunk(576, 2), 80);
-        assert_eq!(matvec_chunk(10, 4), 16);
-        assert_eq!(matvec_chunk(49152, 2) % 16, 0);
-    }
 
     #[test]
     fn blocks_clip_at_the_end() {

@@ -190,6 +190,32 @@ impl ThreadPool {
         });
     }
 
+    /// Runs `f(items, part)` for each task `t`: `items` is `bounds[t]..bounds[t + 1]` and `part` the
+    /// elements `items × per_item` of `data` (task-major). With [`guided_bounds`] this balances uneven threads
+    /// to within one small task.
+    ///
+    /// # Panics
+    /// If `bounds` does not rise or its last item's elements run past `data`.
+    pub fn for_each_split_mut<T: Send>(
+        &self,
+        data: &mut [T],
+        bounds: &[usize],
+        per_item: usize,
+        f: &(dyn Fn(std::ops::Range<usize>, &mut [T]) + Sync),
+    ) {
+        assert!(
+            bounds.windows(2).all(|w| w[0] <= w[1]),
+            "for_each_split_mut: bounds must rise"
+        );
+        let out = SharedMut::new(data);
+        self.run(bounds.len().saturating_sub(1), &|t| {
+            let items = bounds[t]..bounds[t + 1];
+            // SAFETY: task `t` runs once and the ranges of rising bounds are disjoint.
+            let part = unsafe { out.range(items.start * per_item..items.end * per_item) };
+            f(items, part)
+        });
+    }
+
     fn open(&self, job: &Job<'_>) {
         let s = &self.shared;
         // Lifetime erased: workers only touch the job while counted in `entered`, and the caller does not
@@ -202,6 +228,27 @@ impl ThreadPool {
             let _g = lock(&s.lock);
             s.wake.notify_all();
         }
+    }
+}
+
+/// Task boundaries for `n` items on `threads` threads, shrinking as they go ("guided" scheduling): each task
+/// takes `1 / (2 · threads)` of what is left, rounded up to a multiple of `align` (at least `align`). The
+/// first tasks are large (few claims of the shared counter), the last small, so threads that run at
+/// different speeds still finish within one small task of each other. Writes `0, …, n` into `bounds`.
+pub fn guided_bounds(n: usize, threads: usize, align: usize, bounds: &mut Vec<usize>) {
+    let align = align.max(1);
+    bounds.clear();
+    bounds.push(0);
+    let mut start = 0;
+    while start < n {
+        let left = n - start;
+        let size = if threads <= 1 {
+            left
+        } else {
+            left.div_ceil(2 * threads).next_multiple_of(align).min(left)
+        };
+        start += size;
+        bounds.push(start);
     }
 }
 
@@ -362,6 +409,41 @@ fn spin_from_env() -> Duration {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicU32;
+
+    #[test]
+    fn guided_bounds_shrink_cover_and_align() {
+        let mut b = Vec::new();
+        guided_bounds(576, 2, 16, &mut b);
+        assert_eq!(b.first(), Some(&0));
+        assert_eq!(b.last(), Some(&576));
+        assert!(b.windows(2).all(|w| w[1] > w[0]));
+        // every task but the last is whole 16-row units, and sizes never grow
+        let sizes: Vec<usize> = b.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(sizes[..sizes.len() - 1].iter().all(|s| s % 16 == 0));
+        assert!(sizes.windows(2).all(|w| w[1] <= w[0]), "{sizes:?}");
+        assert_eq!(sizes[0], 144);
+        guided_bounds(10, 4, 16, &mut b);
+        assert_eq!(b, [0, 10]);
+        guided_bounds(0, 2, 16, &mut b);
+        assert_eq!(b, [0]);
+        guided_bounds(100, 1, 16, &mut b);
+        assert_eq!(b, [0, 100]);
+    }
+
+    #[test]
+    fn split_tasks_get_their_own_items() {
+        let pool = ThreadPool::new(3);
+        let mut bounds = Vec::new();
+        guided_bounds(1000, 3, 16, &mut bounds);
+        let mut data = vec![0usize; 2000];
+        pool.for_each_split_mut(&mut data, &bounds, 2, &|items, part| {
+            assert_eq!(part.len(), 2 * items.len());
+            for (k, v) in part.iter_mut().enumerate() {
+                *v = items.start * 2 + k;
+            }
+        });
+        assert!(data.iter().enumerate().all(|(i, &v)| v == i));
+    }
 
     #[test]
     fn every_task_runs_exactly_once() {

@@ -1,14 +1,14 @@
 //! A few tokens through one or several weight matrices that read the same input (Q, K and V; gate and up;
 //! O; down) in a single parallel loop: the input is quantized once per activation format, the pool forks
-//! once, and the rows of all matrices are split into ~4 tasks per thread (multiples of 16 rows), so small
-//! matrices balance across threads. Each output element is computed by the kernel call `matmul` makes for
+//! once, and the rows of all matrices are split into shrinking tasks (`pool::guided_bounds`, multiples of
+//! 16 rows), so threads that run at different speeds finish together. Each output element is computed by the kernel call `matmul` makes for
 //! the same number of tokens (`dot::matvec_rows` for one, `dot::matmul_rows` for more), so the results are
 //! bit-identical to separate `matmul` calls. Prefill-sized batches go to `matmul` itself.
 
 use cria_kernels::GgmlType;
 use cria_kernels::dot;
-use cria_kernels::matmul::{WeightRef, matmul};
-use cria_kernels::pool::ThreadPool;
+use cria_kernels::matmul::{MATVEC_ALIGN, WeightRef, matmul};
+use cria_kernels::pool::{ThreadPool, guided_bounds};
 use cria_kernels::quant::{activation_type, quantize_activation};
 
 /// Tokens up to which the fused path is taken (one `matmul` tile of tokens).
@@ -60,20 +60,14 @@ impl QuantizedActs {
     }
 }
 
-/// Weight rows per task: about four tasks per thread, a multiple of 16 rows (as `matmul` splits a matvec).
-fn chunk_rows(rows: usize, n_threads: usize) -> usize {
-    if n_threads <= 1 {
-        return rows.max(1);
-    }
-    rows.div_ceil(4 * n_threads).next_multiple_of(16).max(16)
-}
-
 /// Scratch of [`matmul_fused`].
 #[derive(Default)]
 pub(crate) struct FusedScratch {
     acts: QuantizedActs,
     /// Task-major results: task `i` holds `[n_tok][its rows]`.
     tiles: Vec<f32>,
+    /// First stacked row of each task, then the total.
+    bounds: Vec<usize>,
     /// `matmul`'s activation buffer, for the fallback path.
     bytes: Vec<u8>,
 }
@@ -106,13 +100,12 @@ pub(crate) fn matmul_fused(
         return;
     }
     let total: usize = mats.iter().map(|w| w.rows).sum();
-    let chunk = chunk_rows(total, pool.n_threads());
+    guided_bounds(total, pool.n_threads(), MATVEC_ALIGN, &mut s.bounds);
     s.tiles.resize(total * n_tok, 0.0);
     let acts = &s.acts;
-    pool.for_each_chunk_mut(&mut s.tiles, chunk * n_tok, &|task, tile| {
-        let start = task * chunk;
-        let width = tile.len() / n_tok;
-        for (m, off, lo, hi) in segments(mats, start..start + width) {
+    pool.for_each_split_mut(&mut s.tiles, &s.bounds, n_tok, &|range, tile| {
+        let (start, width) = (range.start, range.len());
+        for (m, off, lo, hi) in segments(mats, range) {
             let w = &mats[m];
             // `prepare` quantized the rows for every matrix's activation type.
             let Some(a) = acts.find(activation_type(w.ty)) else {
@@ -127,7 +120,7 @@ pub(crate) fn matmul_fused(
             }
         }
     });
-    scatter(&s.tiles, mats, chunk, n_tok, outs);
+    scatter(&s.tiles, mats, &s.bounds, n_tok, outs);
 }
 
 /// The parts of the stacked rows `range` that fall in each matrix: `(matrix index, its first stacked row,
@@ -149,14 +142,14 @@ fn segments(
 fn scatter(
     tiles: &[f32],
     mats: &[WeightRef<'_>],
-    chunk: usize,
+    bounds: &[usize],
     n_tok: usize,
     outs: &mut [&mut [f32]],
 ) {
-    for (task, tile) in tiles.chunks(chunk * n_tok).enumerate() {
-        let start = task * chunk;
-        let width = tile.len() / n_tok;
-        for (m, off, lo, hi) in segments(mats, start..start + width) {
+    for task in bounds.windows(2) {
+        let (start, width) = (task[0], task[1] - task[0]);
+        let tile = &tiles[start * n_tok..task[1] * n_tok];
+        for (m, off, lo, hi) in segments(mats, task[0]..task[1]) {
             let rows = mats[m].rows;
             for t in 0..n_tok {
                 let src = &tile[t * width + lo - start..t * width + hi - start];
@@ -222,12 +215,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn chunks_are_aligned() {
-        assert_eq!(chunk_rows(960, 1), 960);
-        assert_eq!(chunk_rows(960, 2), 128);
-        assert_eq!(chunk_rows(10, 4), 16);
     }
 }

@@ -137,15 +137,8 @@ fn both_halves(qs: &[i8; 32]) -> __m512i {
     _mm512_broadcast_i64x4(y)
 }
 
-/// The activation side of one call, computed once: per block d, s (0 without one), the quants in both
-/// halves, and the starting integer sum −off·Σ(each 4 quants) that undoes the weights' unsigned offset.
-struct Acts {
-    d: Vec<f32>,
-    s: Vec<f32>,
-    q: Vec<__m512i>,
-    base: Vec<__m512i>,
-}
-
+/// −off·Σ(each 4 quants) of an activation block: the starting integer sum that undoes the weights' unsigned
+/// offset (0 for the formats with a minimum instead).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn offset_base(q: __m512i, off: i32) -> __m512i {
@@ -156,40 +149,18 @@ fn offset_base(q: __m512i, off: i32) -> __m512i {
     _mm512_mullo_epi32(sums, _mm512_set1_epi32(-off))
 }
 
+/// An activation block: (d, s or 0, quants in both halves).
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn acts_q8_0(a: &[BlockQ8_0], off: i32) -> Acts {
-    let mut acts = Acts {
-        d: Vec::with_capacity(a.len()),
-        s: vec![0.0; a.len()],
-        q: Vec::with_capacity(a.len()),
-        base: Vec::with_capacity(a.len()),
-    };
-    for b in a {
-        let q = both_halves(&b.qs);
-        acts.d.push(h2(b.d, [0, 0]).0);
-        acts.base.push(offset_base(q, off));
-        acts.q.push(q);
-    }
-    acts
+fn act_q8_0(b: &BlockQ8_0) -> (f32, f32, __m512i) {
+    (h2(b.d, [0, 0]).0, 0.0, both_halves(&b.qs))
 }
 
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn acts_q8_1(a: &[BlockQ8_1], off: i32) -> Acts {
-    let mut acts = Acts {
-        d: Vec::with_capacity(a.len()),
-        s: Vec::with_capacity(a.len()),
-        q: Vec::with_capacity(a.len()),
-        base: Vec::with_capacity(a.len()),
-    };
-    for b in a {
-        let q = both_halves(&b.qs);
-        let (d, s) = h2(b.d, b.s);
-        acts.d.push(d);
-        acts.s.push(s);
-        acts.base.push(offset_base(q, off));
-        acts.q.push(q);
-    }
-    acts
+fn act_q8_1(b: &BlockQ8_1) -> (f32, f32, __m512i) {
+    let (d, s) = h2(b.d, b.s);
+    (d, s, both_halves(&b.qs))
 }
 
 /// The 256-bit kernel of the same format, for the last `rows % 16` rows (same bits).
@@ -198,12 +169,12 @@ fn tail_kernel(ty: GgmlType) -> Option<RowsFn> {
 }
 
 macro_rules! zmm_matvec {
-    ($name:ident, $pass:ident, $ty:ident, $W:ty, $A:ty, $acts:ident, $pair:ident, $off:expr, $has_min:expr) => {
+    ($name:ident, $pass:ident, $ty:ident, $W:ty, $A:ty, $act:ident, $pair:ident, $off:expr, $has_min:expr) => {
         /// 16 rows of `w` (`w_row` bytes each) against the prepared activations.
         #[inline]
         #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-        fn $pass(w: &[u8], w_row: usize, acts: &Acts, out: &mut [f32; ROWS]) {
-            let nb = acts.d.len();
+        fn $pass(w: &[u8], w_row: usize, acts: &[$A], out: &mut [f32; ROWS]) {
+            let nb = acts.len();
             let rows: [&[$W]; ROWS] =
                 std::array::from_fn(|r| cs(&w[r * w_row..r * w_row + nb * size_of::<$W>()]));
             let offsets = _mm512_mullo_epi32(
@@ -225,12 +196,13 @@ macro_rules! zmm_matvec {
                     _mm512_i32gather_epi32::<1>(offsets, w.as_ptr().add(i * size_of::<$W>()).cast())
                 };
                 let dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
-                let dd = _mm512_mul_ps(dw, _mm512_set1_ps(acts.d[i]));
+                let (da, sa, a) = $act(&acts[i]);
+                let dd = _mm512_mul_ps(dw, _mm512_set1_ps(da));
                 if $has_min {
                     let mw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(dm)));
-                    mins = _mm512_add_ps(mins, _mm512_mul_ps(mw, _mm512_set1_ps(acts.s[i])));
+                    mins = _mm512_add_ps(mins, _mm512_mul_ps(mw, _mm512_set1_ps(sa)));
                 }
-                let (a, base) = (acts.q[i], acts.base[i]);
+                let base = offset_base(a, $off);
                 for p in 0..PAIRS {
                     let u = $pair(&rows[2 * p][i], &rows[2 * p + 1][i]);
                     let sum = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(base, u, a));
@@ -252,7 +224,7 @@ macro_rules! zmm_matvec {
 
         #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
         fn $name(w: &[u8], w_row: usize, act: &[u8], out: &mut [f32]) {
-            let acts = $acts(cs(act), $off);
+            let acts: &[$A] = cs(act);
             let full = out.len() / ROWS * ROWS;
             for (c, dst) in out[..full].chunks_exact_mut(ROWS).enumerate() {
                 let dst: &mut [f32; ROWS] = dst.try_into().expect("chunks of ROWS");
@@ -273,19 +245,19 @@ macro_rules! zmm_matvec {
 }
 
 zmm_matvec!(
-    mv_q4_0, pass_q4_0, Q4_0, BlockQ4_0, BlockQ8_0, acts_q8_0, pair_q4_0, 8, false
+    mv_q4_0, pass_q4_0, Q4_0, BlockQ4_0, BlockQ8_0, act_q8_0, pair_q4_0, 8, false
 );
 zmm_matvec!(
-    mv_q4_1, pass_q4_1, Q4_1, BlockQ4_1, BlockQ8_1, acts_q8_1, pair_q4_1, 0, true
+    mv_q4_1, pass_q4_1, Q4_1, BlockQ4_1, BlockQ8_1, act_q8_1, pair_q4_1, 0, true
 );
 zmm_matvec!(
-    mv_q5_0, pass_q5_0, Q5_0, BlockQ5_0, BlockQ8_0, acts_q8_0, pair_q5_0, 16, false
+    mv_q5_0, pass_q5_0, Q5_0, BlockQ5_0, BlockQ8_0, act_q8_0, pair_q5_0, 16, false
 );
 zmm_matvec!(
-    mv_q5_1, pass_q5_1, Q5_1, BlockQ5_1, BlockQ8_1, acts_q8_1, pair_q5_1, 0, true
+    mv_q5_1, pass_q5_1, Q5_1, BlockQ5_1, BlockQ8_1, act_q8_1, pair_q5_1, 0, true
 );
 zmm_matvec!(
-    mv_q8_0, pass_q8_0, Q8_0, BlockQ8_0, BlockQ8_0, acts_q8_0, pair_q8_0, 128, false
+    mv_q8_0, pass_q8_0, Q8_0, BlockQ8_0, BlockQ8_0, act_q8_0, pair_q8_0, 128, false
 );
 
 #[cfg(test)]
