@@ -33,26 +33,30 @@ use std::cell::RefCell;
 const P: usize = 2;
 /// Tokens per register tile (32-element formats; K-quants use `TK`): P·T accumulators + P quants + P
 /// scales + temporaries fit the 32 zmm registers.
-const T: usize = 8;
+const T: usize = 6;
 /// Tokens per register tile of the K-quants, which also hold a P·TK integer sum per super-block.
 const TK: usize = 4;
 
-/// Per-thread buffers, reused across calls (they only grow).
+/// Per-thread buffers, reused across calls (they only grow). Token-side arrays are laid out `[block][token]`
+/// (K-quants' quants `[block][group][token]`), tokens padded to `ntp` (a multiple of 16), so a register tile
+/// reads each block's tokens from one index; row-side arrays `[block][pair]` (K-quants `[block][group][pair]`).
 #[derive(Default)]
 struct Scratch {
-    /// d_a per token and block: `[t * nb + b]`.
+    /// The activation quants, 32 per entry.
+    aq: Vec<__m256i>,
+    /// d_a.
     da: Vec<f32>,
-    /// Token-contiguous per block, padded to 16 tokens: s_a (legacy) or d_a (K-quants), `[b * ntp + t]`.
-    by_tok: Vec<f32>,
-    /// −off·Σa per token and block (offset formats): `[t * nb + b]`.
+    /// s_a (Q8_1 activations).
+    sa: Vec<f32>,
+    /// −off·Σa by fours (offset formats).
     base: Vec<__m256i>,
-    /// K-quants: pairs of bsums (j even in the low half) per block, `[(b * 8 + k) * ntp + t]`.
+    /// K-quants: pairs of bsums (2k in the low half, 2k+1 in the high) `[(block * 8 + k) * ntp + t]`.
     bsp: Vec<i32>,
     /// Decoded unsigned quants of the current row tile, two rows per zmm.
     u: Vec<__m512i>,
     /// K-quants: the i16 sub-block scales matching `u`.
     sc: Vec<__m512i>,
-    /// [d_r ×8, d_r+1 ×8] per row pair and block.
+    /// [d_r ×8, d_r+1 ×8].
     dw: Vec<__m512>,
     /// The scalar terms of the current row tile: `[r * ntp + t]`.
     mins: Vec<f32>,
@@ -84,13 +88,6 @@ fn ld<X: Pod>(p: &[X]) -> __m256i {
     let b: &[u8] = &cs(p)[..32];
     // SAFETY: b is exactly 32 readable bytes; loadu has no alignment requirement.
     unsafe { _mm256_loadu_si256(b.as_ptr().cast()) }
-}
-
-/// 32 bytes from the start of `p`, in both halves of a zmm.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn bcast<X: Pod>(p: &[X]) -> __m512i {
-    _mm512_broadcast_i64x4(ld(p))
 }
 
 /// Row a in the low half, row b in the high half.
@@ -217,13 +214,12 @@ fn store_pair(acc: __m512, m0: f32, m1: f32, o: &mut [f32], second: bool) {
     }
 }
 
-/// The register tile of a 32-element format: PP row pairs × TT tokens, all blocks. `u`/`dw` are the row
-/// pairs' prepass (`[p * nb + b]`), `da`/`base` the tokens' (`[t * nb + b]`, tokens from `t0`), `mins` the
-/// scalar terms (`[r * ntp + t]`, rows from the tile's first).
-struct LegacyTile<'a, A> {
+/// The register tile of a 32-element format: PP row pairs × TT tokens from `t0`, all blocks, over a
+/// [`Scratch`]'s arrays.
+struct LegacyTile<'a> {
     u: &'a [__m512i],
     dw: &'a [__m512],
-    a: [&'a [A]; T],
+    aq: &'a [__m256i],
     da: &'a [f32],
     base: &'a [__m256i],
     mins: &'a [f32],
@@ -239,24 +235,45 @@ macro_rules! legacy {
         #[inline]
         #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
         fn $tile<const PP: usize, const TT: usize>(
-            k: &LegacyTile<$A>,
+            k: &LegacyTile,
             r0: usize,
             out: &mut [f32],
             stride: usize,
         ) {
-            let nb = k.nb;
+            let (nb, ntp, t0) = (k.nb, k.ntp, k.t0);
+            // the hot loop indexes raw pointers (bounds checks per block were a third of its instructions):
+            // every index below is under these bounds
+            assert!(k.u.len() >= nb * PP && k.dw.len() >= nb * PP && t0 + TT <= ntp);
+            assert!(k.aq.len() >= nb * ntp && k.da.len() >= nb * ntp);
+            assert!($off == 0 || k.base.len() >= nb * ntp);
+            let (up, dwp, aqp, dap, bp) = (
+                k.u.as_ptr(),
+                k.dw.as_ptr(),
+                k.aq.as_ptr(),
+                k.da.as_ptr(),
+                k.base.as_ptr(),
+            );
             let mut acc = [[_mm512_setzero_ps(); TT]; PP];
             for b in 0..nb {
-                let u: [__m512i; PP] = std::array::from_fn(|p| k.u[p * nb + b]);
-                let dw: [__m512; PP] = std::array::from_fn(|p| k.dw[p * nb + b]);
+                // SAFETY: b·PP + p < nb·PP (p < PP), asserted in bounds above.
+                let u: [__m512i; PP] = std::array::from_fn(|p| unsafe { *up.add(b * PP + p) });
+                // SAFETY: as for u.
+                let dw: [__m512; PP] = std::array::from_fn(|p| unsafe { *dwp.add(b * PP + p) });
+                let i = b * ntp + t0;
                 for t in 0..TT {
-                    let a = bcast(&k.a[t][b].qs);
-                    let base = if $off != 0 {
-                        _mm512_broadcast_i64x4(k.base[(k.t0 + t) * nb + b])
-                    } else {
-                        _mm512_setzero_si512()
+                    // SAFETY: i + t < b·ntp + ntp ≤ nb·ntp (t0 + TT ≤ ntp), asserted in bounds of aq, da
+                    // and (offset formats, the only ones reading it) base.
+                    let (a, da, base) = unsafe {
+                        (
+                            _mm512_broadcast_i64x4(*aqp.add(i + t)),
+                            _mm512_set1_ps(*dap.add(i + t)),
+                            if $off != 0 {
+                                _mm512_broadcast_i64x4(*bp.add(i + t))
+                            } else {
+                                _mm512_setzero_si512()
+                            },
+                        )
                     };
-                    let da = _mm512_set1_ps(k.da[(k.t0 + t) * nb + b]);
                     for p in 0..PP {
                         let x = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(base, u[p], a));
                         let s = _mm512_mul_ps(dw[p], da);
@@ -303,24 +320,24 @@ macro_rules! legacy {
             }
             let ntp = n_tok.next_multiple_of(16);
             let wr = |r: usize| -> &[$W] { cs(&w[r * w_row..(r + 1) * w_row]) };
-            let ar = |t: usize| -> &[$A] { cs(&acts[t * a_row..t * a_row + nb * size_of::<$A>()]) };
             let mut s = SCRATCH.take();
-            // tokens: d_a, s_a (token-contiguous), −off·Σa
-            s.da.clear();
-            s.base.clear();
-            s.by_tok.clear();
-            if $has_min {
-                s.by_tok.resize(nb * ntp, 0.0);
+            let z = _mm256_setzero_si256();
+            for v in [&mut s.aq, &mut s.base] {
+                v.clear();
+                v.resize(nb * ntp, z);
+            }
+            for v in [&mut s.da, &mut s.sa] {
+                v.clear();
+                v.resize(nb * ntp, 0.0);
             }
             for t in 0..n_tok {
-                for (b, blk) in ar(t).iter().enumerate() {
+                let a: &[$A] = cs(&acts[t * a_row..t * a_row + nb * size_of::<$A>()]);
+                for (b, blk) in a.iter().enumerate() {
                     let (d, sa, q) = $act(blk);
-                    s.da.push(d);
-                    if $has_min {
-                        s.by_tok[b * ntp + t] = sa;
-                    }
+                    let i = b * ntp + t;
+                    (s.aq[i], s.da[i], s.sa[i]) = (ld(q), d, sa);
                     if $off != 0 {
-                        s.base.push(neg_off_sum(q, $off));
+                        s.base[i] = neg_off_sum(q, $off);
                     }
                 }
             }
@@ -330,11 +347,11 @@ macro_rules! legacy {
                 let np = n_rows.div_ceil(2);
                 s.u.clear();
                 s.dw.clear();
-                for p in 0..np {
-                    let (ra, rb) = pair_rows(r0, p, rows);
-                    for (x, y) in wr(ra).iter().zip(wr(rb)) {
-                        let (ux, dx, _) = $dec(x);
-                        let (uy, dy, _) = $dec(y);
+                for b in 0..nb {
+                    for p in 0..np {
+                        let (ra, rb) = pair_rows(r0, p, rows);
+                        let (ux, dx, _) = $dec(&wr(ra)[b]);
+                        let (uy, dy, _) = $dec(&wr(rb)[b]);
                         s.u.push(pair_i(ux, uy));
                         s.dw.push(pair_ps(dx, dy));
                     }
@@ -348,12 +365,12 @@ macro_rules! legacy {
                         for t in (0..ntp).step_by(16) {
                             let mut v = _mm512_setzero_ps();
                             for (b, m) in mw.iter().enumerate() {
-                                let sa = &s.by_tok[b * ntp + t..b * ntp + t + 16];
+                                let sa = &s.sa[b * ntp + t..][..16];
                                 // SAFETY: sa is 16 floats.
                                 let sa = unsafe { _mm512_loadu_ps(sa.as_ptr()) };
                                 v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_set1_ps(*m), sa));
                             }
-                            let dst = &mut s.mins[i * ntp + t..i * ntp + t + 16];
+                            let dst = &mut s.mins[i * ntp + t..][..16];
                             // SAFETY: dst is 16 floats.
                             unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), v) };
                         }
@@ -362,15 +379,15 @@ macro_rules! legacy {
                 let mut t0 = 0;
                 while t0 < n_tok {
                     let tt = match n_tok - t0 {
-                        8.. => 8,
-                        4..8 => 4,
+                        T.. => T,
+                        4..T => 4,
                         2..4 => 2,
                         _ => 1,
                     };
                     let k = LegacyTile {
                         u: &s.u,
                         dw: &s.dw,
-                        a: std::array::from_fn(|i| ar(t0 + i.min(tt - 1))),
+                        aq: &s.aq,
                         da: &s.da,
                         base: &s.base,
                         mins: &s.mins,
@@ -380,11 +397,11 @@ macro_rules! legacy {
                         n_rows,
                     };
                     match (np, tt) {
-                        (2, 8) => $tile::<2, 8>(&k, r0, out, stride),
+                        (2, T) => $tile::<2, T>(&k, r0, out, stride),
                         (2, 4) => $tile::<2, 4>(&k, r0, out, stride),
                         (2, 2) => $tile::<2, 2>(&k, r0, out, stride),
                         (2, _) => $tile::<2, 1>(&k, r0, out, stride),
-                        (_, 8) => $tile::<1, 8>(&k, r0, out, stride),
+                        (_, T) => $tile::<1, T>(&k, r0, out, stride),
                         (_, 4) => $tile::<1, 4>(&k, r0, out, stride),
                         (_, 2) => $tile::<1, 2>(&k, r0, out, stride),
                         (_, _) => $tile::<1, 1>(&k, r0, out, stride),
@@ -479,13 +496,13 @@ fn grp_q6_k(w: &BlockQ6K, g: usize) -> __m256i {
     _mm256_or_si256(low, high)
 }
 
-/// The register tile of a K-quant: PP row pairs × TT tokens, all super-blocks. `u`/`sc` are
-/// `[(p * nb + b) * 8 + g]`, `dw` `[p * nb + b]`, `da` `[t * nb + b]`.
+/// The register tile of a K-quant: PP row pairs × TT tokens from `t0`, all super-blocks, over a
+/// [`Scratch`]'s arrays.
 struct KTile<'a> {
     u: &'a [__m512i],
     sc: &'a [__m512i],
     dw: &'a [__m512],
-    a: [&'a [BlockQ8K]; TK],
+    aq: &'a [__m256i],
     da: &'a [f32],
     mins: &'a [f32],
     ntp: usize,
@@ -497,15 +514,30 @@ struct KTile<'a> {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn k_tile<const PP: usize, const TT: usize>(k: &KTile, r0: usize, out: &mut [f32], stride: usize) {
-    let nb = k.nb;
+    let (nb, ntp, t0) = (k.nb, k.ntp, k.t0);
+    // raw pointers in the hot loop, every index under these bounds (as in the 32-element tile)
+    assert!(k.u.len() >= nb * 8 * PP && k.sc.len() >= nb * 8 * PP && k.dw.len() >= nb * PP);
+    assert!(t0 + TT <= ntp && k.aq.len() >= nb * 8 * ntp && k.da.len() >= nb * ntp);
+    let (up, scp, dwp, aqp, dap) = (
+        k.u.as_ptr(),
+        k.sc.as_ptr(),
+        k.dw.as_ptr(),
+        k.aq.as_ptr(),
+        k.da.as_ptr(),
+    );
     let mut acc = [[_mm512_setzero_ps(); TT]; PP];
     for b in 0..nb {
         let mut sumi = [[_mm512_setzero_si512(); TT]; PP];
         for g in 0..8 {
-            let u: [__m512i; PP] = std::array::from_fn(|p| k.u[(p * nb + b) * 8 + g]);
-            let sc: [__m512i; PP] = std::array::from_fn(|p| k.sc[(p * nb + b) * 8 + g]);
+            let j = (b * 8 + g) * PP;
+            // SAFETY: j + p < nb·8·PP (b < nb, g < 8, p < PP), asserted above.
+            let u: [__m512i; PP] = std::array::from_fn(|p| unsafe { *up.add(j + p) });
+            // SAFETY: as for u.
+            let sc: [__m512i; PP] = std::array::from_fn(|p| unsafe { *scp.add(j + p) });
+            let i = (b * 8 + g) * ntp + t0;
             for t in 0..TT {
-                let a = bcast(&k.a[t][b].qs[32 * g..]);
+                // SAFETY: i + t < (b·8 + g)·ntp + ntp ≤ nb·8·ntp (t0 + TT ≤ ntp), asserted above.
+                let a = unsafe { _mm512_broadcast_i64x4(*aqp.add(i + t)) };
                 for p in 0..PP {
                     // |u| ≤ 63, |a| ≤ 128: a pair of products fits i16 without saturating
                     let x = _mm512_maddubs_epi16(u[p], a);
@@ -514,9 +546,12 @@ fn k_tile<const PP: usize, const TT: usize>(k: &KTile, r0: usize, out: &mut [f32
             }
         }
         for t in 0..TT {
-            let da = _mm512_set1_ps(k.da[(k.t0 + t) * nb + b]);
+            // SAFETY: b·ntp + t0 + t < nb·ntp, asserted above.
+            let da = unsafe { _mm512_set1_ps(*dap.add(b * ntp + t0 + t)) };
             for p in 0..PP {
-                let s = _mm512_mul_ps(k.dw[p * nb + b], da);
+                // SAFETY: b·PP + p < nb·PP, asserted above.
+                let dw = unsafe { *dwp.add(b * PP + p) };
+                let s = _mm512_mul_ps(dw, da);
                 acc[p][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[p][t]), s, acc[p][t]);
             }
         }
@@ -567,24 +602,22 @@ macro_rules! kquant {
             }
             let ntp = n_tok.next_multiple_of(16);
             let wr = |r: usize| -> &[$W] { cs(&w[r * w_row..(r + 1) * w_row]) };
-            let ar = |t: usize| -> &[BlockQ8K] {
-                cs(&acts[t * a_row..t * a_row + nb * size_of::<BlockQ8K>()])
-            };
             let mut s = SCRATCH.take();
-            // tokens: d_a (also token-contiguous), bsum pairs token-contiguous
+            s.aq.clear();
+            s.aq.resize(nb * 8 * ntp, _mm256_setzero_si256());
             s.da.clear();
-            s.by_tok.clear();
-            s.by_tok.resize(nb * ntp, 0.0);
+            s.da.resize(nb * ntp, 0.0);
             s.bsp.clear();
             s.bsp.resize(nb * 8 * ntp, 0);
             for t in 0..n_tok {
-                for (b, blk) in ar(t).iter().enumerate() {
-                    let d = blk.d();
-                    s.da.push(d);
-                    s.by_tok[b * ntp + t] = d;
-                    for j in 0..8 {
-                        let (lo, hi) = (blk.bsum(2 * j) as u16, blk.bsum(2 * j + 1) as u16);
-                        s.bsp[(b * 8 + j) * ntp + t] = (lo as u32 | (hi as u32) << 16) as i32;
+                let a: &[BlockQ8K] = cs(&acts[t * a_row..t * a_row + nb * size_of::<BlockQ8K>()]);
+                for (b, blk) in a.iter().enumerate() {
+                    s.da[b * ntp + t] = blk.d();
+                    for g in 0..8 {
+                        let i = (b * 8 + g) * ntp + t;
+                        s.aq[i] = ld(&blk.qs[32 * g..]);
+                        let (lo, hi) = (blk.bsum(2 * g) as u16, blk.bsum(2 * g + 1) as u16);
+                        s.bsp[i] = (lo as u32 | (hi as u32) << 16) as i32;
                     }
                 }
             }
@@ -598,9 +631,12 @@ macro_rules! kquant {
                 s.dw.clear();
                 s.mins.clear();
                 s.mins.resize(2 * P * ntp, 0.0);
-                for p in 0..np {
-                    let (ra, rb) = pair_rows(r0, p, rows);
-                    for (x, y) in wr(ra).iter().zip(wr(rb)) {
+                for b in 0..nb {
+                    let mut u = [[_mm512_setzero_si512(); P]; 8];
+                    let mut sc = [[_mm512_setzero_si512(); P]; 8];
+                    for p in 0..np {
+                        let (ra, rb) = pair_rows(r0, p, rows);
+                        let (x, y) = (&wr(ra)[b], &wr(rb)[b]);
                         let (mx, my) = ($meta(x), $meta(y));
                         // SAFETY: s16 is 32 bytes.
                         let (sx, sy) = unsafe {
@@ -611,10 +647,14 @@ macro_rules! kquant {
                         };
                         let s16 = pair_i(sx, sy);
                         for (g, ix) in idx.iter().enumerate() {
-                            s.u.push(pair_i($grp(x, g), $grp(y, g)));
-                            s.sc.push(_mm512_permutexvar_epi16(*ix, s16));
+                            u[g][p] = pair_i($grp(x, g), $grp(y, g));
+                            sc[g][p] = _mm512_permutexvar_epi16(*ix, s16);
                         }
                         s.dw.push(pair_ps(mx.d, my.d));
+                    }
+                    for g in 0..8 {
+                        s.u.extend_from_slice(&u[g][..np]);
+                        s.sc.extend_from_slice(&sc[g][..np]);
                     }
                 }
                 // −dmin·d_a·Σ m·bsum per super-block, in order: mins −= (dmin·d_a)·corr
@@ -633,7 +673,7 @@ macro_rules! kquant {
                                 let bs = unsafe { _mm512_loadu_si512(bs.as_ptr().cast()) };
                                 corr = _mm512_dpwssd_epi32(corr, bs, _mm512_set1_epi32(mp));
                             }
-                            let da = &s.by_tok[b * ntp + t..][..16];
+                            let da = &s.da[b * ntp + t..][..16];
                             // SAFETY: da is 16 floats.
                             let da = unsafe { _mm512_loadu_ps(da.as_ptr()) };
                             let f = _mm512_mul_ps(_mm512_set1_ps(m.dmin), da);
@@ -647,15 +687,15 @@ macro_rules! kquant {
                 let mut t0 = 0;
                 while t0 < n_tok {
                     let tt = match n_tok - t0 {
-                        4.. => 4,
-                        2..4 => 2,
+                        TK.. => TK,
+                        2..TK => 2,
                         _ => 1,
                     };
                     let k = KTile {
                         u: &s.u,
                         sc: &s.sc,
                         dw: &s.dw,
-                        a: std::array::from_fn(|i| ar(t0 + i.min(tt - 1))),
+                        aq: &s.aq,
                         da: &s.da,
                         mins: &s.mins,
                         ntp,
@@ -664,10 +704,10 @@ macro_rules! kquant {
                         n_rows,
                     };
                     match (np, tt) {
-                        (2, 4) => k_tile::<2, 4>(&k, r0, out, stride),
+                        (2, TK) => k_tile::<2, TK>(&k, r0, out, stride),
                         (2, 2) => k_tile::<2, 2>(&k, r0, out, stride),
                         (2, _) => k_tile::<2, 1>(&k, r0, out, stride),
-                        (_, 4) => k_tile::<1, 4>(&k, r0, out, stride),
+                        (_, TK) => k_tile::<1, TK>(&k, r0, out, stride),
                         (_, 2) => k_tile::<1, 2>(&k, r0, out, stride),
                         (_, _) => k_tile::<1, 1>(&k, r0, out, stride),
                     }
@@ -843,7 +883,28 @@ mod ab {
     use super::*;
     use crate::isa::{Isa, has_avx512_vnni};
     use crate::quant::{activation_type, quantize_activation_with, quantize_row};
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
+
+    /// Nanoseconds this thread has run on a CPU (Linux; as `benches/quant.rs`).
+    fn thread_cpu_ns() -> Option<u64> {
+        let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+        s.split_whitespace().next()?.parse().ok()
+    }
+
+    /// Seconds per call of `f`, repeated for 50 ms: on-CPU time where the OS reports it, else wall time.
+    fn per_call(mut f: impl FnMut()) -> f64 {
+        let (t, c) = (Instant::now(), thread_cpu_ns());
+        let mut reps = 0u32;
+        while reps == 0 || t.elapsed() < Duration::from_millis(50) {
+            f();
+            reps += 1;
+        }
+        let secs = match (c, thread_cpu_ns()) {
+            (Some(c0), Some(c1)) if c1 > c0 => (c1 - c0) as f64 / 1e9,
+            _ => t.elapsed().as_secs_f64(),
+        };
+        secs / reps as f64
+    }
 
     #[test]
     #[ignore]
@@ -882,15 +943,18 @@ mod ab {
                     super::super::avx512::vnni::tiled_kernel(ty),
                     tiled_kernel(ty),
                 ];
-                let mut best = [f64::MAX; 2];
-                for _ in 0..30 {
+                // alternate 50 ms samples of each, on-CPU time (other processes share this machine)
+                let mut runs = [Vec::new(), Vec::new()];
+                for _ in 0..9 {
                     for (i, k) in kernels.iter().enumerate() {
                         let Some(k) = k else { continue };
-                        let t = Instant::now();
-                        k(&w, rb, &a, ab, n_tok, &mut out, rows);
-                        best[i] = best[i].min(t.elapsed().as_secs_f64());
+                        runs[i].push(per_call(|| k(&w, rb, &a, ab, n_tok, &mut out, rows)));
                     }
                 }
+                let best = runs.map(|mut r| {
+                    r.sort_by(f64::total_cmp);
+                    r.get(r.len() / 2).copied().unwrap_or(f64::NAN)
+                });
                 let gf = |s: f64| 2.0 * (rows * n_tok * n) as f64 / s / 1e9;
                 println!(
                     "{ty:?} {rows}x{n}, {n_tok} tokens: GFLOP/s ymm {:.0}, zmm {:.0} ({:.2}x)",
