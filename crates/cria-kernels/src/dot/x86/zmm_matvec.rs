@@ -175,8 +175,12 @@ macro_rules! zmm_matvec {
         #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
         fn $pass(w: &[u8], w_row: usize, acts: &[$A], out: &mut [f32; ROWS]) {
             let nb = acts.len();
-            let rows: [&[$W]; ROWS] =
-                std::array::from_fn(|r| cs(&w[r * w_row..r * w_row + nb * size_of::<$W>()]));
+            assert!(w.len() >= ROWS * w_row && w_row >= nb * size_of::<$W>());
+            let block = |r: usize, i: usize| -> &$W {
+                // SAFETY: r < 16 and i < nb, so the block's bytes lie inside w (asserted above); $W is plain
+                // bytes (alignment 1, every bit pattern valid).
+                unsafe { &*w.as_ptr().add(r * w_row + i * size_of::<$W>()).cast::<$W>() }
+            };
             let offsets = _mm512_mullo_epi32(
                 _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                 _mm512_set1_epi32(w_row as i32),
@@ -191,7 +195,7 @@ macro_rules! zmm_matvec {
             let mut mins = _mm512_setzero_ps();
             for i in 0..nb {
                 // SAFETY: lane r reads 4 bytes at row r's block i, inside w: r·w_row + (i + 1)·size ≤ 16·w_row
-                // (checked by the slices above) and every block is at least 18 bytes.
+                // (asserted above) and every block is at least 18 bytes.
                 let dm = unsafe {
                     _mm512_i32gather_epi32::<1>(offsets, w.as_ptr().add(i * size_of::<$W>()).cast())
                 };
@@ -204,7 +208,7 @@ macro_rules! zmm_matvec {
                 }
                 let base = offset_base(a, $off);
                 for p in 0..PAIRS {
-                    let u = $pair(&rows[2 * p][i], &rows[2 * p + 1][i]);
+                    let u = $pair(block(2 * p, i), block(2 * p + 1, i));
                     let sum = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(base, u, a));
                     acc[p] = _mm512_fmadd_ps(sum, _mm512_permutexvar_ps(pick[p], dd), acc[p]);
                 }
