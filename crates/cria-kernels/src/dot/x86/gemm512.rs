@@ -60,6 +60,19 @@ struct Scratch {
     dw: Vec<__m512>,
     /// The scalar terms of the current row tile: `[r * ntp + t]`.
     mins: Vec<f32>,
+    /// K-quants, per row of the current tile and super-block: dmin, and the min coefficients in pairs as
+    /// `bsp` (`[(r * nb + b) * 8 + k]`).
+    dmin: Vec<f32>,
+    mp: Vec<i32>,
+}
+
+/// Makes `v` at least `n` long. Entries are written before they are read, except the padding tokens
+/// (`n_tok..ntp`), whose lanes of the vector min pass are computed and dropped: stale values there are fine,
+/// and not clearing saves a pass over a few hundred KB per call.
+fn grow<X: Copy>(v: &mut Vec<X>, n: usize, zero: X) {
+    if v.len() < n {
+        v.resize(n, zero);
+    }
 }
 
 thread_local! {
@@ -322,20 +335,23 @@ macro_rules! legacy {
             let wr = |r: usize| -> &[$W] { cs(&w[r * w_row..(r + 1) * w_row]) };
             let mut s = SCRATCH.take();
             let z = _mm256_setzero_si256();
-            for v in [&mut s.aq, &mut s.base] {
-                v.clear();
-                v.resize(nb * ntp, z);
+            grow(&mut s.aq, nb * ntp, z);
+            grow(&mut s.da, nb * ntp, 0.0);
+            if $off != 0 {
+                grow(&mut s.base, nb * ntp, z);
             }
-            for v in [&mut s.da, &mut s.sa] {
-                v.clear();
-                v.resize(nb * ntp, 0.0);
+            if $has_min {
+                grow(&mut s.sa, nb * ntp, 0.0);
             }
             for t in 0..n_tok {
                 let a: &[$A] = cs(&acts[t * a_row..t * a_row + nb * size_of::<$A>()]);
                 for (b, blk) in a.iter().enumerate() {
                     let (d, sa, q) = $act(blk);
                     let i = b * ntp + t;
-                    (s.aq[i], s.da[i], s.sa[i]) = (ld(q), d, sa);
+                    (s.aq[i], s.da[i]) = (ld(q), d);
+                    if $has_min {
+                        s.sa[i] = sa;
+                    }
                     if $off != 0 {
                         s.base[i] = neg_off_sum(q, $off);
                     }
@@ -603,12 +619,9 @@ macro_rules! kquant {
             let ntp = n_tok.next_multiple_of(16);
             let wr = |r: usize| -> &[$W] { cs(&w[r * w_row..(r + 1) * w_row]) };
             let mut s = SCRATCH.take();
-            s.aq.clear();
-            s.aq.resize(nb * 8 * ntp, _mm256_setzero_si256());
-            s.da.clear();
-            s.da.resize(nb * ntp, 0.0);
-            s.bsp.clear();
-            s.bsp.resize(nb * 8 * ntp, 0);
+            grow(&mut s.aq, nb * 8 * ntp, _mm256_setzero_si256());
+            grow(&mut s.da, nb * ntp, 0.0);
+            grow(&mut s.bsp, nb * 8 * ntp, 0);
             for t in 0..n_tok {
                 let a: &[BlockQ8K] = cs(&acts[t * a_row..t * a_row + nb * size_of::<BlockQ8K>()]);
                 for (b, blk) in a.iter().enumerate() {
@@ -631,6 +644,18 @@ macro_rules! kquant {
                 s.dw.clear();
                 s.mins.clear();
                 s.mins.resize(2 * P * ntp, 0.0);
+                s.dmin.clear();
+                s.mp.clear();
+                for i in 0..n_rows {
+                    for x in wr(r0 + i) {
+                        let m = $meta(x);
+                        s.dmin.push(m.dmin);
+                        s.mp.extend((0..8).map(|k| {
+                            (m.m16[2 * k] as u16 as u32 | (m.m16[2 * k + 1] as u16 as u32) << 16)
+                                as i32
+                        }));
+                    }
+                }
                 for b in 0..nb {
                     let mut u = [[_mm512_setzero_si512(); P]; 8];
                     let mut sc = [[_mm512_setzero_si512(); P]; 8];
@@ -659,24 +684,23 @@ macro_rules! kquant {
                 }
                 // −dmin·d_a·Σ m·bsum per super-block, in order: mins −= (dmin·d_a)·corr
                 for i in 0..n_rows {
-                    let metas: Vec<KMeta> = wr(r0 + i).iter().map(|x| $meta(x)).collect();
+                    let (dmin, mp) = (&s.dmin[i * nb..][..nb], &s.mp[i * nb * 8..][..nb * 8]);
                     for t in (0..ntp).step_by(16) {
                         let mut v = _mm512_setzero_ps();
-                        for (b, m) in metas.iter().enumerate() {
+                        for b in 0..nb {
                             let mut corr = _mm512_setzero_si512();
-                            for j in 0..8 {
-                                let mp = (m.m16[2 * j] as u16 as u32
-                                    | (m.m16[2 * j + 1] as u16 as u32) << 16)
-                                    as i32;
-                                let bs = &s.bsp[(b * 8 + j) * ntp + t..][..16];
-                                // SAFETY: bs is 16 i32.
-                                let bs = unsafe { _mm512_loadu_si512(bs.as_ptr().cast()) };
-                                corr = _mm512_dpwssd_epi32(corr, bs, _mm512_set1_epi32(mp));
+                            let bs = &s.bsp[b * 8 * ntp + t..][..7 * ntp + 16];
+                            for k in 0..8 {
+                                // SAFETY: k·ntp + 16 ≤ 7·ntp + 16 = bs.len(): 16 i32.
+                                let x =
+                                    unsafe { _mm512_loadu_si512(bs.as_ptr().add(k * ntp).cast()) };
+                                corr =
+                                    _mm512_dpwssd_epi32(corr, x, _mm512_set1_epi32(mp[b * 8 + k]));
                             }
                             let da = &s.da[b * ntp + t..][..16];
                             // SAFETY: da is 16 floats.
                             let da = unsafe { _mm512_loadu_ps(da.as_ptr()) };
-                            let f = _mm512_mul_ps(_mm512_set1_ps(m.dmin), da);
+                            let f = _mm512_mul_ps(_mm512_set1_ps(dmin[b]), da);
                             v = _mm512_sub_ps(v, _mm512_mul_ps(f, _mm512_cvtepi32_ps(corr)));
                         }
                         let dst = &mut s.mins[i * ntp + t..][..16];
