@@ -691,9 +691,9 @@ macro_rules! kquant {
                             let mut corr = _mm512_setzero_si512();
                             let bs = &s.bsp[b * 8 * ntp + t..][..7 * ntp + 16];
                             for k in 0..8 {
-                                // SAFETY: k·ntp + 16 ≤ 7·ntp + 16 = bs.len(): 16 i32.
-                                let x =
-                                    unsafe { _mm512_loadu_si512(bs.as_ptr().add(k * ntp).cast()) };
+                                let x = bs.as_ptr().wrapping_add(k * ntp);
+                                // SAFETY: k·ntp + 16 ≤ 7·ntp + 16 = bs.len(): x is 16 readable i32.
+                                let x = unsafe { _mm512_loadu_si512(x.cast()) };
                                 corr =
                                     _mm512_dpwssd_epi32(corr, x, _mm512_set1_epi32(mp[b * 8 + k]));
                             }
