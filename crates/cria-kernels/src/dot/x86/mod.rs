@@ -7,6 +7,7 @@ mod avx512;
 mod gemm512;
 mod kernels;
 mod tiled;
+mod zmm_kmatvec;
 mod zmm_matvec;
 
 use super::{RowsFn, TiledFn};
@@ -32,9 +33,9 @@ pub(crate) fn rows_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
 /// the same bits as the tiled kernel: `tests/dot_order.rs`).
 pub(crate) fn matvec_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
     match isa {
-        Isa::Avx512 if crate::isa::has_avx512_vnni() => {
-            zmm_matvec::matvec_kernel(ty).or_else(|| avx512::vnni::matvec_kernel(ty))
-        }
+        Isa::Avx512 if crate::isa::has_avx512_vnni() => zmm_matvec::matvec_kernel(ty)
+            .or_else(|| zmm_kmatvec::matvec_kernel(ty))
+            .or_else(|| avx512::vnni::matvec_kernel(ty)),
         Isa::Avx512 | Isa::Avx2 if has_avxvnni() => avx2::vnni::matvec_kernel(ty),
         Isa::Avx512 | Isa::Avx2 => avx2::plain::matvec_kernel(ty),
         _ => None,
