@@ -116,12 +116,17 @@ pub(super) fn attend_head(
     scores.clear();
     scores.resize(window.len(), 0.0);
     kern.dot_rows_f16(q_h, &k_cache[base..], stride, scores);
+    scores_to_probs(scores, p);
+    out_h.fill(0.0);
+    kern.axpy_rows_f16(out_h, scores, &v_cache[base..], stride);
+}
+
+/// Raw q·k dot products to attention weights, in place: scale, soft-cap, softmax.
+pub(super) fn scores_to_probs(scores: &mut [f32], p: &AttentionParams) {
     for s in scores.iter_mut() {
         *s = softcap(p.scale * *s, p.softcap);
     }
     softmax_inplace(scores);
-    out_h.fill(0.0);
-    kern.axpy_rows_f16(out_h, scores, &v_cache[base..], stride);
 }
 
 pub(super) fn kv_dim(p: &AttentionParams) -> usize {

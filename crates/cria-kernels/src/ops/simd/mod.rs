@@ -65,6 +65,92 @@ impl Kernels {
         (self.axpy_rows_f16)(out, probs, v, stride)
     }
 
+    /// Whether [`Self::dot_rows_f16_multi`] and [`Self::axpy_rows_f16_multi`] have a body that shares the
+    /// f16 conversion of each K/V row between queries for this head size; otherwise they go one query at a
+    /// time and callers gain nothing from grouping queries.
+    pub(crate) fn has_multi(&self, head_dim: usize) -> bool {
+        self.isa == Isa::Avx512 && matches!(head_dim, 64 | 128 | 256)
+    }
+
+    /// Several queries of `hd` floats (`q` is `[n_q][hd]`) against the same K rows:
+    /// `out[g*out_stride + t]` = what [`Self::dot_rows_f16`] gives for query `g` and row `t`, bit for bit,
+    /// for `t < n_rows`.
+    #[inline]
+    pub(crate) fn dot_rows_f16_multi(
+        &self,
+        (q, hd): (&[f32], usize),
+        (k, stride): (&[f16], usize),
+        (out, out_stride): (&mut [f32], usize),
+        n_rows: usize,
+    ) {
+        assert!(
+            hd > 0 && q.len().is_multiple_of(hd),
+            "dot_rows_f16_multi: q"
+        );
+        let n_q = q.len() / hd;
+        if n_q == 0 || n_rows == 0 {
+            return;
+        }
+        assert!(
+            (n_rows - 1) * stride + hd <= k.len(),
+            "dot_rows_f16_multi: k too short"
+        );
+        assert!(
+            (n_q - 1) * out_stride + n_rows <= out.len(),
+            "dot_rows_f16_multi: out too short"
+        );
+        #[cfg(target_arch = "x86_64")]
+        if self.isa == Isa::Avx512 {
+            // SAFETY: a table with isa Avx512 is only handed out by `x86::avx512_table`, after detecting
+            // avx512f, avx512bw and avx512vl.
+            unsafe { x86::avx512_dot_rows_f16_multi(q, hd, k, stride, (out, out_stride), n_rows) };
+            return;
+        }
+        for (g, qg) in q.chunks_exact(hd).enumerate() {
+            self.dot_rows_f16(qg, k, stride, &mut out[g * out_stride..][..n_rows]);
+        }
+    }
+
+    /// Several queries against the same V rows: `acc` is `[n_q][n]`, and `acc[g]` gets what
+    /// [`Self::axpy_rows_f16`] does to it with `probs[g*probs_stride..][..n_rows]`, bit for bit.
+    #[inline]
+    pub(crate) fn axpy_rows_f16_multi(
+        &self,
+        (acc, n): (&mut [f32], usize),
+        (probs, probs_stride): (&[f32], usize),
+        (v, stride): (&[f16], usize),
+        n_rows: usize,
+    ) {
+        assert!(
+            n > 0 && acc.len().is_multiple_of(n),
+            "axpy_rows_f16_multi: acc"
+        );
+        let n_q = acc.len() / n;
+        if n_q == 0 || n_rows == 0 {
+            return;
+        }
+        assert!(
+            (n_rows - 1) * stride + n <= v.len(),
+            "axpy_rows_f16_multi: v too short"
+        );
+        assert!(
+            (n_q - 1) * probs_stride + n_rows <= probs.len(),
+            "axpy_rows_f16_multi: probs too short"
+        );
+        #[cfg(target_arch = "x86_64")]
+        if self.isa == Isa::Avx512 {
+            // SAFETY: a table with isa Avx512 is only handed out by `x86::avx512_table`, after detecting
+            // avx512f, avx512bw and avx512vl.
+            unsafe {
+                x86::avx512_axpy_rows_f16_multi((acc, n), (probs, probs_stride), v, stride, n_rows)
+            };
+            return;
+        }
+        for (g, a) in acc.chunks_exact_mut(n).enumerate() {
+            self.axpy_rows_f16(a, &probs[g * probs_stride..][..n_rows], v, stride);
+        }
+    }
+
     /// `Σ x[i]²`.
     #[inline]
     pub(crate) fn sum_sq(&self, x: &[f32]) -> f32 {

@@ -86,3 +86,34 @@ fn avx512_exp_sub_sum(x: &mut [f32], max: f32) -> f32 {
     // SAFETY: only reachable via `avx512_table`, which checked avx512f, avx512bw and avx512vl.
     unsafe { avx512::exp_sub_sum(x, max) }
 }
+
+/// AVX-512 [`super::Kernels::dot_rows_f16_multi`].
+///
+/// # Safety
+/// The CPU must have avx512f, avx512bw and avx512vl.
+pub(super) unsafe fn avx512_dot_rows_f16_multi(
+    q: &[f32],
+    hd: usize,
+    k: &[f16],
+    stride: usize,
+    out: (&mut [f32], usize),
+    n_rows: usize,
+) {
+    // SAFETY: the caller guarantees the features.
+    unsafe { avx512::dot_rows_f16_multi(q, hd, k, stride, out, n_rows) }
+}
+
+/// AVX-512 [`super::Kernels::axpy_rows_f16_multi`].
+///
+/// # Safety
+/// The CPU must have avx512f, avx512bw and avx512vl.
+pub(super) unsafe fn avx512_axpy_rows_f16_multi(
+    acc: (&mut [f32], usize),
+    probs: (&[f32], usize),
+    v: &[f16],
+    stride: usize,
+    n_rows: usize,
+) {
+    // SAFETY: the caller guarantees the features.
+    unsafe { avx512::axpy_rows_f16_multi(acc, probs, v, stride, n_rows) }
+}

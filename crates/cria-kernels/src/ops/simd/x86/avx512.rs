@@ -288,3 +288,184 @@ mod tests {
         }
     }
 }
+
+/// Several queries against the same K rows: `out[g*out_stride + t] = q[g*hd..][..hd] · k[t*stride..][..hd]` for
+/// `g < q.len() / hd`, `t < n_rows`, with `hd` 64, 128 or 256. Each K row is converted from f16 once for all
+/// queries; each dot is [`dot_rows_fixed`]'s, bit for bit (its two accumulators, its chunk order, its reduction).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(super) fn dot_rows_f16_multi(
+    q: &[f32],
+    hd: usize,
+    k: &[f16],
+    stride: usize,
+    (out, out_stride): (&mut [f32], usize),
+    n_rows: usize,
+) {
+    // Queries in groups of 8, 4, 2, 1: up to 16 accumulators plus two K chunks stay in registers.
+    let mut g0 = 0;
+    let n_q = q.len() / hd;
+    while g0 < n_q {
+        let g = [8, 4, 2, 1]
+            .into_iter()
+            .find(|&g| g <= n_q - g0)
+            .unwrap_or(1);
+        let qg = &q[g0 * hd..(g0 + g) * hd];
+        let og = &mut out[g0 * out_stride..];
+        match (hd, g) {
+            (64, 8) => dot_multi_fixed::<4, 8>(qg, k, stride, og, out_stride, n_rows),
+            (64, 4) => dot_multi_fixed::<4, 4>(qg, k, stride, og, out_stride, n_rows),
+            (64, 2) => dot_multi_fixed::<4, 2>(qg, k, stride, og, out_stride, n_rows),
+            (128, 8) => dot_multi_fixed::<8, 8>(qg, k, stride, og, out_stride, n_rows),
+            (128, 4) => dot_multi_fixed::<8, 4>(qg, k, stride, og, out_stride, n_rows),
+            (128, 2) => dot_multi_fixed::<8, 2>(qg, k, stride, og, out_stride, n_rows),
+            (256, 8) => dot_multi_fixed::<16, 8>(qg, k, stride, og, out_stride, n_rows),
+            (256, 4) => dot_multi_fixed::<16, 4>(qg, k, stride, og, out_stride, n_rows),
+            (256, 2) => dot_multi_fixed::<16, 2>(qg, k, stride, og, out_stride, n_rows),
+            _ => {
+                for (i, qi) in qg.chunks_exact(hd).enumerate() {
+                    dot_rows_f16(qi, k, stride, &mut og[i * out_stride..][..n_rows]);
+                }
+            }
+        }
+        g0 += g;
+    }
+}
+
+/// [`dot_rows_f16_multi`] for `G` queries of `16 * NQ` floats.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+fn dot_multi_fixed<const NQ: usize, const G: usize>(
+    q: &[f32],
+    k: &[f16],
+    stride: usize,
+    out: &mut [f32],
+    out_stride: usize,
+    n_rows: usize,
+) {
+    const { assert!(NQ.is_multiple_of(2)) };
+    let hd = 16 * NQ;
+    assert_eq!(q.len(), G * hd, "dot_multi_fixed: q length");
+    if let Some(last) = n_rows.checked_sub(1) {
+        assert!(
+            last * stride + hd <= k.len(),
+            "dot_rows_f16_multi: k too short"
+        );
+        assert!(
+            (G - 1) * out_stride + n_rows <= out.len(),
+            "dot_rows_f16_multi: out too short"
+        );
+    }
+    // SAFETY: query g reads q[g*hd .. (g+1)*hd] (q holds G*hd, asserted); row t reads k[t*stride ..][..hd] and
+    // writes out[g*out_stride + t], both in bounds by the asserts above.
+    unsafe {
+        let qp = q.as_ptr();
+        for t in 0..n_rows {
+            let p = k.as_ptr().add(t * stride);
+            let mut acc0 = [_mm512_setzero_ps(); G];
+            let mut acc1 = [_mm512_setzero_ps(); G];
+            for j in (0..NQ).step_by(2) {
+                let k0 = _mm512_cvtph_ps(_mm256_loadu_si256(p.add(16 * j).cast()));
+                let k1 = _mm512_cvtph_ps(_mm256_loadu_si256(p.add(16 * j + 16).cast()));
+                for g in 0..G {
+                    let qj = qp.add(g * hd + 16 * j);
+                    acc0[g] = _mm512_fmadd_ps(_mm512_loadu_ps(qj), k0, acc0[g]);
+                    acc1[g] = _mm512_fmadd_ps(_mm512_loadu_ps(qj.add(16)), k1, acc1[g]);
+                }
+            }
+            for g in 0..G {
+                *out.get_unchecked_mut(g * out_stride + t) =
+                    _mm512_reduce_add_ps(_mm512_add_ps(acc0[g], acc1[g]));
+            }
+        }
+    }
+}
+
+/// Several queries against the same V rows: `acc[g*n..][..n] += Σ_t probs[g*probs_stride + t] · v[t*stride..][..n]`
+/// for `g < acc.len() / n`, `t < n_rows`. Each V row is converted once for all queries; per column, each query
+/// gets [`axpy_rows_f16`]'s operations in its order (one FMA per row, rows in order).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(super) fn axpy_rows_f16_multi(
+    (acc, n): (&mut [f32], usize),
+    (probs, probs_stride): (&[f32], usize),
+    v: &[f16],
+    stride: usize,
+    n_rows: usize,
+) {
+    let n_q = acc.len() / n;
+    let mut g0 = 0;
+    while g0 < n_q {
+        let g = [8, 4, 2, 1]
+            .into_iter()
+            .find(|&g| g <= n_q - g0)
+            .unwrap_or(1);
+        let a = &mut acc[g0 * n..(g0 + g) * n];
+        let p = &probs[g0 * probs_stride..];
+        match g {
+            8 => axpy_multi_fixed::<8>(a, n, (p, probs_stride), v, stride, n_rows),
+            4 => axpy_multi_fixed::<4>(a, n, (p, probs_stride), v, stride, n_rows),
+            2 => axpy_multi_fixed::<2>(a, n, (p, probs_stride), v, stride, n_rows),
+            _ => axpy_rows_f16(a, &p[..n_rows], v, stride),
+        }
+        g0 += g;
+    }
+}
+
+/// [`axpy_rows_f16_multi`] for `G` queries, 32 columns at a time (2 registers a query).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+fn axpy_multi_fixed<const G: usize>(
+    acc: &mut [f32],
+    n: usize,
+    (probs, ps): (&[f32], usize),
+    v: &[f16],
+    stride: usize,
+    n_rows: usize,
+) {
+    assert_eq!(acc.len(), G * n, "axpy_rows_f16_multi: acc length");
+    if let Some(last) = n_rows.checked_sub(1) {
+        assert!(
+            last * stride + n <= v.len(),
+            "axpy_rows_f16_multi: v too short"
+        );
+        assert!(
+            (G - 1) * ps + n_rows <= probs.len(),
+            "axpy_rows_f16_multi: probs too short"
+        );
+    }
+    let mut c = 0;
+    while c < n {
+        let (m0, m1) = ((n - c).min(16), (n - c).saturating_sub(16).min(16));
+        // SAFETY: acc[g*n + c ..][..m0 + m1] is in bounds (c + m0 + m1 <= n); v[t*stride + c ..][..m0 + m1] and
+        // probs[g*ps + t] are in bounds by the asserts above.
+        unsafe {
+            let ap = acc.as_mut_ptr();
+            let mut a0 = [_mm512_setzero_ps(); G];
+            let mut a1 = [_mm512_setzero_ps(); G];
+            for g in 0..G {
+                a0[g] = load_f32(ap.add(g * n + c), m0);
+                if m1 > 0 {
+                    a1[g] = load_f32(ap.add(g * n + c + 16), m1);
+                }
+            }
+            for t in 0..n_rows {
+                let vp = v.as_ptr().add(t * stride + c);
+                let v0 = load_f16(vp, m0);
+                let v1 = if m1 > 0 {
+                    load_f16(vp.add(16), m1)
+                } else {
+                    _mm512_setzero_ps()
+                };
+                for g in 0..G {
+                    let pv = _mm512_set1_ps(*probs.get_unchecked(g * ps + t));
+                    a0[g] = _mm512_fmadd_ps(pv, v0, a0[g]);
+                    a1[g] = _mm512_fmadd_ps(pv, v1, a1[g]);
+                }
+            }
+            for g in 0..G {
+                store_f32(ap.add(g * n + c), m0, a0[g]);
+                if m1 > 0 {
+                    store_f32(ap.add(g * n + c + 16), m1, a1[g]);
+                }
+            }
+        }
+        c += m0 + m1;
+    }
+}
