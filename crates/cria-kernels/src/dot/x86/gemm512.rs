@@ -22,6 +22,7 @@
 // Register tiles are indexed [row pair][token] in both the block loop and the stores: index loops read clearer.
 #![allow(clippy::needless_range_loop)]
 
+use super::zmm_util::{h1, h2};
 use crate::GgmlType;
 use crate::dot::TiledFn;
 use crate::quant::blocks::*;
@@ -77,21 +78,6 @@ fn grow<X: Copy>(v: &mut Vec<X>, n: usize, zero: X) {
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
-}
-
-/// Two little-endian f16 as f32.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn h2(a: [u8; 2], b: [u8; 2]) -> (f32, f32) {
-    let v = u32::from_le_bytes([a[0], a[1], b[0], b[1]]);
-    let f = _mm_cvtph_ps(_mm_cvtsi32_si128(v as i32));
-    (_mm_cvtss_f32(f), _mm_cvtss_f32(_mm_movehdup_ps(f)))
-}
-
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn h1(a: [u8; 2]) -> f32 {
-    h2(a, [0, 0]).0
 }
 
 /// 32 bytes from the start of `p` (panics if shorter).

@@ -9,6 +9,7 @@ mod kernels;
 mod tiled;
 mod zmm_kmatvec;
 mod zmm_matvec;
+mod zmm_util;
 
 use super::{RowsFn, TiledFn};
 use crate::GgmlType;

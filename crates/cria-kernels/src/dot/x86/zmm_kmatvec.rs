@@ -15,6 +15,7 @@
 //! −32·d·Σ sc·bsum) is a lane of `mins`, formed with the row kernel's operations and summed in super-block
 //! order; each half is reduced with the same `hsum`. The tests below hold it to the row kernel bit for bit.
 
+use super::zmm_util::hsum;
 use crate::GgmlType;
 use crate::dot::RowsFn;
 use crate::quant::blocks::*;
@@ -129,15 +130,6 @@ const fn byte_ctl(g: u8) -> [u8; 64] {
 fn ctl(c: &[u8; 64]) -> __m512i {
     // SAFETY: c is 64 readable bytes.
     unsafe { _mm512_loadu_si512(c.as_ptr().cast()) }
-}
-
-/// The horizontal sum in the order of the 256-bit kernels' `hsum`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn hsum(v: __m256) -> f32 {
-    let x = _mm_add_ps(_mm256_extractf128_ps::<1>(v), _mm256_castps256_ps128(v));
-    let x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-    _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)))
 }
 
 /// `out[r] = hsum(row r's half) + mins[r]`.

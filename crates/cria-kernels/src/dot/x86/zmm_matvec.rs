@@ -11,6 +11,7 @@
 //! (Q4_1/Q5_1) is a lane of `mins`, summed in block order; each half is reduced with the same `hsum`.
 //! `tests/dot_order.rs` and the tests below hold it to the other kernels bit for bit.
 
+use super::zmm_util::{h2, hsum};
 use crate::GgmlType;
 use crate::dot::RowsFn;
 use crate::quant::blocks::*;
@@ -108,24 +109,6 @@ fn pair_q8_0(a: &BlockQ8_0, b: &BlockQ8_0) -> __m512i {
     };
     let ab = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(ya), yb);
     _mm512_xor_si512(ab, _mm512_set1_epi8(-128))
-}
-
-/// Two little-endian f16 as f32.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn h2(a: [u8; 2], b: [u8; 2]) -> (f32, f32) {
-    let v = u32::from_le_bytes([a[0], a[1], b[0], b[1]]);
-    let f = _mm_cvtph_ps(_mm_cvtsi32_si128(v as i32));
-    (_mm_cvtss_f32(f), _mm_cvtss_f32(_mm_movehdup_ps(f)))
-}
-
-/// The horizontal sum in the order of the 256-bit kernels' `hsum`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn hsum(v: __m256) -> f32 {
-    let x = _mm_add_ps(_mm256_extractf128_ps::<1>(v), _mm256_castps256_ps128(v));
-    let x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-    _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)))
 }
 
 /// An activation block's 32 quants in both halves of a zmm.
