@@ -498,6 +498,25 @@ fn grp_q6_k(w: &BlockQ6K, g: usize) -> __m256i {
     _mm256_or_si256(low, high)
 }
 
+/// `acc + Σ` of the pairs of i16 products of `a` and `b` in each i32 lane (`vpdpwssd`), as inline asm:
+/// LLVM splits the intrinsic into `vpmaddwd` + `vpaddd`, two µops instead of one.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn dpwssd(acc: __m512i, a: __m512i, b: __m512i) -> __m512i {
+    let mut acc = acc;
+    // SAFETY: vpdpwssd only reads a and b and updates acc, all registers; callers run with AVX-512 VNNI.
+    unsafe {
+        std::arch::asm!(
+            "vpdpwssd {0}, {1}, {2}",
+            inout(zmm_reg) acc,
+            in(zmm_reg) a,
+            in(zmm_reg) b,
+            options(pure, nomem, nostack)
+        )
+    };
+    acc
+}
+
 /// The register tile of a K-quant: PP row pairs × TT tokens from `t0`, all super-blocks, over a
 /// [`Scratch`]'s arrays.
 struct KTile<'a> {
@@ -543,7 +562,7 @@ fn k_tile<const PP: usize, const TT: usize>(k: &KTile, r0: usize, out: &mut [f32
                 for p in 0..PP {
                     // |u| ≤ 63, |a| ≤ 128: a pair of products fits i16 without saturating
                     let x = _mm512_maddubs_epi16(u[p], a);
-                    sumi[p][t] = _mm512_dpwssd_epi32(sumi[p][t], x, sc[p]);
+                    sumi[p][t] = dpwssd(sumi[p][t], x, sc[p]);
                 }
             }
         }

@@ -1,0 +1,135 @@
+//! Prefill GEMM speed on gemma-3-270m's weight shapes, per format, in GFLOP/s:
+//! - `task`: one thread, one `dot::matmul_rows` call of 256 rows x 64 tokens (a prefill task of
+//!   `matmul.rs`), on-CPU time;
+//! - `matmul`: the whole multi-threaded `matmul` at 512 tokens (quantizing the activations included), wall
+//!   time (on-CPU time with one thread, where the pool runs every task on the caller).
+//!
+//! Each figure is a median over samples of repeated calls, so a noisy machine shows in the spread rather
+//! than the figure. For A/B: build this example at two commits and alternate the binaries.
+//!
+//! `cargo run --release -p cria-kernels --example gemm_shapes [-- THREADS [SAMPLES]]`.
+
+use cria_kernels::GgmlType;
+use cria_kernels::dot::matmul_rows;
+use cria_kernels::matmul::{WeightRef, matmul};
+use cria_kernels::pool::ThreadPool;
+use cria_kernels::quant::{activation_type, quantize_activation, quantize_row};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+fn data(n: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(1664525).wrapping_add(1013904223);
+            (s >> 8) as f32 / (1 << 24) as f32 * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn matrix(ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
+    let rb = ty.row_bytes(cols).expect("whole blocks");
+    let mut w = vec![0u8; rows * rb];
+    for (r, dst) in w.chunks_exact_mut(rb).enumerate() {
+        let x: Vec<f32> = data(cols, r as u32 + 1).iter().map(|v| v * 0.05).collect();
+        quantize_row(ty, &x, dst).expect("quantize");
+    }
+    w
+}
+
+/// Nanoseconds this thread has run on a CPU (Linux), else None.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+/// Seconds per call of `f` over about `ms` milliseconds: on-CPU time if `cpu` and the OS reports it, else
+/// wall time.
+fn per_call(ms: u64, cpu: bool, mut f: impl FnMut()) -> f64 {
+    let (t, c) = (Instant::now(), thread_cpu_ns());
+    let mut reps = 0u32;
+    while reps == 0 || t.elapsed() < Duration::from_millis(ms) {
+        f();
+        reps += 1;
+    }
+    let secs = match (cpu, c, thread_cpu_ns()) {
+        (true, Some(c0), Some(c1)) if c1 > c0 => (c1 - c0) as f64 / 1e9,
+        _ => t.elapsed().as_secs_f64(),
+    };
+    secs / reps as f64
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let threads = args.next().and_then(|s| s.parse().ok()).unwrap_or(2);
+    let samples: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(9);
+    let pool = ThreadPool::new(threads);
+    println!(
+        "isa {:?}, {threads} threads, {samples} samples",
+        cria_kernels::isa::active()
+    );
+    println!("| matrix | format | rows x cols | task GFLOP/s | matmul GFLOP/s |");
+    println!("| --- | --- | --- | ---: | ---: |");
+    use GgmlType::*;
+    let shapes = [
+        ("attn_q", Q5_0, 1024, 640),
+        ("attn_k", Q5_0, 256, 640),
+        ("ffn_up", Q5_0, 2048, 640),
+        ("attn_v", Q8_0, 256, 640),
+        ("attn_output", Q4_K, 640, 1024),
+        ("ffn_down", Q4_K, 640, 2048),
+        ("ffn_down", Q6_K, 640, 2048),
+    ];
+    let n_tok = 512;
+    for (name, ty, rows, cols) in shapes {
+        let w = matrix(ty, rows, cols);
+        let wr = WeightRef {
+            ty,
+            rows,
+            cols,
+            data: &w,
+        };
+        let x: Vec<f32> = (0..n_tok)
+            .flat_map(|t| data(cols, 1000 + t as u32))
+            .collect();
+        let at = activation_type(ty);
+        let ab = at.row_bytes(cols).expect("whole blocks");
+        let mut acts = vec![0u8; ab * n_tok];
+        for (t, dst) in acts.chunks_exact_mut(ab).enumerate() {
+            quantize_activation(at, &x[t * cols..(t + 1) * cols], dst);
+        }
+        let (task_rows, task_tok) = (rows.min(256), 64);
+        let mut out = vec![0f32; task_rows * task_tok];
+        let mut y = vec![0f32; rows * n_tok];
+        let mut scratch = Vec::new();
+        let (mut task, mut full) = (Vec::new(), Vec::new());
+        for _ in 0..samples {
+            task.push(per_call(60, true, || {
+                matmul_rows(
+                    ty,
+                    black_box(&w),
+                    cols,
+                    &acts[..task_tok * ab],
+                    task_tok,
+                    0..task_rows,
+                    &mut out,
+                    task_rows,
+                )
+            }));
+            full.push(per_call(60, threads == 1, || {
+                matmul(&pool, &wr, black_box(&x), n_tok, &mut y, &mut scratch)
+            }));
+        }
+        let gf = |s: f64, r: usize, t: usize| 2.0 * (r * t * cols) as f64 / s / 1e9;
+        println!(
+            "| {name} | {ty:?} | {rows} x {cols} | {:.1} | {:.1} |",
+            gf(median(task), task_rows, task_tok),
+            gf(median(full), rows, n_tok)
+        );
+    }
+}
