@@ -2,8 +2,13 @@
 //!
 //! Kept in f16, as llama.cpp does: half the memory and bandwidth of f32, and the reference logits were made
 //! with an f16 cache, so the rounding matches theirs.
+//!
+//! The rows are stored as raw f16 bits in zero-initialised allocations (`vec![0u16; n]` is `calloc`), so the
+//! operating system maps a page only when a position in it is first written: resident memory grows with the
+//! context actually used, not with `capacity` (llama.cpp clears its whole cache up front instead).
 
 use half::f16;
+use half::slice::HalfBitsSliceExt;
 
 /// Keys and values of every layer for up to `capacity` positions of one sequence.
 #[derive(Clone, Debug)]
@@ -11,15 +16,16 @@ pub struct KvCache {
     kv_dim: usize,
     capacity: usize,
     len: usize,
-    /// Per layer: `capacity` rows of `kv_dim` keys.
-    keys: Vec<Vec<f16>>,
-    /// Per layer: `capacity` rows of `kv_dim` values.
-    values: Vec<Vec<f16>>,
+    /// Per layer: `capacity` rows of `kv_dim` keys, as f16 bits.
+    keys: Vec<Vec<u16>>,
+    /// Per layer: `capacity` rows of `kv_dim` values, as f16 bits.
+    values: Vec<Vec<u16>>,
 }
 
 impl KvCache {
     pub(crate) fn new(n_layer: usize, kv_dim: usize, capacity: usize) -> KvCache {
-        let layer = || vec![f16::ZERO; kv_dim * capacity];
+        // zeroed, so pages stay unmapped until written (a `vec![f16::ZERO; n]` would write every byte)
+        let layer = || vec![0u16; kv_dim * capacity];
         KvCache {
             kv_dim,
             capacity,
@@ -56,21 +62,24 @@ impl KvCache {
 
     /// Memory held, in bytes.
     pub fn bytes(&self) -> usize {
-        2 * self.keys.len() * self.kv_dim * self.capacity * std::mem::size_of::<f16>()
+        2 * self.keys.len() * self.kv_dim * self.capacity * std::mem::size_of::<u16>()
     }
 
     pub(crate) fn store(&mut self, layer: usize, pos: usize, k: &[f32], v: &[f32]) {
         let row = pos * self.kv_dim..(pos + 1) * self.kv_dim;
         for (dst, src) in self.keys[layer][row.clone()].iter_mut().zip(k) {
-            *dst = f16::from_f32(*src);
+            *dst = f16::from_f32(*src).to_bits();
         }
         for (dst, src) in self.values[layer][row].iter_mut().zip(v) {
-            *dst = f16::from_f32(*src);
+            *dst = f16::from_f32(*src).to_bits();
         }
     }
 
     pub(crate) fn layer(&self, layer: usize) -> (&[f16], &[f16]) {
-        (&self.keys[layer], &self.values[layer])
+        (
+            self.keys[layer].reinterpret_cast(),
+            self.values[layer].reinterpret_cast(),
+        )
     }
 
     pub(crate) fn advance(&mut self, n: usize) {
