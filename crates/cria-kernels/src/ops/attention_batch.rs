@@ -11,9 +11,9 @@ use crate::pool::ThreadPool;
 
 /// Consecutive query rows one task of the grouped path takes (all heads of them).
 const ROWS_PER_TASK: usize = 4;
-/// Queries attended together against the same K/V rows: up to 8 keep the multi kernels' accumulators in
-/// registers.
-const MAX_GROUP: usize = 8;
+/// Queries attended together against the same K/V rows (the multi kernels tile them: 8 queries x 2 keys for
+/// the dots, 16 queries a V chunk for the weighted sum).
+const MAX_GROUP: usize = 16;
 
 /// Where a batch of consecutive query tokens sits in its sequence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -266,6 +266,112 @@ pub(super) fn exp_sub_sum(x: &mut [f32], max: f32) -> f32 {
 mod tests {
     use super::*;
 
+    fn has_avx512() -> bool {
+        is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vl")
+    }
+
+    /// Values in [-2, 2) from a xorshift.
+    fn noise(seed: u64, n: usize) -> Vec<f32> {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn hsum16_equals_reduce_add_bit_for_bit() {
+        if !has_avx512() {
+            return;
+        }
+        for seed in 0..200 {
+            // Mixed magnitudes so a different addition order would round differently.
+            let x: Vec<f32> = noise(seed, 256)
+                .iter()
+                .enumerate()
+                .map(|(i, v)| v * [1.0, 1e3, 1e-3, 7.0][i % 4])
+                .collect();
+            // SAFETY: the features were detected above; every load reads 16 of x's 256 floats.
+            unsafe {
+                let s: [__m512; 16] =
+                    std::array::from_fn(|i| _mm512_loadu_ps(x.as_ptr().add(16 * i)));
+                let mut got = [0.0f32; 16];
+                _mm512_storeu_ps(got.as_mut_ptr(), hsum16(&s));
+                for (lane, g) in got.iter().enumerate() {
+                    let want = _mm512_reduce_add_ps(s[lane / 4 + 4 * (lane % 4)]);
+                    assert_eq!(g.to_bits(), want.to_bits(), "seed {seed} lane {lane}");
+                }
+            }
+        }
+    }
+
+    /// The multi-query dot and weighted sum against the one-query kernels, bit for bit: every query count up
+    /// to 20 (each tile size and their tails), row counts around the 2- and 4-row steps and past the
+    /// transposed block, padded strides.
+    #[test]
+    fn multi_query_kernels_equal_one_query_kernels_bit_for_bit() {
+        if !has_avx512() {
+            return;
+        }
+        let mut seed = 0;
+        for hd in [64, 128, 256] {
+            for n_q in 1..=20 {
+                for n_rows in [0, 1, 3, 5, 130, 259] {
+                    seed += 1;
+                    let stride = hd + 32;
+                    let k: Vec<f16> = noise(seed, n_rows * stride + hd)
+                        .iter()
+                        .map(|&x| f16::from_f32(x))
+                        .collect();
+                    let q = noise(seed + 1000, n_q * hd);
+                    let os = n_rows + 3;
+                    let mut got = vec![f32::NAN; n_q * os];
+                    // SAFETY: the features were detected above (as for every call below).
+                    unsafe { dot_rows_f16_multi(&q, hd, &k, stride, (&mut got, os), n_rows) };
+                    for g in 0..n_q {
+                        let mut want = vec![0.0; n_rows];
+                        // SAFETY: as above.
+                        unsafe { dot_rows_f16(&q[g * hd..][..hd], &k, stride, &mut want) };
+                        for (t, w) in want.iter().enumerate() {
+                            let x = got[g * os + t];
+                            assert_eq!(
+                                x.to_bits(),
+                                w.to_bits(),
+                                "dot hd {hd} {n_q} queries row {t}"
+                            );
+                        }
+                    }
+                    let probs = noise(seed + 2000, n_q * os);
+                    let acc0 = noise(seed + 3000, n_q * hd);
+                    let mut acc = acc0.clone();
+                    // SAFETY: as above.
+                    unsafe {
+                        axpy_rows_f16_multi((&mut acc, hd), (&probs, os), &k, stride, n_rows)
+                    };
+                    for g in 0..n_q {
+                        let mut want = acc0[g * hd..][..hd].to_vec();
+                        // SAFETY: as above.
+                        unsafe { axpy_rows_f16(&mut want, &probs[g * os..][..n_rows], &k, stride) };
+                        for (c, w) in want.iter().enumerate() {
+                            let x = acc[g * hd + c];
+                            assert_eq!(
+                                x.to_bits(),
+                                w.to_bits(),
+                                "axpy hd {hd} {n_q} queries col {c}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn fixed_head_sizes_equal_the_row_by_row_dot_bit_for_bit() {
         if !(is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")) {
@@ -290,8 +396,9 @@ mod tests {
 }
 
 /// Several queries against the same K rows: `out[g*out_stride + t] = q[g*hd..][..hd] · k[t*stride..][..hd]` for
-/// `g < q.len() / hd`, `t < n_rows`, with `hd` 64, 128 or 256. Each K row is converted from f16 once for all
-/// queries; each dot is [`dot_rows_fixed`]'s, bit for bit (its two accumulators, its chunk order, its reduction).
+/// `g < q.len() / hd`, `t < n_rows`, with `hd` 64, 128 or 256. Each dot is [`dot_rows_fixed`]'s, bit for bit (its
+/// two accumulators, its chunk order, its reduction); a K row is converted from f16 once for up to 8 queries, and
+/// 16 dots at a time are reduced together ([`hsum16`]).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 pub(super) fn dot_rows_f16_multi(
     q: &[f32],
@@ -301,7 +408,7 @@ pub(super) fn dot_rows_f16_multi(
     (out, out_stride): (&mut [f32], usize),
     n_rows: usize,
 ) {
-    // Queries in groups of 8, 4, 2, 1: up to 16 accumulators plus two K chunks stay in registers.
+    // Queries in tiles of 8 (x 2 keys), 4 (x 4 keys), 2, 1: the accumulators stay in registers.
     let mut g0 = 0;
     let n_q = q.len() / hd;
     while g0 < n_q {
@@ -311,16 +418,17 @@ pub(super) fn dot_rows_f16_multi(
             .unwrap_or(1);
         let qg = &q[g0 * hd..(g0 + g) * hd];
         let og = &mut out[g0 * out_stride..];
+        let os = out_stride;
         match (hd, g) {
-            (64, 8) => dot_multi_fixed::<4, 8>(qg, k, stride, og, out_stride, n_rows),
-            (64, 4) => dot_multi_fixed::<4, 4>(qg, k, stride, og, out_stride, n_rows),
-            (64, 2) => dot_multi_fixed::<4, 2>(qg, k, stride, og, out_stride, n_rows),
-            (128, 8) => dot_multi_fixed::<8, 8>(qg, k, stride, og, out_stride, n_rows),
-            (128, 4) => dot_multi_fixed::<8, 4>(qg, k, stride, og, out_stride, n_rows),
-            (128, 2) => dot_multi_fixed::<8, 2>(qg, k, stride, og, out_stride, n_rows),
-            (256, 8) => dot_multi_fixed::<16, 8>(qg, k, stride, og, out_stride, n_rows),
-            (256, 4) => dot_multi_fixed::<16, 4>(qg, k, stride, og, out_stride, n_rows),
-            (256, 2) => dot_multi_fixed::<16, 2>(qg, k, stride, og, out_stride, n_rows),
+            (64, 8) => dot_multi_tiled::<4, 8, 2>(qg, k, stride, og, os, n_rows),
+            (64, 4) => dot_multi_tiled::<4, 4, 4>(qg, k, stride, og, os, n_rows),
+            (64, 2) => dot_multi_fixed::<4, 2>(qg, k, stride, og, os, 0..n_rows),
+            (128, 8) => dot_multi_tiled::<8, 8, 2>(qg, k, stride, og, os, n_rows),
+            (128, 4) => dot_multi_tiled::<8, 4, 4>(qg, k, stride, og, os, n_rows),
+            (128, 2) => dot_multi_fixed::<8, 2>(qg, k, stride, og, os, 0..n_rows),
+            (256, 8) => dot_multi_tiled::<16, 8, 2>(qg, k, stride, og, os, n_rows),
+            (256, 4) => dot_multi_tiled::<16, 4, 4>(qg, k, stride, og, os, n_rows),
+            (256, 2) => dot_multi_fixed::<16, 2>(qg, k, stride, og, os, 0..n_rows),
             _ => {
                 for (i, qi) in qg.chunks_exact(hd).enumerate() {
                     dot_rows_f16(qi, k, stride, &mut og[i * out_stride..][..n_rows]);
@@ -331,9 +439,47 @@ pub(super) fn dot_rows_f16_multi(
     }
 }
 
-/// [`dot_rows_f16_multi`] for `G` queries of `16 * NQ` floats.
+/// The horizontal sums of 16 vectors at once: lane `4*l + m` of the result is `_mm512_reduce_add_ps(s[l + 4*m])`,
+/// bit for bit. That reduction adds the halves (`a[i] + a[i+8]`), then the quarters of the result, then its
+/// pairs (`b[0] + b[2]`, `b[1] + b[3]`), then those two; here each step does the same additions, operands in
+/// the same order, for several vectors in one instruction (45 instead of 16 x 7).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-fn dot_multi_fixed<const NQ: usize, const G: usize>(
+fn hsum16(s: &[__m512; 16]) -> __m512 {
+    // Halves: x[i] holds s[2i]'s eight sums in its low 256 bits, s[2i+1]'s in the high ones.
+    let x: [__m512; 8] = std::array::from_fn(|i| {
+        let (a, b) = (s[2 * i], s[2 * i + 1]);
+        _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0x44>(a, b),
+            _mm512_shuffle_f32x4::<0xee>(a, b),
+        )
+    });
+    // Quarters: 128-bit lane l of y[i] holds s[4i + l]'s four sums.
+    let y: [__m512; 4] = std::array::from_fn(|i| {
+        let (a, b) = (x[2 * i], x[2 * i + 1]);
+        _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0x88>(a, b),
+            _mm512_shuffle_f32x4::<0xdd>(a, b),
+        )
+    });
+    // Pairs: lane l of z[i] holds s[8i + l]'s two sums, then s[8i + 4 + l]'s.
+    let z: [__m512; 2] = std::array::from_fn(|i| {
+        let (a, b) = (y[2 * i], y[2 * i + 1]);
+        _mm512_add_ps(
+            _mm512_shuffle_ps::<0x44>(a, b),
+            _mm512_shuffle_ps::<0xee>(a, b),
+        )
+    });
+    _mm512_add_ps(
+        _mm512_shuffle_ps::<0x88>(z[0], z[1]),
+        _mm512_shuffle_ps::<0xdd>(z[0], z[1]),
+    )
+}
+
+/// [`dot_rows_f16_multi`] for `G` queries of `16 * NQ` floats, `TK` K rows at a time (`G * TK == 16`: 8 x 2 or
+/// 4 x 4). Each (query, row) dot is [`dot_rows_fixed`]'s chain of FMAs; the 16 of a step go through [`hsum16`].
+/// Rows past the last full step go one at a time through [`dot_multi_fixed`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+fn dot_multi_tiled<const NQ: usize, const G: usize, const TK: usize>(
     q: &[f32],
     k: &[f16],
     stride: usize,
@@ -341,9 +487,9 @@ fn dot_multi_fixed<const NQ: usize, const G: usize>(
     out_stride: usize,
     n_rows: usize,
 ) {
-    const { assert!(NQ.is_multiple_of(2)) };
+    const { assert!(NQ.is_multiple_of(2) && G * TK == 16 && (G == 8 || G == 4)) };
     let hd = 16 * NQ;
-    assert_eq!(q.len(), G * hd, "dot_multi_fixed: q length");
+    assert_eq!(q.len(), G * hd, "dot_multi_tiled: q length");
     if let Some(last) = n_rows.checked_sub(1) {
         assert!(
             last * stride + hd <= k.len(),
@@ -354,11 +500,83 @@ fn dot_multi_fixed<const NQ: usize, const G: usize>(
             "dot_rows_f16_multi: out too short"
         );
     }
+    let full = n_rows - n_rows % TK;
+    // SAFETY: query g reads q[g*hd .. (g+1)*hd] (q holds G*hd, asserted); rows t < n_rows read
+    // k[t*stride ..][..hd] and write out[g*out_stride + t], all in bounds by the asserts above (a step's stores
+    // cover t .. t + TK <= full <= n_rows).
+    unsafe {
+        let qp = q.as_ptr();
+        let op = out.as_mut_ptr();
+        for t in (0..full).step_by(TK) {
+            let mut sums = [_mm512_setzero_ps(); 16];
+            for kk in 0..TK {
+                let p = k.as_ptr().add((t + kk) * stride);
+                let mut acc0 = [_mm512_setzero_ps(); G];
+                let mut acc1 = [_mm512_setzero_ps(); G];
+                for j in (0..NQ).step_by(2) {
+                    let k0 = _mm512_cvtph_ps(_mm256_loadu_si256(p.add(16 * j).cast()));
+                    let k1 = _mm512_cvtph_ps(_mm256_loadu_si256(p.add(16 * j + 16).cast()));
+                    for g in 0..G {
+                        let qj = qp.add(g * hd + 16 * j);
+                        acc0[g] = _mm512_fmadd_ps(_mm512_loadu_ps(qj), k0, acc0[g]);
+                        acc1[g] = _mm512_fmadd_ps(_mm512_loadu_ps(qj.add(16)), k1, acc1[g]);
+                    }
+                }
+                // (g, kk) goes to lane 4g + kk (G = 4) or, for G = 8, 4(g % 4) + 2(g / 4) + kk.
+                for g in 0..G {
+                    sums[g % 4 + 4 * (TK * (g / 4) + kk)] = _mm512_add_ps(acc0[g], acc1[g]);
+                }
+            }
+            let r = hsum16(&sums);
+            let lane = [
+                _mm512_extractf32x4_ps::<0>(r),
+                _mm512_extractf32x4_ps::<1>(r),
+                _mm512_extractf32x4_ps::<2>(r),
+                _mm512_extractf32x4_ps::<3>(r),
+            ];
+            for (l, x) in lane.into_iter().enumerate() {
+                if G == 4 {
+                    _mm_storeu_ps(op.add(l * out_stride + t), x);
+                } else {
+                    _mm_storel_epi64(op.add(l * out_stride + t).cast(), _mm_castps_si128(x));
+                    _mm_storeh_pd(op.add((l + 4) * out_stride + t).cast(), _mm_castps_pd(x));
+                }
+            }
+        }
+    }
+    dot_multi_fixed::<NQ, G>(q, k, stride, out, out_stride, full..n_rows);
+}
+
+/// [`dot_rows_f16_multi`] for `G` queries of `16 * NQ` floats over the K rows in `rows`, one row at a time.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+fn dot_multi_fixed<const NQ: usize, const G: usize>(
+    q: &[f32],
+    k: &[f16],
+    stride: usize,
+    out: &mut [f32],
+    out_stride: usize,
+    rows: std::ops::Range<usize>,
+) {
+    const { assert!(NQ.is_multiple_of(2)) };
+    let hd = 16 * NQ;
+    assert_eq!(q.len(), G * hd, "dot_multi_fixed: q length");
+    if let Some(last) = rows.end.checked_sub(1)
+        && !rows.is_empty()
+    {
+        assert!(
+            last * stride + hd <= k.len(),
+            "dot_rows_f16_multi: k too short"
+        );
+        assert!(
+            (G - 1) * out_stride + rows.end <= out.len(),
+            "dot_rows_f16_multi: out too short"
+        );
+    }
     // SAFETY: query g reads q[g*hd .. (g+1)*hd] (q holds G*hd, asserted); row t reads k[t*stride ..][..hd] and
     // writes out[g*out_stride + t], both in bounds by the asserts above.
     unsafe {
         let qp = q.as_ptr();
-        for t in 0..n_rows {
+        for t in rows {
             let p = k.as_ptr().add(t * stride);
             let mut acc0 = [_mm512_setzero_ps(); G];
             let mut acc1 = [_mm512_setzero_ps(); G];
@@ -379,9 +597,14 @@ fn dot_multi_fixed<const NQ: usize, const G: usize>(
     }
 }
 
+/// Rows of probabilities [`axpy_rows_f16_multi`] transposes at a time (`[row][16 queries]`, 8 KiB on the stack).
+const PT_ROWS: usize = 128;
+
 /// Several queries against the same V rows: `acc[g*n..][..n] += Σ_t probs[g*probs_stride + t] · v[t*stride..][..n]`
-/// for `g < acc.len() / n`, `t < n_rows`. Each V row is converted once for all queries; per column, each query
-/// gets [`axpy_rows_f16`]'s operations in its order (one FMA per row, rows in order).
+/// for `g < acc.len() / n`, `t < n_rows`. Per column, each query gets [`axpy_rows_f16`]'s operations in its order
+/// (one FMA per row, rows in order, the running sum kept in f32). The probabilities of up to 16 queries are
+/// transposed to `[row][query]`, so one V chunk, converted once, feeds an FMA per query whose broadcast comes
+/// straight from memory.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 pub(super) fn axpy_rows_f16_multi(
     (acc, n): (&mut [f32], usize),
@@ -391,81 +614,99 @@ pub(super) fn axpy_rows_f16_multi(
     n_rows: usize,
 ) {
     let n_q = acc.len() / n;
-    let mut g0 = 0;
-    while g0 < n_q {
-        let g = [8, 4, 2, 1]
-            .into_iter()
-            .find(|&g| g <= n_q - g0)
-            .unwrap_or(1);
-        let a = &mut acc[g0 * n..(g0 + g) * n];
-        let p = &probs[g0 * probs_stride..];
-        match g {
-            8 => axpy_multi_fixed::<8>(a, n, (p, probs_stride), v, stride, n_rows),
-            4 => axpy_multi_fixed::<4>(a, n, (p, probs_stride), v, stride, n_rows),
-            2 => axpy_multi_fixed::<2>(a, n, (p, probs_stride), v, stride, n_rows),
-            _ => axpy_rows_f16(a, &p[..n_rows], v, stride),
+    if n_q == 0 || n_rows == 0 {
+        return;
+    }
+    assert!(
+        (n_rows - 1) * stride + n <= v.len(),
+        "axpy_rows_f16_multi: v too short"
+    );
+    assert!(
+        (n_q - 1) * probs_stride + n_rows <= probs.len(),
+        "axpy_rows_f16_multi: probs too short"
+    );
+    if !n.is_multiple_of(16) {
+        for (g, a) in acc.chunks_exact_mut(n).enumerate() {
+            axpy_rows_f16(a, &probs[g * probs_stride..][..n_rows], v, stride);
         }
-        g0 += g;
+        return;
+    }
+    let mut pt = [0.0f32; PT_ROWS * 16];
+    for q0 in (0..n_q).step_by(16) {
+        let gq = (n_q - q0).min(16);
+        for t0 in (0..n_rows).step_by(PT_ROWS) {
+            let nb = (n_rows - t0).min(PT_ROWS);
+            for g in 0..gq {
+                let src = &probs[(q0 + g) * probs_stride + t0..][..nb];
+                for (t, &x) in src.iter().enumerate() {
+                    pt[t * 16 + g] = x;
+                }
+            }
+            let vb = &v[t0 * stride..];
+            let mut g = 0;
+            while g < gq {
+                let tile = [16, 8, 4, 2, 1]
+                    .into_iter()
+                    .find(|&t| t <= gq - g)
+                    .unwrap_or(1);
+                let a = &mut acc[(q0 + g) * n..(q0 + g + tile) * n];
+                let p = &pt[g..];
+                match tile {
+                    16 => axpy_multi_tile::<16>(a, n, p, nb, vb, stride),
+                    8 => axpy_multi_tile::<8>(a, n, p, nb, vb, stride),
+                    4 => axpy_multi_tile::<4>(a, n, p, nb, vb, stride),
+                    2 => axpy_multi_tile::<2>(a, n, p, nb, vb, stride),
+                    _ => axpy_multi_tile::<1>(a, n, p, nb, vb, stride),
+                }
+                g += tile;
+            }
+        }
     }
 }
 
-/// [`axpy_rows_f16_multi`] for `G` queries, 32 columns at a time (2 registers a query).
+/// [`axpy_rows_f16_multi`] for `G` queries (`acc` is `[G][n]`, `n` a multiple of 16) over `n_rows` V rows, with
+/// query `g`'s probability for row `t` at `pt[16*t + g]`; 16 columns at a time, `G` accumulators.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-fn axpy_multi_fixed<const G: usize>(
+fn axpy_multi_tile<const G: usize>(
     acc: &mut [f32],
     n: usize,
-    (probs, ps): (&[f32], usize),
+    pt: &[f32],
+    n_rows: usize,
     v: &[f16],
     stride: usize,
-    n_rows: usize,
 ) {
-    assert_eq!(acc.len(), G * n, "axpy_rows_f16_multi: acc length");
+    assert!(
+        acc.len() == G * n && n.is_multiple_of(16),
+        "axpy_multi_tile: acc"
+    );
     if let Some(last) = n_rows.checked_sub(1) {
         assert!(
             last * stride + n <= v.len(),
             "axpy_rows_f16_multi: v too short"
         );
         assert!(
-            (G - 1) * ps + n_rows <= probs.len(),
-            "axpy_rows_f16_multi: probs too short"
+            last * 16 + G <= pt.len(),
+            "axpy_multi_tile: probabilities too short"
         );
     }
-    let mut c = 0;
-    while c < n {
-        let (m0, m1) = ((n - c).min(16), (n - c).saturating_sub(16).min(16));
-        // SAFETY: acc[g*n + c ..][..m0 + m1] is in bounds (c + m0 + m1 <= n); v[t*stride + c ..][..m0 + m1] and
-        // probs[g*ps + t] are in bounds by the asserts above.
+    for c in (0..n).step_by(16) {
+        // SAFETY: acc[g*n + c ..][..16] is in bounds (c + 16 <= n); row t reads v[t*stride + c ..][..16] and
+        // pt[16*t + g], in bounds by the asserts above.
         unsafe {
-            let ap = acc.as_mut_ptr();
-            let mut a0 = [_mm512_setzero_ps(); G];
-            let mut a1 = [_mm512_setzero_ps(); G];
-            for g in 0..G {
-                a0[g] = load_f32(ap.add(g * n + c), m0);
-                if m1 > 0 {
-                    a1[g] = load_f32(ap.add(g * n + c + 16), m1);
+            let ap = acc.as_mut_ptr().add(c);
+            let mut a: [__m512; G] = std::array::from_fn(|g| _mm512_loadu_ps(ap.add(g * n)));
+            let (mut vp, mut pp) = (v.as_ptr().add(c), pt.as_ptr());
+            for _ in 0..n_rows {
+                let x = _mm512_cvtph_ps(_mm256_loadu_si256(vp.cast()));
+                for (g, a) in a.iter_mut().enumerate() {
+                    *a = _mm512_fmadd_ps(_mm512_set1_ps(*pp.add(g)), x, *a);
                 }
+                vp = vp.add(stride);
+                pp = pp.add(16);
             }
-            for t in 0..n_rows {
-                let vp = v.as_ptr().add(t * stride + c);
-                let v0 = load_f16(vp, m0);
-                let v1 = if m1 > 0 {
-                    load_f16(vp.add(16), m1)
-                } else {
-                    _mm512_setzero_ps()
-                };
-                for g in 0..G {
-                    let pv = _mm512_set1_ps(*probs.get_unchecked(g * ps + t));
-                    a0[g] = _mm512_fmadd_ps(pv, v0, a0[g]);
-                    a1[g] = _mm512_fmadd_ps(pv, v1, a1[g]);
-                }
-            }
-            for g in 0..G {
-                store_f32(ap.add(g * n + c), m0, a0[g]);
-                if m1 > 0 {
-                    store_f32(ap.add(g * n + c + 16), m1, a1[g]);
-                }
+            for (g, a) in a.into_iter().enumerate() {
+                _mm512_storeu_ps(ap.add(g * n), a);
             }
         }
-        c += m0 + m1;
     }
 }
