@@ -4,8 +4,8 @@
 //! - `matmul`: the whole multi-threaded `matmul` at 512 tokens (quantizing the activations included), wall
 //!   time (on-CPU time with one thread, where the pool runs every task on the caller).
 //!
-//! Each figure is a median over samples of repeated calls, so a noisy machine shows in the spread rather
-//! than the figure. For A/B: build this example at two commits and alternate the binaries.
+//! Each figure is the median and the best of samples of repeated calls: a shared machine slows some samples
+//! down, never speeds one up. For A/B: build this example at two commits and alternate the binaries.
 //!
 //! `cargo run --release -p cria-kernels --example gemm_shapes [-- THREADS [SAMPLES]]`.
 
@@ -37,10 +37,27 @@ fn matrix(ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
     w
 }
 
-/// Nanoseconds this thread has run on a CPU (Linux), else None.
+#[repr(C)]
+struct Timespec {
+    sec: i64,
+    nsec: i64,
+}
+
+unsafe extern "C" {
+    fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+}
+
+/// Nanoseconds this thread has run on a CPU (Linux `CLOCK_THREAD_CPUTIME_ID`, exact where
+/// `/proc/thread-self/schedstat` only moves at scheduler ticks), else None.
 fn thread_cpu_ns() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    s.split_whitespace().next()?.parse().ok()
+    if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+        return None;
+    }
+    let mut ts = Timespec { sec: 0, nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec (two longs on x86-64 Linux) to a valid pointer; clock 3 is
+    // CLOCK_THREAD_CPUTIME_ID.
+    let rc = unsafe { clock_gettime(3, &mut ts) };
+    (rc == 0).then(|| ts.sec as u64 * 1_000_000_000 + ts.nsec as u64)
 }
 
 /// Seconds per call of `f` over about `ms` milliseconds: on-CPU time if `cpu` and the OS reports it, else
@@ -59,21 +76,28 @@ fn per_call(ms: u64, cpu: bool, mut f: impl FnMut()) -> f64 {
     secs / reps as f64
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// "median / best" of the samples' seconds per call, as GFLOP/s for `flop` per call.
+fn rates(mut v: Vec<f64>, flop: f64) -> String {
     v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    format!(
+        "{:.1} / {:.1}",
+        flop / v[v.len() / 2] / 1e9,
+        flop / v[0] / 1e9
+    )
 }
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let threads = args.next().and_then(|s| s.parse().ok()).unwrap_or(2);
-    let samples: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(9);
+    let samples: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(15);
     let pool = ThreadPool::new(threads);
     println!(
         "isa {:?}, {threads} threads, {samples} samples",
         cria_kernels::isa::active()
     );
-    println!("| matrix | format | rows x cols | task GFLOP/s | matmul GFLOP/s |");
+    println!(
+        "| matrix | format | rows x cols | task GFLOP/s (median / best) | matmul GFLOP/s (median / best) |"
+    );
     println!("| --- | --- | --- | ---: | ---: |");
     use GgmlType::*;
     let shapes = [
@@ -109,7 +133,7 @@ fn main() {
         let mut scratch = Vec::new();
         let (mut task, mut full) = (Vec::new(), Vec::new());
         for _ in 0..samples {
-            task.push(per_call(60, true, || {
+            task.push(per_call(30, true, || {
                 matmul_rows(
                     ty,
                     black_box(&w),
@@ -121,15 +145,15 @@ fn main() {
                     task_rows,
                 )
             }));
-            full.push(per_call(60, threads == 1, || {
+            full.push(per_call(30, threads == 1, || {
                 matmul(&pool, &wr, black_box(&x), n_tok, &mut y, &mut scratch)
             }));
         }
-        let gf = |s: f64, r: usize, t: usize| 2.0 * (r * t * cols) as f64 / s / 1e9;
+        let flop = |r: usize, t: usize| 2.0 * (r * t * cols) as f64;
         println!(
-            "| {name} | {ty:?} | {rows} x {cols} | {:.1} | {:.1} |",
-            gf(median(task), task_rows, task_tok),
-            gf(median(full), rows, n_tok)
+            "| {name} | {ty:?} | {rows} x {cols} | {} | {} |",
+            rates(task, flop(task_rows, task_tok)),
+            rates(full, flop(rows, n_tok))
         );
     }
 }

@@ -8,18 +8,28 @@
 //! 4i..4i+3), the scale is the same single f32 product d_w·d_a, the FMA into the (row, token) accumulator
 //! runs in block order, and the horizontal sum keeps `hsum`'s order: so every output has the old bits.
 //!
+//! The 32-element formats take the activations as unsigned a + 128 and the weights as signed w (u − off),
+//! the integer sum starting at −128·Σw by fours: Σ(a + 128)·w − 128·Σw = Σ a·w, the same integers as the
+//! ymm kernels' Σ (u − off)·a. That start is per row, so it sits in a register for the block like the
+//! quants, and the token stream is only the quants and d_a.
+//!
 //! Work that does not depend on both a row and a token is done once per call instead of once per tile:
-//! - per token and block (prepass): d_a, s_a, and the −off·Σa start of the integer sum (Q4_0, Q5_0, Q8_0);
-//! - per pair of rows and block (prepass of each row tile): the unsigned quants of both rows and the
-//!   [d_r ×8, d_r+1 ×8] scale vector (K-quants: per group, the quants and the i16 sub-block scales);
+//! - per token and block (prepass): a + 128, d_a, s_a, laid out in panels of 8 tokens so that a register
+//!   tile streams through memory;
+//! - per pair of rows and block (prepass of each row tile): the signed quants of both rows, the
+//!   [d_r ×8, d_r+1 ×8] scale vector and −128·Σw (K-quants: per group, the quants and the i16 sub-block
+//!   scales);
 //! - the scalar min/offset terms (Σ_b m_w·s_a; K-quants' −dmin·d_a·Σ m·bsum) as a small vector pass over
 //!   16 tokens at a time, each lane one (row, token) sum in block order with the same roundings.
+//!
+//! A tile's sums leave through one batched horizontal reduction per four tokens ([`reduce16`], `hsum`'s
+//! order), stored four rows of a token at a time.
 //!
 //! K-quants multiply the sub-block scale in with `vpmaddubsw` + `vpdpwssd` (pairs of products in i16, then
 //! scaled by i16 and summed by two into i32: the same integers as `vpdpbusd` then `vpmulld`, in two
 //! instructions instead of three µops).
 
-// Register tiles are indexed [row pair][token] in both the block loop and the stores: index loops read clearer.
+// Register tiles are indexed [token][row pair] in both the block loop and the stores: index loops read clearer.
 #![allow(clippy::needless_range_loop)]
 
 use super::zmm_util::{h1, h2};
@@ -34,23 +44,24 @@ use std::cell::RefCell;
 const P: usize = 2;
 /// Tokens per register tile (32-element formats; K-quants use `TK`): P·T accumulators + P quants + P
 /// scales + temporaries fit the 32 zmm registers.
-const T: usize = 6;
+const T: usize = 8;
 /// Tokens per register tile of the K-quants, which also hold a P·TK integer sum per super-block.
 const TK: usize = 4;
 
-/// Per-thread buffers, reused across calls (they only grow). Token-side arrays are laid out `[block][token]`
-/// (K-quants' quants `[block][group][token]`), tokens padded to `ntp` (a multiple of 16), so a register tile
-/// reads each block's tokens from one index; row-side arrays `[block][pair]` (K-quants `[block][group][pair]`).
+/// Per-thread buffers, reused across calls (they only grow). Token-side arrays for the register tiles (`aq`,
+/// `da`) are laid out in panels ([`pidx`], K-quants' quants with block·8 + group for the block), those for the
+/// vector min passes `[block][token]`, tokens padded to `ntp` (a multiple of 16); row-side arrays
+/// `[block][pair]` (K-quants `[block][group][pair]`).
 #[derive(Default)]
 struct Scratch {
     /// The activation quants, 32 per entry.
     aq: Vec<__m256i>,
     /// d_a.
     da: Vec<f32>,
+    /// K-quants: d_a `[block][token]` for the min pass.
+    dl: Vec<f32>,
     /// s_a (Q8_1 activations).
     sa: Vec<f32>,
-    /// −off·Σa by fours (offset formats).
-    base: Vec<__m256i>,
     /// K-quants: pairs of bsums (2k in the low half, 2k+1 in the high) `[(block * 8 + k) * ntp + t]`.
     bsp: Vec<i32>,
     /// Decoded unsigned quants of the current row tile, two rows per zmm.
@@ -59,12 +70,26 @@ struct Scratch {
     sc: Vec<__m512i>,
     /// [d_r ×8, d_r+1 ×8].
     dw: Vec<__m512>,
+    /// 32-element formats: −128·Σw by fours of the pair of rows in `u` (the start of each integer sum).
+    c: Vec<__m512i>,
     /// The scalar terms of the current row tile: `[r * ntp + t]`.
     mins: Vec<f32>,
     /// K-quants, per row of the current tile and super-block: dmin, and the min coefficients in pairs as
     /// `bsp` (`[(r * nb + b) * 8 + k]`).
     dmin: Vec<f32>,
     mp: Vec<i32>,
+}
+
+/// Tokens per panel of the token-side arrays that the register tiles read (`aq`, `da`).
+const PANEL: usize = 8;
+
+/// Index of (block `b`, token `t`) in a token-side array of `nbk` blocks per token, laid out in panels of
+/// [`PANEL`] tokens `[t / PANEL][b][t % PANEL]`: a register tile of up to PANEL tokens within one panel reads
+/// its blocks as one sequential stream (a `[b][t]` layout strides by all tokens from block to block, which the
+/// prefetchers follow worse).
+#[inline]
+fn pidx(nbk: usize, b: usize, t: usize) -> usize {
+    ((t / PANEL) * nbk + b) * PANEL + t % PANEL
 }
 
 /// Makes `v` at least `n` long. Entries are written before they are read, except the padding tokens
@@ -102,19 +127,91 @@ fn pair_ps(a: f32, b: f32) -> __m512 {
     _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(a), _mm512_set1_ps(b))
 }
 
-/// `hsum` (kernels.rs) of both 8-lane halves: ((v0+v4)+(v2+v6)) + ((v1+v5)+(v3+v7)), each add one rounding,
-/// in the same order (float addition is commutative bit for bit, so operand order within an add is free).
+/// `hsum` (kernels.rs) of both 8-lane halves of eight vectors at once: ((v0+v4)+(v2+v6)) + ((v1+v5)+(v3+v7)),
+/// each add one rounding, in the same order (float addition is commutative bit for bit, so the order of the
+/// two operands within an add is free). Lane 4k + m of the result is half k % 2 of `a[2m + k / 2]`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn hsum2(v: __m512) -> (f32, f32) {
-    let x = _mm512_add_ps(v, _mm512_shuffle_f32x4::<0b10_11_00_01>(v, v));
-    let y = _mm512_add_ps(x, _mm512_permute_ps::<0b01_00_11_10>(x));
-    let z = _mm512_add_ps(y, _mm512_movehdup_ps(y));
-    let hi = _mm512_castps512_ps256(_mm512_castpd_ps(_mm512_shuffle_f64x2::<0b11_10_11_10>(
-        _mm512_castps_pd(z),
-        _mm512_castps_pd(z),
-    )));
-    (_mm512_cvtss_f32(z), _mm256_cvtss_f32(hi))
+fn reduce16(a: &[__m512; 8]) -> __m512 {
+    // v_i + v_i+4 of each half, four halves per vector: lane k of s[i] holds half k % 2 of a[2i + k / 2]
+    let s: [__m512; 4] = std::array::from_fn(|i| {
+        let (x, y) = (a[2 * i], a[2 * i + 1]);
+        _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0b10_00_10_00>(x, y),
+            _mm512_shuffle_f32x4::<0b11_01_11_01>(x, y),
+        )
+    });
+    // (s0 + s2, s1 + s3) of each 128-bit lane, two vectors' lanes side by side
+    let t: [__m512; 2] = std::array::from_fn(|j| {
+        let (x, y) = (_mm512_castps_pd(s[2 * j]), _mm512_castps_pd(s[2 * j + 1]));
+        _mm512_add_ps(
+            _mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
+            _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)),
+        )
+    });
+    // the last pairs: lane m of each 128-bit lane from s[m]
+    _mm512_add_ps(
+        _mm512_shuffle_ps::<0b10_00_10_00>(t[0], t[1]),
+        _mm512_shuffle_ps::<0b11_01_11_01>(t[0], t[1]),
+    )
+}
+
+/// Writes a register tile's sums: `acc[t][p]` holds rows 2p (low half) and 2p + 1 (high half) of the tile
+/// for token t0 + t. Each output is `hsum` of its 8 lanes plus its scalar term from `mins` (`[r * ntp + t]`,
+/// at least 3·ntp + t0 + 4 long with zeros where there is none: the 256-bit kernels add 0.0 too), stored at
+/// `out[(t0 + t) * stride + r0 + r]` for the tile's `n_rows` rows: four rows of a token are contiguous there,
+/// so four tokens at a time take one reduction of eight accumulators and four masked stores.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
+fn store_tile<const PP: usize, const TT: usize>(
+    acc: &[[__m512; PP]; TT],
+    mins: &[f32],
+    ntp: usize,
+    t0: usize,
+    n_rows: usize,
+    r0: usize,
+    out: &mut [f32],
+    stride: usize,
+) {
+    assert!(PP <= 2 && (1..=4).contains(&n_rows) && n_rows <= 2 * PP);
+    assert!(mins.len() >= 3 * ntp + t0 + TT.next_multiple_of(4));
+    assert!((t0 + TT - 1) * stride + r0 + n_rows <= out.len());
+    // [row][token] → [token][row]
+    let tr = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    let rmask = (1u16 << n_rows) - 1;
+    for g in (0..TT).step_by(4) {
+        let a: [__m512; 8] = std::array::from_fn(|i| {
+            let (m, p) = (g + i / 2, i % 2);
+            if m < TT && p < PP {
+                acc[m][p]
+            } else {
+                _mm512_setzero_ps()
+            }
+        });
+        // lane 4k + m: row k, token t0 + g + m
+        let mut mv = _mm512_setzero_ps();
+        for k in 0..4 {
+            let m = &mins[k * ntp + t0 + g..][..4];
+            // SAFETY: m is 4 floats.
+            let m = unsafe { _mm_loadu_ps(m.as_ptr()) };
+            mv = match k {
+                0 => _mm512_insertf32x4::<0>(mv, m),
+                1 => _mm512_insertf32x4::<1>(mv, m),
+                2 => _mm512_insertf32x4::<2>(mv, m),
+                _ => _mm512_insertf32x4::<3>(mv, m),
+            };
+        }
+        let v = _mm512_permutexvar_ps(tr, _mm512_add_ps(reduce16(&a), mv));
+        for m in 0..(TT - g).min(4) {
+            // lanes 4m..4m + n_rows go to out[o..o + n_rows]: a store from 4m floats before o, masked to them
+            let o = (t0 + g + m) * stride + r0;
+            let p = out.as_mut_ptr().wrapping_add(o).wrapping_sub(4 * m);
+            // SAFETY: only the unmasked lanes 4m..4m + n_rows are written (masked-off lanes neither write nor
+            // fault), at out[o..o + n_rows], in bounds as asserted above.
+            unsafe { _mm512_mask_storeu_ps(p, rmask << (4 * m), v) };
+        }
+    }
 }
 
 /// 16 bytes as 32 nibbles: low nibbles (elements 0..16) then high nibbles (16..32).
@@ -135,11 +232,15 @@ fn q5(qs: &[u8; 16], qh: [u8; 4]) -> __m256i {
     _mm256_or_si256(nib32(qs), hi)
 }
 
-/// Weight block as unsigned quants u with value (u − OFF)·d + m: (u, d, m).
+/// Weight block as signed quants w with value w·d + m: (w, d, m).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn dec_q4_0(b: &BlockQ4_0) -> (__m256i, f32, f32) {
-    (nib32(&b.qs), h1(b.d), 0.0)
+    (
+        _mm256_sub_epi8(nib32(&b.qs), _mm256_set1_epi8(8)),
+        h1(b.d),
+        0.0,
+    )
 }
 
 #[inline]
@@ -152,7 +253,11 @@ fn dec_q4_1(b: &BlockQ4_1) -> (__m256i, f32, f32) {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn dec_q5_0(b: &BlockQ5_0) -> (__m256i, f32, f32) {
-    (q5(&b.qs, b.qh), h1(b.d), 0.0)
+    (
+        _mm256_sub_epi8(q5(&b.qs, b.qh), _mm256_set1_epi8(16)),
+        h1(b.d),
+        0.0,
+    )
 }
 
 #[inline]
@@ -165,12 +270,7 @@ fn dec_q5_1(b: &BlockQ5_1) -> (__m256i, f32, f32) {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn dec_q8_0(b: &BlockQ8_0) -> (__m256i, f32, f32) {
-    // flipping the sign bit adds 128: u = q + 128
-    (
-        _mm256_xor_si256(ld(&b.qs), _mm256_set1_epi8(-128)),
-        h1(b.d),
-        0.0,
-    )
+    (ld(&b.qs), h1(b.d), 0.0)
 }
 
 /// Activation block: (d, s or 0, quants).
@@ -187,12 +287,20 @@ fn act_q8_1(b: &BlockQ8_1) -> (f32, f32, &[i8; 32]) {
     (d, s, &b.qs)
 }
 
-/// −off·Σa by fours: the starting value of an offset format's integer sum.
+/// −128·Σw by fours of a pair of rows' signed quants: the start of the integer sum that makes the unsigned
+/// a + 128 of [`act_u8`] give Σ a·w.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn neg_off_sum(q: &[i8; 32], off: i32) -> __m256i {
-    let s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), ld(q));
-    _mm256_mullo_epi32(s, _mm256_set1_epi32(-off))
+fn neg128_sum(w: __m512i) -> __m512i {
+    let z = _mm512_setzero_si512();
+    _mm512_sub_epi32(z, _mm512_dpbusd_epi32(z, _mm512_set1_epi8(-128), w))
+}
+
+/// Activation quants a as the unsigned a + 128 (flipping the sign bit adds 128).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn act_u8(q: &[i8; 32]) -> __m256i {
+    _mm256_xor_si256(ld(q), _mm256_set1_epi8(-128))
 }
 
 /// The row pair `p` of a tile starting at row `r0`: (row, partner). Past the last row the partner is the row
@@ -202,25 +310,14 @@ fn pair_rows(r0: usize, p: usize, rows: usize) -> (usize, usize) {
     (r, (r + 1).min(rows - 1))
 }
 
-/// Stores a row pair's results: `hsum` of each half plus its scalar term; the partner only if it is a row.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn store_pair(acc: __m512, m0: f32, m1: f32, o: &mut [f32], second: bool) {
-    let (lo, hi) = hsum2(acc);
-    o[0] = lo + m0;
-    if second {
-        o[1] = hi + m1;
-    }
-}
-
 /// The register tile of a 32-element format: PP row pairs × TT tokens from `t0`, all blocks, over a
 /// [`Scratch`]'s arrays.
 struct LegacyTile<'a> {
     u: &'a [__m512i],
     dw: &'a [__m512],
+    c: &'a [__m512i],
     aq: &'a [__m256i],
     da: &'a [f32],
-    base: &'a [__m256i],
     mins: &'a [f32],
     ntp: usize,
     nb: usize,
@@ -230,7 +327,7 @@ struct LegacyTile<'a> {
 }
 
 macro_rules! legacy {
-    ($gemm:ident, $tile:ident, $W:ty, $A:ty, $dec:ident, $act:ident, $off:expr, $has_min:expr) => {
+    ($gemm:ident, $tile:ident, $W:ty, $A:ty, $dec:ident, $act:ident, $has_min:expr) => {
         #[inline]
         #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
         fn $tile<const PP: usize, const TT: usize>(
@@ -242,64 +339,44 @@ macro_rules! legacy {
             let (nb, ntp, t0) = (k.nb, k.ntp, k.t0);
             // the hot loop indexes raw pointers (bounds checks per block were a third of its instructions):
             // every index below is under these bounds
-            assert!(k.u.len() >= nb * PP && k.dw.len() >= nb * PP && t0 + TT <= ntp);
+            assert!(k.u.len() >= nb * PP && k.dw.len() >= nb * PP && k.c.len() >= nb * PP);
+            assert!(t0 + TT <= ntp && t0 % PANEL + TT <= PANEL);
             assert!(k.aq.len() >= nb * ntp && k.da.len() >= nb * ntp);
-            assert!($off == 0 || k.base.len() >= nb * ntp);
-            let (up, dwp, aqp, dap, bp) = (
+            let (up, dwp, cp, aqp, dap) = (
                 k.u.as_ptr(),
                 k.dw.as_ptr(),
+                k.c.as_ptr(),
                 k.aq.as_ptr(),
                 k.da.as_ptr(),
-                k.base.as_ptr(),
             );
-            let mut acc = [[_mm512_setzero_ps(); TT]; PP];
+            let mut acc = [[_mm512_setzero_ps(); PP]; TT];
             for b in 0..nb {
                 // SAFETY: b·PP + p < nb·PP (p < PP), asserted in bounds above.
                 let u: [__m512i; PP] = std::array::from_fn(|p| unsafe { *up.add(b * PP + p) });
                 // SAFETY: as for u.
                 let dw: [__m512; PP] = std::array::from_fn(|p| unsafe { *dwp.add(b * PP + p) });
-                let i = b * ntp + t0;
+                // SAFETY: as for u.
+                let c: [__m512i; PP] = std::array::from_fn(|p| unsafe { *cp.add(b * PP + p) });
+                // tokens t0..t0 + TT of block b, all in t0's panel
+                let i = pidx(nb, b, t0);
                 for t in 0..TT {
-                    // SAFETY: i + t < b·ntp + ntp ≤ nb·ntp (t0 + TT ≤ ntp), asserted in bounds of aq, da
-                    // and (offset formats, the only ones reading it) base.
-                    let (a, da, base) = unsafe {
+                    // SAFETY: i + t = pidx(nb, b, t0 + t) < nb·ntp (t0 + TT ≤ ntp within one panel), asserted in
+                    // bounds of aq and da.
+                    let (a, da) = unsafe {
                         (
                             _mm512_broadcast_i64x4(*aqp.add(i + t)),
                             _mm512_set1_ps(*dap.add(i + t)),
-                            if $off != 0 {
-                                _mm512_broadcast_i64x4(*bp.add(i + t))
-                            } else {
-                                _mm512_setzero_si512()
-                            },
                         )
                     };
                     for p in 0..PP {
-                        let x = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(base, u[p], a));
+                        // −128·Σw + Σ(a + 128)·w = Σ a·w by fours: the same integers as Σ (u − off)·a
+                        let x = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(c[p], a, u[p]));
                         let s = _mm512_mul_ps(dw[p], da);
-                        acc[p][t] = _mm512_fmadd_ps(x, s, acc[p][t]);
+                        acc[t][p] = _mm512_fmadd_ps(x, s, acc[t][p]);
                     }
                 }
             }
-            for p in 0..PP {
-                let r = 2 * p;
-                for t in 0..TT {
-                    let tok = k.t0 + t;
-                    let (m0, m1) = if $has_min {
-                        (k.mins[r * k.ntp + tok], k.mins[(r + 1) * k.ntp + tok])
-                    } else {
-                        (0.0, 0.0)
-                    };
-                    let o = tok * stride + r0 + r;
-                    let second = r + 1 < k.n_rows;
-                    store_pair(
-                        acc[p][t],
-                        m0,
-                        m1,
-                        &mut out[o..o + 1 + second as usize],
-                        second,
-                    );
-                }
-            }
+            store_tile::<PP, TT>(&acc, k.mins, ntp, t0, k.n_rows, r0, out, stride);
         }
 
         #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
@@ -320,12 +397,12 @@ macro_rules! legacy {
             let ntp = n_tok.next_multiple_of(16);
             let wr = |r: usize| -> &[$W] { cs(&w[r * w_row..(r + 1) * w_row]) };
             let mut s = SCRATCH.take();
-            let z = _mm256_setzero_si256();
-            grow(&mut s.aq, nb * ntp, z);
+            let (zi, zf) = (_mm512_setzero_si512(), _mm512_setzero_ps());
+            grow(&mut s.aq, nb * ntp, _mm256_setzero_si256());
             grow(&mut s.da, nb * ntp, 0.0);
-            if $off != 0 {
-                grow(&mut s.base, nb * ntp, z);
-            }
+            grow(&mut s.u, nb * P, zi);
+            grow(&mut s.dw, nb * P, zf);
+            grow(&mut s.c, nb * P, zi);
             if $has_min {
                 grow(&mut s.sa, nb * ntp, 0.0);
             }
@@ -333,35 +410,32 @@ macro_rules! legacy {
                 let a: &[$A] = cs(&acts[t * a_row..t * a_row + nb * size_of::<$A>()]);
                 for (b, blk) in a.iter().enumerate() {
                     let (d, sa, q) = $act(blk);
-                    let i = b * ntp + t;
-                    (s.aq[i], s.da[i]) = (ld(q), d);
+                    let i = pidx(nb, b, t);
+                    (s.aq[i], s.da[i]) = (act_u8(q), d);
                     if $has_min {
-                        s.sa[i] = sa;
-                    }
-                    if $off != 0 {
-                        s.base[i] = neg_off_sum(q, $off);
+                        s.sa[b * ntp + t] = sa;
                     }
                 }
             }
+            // the scalar terms (zero without a min, as the 256-bit kernels add), 4 rows and a tile's overhang
+            s.mins.clear();
+            s.mins.resize(2 * P * ntp + 16, 0.0);
             let mut r0 = 0;
             while r0 < rows {
                 let n_rows = (rows - r0).min(2 * P);
                 let np = n_rows.div_ceil(2);
-                s.u.clear();
-                s.dw.clear();
-                for b in 0..nb {
-                    for p in 0..np {
-                        let (ra, rb) = pair_rows(r0, p, rows);
-                        let (ux, dx, _) = $dec(&wr(ra)[b]);
-                        let (uy, dy, _) = $dec(&wr(rb)[b]);
-                        s.u.push(pair_i(ux, uy));
-                        s.dw.push(pair_ps(dx, dy));
+                for p in 0..np {
+                    let (ra, rb) = pair_rows(r0, p, rows);
+                    for (b, (x, y)) in wr(ra).iter().zip(wr(rb)).enumerate() {
+                        let ((ux, dx, _), (uy, dy, _)) = ($dec(x), $dec(y));
+                        let (u, j) = (pair_i(ux, uy), b * np + p);
+                        s.u[j] = u;
+                        s.dw[j] = pair_ps(dx, dy);
+                        s.c[j] = neg128_sum(u);
                     }
                 }
                 if $has_min {
                     // Σ_b m_w·s_a in block order, a product then a sum each (as `mins += mw * sa`)
-                    s.mins.clear();
-                    s.mins.resize(2 * P * ntp, 0.0);
                     for i in 0..n_rows {
                         let mw: Vec<f32> = wr(r0 + i).iter().map(|x| $dec(x).2).collect();
                         for t in (0..ntp).step_by(16) {
@@ -389,9 +463,9 @@ macro_rules! legacy {
                     let k = LegacyTile {
                         u: &s.u,
                         dw: &s.dw,
+                        c: &s.c,
                         aq: &s.aq,
                         da: &s.da,
-                        base: &s.base,
                         mins: &s.mins,
                         ntp,
                         nb,
@@ -418,19 +492,19 @@ macro_rules! legacy {
 }
 
 legacy!(
-    gemm_q4_0, tile_q4_0, BlockQ4_0, BlockQ8_0, dec_q4_0, act_q8_0, 8, false
+    gemm_q4_0, tile_q4_0, BlockQ4_0, BlockQ8_0, dec_q4_0, act_q8_0, false
 );
 legacy!(
-    gemm_q4_1, tile_q4_1, BlockQ4_1, BlockQ8_1, dec_q4_1, act_q8_1, 0, true
+    gemm_q4_1, tile_q4_1, BlockQ4_1, BlockQ8_1, dec_q4_1, act_q8_1, true
 );
 legacy!(
-    gemm_q5_0, tile_q5_0, BlockQ5_0, BlockQ8_0, dec_q5_0, act_q8_0, 16, false
+    gemm_q5_0, tile_q5_0, BlockQ5_0, BlockQ8_0, dec_q5_0, act_q8_0, false
 );
 legacy!(
-    gemm_q5_1, tile_q5_1, BlockQ5_1, BlockQ8_1, dec_q5_1, act_q8_1, 0, true
+    gemm_q5_1, tile_q5_1, BlockQ5_1, BlockQ8_1, dec_q5_1, act_q8_1, true
 );
 legacy!(
-    gemm_q8_0, tile_q8_0, BlockQ8_0, BlockQ8_0, dec_q8_0, act_q8_0, 128, false
+    gemm_q8_0, tile_q8_0, BlockQ8_0, BlockQ8_0, dec_q8_0, act_q8_0, false
 );
 
 /// A K-quant super-block's scales as the tiled kernel uses them: `s16[2g], s16[2g+1]` scale the first and
@@ -538,7 +612,8 @@ fn k_tile<const PP: usize, const TT: usize>(k: &KTile, r0: usize, out: &mut [f32
     let (nb, ntp, t0) = (k.nb, k.ntp, k.t0);
     // raw pointers in the hot loop, every index under these bounds (as in the 32-element tile)
     assert!(k.u.len() >= nb * 8 * PP && k.sc.len() >= nb * 8 * PP && k.dw.len() >= nb * PP);
-    assert!(t0 + TT <= ntp && k.aq.len() >= nb * 8 * ntp && k.da.len() >= nb * ntp);
+    assert!(t0 + TT <= ntp && t0 % PANEL + TT <= PANEL);
+    assert!(k.aq.len() >= nb * 8 * ntp && k.da.len() >= nb * ntp);
     let (up, scp, dwp, aqp, dap) = (
         k.u.as_ptr(),
         k.sc.as_ptr(),
@@ -546,7 +621,7 @@ fn k_tile<const PP: usize, const TT: usize>(k: &KTile, r0: usize, out: &mut [f32
         k.aq.as_ptr(),
         k.da.as_ptr(),
     );
-    let mut acc = [[_mm512_setzero_ps(); TT]; PP];
+    let mut acc = [[_mm512_setzero_ps(); PP]; TT];
     for b in 0..nb {
         let mut sumi = [[_mm512_setzero_si512(); TT]; PP];
         for g in 0..8 {
@@ -555,9 +630,10 @@ fn k_tile<const PP: usize, const TT: usize>(k: &KTile, r0: usize, out: &mut [f32
             let u: [__m512i; PP] = std::array::from_fn(|p| unsafe { *up.add(j + p) });
             // SAFETY: as for u.
             let sc: [__m512i; PP] = std::array::from_fn(|p| unsafe { *scp.add(j + p) });
-            let i = (b * 8 + g) * ntp + t0;
+            let i = pidx(nb * 8, b * 8 + g, t0);
             for t in 0..TT {
-                // SAFETY: i + t < (b·8 + g)·ntp + ntp ≤ nb·8·ntp (t0 + TT ≤ ntp), asserted above.
+                // SAFETY: i + t = pidx(nb·8, b·8 + g, t0 + t) < nb·8·ntp (t0 + TT ≤ ntp within one panel),
+                // asserted above.
                 let a = unsafe { _mm512_broadcast_i64x4(*aqp.add(i + t)) };
                 for p in 0..PP {
                     // |u| ≤ 63, |a| ≤ 128: a pair of products fits i16 without saturating
@@ -566,33 +642,19 @@ fn k_tile<const PP: usize, const TT: usize>(k: &KTile, r0: usize, out: &mut [f32
                 }
             }
         }
+        let i = pidx(nb, b, t0);
         for t in 0..TT {
-            // SAFETY: b·ntp + t0 + t < nb·ntp, asserted above.
-            let da = unsafe { _mm512_set1_ps(*dap.add(b * ntp + t0 + t)) };
+            // SAFETY: i + t = pidx(nb, b, t0 + t) < nb·ntp, as for aq.
+            let da = unsafe { _mm512_set1_ps(*dap.add(i + t)) };
             for p in 0..PP {
                 // SAFETY: b·PP + p < nb·PP, asserted above.
                 let dw = unsafe { *dwp.add(b * PP + p) };
                 let s = _mm512_mul_ps(dw, da);
-                acc[p][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[p][t]), s, acc[p][t]);
+                acc[t][p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[p][t]), s, acc[t][p]);
             }
         }
     }
-    for p in 0..PP {
-        let r = 2 * p;
-        for t in 0..TT {
-            let tok = k.t0 + t;
-            let (m0, m1) = (k.mins[r * k.ntp + tok], k.mins[(r + 1) * k.ntp + tok]);
-            let o = tok * stride + r0 + r;
-            let second = r + 1 < k.n_rows;
-            store_pair(
-                acc[p][t],
-                m0,
-                m1,
-                &mut out[o..o + 1 + second as usize],
-                second,
-            );
-        }
-    }
+    store_tile::<PP, TT>(&acc, k.mins, ntp, t0, k.n_rows, r0, out, stride);
 }
 
 /// vpermw indices taking i16 lanes (2g, 2g+1) of each 16-lane half into its 8 + 8 lanes.
@@ -626,16 +688,16 @@ macro_rules! kquant {
             let mut s = SCRATCH.take();
             grow(&mut s.aq, nb * 8 * ntp, _mm256_setzero_si256());
             grow(&mut s.da, nb * ntp, 0.0);
+            grow(&mut s.dl, nb * ntp, 0.0);
             grow(&mut s.bsp, nb * 8 * ntp, 0);
             for t in 0..n_tok {
                 let a: &[BlockQ8K] = cs(&acts[t * a_row..t * a_row + nb * size_of::<BlockQ8K>()]);
                 for (b, blk) in a.iter().enumerate() {
-                    s.da[b * ntp + t] = blk.d();
+                    (s.da[pidx(nb, b, t)], s.dl[b * ntp + t]) = (blk.d(), blk.d());
                     for g in 0..8 {
-                        let i = (b * 8 + g) * ntp + t;
-                        s.aq[i] = ld(&blk.qs[32 * g..]);
+                        s.aq[pidx(nb * 8, b * 8 + g, t)] = ld(&blk.qs[32 * g..]);
                         let (lo, hi) = (blk.bsum(2 * g) as u16, blk.bsum(2 * g + 1) as u16);
-                        s.bsp[i] = (lo as u32 | (hi as u32) << 16) as i32;
+                        s.bsp[(b * 8 + g) * ntp + t] = (lo as u32 | (hi as u32) << 16) as i32;
                     }
                 }
             }
@@ -648,7 +710,7 @@ macro_rules! kquant {
                 s.sc.clear();
                 s.dw.clear();
                 s.mins.clear();
-                s.mins.resize(2 * P * ntp, 0.0);
+                s.mins.resize(2 * P * ntp + 16, 0.0);
                 s.dmin.clear();
                 s.mp.clear();
                 for i in 0..n_rows {
@@ -702,7 +764,7 @@ macro_rules! kquant {
                                 corr =
                                     _mm512_dpwssd_epi32(corr, x, _mm512_set1_epi32(mp[b * 8 + k]));
                             }
-                            let da = &s.da[b * ntp + t..][..16];
+                            let da = &s.dl[b * ntp + t..][..16];
                             // SAFETY: da is 16 floats.
                             let da = unsafe { _mm512_loadu_ps(da.as_ptr()) };
                             let f = _mm512_mul_ps(_mm512_set1_ps(dmin[b]), da);
