@@ -55,18 +55,91 @@ pub fn rope_inplace(x: &mut [f32], n_heads: usize, head_dim: usize, pos: usize, 
             p.n_rot
         );
     }
-    let mut cache = [(0.0f32, 0.0f32); 256];
-    let mut heap = Vec::new();
-    let cs: &mut [(f32, f32)] = if p.n_rot / 2 <= cache.len() {
-        &mut cache[..p.n_rot / 2]
-    } else {
-        heap.resize(p.n_rot / 2, (0.0, 0.0));
-        &mut heap
-    };
-    cos_sin(pos, p, cs);
-    for head in x.chunks_exact_mut(head_dim) {
-        rotate_head(head, cs, p.style);
+    with_cos_sin(pos, p, |cs| {
+        for head in x.chunks_exact_mut(head_dim) {
+            rotate_head(head, cs, p.style);
+        }
+    });
+}
+
+/// Positions whose angles a thread keeps per parameter set: a direct-mapped cache (`pos % COS_SIN_SLOTS`), so a
+/// prefill chunk's positions are computed once per thread and reused by the query and key heads of every layer
+/// that shares the parameters.
+const COS_SIN_SLOTS: usize = 512;
+/// Parameter sets a thread keeps angles for (Gemma 3 has two: local and global layers).
+const COS_SIN_TABLES: usize = 4;
+
+/// One parameter set's cached `(cos θ_i, sin θ_i)` rows, as [`cos_sin`] computes them.
+struct CosSinTable {
+    /// The parameters the angles depend on (everything but the style), floats by their bits.
+    key: (usize, u32, u32, Option<Vec<u32>>),
+    /// Position held by each slot, `usize::MAX` for none.
+    pos: Vec<usize>,
+    /// `COS_SIN_SLOTS` rows of `n_rot / 2` pairs.
+    cs: Vec<(f32, f32)>,
+}
+
+fn table_key(p: &RopeParams) -> (usize, u32, u32, Option<Vec<u32>>) {
+    let factors = p
+        .freq_factors
+        .as_ref()
+        .map(|f| f[..p.n_rot / 2].iter().map(|x| x.to_bits()).collect());
+    (
+        p.n_rot,
+        p.freq_base.to_bits(),
+        p.freq_scale.to_bits(),
+        factors,
+    )
+}
+
+impl CosSinTable {
+    /// Whether the table holds `p`'s angles ([`table_key`] without building it).
+    fn holds(&self, p: &RopeParams) -> bool {
+        let (n_rot, base, scale, factors) = &self.key;
+        let same_factors = match (factors, &p.freq_factors) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.iter().zip(b).all(|(x, y)| *x == y.to_bits()),
+            _ => false,
+        };
+        *n_rot == p.n_rot
+            && *base == p.freq_base.to_bits()
+            && *scale == p.freq_scale.to_bits()
+            && same_factors
     }
+}
+
+thread_local! {
+    static COS_SIN: std::cell::RefCell<Vec<CosSinTable>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `f` of the angles for `pos` under `p`: from this thread's cache, computed by [`cos_sin`] on a miss (so the
+/// values are the same either way).
+fn with_cos_sin<R>(pos: usize, p: &RopeParams, f: impl FnOnce(&[(f32, f32)]) -> R) -> R {
+    let half = p.n_rot / 2;
+    COS_SIN.with_borrow_mut(|tables| {
+        let i = match tables.iter().position(|t| t.holds(p)) {
+            Some(i) => i,
+            None => {
+                if tables.len() == COS_SIN_TABLES {
+                    tables.remove(0);
+                }
+                tables.push(CosSinTable {
+                    key: table_key(p),
+                    pos: vec![usize::MAX; COS_SIN_SLOTS],
+                    cs: vec![(0.0, 0.0); COS_SIN_SLOTS * half],
+                });
+                tables.len() - 1
+            }
+        };
+        let t = &mut tables[i];
+        let slot = pos % COS_SIN_SLOTS;
+        let cs = &mut t.cs[slot * half..(slot + 1) * half];
+        if t.pos[slot] != pos {
+            cos_sin(pos, p, cs);
+            t.pos[slot] = pos;
+        }
+        f(cs)
+    })
 }
 
 /// `(cos θ_i, sin θ_i)` for each pair, computed like ggml's `rope_cache_init`: the angle multiplied by
@@ -179,6 +252,40 @@ mod tests {
             (norm(&c) - norm(&orig)).abs() < 1e-5,
             "rotation keeps the norm"
         );
+    }
+
+    /// The cached angles give the same bits as computing them afresh, across positions that share a slot,
+    /// parameter sets that take turns, and more sets than the cache keeps.
+    #[test]
+    fn cached_angles_equal_fresh_ones_bit_for_bit() {
+        let orig: Vec<f32> = (0..3 * 12).map(|i| (i as f32 * 0.3).sin() * 3.0).collect();
+        let params: Vec<RopeParams> = (0..6)
+            .map(|i| RopeParams {
+                freq_scale: [1.0, 0.25][i % 2],
+                freq_factors: (i % 3 == 2).then(|| vec![1.5, 2.0, 3.0, 4.0, 0.5]),
+                ..RopeParams::new(
+                    [RopeStyle::Neox, RopeStyle::Normal][i % 2],
+                    10,
+                    [10000.0, 1e6, 500.0][i % 3],
+                )
+            })
+            .collect();
+        for round in 0..3 {
+            for pos in [0, 7, 7 + COS_SIN_SLOTS, 7, 3 * COS_SIN_SLOTS + 1, 100_000] {
+                for p in &params {
+                    let mut got = orig.clone();
+                    rope_inplace(&mut got, 3, 12, pos, p);
+                    let mut cs = vec![(0.0, 0.0); p.n_rot / 2];
+                    cos_sin(pos, p, &mut cs);
+                    let mut want = orig.clone();
+                    for head in want.chunks_exact_mut(12) {
+                        rotate_head(head, &cs, p.style);
+                    }
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&got), bits(&want), "round {round} pos {pos} {p:?}");
+                }
+            }
+        }
     }
 
     #[test]
