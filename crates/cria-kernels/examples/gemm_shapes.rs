@@ -1,6 +1,9 @@
 //! Prefill GEMM speed on gemma-3-270m's weight shapes, per format, in GFLOP/s:
 //! - `task`: one thread, one `dot::matmul_rows` call of 256 rows x 64 tokens (a prefill task of
 //!   `matmul.rs`), on-CPU time;
+//! - `vs ymm`: `task`'s speed over the 256-bit kernel's (the AVX2 path) on the same task, the median of the
+//!   ratios of samples taken back to back: this VM's clock moves by a third from minute to minute, which the
+//!   ratio cancels where the GFLOP/s do not;
 //! - `matmul`: the whole multi-threaded `matmul` at 512 tokens (quantizing the activations included), wall
 //!   time (on-CPU time with one thread, where the pool runs every task on the caller).
 //!
@@ -10,7 +13,8 @@
 //! `cargo run --release -p cria-kernels --example gemm_shapes [-- THREADS [SAMPLES]]`.
 
 use cria_kernels::GgmlType;
-use cria_kernels::dot::matmul_rows;
+use cria_kernels::dot::matmul_rows_with;
+use cria_kernels::isa::{self, Isa};
 use cria_kernels::matmul::{WeightRef, matmul};
 use cria_kernels::pool::ThreadPool;
 use cria_kernels::quant::{activation_type, quantize_activation, quantize_row};
@@ -93,12 +97,12 @@ fn main() {
     let pool = ThreadPool::new(threads);
     println!(
         "isa {:?}, {threads} threads, {samples} samples",
-        cria_kernels::isa::active()
+        isa::active()
     );
     println!(
-        "| matrix | format | rows x cols | task GFLOP/s (median / best) | matmul GFLOP/s (median / best) |"
+        "| matrix | format | rows x cols | task GFLOP/s (median / best) | vs ymm | matmul GFLOP/s (median / best) |"
     );
-    println!("| --- | --- | --- | ---: | ---: |");
+    println!("| --- | --- | --- | ---: | ---: | ---: |");
     use GgmlType::*;
     let shapes = [
         ("attn_q", Q5_0, 1024, 640),
@@ -131,28 +135,38 @@ fn main() {
         let mut out = vec![0f32; task_rows * task_tok];
         let mut y = vec![0f32; rows * n_tok];
         let mut scratch = Vec::new();
-        let (mut task, mut full) = (Vec::new(), Vec::new());
+        let (mut task, mut full, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..samples {
-            task.push(per_call(30, true, || {
-                matmul_rows(
-                    ty,
-                    black_box(&w),
-                    cols,
-                    &acts[..task_tok * ab],
-                    task_tok,
-                    0..task_rows,
-                    &mut out,
-                    task_rows,
-                )
-            }));
+            let mut run = |isa: Isa| {
+                per_call(30, true, || {
+                    matmul_rows_with(
+                        isa,
+                        ty,
+                        black_box(&w),
+                        cols,
+                        &acts[..task_tok * ab],
+                        task_tok,
+                        0..task_rows,
+                        &mut out,
+                        task_rows,
+                    )
+                })
+            };
+            let (ymm, new) = (run(Isa::Avx2), run(isa::active()));
+            task.push(new);
+            ratio.push(ymm / new);
             full.push(per_call(30, threads == 1, || {
                 matmul(&pool, &wr, black_box(&x), n_tok, &mut y, &mut scratch)
             }));
         }
         let flop = |r: usize, t: usize| 2.0 * (r * t * cols) as f64;
         println!(
-            "| {name} | {ty:?} | {rows} x {cols} | {} | {} |",
+            "| {name} | {ty:?} | {rows} x {cols} | {} | {:.2} | {} |",
             rates(task, flop(task_rows, task_tok)),
+            {
+                ratio.sort_by(f64::total_cmp);
+                ratio[ratio.len() / 2]
+            },
             rates(full, flop(rows, n_tok))
         );
     }

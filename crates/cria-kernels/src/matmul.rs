@@ -4,9 +4,13 @@
 //! ([`quant::activation_type`]), then splits the work across the pool:
 //! - decode (`n_tok == 1`): weight rows in shrinking chunks ([`pool::guided_bounds`](crate::pool::guided_bounds),
 //!   multiples of 16 rows) so uneven threads balance, each through [`dot::matvec_rows`];
-//! - prefill (`n_tok > 1`): tiles of [`ROW_BLOCK`]..[`ROW_BLOCK_MAX`] weight rows × [`TOK_BLOCK`] tokens through
-//!   [`dot::matmul_rows`]; consecutive tasks share a row block, so threads work on weights that are hot in
-//!   cache. Each tile is computed into a small per-thread buffer and copied into `y`.
+//! - prefill (`n_tok > 1`), where there are tokens for [`TASKS_PER_THREAD`] tasks of at least [`TOK_BLOCK`]
+//!   tokens per thread: every weight row × a block of tokens per task through [`dot::matmul_rows`], written
+//!   straight into `y` (a block of tokens is one contiguous run of `y`); each call prepares its tokens'
+//!   activations once for all the rows, and the weights stay in cache from task to task.
+//! - prefill with fewer tokens: tiles of [`ROW_BLOCK`]..[`ROW_BLOCK_MAX`] weight rows × [`TOK_BLOCK`] tokens;
+//!   consecutive tasks share a row block, so threads work on weights that are hot in cache. Each tile is
+//!   computed into a small per-thread buffer and copied into `y`.
 
 use std::cell::RefCell;
 use std::ops::Range;
@@ -22,8 +26,12 @@ pub const ROW_BLOCK: usize = 64;
 /// token's activations once (the AVX-512 GEMM's per-token prepass), so more rows per call pay for it better
 /// (+10-20% GEMM GFLOP/s there; the 256-bit kernels are indifferent).
 pub const ROW_BLOCK_MAX: usize = 256;
-/// Tokens per prefill tile.
+/// Tokens per prefill tile, and per token task at the least.
 pub const TOK_BLOCK: usize = 64;
+/// Tokens per token task at the most.
+pub const TOK_BLOCK_MAX: usize = 256;
+/// Tasks per thread the prefill split aims for, so that uneven threads still balance.
+pub const TASKS_PER_THREAD: usize = 4;
 /// Activation elements below which quantizing is not worth a fork/join.
 const PAR_QUANT_MIN: usize = 1 << 14;
 
@@ -148,6 +156,55 @@ thread_local! {
 }
 
 fn gemm(pool: &ThreadPool, w: &WeightRef, acts: &[u8], n_tok: usize, y: &mut [f32]) {
+    match token_block(n_tok, pool.n_threads()) {
+        Some(tb) => gemm_tokens(pool, w, acts, n_tok, y, tb),
+        None => gemm_tiles(pool, w, acts, n_tok, y),
+    }
+}
+
+/// Tokens per task of the token split ([`gemm_tokens`]), if there are enough tokens for it: the
+/// [`TASKS_PER_THREAD`]·threads-th part of the tokens, in whole panels of 16, within
+/// [`TOK_BLOCK`]..=[`TOK_BLOCK_MAX`].
+fn token_block(n_tok: usize, n_threads: usize) -> Option<usize> {
+    let tasks = TASKS_PER_THREAD * n_threads;
+    (n_tok >= tasks * TOK_BLOCK).then(|| {
+        n_tok
+            .div_ceil(tasks)
+            .next_multiple_of(16)
+            .min(TOK_BLOCK_MAX)
+    })
+}
+
+/// Every row × `tb` tokens per task, into `y` directly.
+fn gemm_tokens(
+    pool: &ThreadPool,
+    w: &WeightRef,
+    acts: &[u8],
+    n_tok: usize,
+    y: &mut [f32],
+    tb: usize,
+) {
+    let a_row = acts.len() / n_tok;
+    let out = SharedMut::new(y);
+    pool.run(n_tok.div_ceil(tb), &|task| {
+        let toks = block(task, tb, n_tok);
+        // SAFETY: task `task` alone owns tokens `toks`, whose outputs are this one run of `y`.
+        let seg = unsafe { out.range(toks.start * w.rows..toks.end * w.rows) };
+        dot::matmul_rows(
+            w.ty,
+            w.data,
+            w.cols,
+            &acts[toks.start * a_row..toks.end * a_row],
+            toks.len(),
+            0..w.rows,
+            seg,
+            w.rows,
+        );
+    });
+}
+
+/// Row blocks × [`TOK_BLOCK`] tokens per task, through a per-thread tile copied into `y`.
+fn gemm_tiles(pool: &ThreadPool, w: &WeightRef, acts: &[u8], n_tok: usize, y: &mut [f32]) {
     let a_row = acts.len() / n_tok;
     let n_tb = n_tok.div_ceil(TOK_BLOCK);
     let row_block = row_block(w.rows, n_tb, pool.n_threads());
@@ -181,11 +238,11 @@ fn gemm(pool: &ThreadPool, w: &WeightRef, acts: &[u8], n_tok: usize, y: &mut [f3
     });
 }
 
-/// Rows per prefill task: [`ROW_BLOCK_MAX`], halved down to [`ROW_BLOCK`] until there are at least four tasks
-/// per thread (few tokens, few rows), so that uneven threads still balance.
+/// Rows per prefill task: [`ROW_BLOCK_MAX`], halved down to [`ROW_BLOCK`] until there are at least
+/// [`TASKS_PER_THREAD`] tasks per thread (few tokens, few rows), so that uneven threads still balance.
 fn row_block(rows: usize, n_tok_blocks: usize, n_threads: usize) -> usize {
     let mut rb = ROW_BLOCK_MAX;
-    while rb > ROW_BLOCK && rows.div_ceil(rb) * n_tok_blocks < 4 * n_threads {
+    while rb > ROW_BLOCK && rows.div_ceil(rb) * n_tok_blocks < TASKS_PER_THREAD * n_threads {
         rb /= 2;
     }
     rb
@@ -198,6 +255,56 @@ fn block(i: usize, size: usize, n: usize) -> Range<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_blocks_need_four_tasks_a_thread() {
+        // 512 tokens on 2 threads: 8 tasks of 64 tokens
+        assert_eq!(token_block(512, 2), Some(64));
+        assert_eq!(token_block(511, 2), None);
+        assert_eq!(token_block(1000, 2), Some(128));
+        assert_eq!(token_block(100_000, 2), Some(TOK_BLOCK_MAX));
+        assert_eq!(token_block(256, 1), Some(64));
+    }
+
+    /// The token split and the tile split give the same bits (each output is one row's dot product with one
+    /// token, whatever the tiling), across formats with and without a tiled kernel.
+    #[test]
+    fn token_split_equals_tile_split() {
+        let pool = ThreadPool::new(2);
+        for (ty, rows, cols) in [
+            (GgmlType::Q5_0, 70, 96),
+            (GgmlType::Q8_0, 33, 64),
+            (GgmlType::Q4_K, 9, 256),
+            (GgmlType::F32, 5, 40),
+        ] {
+            let rb = ty.row_bytes(cols).expect("whole blocks");
+            let mut data = vec![0u8; rows * rb];
+            for (r, dst) in data.chunks_exact_mut(rb).enumerate() {
+                let x: Vec<f32> = (0..cols)
+                    .map(|i| ((r * 31 + i * 7) % 23) as f32 / 23.0 - 0.5)
+                    .collect();
+                quant::quantize_row(ty, &x, dst).expect("quantize");
+            }
+            let w = WeightRef {
+                ty,
+                rows,
+                cols,
+                data: &data,
+            };
+            let n_tok = 150;
+            let x: Vec<f32> = (0..n_tok * cols)
+                .map(|i| ((i * 13) % 37) as f32 / 37.0 - 0.5)
+                .collect();
+            let mut scratch = Vec::new();
+            let acts = quantize_acts(&pool, &w, &x, n_tok, &mut scratch).to_vec();
+            let (mut a, mut b) = (vec![f32::NAN; n_tok * rows], vec![f32::NAN; n_tok * rows]);
+            gemm_tiles(&pool, &w, &acts, n_tok, &mut a);
+            gemm_tokens(&pool, &w, &acts, n_tok, &mut b, 48);
+            for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+                assert_eq!(x.to_bits(), y.to_bits(), "{ty:?}: output {i}");
+            }
+        }
+    }
 
     #[test]
     fn row_blocks_grow_with_the_work() {
