@@ -9,6 +9,7 @@ use std::ops::Range;
 use half::f16;
 
 use super::simd;
+#[cfg(test)]
 use super::softmax::softmax_inplace;
 
 /// Shape and scaling of one attention call.
@@ -121,12 +122,24 @@ pub(super) fn attend_head(
     kern.axpy_rows_f16(out_h, scores, &v_cache[base..], stride);
 }
 
-/// Raw q·k dot products to attention weights, in place: scale, soft-cap, softmax.
+/// Raw q·k dot products to attention weights, in place: scale, soft-cap, softmax. The softmax is
+/// [`softmax_inplace`]'s steps (maximum, `exp(x - max)` and its sum, times `1 / sum`), with the maximum taken
+/// while scaling and the steps vectorized: the same bits.
 pub(super) fn scores_to_probs(scores: &mut [f32], p: &AttentionParams) {
-    for s in scores.iter_mut() {
-        *s = softcap(p.scale * *s, p.softcap);
+    let kern = simd::kernels();
+    let max = match p.softcap {
+        None => kern.scale_max(scores, p.scale),
+        Some(_) => scores.iter_mut().fold(f32::NEG_INFINITY, |m, s| {
+            *s = softcap(p.scale * *s, p.softcap);
+            m.max(*s)
+        }),
+    };
+    if max == f32::NEG_INFINITY {
+        scores.fill(0.0);
+        return;
     }
-    softmax_inplace(scores);
+    let sum = kern.exp_sub_sum(scores, max);
+    kern.scale(scores, 1.0 / sum);
 }
 
 pub(super) fn kv_dim(p: &AttentionParams) -> usize {
@@ -257,6 +270,49 @@ mod tests {
             &mut Vec::new(),
         );
         assert_eq!(out, [5.0, 5.0, -7.0, -7.0]);
+    }
+
+    /// The vectorized scale + softmax against the scalar scale and [`softmax_inplace`], bit for bit: lengths
+    /// around the 16-lane steps, with and without a soft-cap, masked (`-inf`), NaN and all-masked rows.
+    #[test]
+    fn scores_to_probs_equals_scale_then_softmax_bit_for_bit() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut noise = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 40) as f32 / (1u64 << 24) as f32 * 80.0 - 40.0
+        };
+        for softcap in [None, Some(30.0)] {
+            let p = AttentionParams {
+                n_head: 1,
+                n_kv_head: 1,
+                head_dim: 64,
+                scale: 0.125,
+                softcap,
+            };
+            for n in [1, 2, 15, 16, 17, 31, 33, 100, 513] {
+                for special in [None, Some(f32::NEG_INFINITY), Some(f32::NAN), Some(0.0)] {
+                    let mut raw: Vec<f32> = (0..n).map(|_| noise()).collect();
+                    if let Some(v) = special {
+                        raw.iter_mut().step_by(3).for_each(|x| *x = v);
+                    }
+                    for all_masked in [false, true] {
+                        if all_masked {
+                            raw.fill(f32::NEG_INFINITY);
+                        }
+                        let mut want = raw.clone();
+                        want.iter_mut()
+                            .for_each(|s| *s = super::softcap(p.scale * *s, p.softcap));
+                        softmax_inplace(&mut want);
+                        let mut got = raw.clone();
+                        scores_to_probs(&mut got, &p);
+                        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&got), bits(&want), "n {n} {special:?} {softcap:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -2,11 +2,13 @@
 //! heads), spread over the thread pool by (token, head).
 
 use std::cell::RefCell;
+use std::ops::Range;
 
 use half::f16;
+use half::slice::HalfFloatSliceExt;
 
 use super::attention::{AttentionParams, attend_head, check_shapes, kv_dim, scores_to_probs};
-use super::simd;
+use super::simd::{self, KvElem};
 use crate::pool::ThreadPool;
 
 /// Consecutive query rows one task of the grouped path takes (all heads of them).
@@ -34,6 +36,8 @@ impl CausalBatch {
 }
 
 thread_local! {
+    /// The f32 copies of [`attention_rows_grouped`] (the calling thread's; the tasks only read them).
+    static KV_F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     static GROUP: RefCell<GroupScratch> = const { RefCell::new(GroupScratch::new()) };
 }
@@ -141,10 +145,24 @@ pub fn attention_rows<'c>(
     });
 }
 
-/// [`attention_rows`] with the queries that read the same K/V rows attended together: a task takes
-/// [`ROWS_PER_TASK`] consecutive rows, and for each KV head groups up to [`MAX_GROUP`] of their (row, head)
-/// queries of one sequence (row-major, so the query heads of one row, which share its window, sit together).
-/// Each K/V row is then converted from f16 once for the group. Outputs are bit for bit the one-query path's.
+/// The f32 copies of K/V rows the grouped path makes, at most this many floats (32 MiB); a batch that would
+/// need more reads the f16 cache directly.
+const KV_F32_MAX: usize = 1 << 23;
+
+/// Where one sequence's f32 copies sit in the buffer: its cache rows `rows` (all KV heads), K at `k..v`, V at
+/// `v..v + (v - k)`.
+struct SeqCopy {
+    seq: usize,
+    rows: Range<usize>,
+    k: usize,
+    v: usize,
+}
+
+/// [`attention_rows`] with the queries that read the same K/V rows attended together. The K/V rows the batch
+/// reads are first copied to f32 (exact, so the same bits), once for all of its queries, so the multi-query
+/// kernels load them as they are; then a task takes [`ROWS_PER_TASK`] consecutive rows, and for each KV head
+/// groups up to [`MAX_GROUP`] of their (row, head) queries of one sequence (row-major, so the query heads of one
+/// row, which share its window, sit together). Outputs are bit for bit the one-query path's.
 fn attention_rows_grouped<'c>(
     pool: &ThreadPool,
     q: &[f32],
@@ -153,16 +171,77 @@ fn attention_rows_grouped<'c>(
     p: &AttentionParams,
     out: &mut [f32],
 ) {
+    let (q_dim, kv_dim) = (p.n_head * p.head_dim, kv_dim(p));
+    let mut copies: Vec<SeqCopy> = Vec::new();
+    for row in rows {
+        let (k, v) = kv(row.seq);
+        check_shapes(p, q_dim, q_dim, k.len().min(v.len()), row.window.end);
+        assert!(!row.window.is_empty(), "attention_rows: empty window");
+        let w = &row.window;
+        match copies.iter_mut().find(|c| c.seq == row.seq) {
+            Some(c) => c.rows = c.rows.start.min(w.start)..c.rows.end.max(w.end),
+            None => copies.push(SeqCopy {
+                seq: row.seq,
+                rows: w.clone(),
+                k: 0,
+                v: 0,
+            }),
+        }
+    }
+    let mut total = 0;
+    for c in &mut copies {
+        c.k = total;
+        c.v = c.k + c.rows.len() * kv_dim;
+        total = c.v + c.rows.len() * kv_dim;
+    }
+    if total > KV_F32_MAX {
+        let cache = |seq: usize| {
+            let (k, v) = kv(seq);
+            (k, v, 0)
+        };
+        grouped_tasks(pool, q, rows, kv, &cache, p, out);
+        return;
+    }
+    KV_F32.with_borrow_mut(|buf| {
+        if buf.len() < total {
+            buf.resize(total, 0.0);
+        }
+        for c in &copies {
+            let (k, v) = kv(c.seq);
+            let (r, n) = (c.rows.start * kv_dim..c.rows.end * kv_dim, c.v - c.k);
+            k[r.clone()].convert_to_f32_slice(&mut buf[c.k..c.v]);
+            v[r].convert_to_f32_slice(&mut buf[c.v..c.v + n]);
+        }
+        let buf = &buf[..];
+        let copy = |seq: usize| {
+            let c = copies.iter().find(|c| c.seq == seq);
+            let c = c.expect("attention_rows: every row's sequence is copied");
+            let n = c.v - c.k;
+            (&buf[c.k..c.v], &buf[c.v..c.v + n], c.rows.start)
+        };
+        grouped_tasks(pool, q, rows, kv, &copy, p, out);
+    });
+}
+
+/// K and V rows of a sequence for the multi-query kernels, and the cache row the first of them is.
+type SharedRows<'s, T> = dyn Fn(usize) -> (&'s [T], &'s [T], usize) + Sync + 's;
+
+/// The parallel loop of [`attention_rows_grouped`]: the shared part of each group reads `shared`, the rest the
+/// f16 cache.
+fn grouped_tasks<'c, T: KvElem>(
+    pool: &ThreadPool,
+    q: &[f32],
+    rows: &[QueryRow],
+    kv: &(dyn Fn(usize) -> (&'c [f16], &'c [f16]) + Sync),
+    shared: &SharedRows<'_, T>,
+    p: &AttentionParams,
+    out: &mut [f32],
+) {
     let q_dim = p.n_head * p.head_dim;
     let group = p.n_head / p.n_kv_head.max(1);
     pool.for_each_chunk_mut(out, ROWS_PER_TASK * q_dim, &|task, out_blk| {
         let r0 = task * ROWS_PER_TASK;
         let blk = &rows[r0..r0 + out_blk.len() / q_dim];
-        for row in blk {
-            let (k, v) = kv(row.seq);
-            check_shapes(p, q_dim, q_dim, k.len().min(v.len()), row.window.end);
-            assert!(!row.window.is_empty(), "attention_rows: empty window");
-        }
         let q_blk = &q[r0 * q_dim..(r0 + blk.len()) * q_dim];
         GROUP.with_borrow_mut(|s| {
             for kv_head in 0..p.n_kv_head {
@@ -176,7 +255,7 @@ fn attention_rows_grouped<'c>(
                                 members: &members[..n],
                                 kv_head,
                             };
-                            attend_group(&g, (q_blk, out_blk), kv, p, s);
+                            attend_group(&g, (q_blk, out_blk), kv, shared, p, s);
                             n = 0;
                         }
                         members[n] = (i, h);
@@ -188,7 +267,7 @@ fn attention_rows_grouped<'c>(
                     members: &members[..n],
                     kv_head,
                 };
-                attend_group(&g, (q_blk, out_blk), kv, p, s);
+                attend_group(&g, (q_blk, out_blk), kv, shared, p, s);
             }
         });
     });
@@ -206,10 +285,11 @@ struct Group<'a> {
 /// outside it alone, before and after, so every query still sees its own keys in order: its scores are
 /// the same dot products, its softmax the same, and its V rows are added in the same order with the
 /// same FMAs (the running sums pass through `acc` in f32, exactly).
-fn attend_group<'c>(
+fn attend_group<'c, T: KvElem>(
     g: &Group<'_>,
     (q_blk, out_blk): (&[f32], &mut [f32]),
     kv: &(dyn Fn(usize) -> (&'c [f16], &'c [f16]) + Sync),
+    shared: &SharedRows<'_, T>,
     p: &AttentionParams,
     s: &mut GroupScratch,
 ) {
@@ -223,7 +303,7 @@ fn attend_group<'c>(
     let (k, v) = kv(g.blk[i0].seq);
     let lo = g.members.iter().map(|m| win(m).start).max().unwrap_or(0);
     let hi = g.members.iter().map(|m| win(m).end).min().unwrap_or(0);
-    if g.members.len() == 1 || lo >= hi {
+    if g.members.len() == 1 || lo >= hi || !simd::kernels().has_multi(hd) {
         for m in g.members {
             let (q_h, out_h) = (&q_blk[at(m)], &mut out_blk[at(m)]);
             attend_head(q_h, (k, v), win(m), g.kv_head, p, out_h, &mut s.scores);
@@ -235,58 +315,92 @@ fn attend_group<'c>(
     let span = g.members.iter().map(|m| win(m).end).max().unwrap_or(0) - first;
     let col = g.kv_head * hd;
     let kern = simd::kernels();
-    s.q.clear();
-    for m in g.members {
-        s.q.extend_from_slice(&q_blk[at(m)]);
+    let n = g.members.len();
+    // When the members' queries are one run of the block (whole rows: one KV head, or every query head of a KV
+    // head), they are read, and their outputs accumulated, in place; otherwise gathered into scratch.
+    let base = at(&g.members[0]).start;
+    let in_place = g
+        .members
+        .iter()
+        .enumerate()
+        .all(|(j, m)| at(m).start == base + j * hd);
+    let GroupScratch {
+        q: gathered,
+        scores,
+        acc: acc_scratch,
+    } = s;
+    if !in_place {
+        gathered.clear();
+        for m in g.members {
+            gathered.extend_from_slice(&q_blk[at(m)]);
+        }
     }
-    s.scores.clear();
-    s.scores.resize(g.members.len() * span, 0.0);
-    s.acc.clear();
-    s.acc.resize(g.members.len() * hd, 0.0);
+    let qs: &[f32] = if in_place {
+        &q_blk[base..base + n * hd]
+    } else {
+        gathered
+    };
+    // Every score read below is written first, so stale values past a query's window are harmless.
+    if scores.len() < n * span {
+        scores.resize(n * span, 0.0);
+    }
     let own = |m: &(usize, usize)| [win(m).start..lo, hi..win(m).end];
     for (j, m) in g.members.iter().enumerate() {
-        let q_j = &s.q[j * hd..(j + 1) * hd];
+        let q_j = &qs[j * hd..(j + 1) * hd];
         for r in own(m).into_iter().filter(|r| !r.is_empty()) {
-            let sc = &mut s.scores[j * span + r.start - first..j * span + r.end - first];
+            let sc = &mut scores[j * span + r.start - first..j * span + r.end - first];
             kern.dot_rows_f16(q_j, &k[r.start * stride + col..], stride, sc);
         }
     }
-    kern.dot_rows_f16_multi(
-        (&s.q, hd),
-        (&k[lo * stride + col..], stride),
-        (&mut s.scores[lo - first..], span),
+    let (ks, vs, row0) = shared(g.blk[i0].seq);
+    kern.dot_rows_multi(
+        (qs, hd),
+        (&ks[(lo - row0) * stride + col..], stride),
+        (&mut scores[lo - first..], span),
         hi - lo,
     );
     for (j, m) in g.members.iter().enumerate() {
         let w = win(m);
         scores_to_probs(
-            &mut s.scores[j * span + w.start - first..j * span + w.end - first],
+            &mut scores[j * span + w.start - first..j * span + w.end - first],
             p,
         );
     }
+    let acc: &mut [f32] = if in_place {
+        &mut out_blk[base..base + n * hd]
+    } else {
+        acc_scratch.clear();
+        acc_scratch.resize(n * hd, 0.0);
+        acc_scratch
+    };
+    acc.fill(0.0);
     // V: each query's keys before the shared ones, the shared ones together, then its keys after.
     for (j, m) in g.members.iter().enumerate() {
         let r = win(m).start..lo;
-        let probs = &s.scores[j * span + r.start - first..j * span + r.end - first];
         if !r.is_empty() {
-            let acc = &mut s.acc[j * hd..(j + 1) * hd];
-            kern.axpy_rows_f16(acc, probs, &v[r.start * stride + col..], stride);
+            let probs = &scores[j * span + r.start - first..j * span + r.end - first];
+            let acc_j = &mut acc[j * hd..(j + 1) * hd];
+            kern.axpy_rows_f16(acc_j, probs, &v[r.start * stride + col..], stride);
         }
     }
-    kern.axpy_rows_f16_multi(
-        (&mut s.acc, hd),
-        (&s.scores[lo - first..], span),
-        (&v[lo * stride + col..], stride),
+    kern.axpy_rows_multi(
+        (acc, hd),
+        (&scores[lo - first..], span),
+        (&vs[(lo - row0) * stride + col..], stride),
         hi - lo,
     );
     for (j, m) in g.members.iter().enumerate() {
         let r = hi..win(m).end;
         if !r.is_empty() {
-            let probs = &s.scores[j * span + r.start - first..j * span + r.end - first];
-            let acc = &mut s.acc[j * hd..(j + 1) * hd];
-            kern.axpy_rows_f16(acc, probs, &v[r.start * stride + col..], stride);
+            let probs = &scores[j * span + r.start - first..j * span + r.end - first];
+            let acc_j = &mut acc[j * hd..(j + 1) * hd];
+            kern.axpy_rows_f16(acc_j, probs, &v[r.start * stride + col..], stride);
         }
-        out_blk[at(m)].copy_from_slice(&s.acc[j * hd..(j + 1) * hd]);
+    }
+    if !in_place {
+        for (j, m) in g.members.iter().enumerate() {
+            out_blk[at(m)].copy_from_slice(&acc_scratch[j * hd..(j + 1) * hd]);
+        }
     }
 }
 
@@ -426,11 +540,16 @@ mod tests {
             attention_rows_grouped(&pool, &q, &rows, &kv, p, &mut got);
             let mut through_rows = vec![f32::NAN; q.len()];
             attention_rows(&pool, &q, &rows, &kv, p, &mut through_rows);
-            for (i, ((w, g), t)) in want.iter().zip(&got).zip(&through_rows).enumerate() {
+            // The path a batch too large for f32 copies takes: the multi kernels on the f16 cache.
+            let mut from_f16 = vec![f32::NAN; q.len()];
+            let cache = |s: usize| (&seqs[s].0[..], &seqs[s].1[..], 0);
+            grouped_tasks(&pool, &q, &rows, &kv, &cache, p, &mut from_f16);
+            for (i, w) in want.iter().enumerate() {
+                let (g, t, h) = (got[i], through_rows[i], from_f16[i]);
                 assert_eq!(
-                    (w.to_bits(), w.to_bits()),
-                    (g.to_bits(), t.to_bits()),
-                    "{p:?} window {win:?}, {threads} threads: row {}, element {}: {w} vs {g}, {t}",
+                    [w.to_bits(); 3],
+                    [g.to_bits(), t.to_bits(), h.to_bits()],
+                    "{p:?} window {win:?}, {threads} threads: row {}, element {}: {w} vs {g}, {t}, {h}",
                     i / q_dim,
                     i % q_dim
                 );

@@ -35,6 +35,27 @@ pub(crate) mod exp_consts {
     ];
 }
 
+/// Element types the multi-query kernels read K/V rows in: the cache's f16, or f32 copies of them (exact, so
+/// the results are the same bits).
+pub(crate) trait KvElem: Copy + Send + Sync + sealed::Sealed + 'static {
+    /// Whether rows are f16 (converted as they are read) rather than f32.
+    const IS_F16: bool;
+}
+
+impl KvElem for f16 {
+    const IS_F16: bool = true;
+}
+
+impl KvElem for f32 {
+    const IS_F16: bool = false;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for half::f16 {}
+    impl Sealed for f32 {}
+}
+
 /// The primitives, as plain function pointers (one indirect call per row or head, not per element).
 pub(crate) struct Kernels {
     pub(crate) isa: Isa,
@@ -65,90 +86,108 @@ impl Kernels {
         (self.axpy_rows_f16)(out, probs, v, stride)
     }
 
-    /// Whether [`Self::dot_rows_f16_multi`] and [`Self::axpy_rows_f16_multi`] have a body that shares the
-    /// f16 conversion of each K/V row between queries for this head size; otherwise they go one query at a
-    /// time and callers gain nothing from grouping queries.
+    /// Whether [`Self::dot_rows_multi`] and [`Self::axpy_rows_multi`] have a body for this head size (the
+    /// grouped prefill path runs only where they do).
     pub(crate) fn has_multi(&self, head_dim: usize) -> bool {
         self.isa == Isa::Avx512 && matches!(head_dim, 64 | 128 | 256)
     }
 
-    /// Several queries of `hd` floats (`q` is `[n_q][hd]`) against the same K rows:
-    /// `out[g*out_stride + t]` = what [`Self::dot_rows_f16`] gives for query `g` and row `t`, bit for bit,
-    /// for `t < n_rows`.
+    /// Several queries of `hd` floats (`q` is `[n_q][hd]`) against the same K rows, given as the cache's f16 or
+    /// as their exact f32 copies: `out[g*out_stride + t]` = what [`Self::dot_rows_f16`] gives for query `g` and
+    /// (the f16 of) row `t`, bit for bit, for `t < n_rows`.
+    ///
+    /// # Panics
+    /// If `!self.has_multi(hd)` or a slice is too short.
     #[inline]
-    pub(crate) fn dot_rows_f16_multi(
+    pub(crate) fn dot_rows_multi<T: KvElem>(
         &self,
         (q, hd): (&[f32], usize),
-        (k, stride): (&[f16], usize),
+        (k, stride): (&[T], usize),
         (out, out_stride): (&mut [f32], usize),
         n_rows: usize,
     ) {
-        assert!(
-            hd > 0 && q.len().is_multiple_of(hd),
-            "dot_rows_f16_multi: q"
-        );
+        assert!(self.has_multi(hd), "dot_rows_multi: head size {hd}");
+        assert!(q.len().is_multiple_of(hd), "dot_rows_multi: q");
         let n_q = q.len() / hd;
         if n_q == 0 || n_rows == 0 {
             return;
         }
         assert!(
             (n_rows - 1) * stride + hd <= k.len(),
-            "dot_rows_f16_multi: k too short"
+            "dot_rows_multi: k too short"
         );
         assert!(
             (n_q - 1) * out_stride + n_rows <= out.len(),
-            "dot_rows_f16_multi: out too short"
+            "dot_rows_multi: out too short"
         );
         #[cfg(target_arch = "x86_64")]
-        if self.isa == Isa::Avx512 {
-            // SAFETY: a table with isa Avx512 is only handed out by `x86::avx512_table`, after detecting
-            // avx512f, avx512bw and avx512vl.
-            unsafe { x86::avx512_dot_rows_f16_multi(q, hd, k, stride, (out, out_stride), n_rows) };
-            return;
-        }
-        for (g, qg) in q.chunks_exact(hd).enumerate() {
-            self.dot_rows_f16(qg, k, stride, &mut out[g * out_stride..][..n_rows]);
-        }
+        // SAFETY: `has_multi` holds only for the table with isa Avx512, which `x86::avx512_table` hands out
+        // after detecting avx512f, avx512bw and avx512vl.
+        unsafe {
+            x86::avx512_dot_rows_multi(q, hd, k, stride, (out, out_stride), n_rows)
+        };
     }
 
-    /// Several queries against the same V rows: `acc` is `[n_q][n]`, and `acc[g]` gets what
-    /// [`Self::axpy_rows_f16`] does to it with `probs[g*probs_stride..][..n_rows]`, bit for bit.
+    /// Several queries against the same V rows (f16, or their exact f32 copies): `acc` is `[n_q][n]`, and
+    /// `acc[g]` gets what [`Self::axpy_rows_f16`] does to it with `probs[g*probs_stride..][..n_rows]`, bit for
+    /// bit.
+    ///
+    /// # Panics
+    /// If `!self.has_multi(n)` or a slice is too short.
     #[inline]
-    pub(crate) fn axpy_rows_f16_multi(
+    pub(crate) fn axpy_rows_multi<T: KvElem>(
         &self,
         (acc, n): (&mut [f32], usize),
         (probs, probs_stride): (&[f32], usize),
-        (v, stride): (&[f16], usize),
+        (v, stride): (&[T], usize),
         n_rows: usize,
     ) {
-        assert!(
-            n > 0 && acc.len().is_multiple_of(n),
-            "axpy_rows_f16_multi: acc"
-        );
+        assert!(self.has_multi(n), "axpy_rows_multi: head size {n}");
+        assert!(acc.len().is_multiple_of(n), "axpy_rows_multi: acc");
         let n_q = acc.len() / n;
         if n_q == 0 || n_rows == 0 {
             return;
         }
         assert!(
             (n_rows - 1) * stride + n <= v.len(),
-            "axpy_rows_f16_multi: v too short"
+            "axpy_rows_multi: v too short"
         );
         assert!(
             (n_q - 1) * probs_stride + n_rows <= probs.len(),
-            "axpy_rows_f16_multi: probs too short"
+            "axpy_rows_multi: probs too short"
         );
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot_rows_multi`.
+        unsafe {
+            x86::avx512_axpy_rows_multi((acc, n), (probs, probs_stride), v, stride, n_rows)
+        };
+    }
+
+    /// `x[i] *= scale`, returning the largest product (`f32::max`'s fold: NaNs skipped, `-inf` if none).
+    #[inline]
+    pub(crate) fn scale_max(&self, x: &mut [f32], scale: f32) -> f32 {
         #[cfg(target_arch = "x86_64")]
         if self.isa == Isa::Avx512 {
             // SAFETY: a table with isa Avx512 is only handed out by `x86::avx512_table`, after detecting
             // avx512f, avx512bw and avx512vl.
-            unsafe {
-                x86::avx512_axpy_rows_f16_multi((acc, n), (probs, probs_stride), v, stride, n_rows)
-            };
+            return unsafe { x86::avx512_scale_max(x, scale) };
+        }
+        x.iter_mut().fold(f32::NEG_INFINITY, |m, v| {
+            *v *= scale;
+            m.max(*v)
+        })
+    }
+
+    /// `x[i] *= s`.
+    #[inline]
+    pub(crate) fn scale(&self, x: &mut [f32], s: f32) {
+        #[cfg(target_arch = "x86_64")]
+        if self.isa == Isa::Avx512 {
+            // SAFETY: as in `scale_max`.
+            unsafe { x86::avx512_scale(x, s) };
             return;
         }
-        for (g, a) in acc.chunks_exact_mut(n).enumerate() {
-            self.axpy_rows_f16(a, &probs[g * probs_stride..][..n_rows], v, stride);
-        }
+        x.iter_mut().for_each(|v| *v *= s);
     }
 
     /// `Σ x[i]²`.

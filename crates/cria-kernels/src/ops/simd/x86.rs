@@ -3,7 +3,7 @@
 
 use half::f16;
 
-use super::Kernels;
+use super::{Kernels, KvElem};
 use crate::isa::Isa;
 
 mod avx2;
@@ -87,33 +87,51 @@ fn avx512_exp_sub_sum(x: &mut [f32], max: f32) -> f32 {
     unsafe { avx512::exp_sub_sum(x, max) }
 }
 
-/// AVX-512 [`super::Kernels::dot_rows_f16_multi`].
+/// AVX-512 [`super::Kernels::dot_rows_multi`].
 ///
 /// # Safety
 /// The CPU must have avx512f, avx512bw and avx512vl.
-pub(super) unsafe fn avx512_dot_rows_f16_multi(
+pub(super) unsafe fn avx512_dot_rows_multi<T: KvElem>(
     q: &[f32],
     hd: usize,
-    k: &[f16],
+    k: &[T],
     stride: usize,
     out: (&mut [f32], usize),
     n_rows: usize,
 ) {
     // SAFETY: the caller guarantees the features.
-    unsafe { avx512::dot_rows_f16_multi(q, hd, k, stride, out, n_rows) }
+    unsafe { avx512::dot_rows_multi(q, hd, k, stride, out, n_rows) }
 }
 
-/// AVX-512 [`super::Kernels::axpy_rows_f16_multi`].
+/// AVX-512 [`super::Kernels::axpy_rows_multi`].
 ///
 /// # Safety
 /// The CPU must have avx512f, avx512bw and avx512vl.
-pub(super) unsafe fn avx512_axpy_rows_f16_multi(
+pub(super) unsafe fn avx512_axpy_rows_multi<T: KvElem>(
     acc: (&mut [f32], usize),
     probs: (&[f32], usize),
-    v: &[f16],
+    v: &[T],
     stride: usize,
     n_rows: usize,
 ) {
     // SAFETY: the caller guarantees the features.
-    unsafe { avx512::axpy_rows_f16_multi(acc, probs, v, stride, n_rows) }
+    unsafe { avx512::axpy_rows_multi(acc, probs, v, stride, n_rows) }
+}
+
+/// AVX-512 [`super::Kernels::scale_max`].
+///
+/// # Safety
+/// The CPU must have avx512f, avx512bw and avx512vl.
+pub(super) unsafe fn avx512_scale_max(x: &mut [f32], scale: f32) -> f32 {
+    // SAFETY: the caller guarantees the features.
+    unsafe { avx512::scale_max(x, scale) }
+}
+
+/// AVX-512 [`super::Kernels::scale`].
+///
+/// # Safety
+/// The CPU must have avx512f, avx512bw and avx512vl.
+pub(super) unsafe fn avx512_scale(x: &mut [f32], s: f32) {
+    // SAFETY: the caller guarantees the features.
+    unsafe { avx512::scale(x, s) }
 }

@@ -4,6 +4,7 @@ use std::arch::x86_64::*;
 
 use half::f16;
 
+use super::super::KvElem;
 use super::super::exp_consts as E;
 
 /// Mask of the first `n` of 16 lanes (`n <= 16`).
@@ -19,6 +20,22 @@ fn lanes(n: usize) -> __mmask16 {
 unsafe fn load_f16(p: *const f16, n: usize) -> __m512 {
     // SAFETY: masked-off lanes are not accessed; the caller guarantees the first n.
     unsafe { _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(lanes(n), p.cast())) }
+}
+
+/// 16 K/V elements at `p` as f32: converted from f16, or loaded as they are.
+///
+/// # Safety
+/// `p..p+16` must be readable.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn load16<T: KvElem>(p: *const T) -> __m512 {
+    // SAFETY: the caller guarantees 16 elements (32 bytes of f16, 64 of f32).
+    unsafe {
+        if T::IS_F16 {
+            _mm512_cvtph_ps(_mm256_loadu_si256(p.cast()))
+        } else {
+            _mm512_loadu_ps(p.cast())
+        }
+    }
 }
 
 /// # Safety
@@ -181,6 +198,46 @@ pub(super) fn sum_sq(x: &[f32]) -> f32 {
     _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1))
 }
 
+/// `x[i] *= scale`, returning the largest product with `f32::max`'s rules (NaNs skipped, `-inf` for none). The
+/// maximum of the same values is the same whatever the order (up to the sign of a zero maximum, which no use of
+/// it can see: `x - max` and `exp` give the same bits for either).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(super) fn scale_max(x: &mut [f32], scale: f32) -> f32 {
+    let (n, sv) = (x.len(), _mm512_set1_ps(scale));
+    let mut m = _mm512_set1_ps(f32::NEG_INFINITY);
+    let mut i = 0;
+    // SAFETY: each step reads and writes x[i..i+w], w = min(16, n - i).
+    unsafe {
+        while i < n {
+            let w = (n - i).min(16);
+            let p = x.as_mut_ptr().add(i);
+            let v = _mm512_mul_ps(load_f32(p, w), sv);
+            store_f32(p, w, v);
+            // vmaxps returns its second operand when either is NaN: the running maximum, never NaN. Lanes
+            // past w keep it too.
+            m = _mm512_mask_max_ps(m, lanes(w), v, m);
+            i += w;
+        }
+    }
+    _mm512_reduce_max_ps(m)
+}
+
+/// `x[i] *= s`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(super) fn scale(x: &mut [f32], s: f32) {
+    let (n, sv) = (x.len(), _mm512_set1_ps(s));
+    let mut i = 0;
+    // SAFETY: each step reads and writes x[i..i+w], w = min(16, n - i).
+    unsafe {
+        while i < n {
+            let w = (n - i).min(16);
+            let p = x.as_mut_ptr().add(i);
+            store_f32(p, w, _mm512_mul_ps(load_f32(p, w), sv));
+            i += w;
+        }
+    }
+}
+
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 fn exp(x0: __m512) -> __m512 {
     let x = _mm512_min_ps(
@@ -311,9 +368,9 @@ mod tests {
         }
     }
 
-    /// The multi-query dot and weighted sum against the one-query kernels, bit for bit: every query count up
-    /// to 20 (each tile size and their tails), row counts around the 2- and 4-row steps and past the
-    /// transposed block, padded strides.
+    /// The multi-query dot and weighted sum against the one-query kernels, bit for bit, reading the rows as
+    /// f16 and as their f32 copies: every query count up to 20 (each tile size and their tails), row counts
+    /// around the 2- and 4-row steps and past the transposed block, padded strides.
     #[test]
     fn multi_query_kernels_equal_one_query_kernels_bit_for_bit() {
         if !has_avx512() {
@@ -329,45 +386,58 @@ mod tests {
                         .iter()
                         .map(|&x| f16::from_f32(x))
                         .collect();
+                    let k32: Vec<f32> = k.iter().map(|x| x.to_f32()).collect();
                     let q = noise(seed + 1000, n_q * hd);
-                    let os = n_rows + 3;
-                    let mut got = vec![f32::NAN; n_q * os];
-                    // SAFETY: the features were detected above (as for every call below).
-                    unsafe { dot_rows_f16_multi(&q, hd, &k, stride, (&mut got, os), n_rows) };
-                    for g in 0..n_q {
-                        let mut want = vec![0.0; n_rows];
-                        // SAFETY: as above.
-                        unsafe { dot_rows_f16(&q[g * hd..][..hd], &k, stride, &mut want) };
-                        for (t, w) in want.iter().enumerate() {
-                            let x = got[g * os + t];
-                            assert_eq!(
-                                x.to_bits(),
-                                w.to_bits(),
-                                "dot hd {hd} {n_q} queries row {t}"
-                            );
-                        }
-                    }
-                    let probs = noise(seed + 2000, n_q * os);
+                    let probs = noise(seed + 2000, n_q * (n_rows + 3));
                     let acc0 = noise(seed + 3000, n_q * hd);
-                    let mut acc = acc0.clone();
-                    // SAFETY: as above.
-                    unsafe {
-                        axpy_rows_f16_multi((&mut acc, hd), (&probs, os), &k, stride, n_rows)
-                    };
-                    for g in 0..n_q {
-                        let mut want = acc0[g * hd..][..hd].to_vec();
-                        // SAFETY: as above.
-                        unsafe { axpy_rows_f16(&mut want, &probs[g * os..][..n_rows], &k, stride) };
-                        for (c, w) in want.iter().enumerate() {
-                            let x = acc[g * hd + c];
-                            assert_eq!(
-                                x.to_bits(),
-                                w.to_bits(),
-                                "axpy hd {hd} {n_q} queries col {c}"
-                            );
-                        }
-                    }
+                    let case = (hd, n_q, n_rows, stride);
+                    check_multi(case, (&q, &probs, &acc0), &k, &k);
+                    check_multi(case, (&q, &probs, &acc0), &k, &k32);
                 }
+            }
+        }
+    }
+
+    /// The multi kernels on `rows` (`k`, or its f32 copy) against the one-query ones on `k`.
+    fn check_multi<T: KvElem>(
+        (hd, n_q, n_rows, stride): (usize, usize, usize, usize),
+        (q, probs, acc0): (&[f32], &[f32], &[f32]),
+        k: &[f16],
+        rows: &[T],
+    ) {
+        let os = n_rows + 3;
+        let mut got = vec![f32::NAN; n_q * os];
+        // SAFETY: the caller detected the features (as for every call below).
+        unsafe { dot_rows_multi(q, hd, rows, stride, (&mut got, os), n_rows) };
+        for g in 0..n_q {
+            let mut want = vec![0.0; n_rows];
+            // SAFETY: as above.
+            unsafe { dot_rows_f16(&q[g * hd..][..hd], k, stride, &mut want) };
+            for (t, w) in want.iter().enumerate() {
+                let x = got[g * os + t];
+                let f16 = T::IS_F16;
+                assert_eq!(
+                    x.to_bits(),
+                    w.to_bits(),
+                    "dot hd {hd} {n_q} queries row {t} f16 {f16}"
+                );
+            }
+        }
+        let mut acc = acc0.to_vec();
+        // SAFETY: as above.
+        unsafe { axpy_rows_multi((&mut acc, hd), (probs, os), rows, stride, n_rows) };
+        for g in 0..n_q {
+            let mut want = acc0[g * hd..][..hd].to_vec();
+            // SAFETY: as above.
+            unsafe { axpy_rows_f16(&mut want, &probs[g * os..][..n_rows], k, stride) };
+            for (c, w) in want.iter().enumerate() {
+                let x = acc[g * hd + c];
+                let f16 = T::IS_F16;
+                assert_eq!(
+                    x.to_bits(),
+                    w.to_bits(),
+                    "axpy hd {hd} {n_q} queries col {c} f16 {f16}"
+                );
             }
         }
     }
@@ -395,15 +465,15 @@ mod tests {
     }
 }
 
-/// Several queries against the same K rows: `out[g*out_stride + t] = q[g*hd..][..hd] · k[t*stride..][..hd]` for
-/// `g < q.len() / hd`, `t < n_rows`, with `hd` 64, 128 or 256. Each dot is [`dot_rows_fixed`]'s, bit for bit (its
-/// two accumulators, its chunk order, its reduction); a K row is converted from f16 once for up to 8 queries, and
-/// 16 dots at a time are reduced together ([`hsum16`]).
+/// Several queries against the same K rows (f16, or their exact f32 copies): `out[g*out_stride + t] =
+/// q[g*hd..][..hd] · k[t*stride..][..hd]` for `g < q.len() / hd`, `t < n_rows`, with `hd` 64, 128 or 256. Each
+/// dot is [`dot_rows_fixed`]'s, bit for bit (its two accumulators, its chunk order, its reduction); a K row is
+/// loaded once for up to 8 queries, and 16 dots at a time are reduced together ([`hsum16`]).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-pub(super) fn dot_rows_f16_multi(
+pub(super) fn dot_rows_multi<T: KvElem>(
     q: &[f32],
     hd: usize,
-    k: &[f16],
+    k: &[T],
     stride: usize,
     (out, out_stride): (&mut [f32], usize),
     n_rows: usize,
@@ -418,22 +488,21 @@ pub(super) fn dot_rows_f16_multi(
             .unwrap_or(1);
         let qg = &q[g0 * hd..(g0 + g) * hd];
         let og = &mut out[g0 * out_stride..];
-        let os = out_stride;
+        let (os, all) = (out_stride, 0..n_rows);
         match (hd, g) {
-            (64, 8) => dot_multi_tiled::<4, 8, 2>(qg, k, stride, og, os, n_rows),
-            (64, 4) => dot_multi_tiled::<4, 4, 4>(qg, k, stride, og, os, n_rows),
-            (64, 2) => dot_multi_fixed::<4, 2>(qg, k, stride, og, os, 0..n_rows),
-            (128, 8) => dot_multi_tiled::<8, 8, 2>(qg, k, stride, og, os, n_rows),
-            (128, 4) => dot_multi_tiled::<8, 4, 4>(qg, k, stride, og, os, n_rows),
-            (128, 2) => dot_multi_fixed::<8, 2>(qg, k, stride, og, os, 0..n_rows),
-            (256, 8) => dot_multi_tiled::<16, 8, 2>(qg, k, stride, og, os, n_rows),
-            (256, 4) => dot_multi_tiled::<16, 4, 4>(qg, k, stride, og, os, n_rows),
-            (256, 2) => dot_multi_fixed::<16, 2>(qg, k, stride, og, os, 0..n_rows),
-            _ => {
-                for (i, qi) in qg.chunks_exact(hd).enumerate() {
-                    dot_rows_f16(qi, k, stride, &mut og[i * out_stride..][..n_rows]);
-                }
-            }
+            (64, 8) => dot_multi_tiled::<T, 4, 8, 2>(qg, k, stride, og, os, n_rows),
+            (64, 4) => dot_multi_tiled::<T, 4, 4, 4>(qg, k, stride, og, os, n_rows),
+            (64, 2) => dot_multi_fixed::<T, 4, 2>(qg, k, stride, og, os, all),
+            (64, _) => dot_multi_fixed::<T, 4, 1>(qg, k, stride, og, os, all),
+            (128, 8) => dot_multi_tiled::<T, 8, 8, 2>(qg, k, stride, og, os, n_rows),
+            (128, 4) => dot_multi_tiled::<T, 8, 4, 4>(qg, k, stride, og, os, n_rows),
+            (128, 2) => dot_multi_fixed::<T, 8, 2>(qg, k, stride, og, os, all),
+            (128, _) => dot_multi_fixed::<T, 8, 1>(qg, k, stride, og, os, all),
+            (256, 8) => dot_multi_tiled::<T, 16, 8, 2>(qg, k, stride, og, os, n_rows),
+            (256, 4) => dot_multi_tiled::<T, 16, 4, 4>(qg, k, stride, og, os, n_rows),
+            (256, 2) => dot_multi_fixed::<T, 16, 2>(qg, k, stride, og, os, all),
+            (256, _) => dot_multi_fixed::<T, 16, 1>(qg, k, stride, og, os, all),
+            _ => panic!("dot_rows_multi: head size {hd}"),
         }
         g0 += g;
     }
@@ -475,13 +544,13 @@ fn hsum16(s: &[__m512; 16]) -> __m512 {
     )
 }
 
-/// [`dot_rows_f16_multi`] for `G` queries of `16 * NQ` floats, `TK` K rows at a time (`G * TK == 16`: 8 x 2 or
+/// [`dot_rows_multi`] for `G` queries of `16 * NQ` floats, `TK` K rows at a time (`G * TK == 16`: 8 x 2 or
 /// 4 x 4). Each (query, row) dot is [`dot_rows_fixed`]'s chain of FMAs; the 16 of a step go through [`hsum16`].
 /// Rows past the last full step go one at a time through [`dot_multi_fixed`].
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-fn dot_multi_tiled<const NQ: usize, const G: usize, const TK: usize>(
+fn dot_multi_tiled<T: KvElem, const NQ: usize, const G: usize, const TK: usize>(
     q: &[f32],
-    k: &[f16],
+    k: &[T],
     stride: usize,
     out: &mut [f32],
     out_stride: usize,
@@ -491,13 +560,10 @@ fn dot_multi_tiled<const NQ: usize, const G: usize, const TK: usize>(
     let hd = 16 * NQ;
     assert_eq!(q.len(), G * hd, "dot_multi_tiled: q length");
     if let Some(last) = n_rows.checked_sub(1) {
-        assert!(
-            last * stride + hd <= k.len(),
-            "dot_rows_f16_multi: k too short"
-        );
+        assert!(last * stride + hd <= k.len(), "dot_rows_multi: k too short");
         assert!(
             (G - 1) * out_stride + n_rows <= out.len(),
-            "dot_rows_f16_multi: out too short"
+            "dot_rows_multi: out too short"
         );
     }
     let full = n_rows - n_rows % TK;
@@ -514,8 +580,7 @@ fn dot_multi_tiled<const NQ: usize, const G: usize, const TK: usize>(
                 let mut acc0 = [_mm512_setzero_ps(); G];
                 let mut acc1 = [_mm512_setzero_ps(); G];
                 for j in (0..NQ).step_by(2) {
-                    let k0 = _mm512_cvtph_ps(_mm256_loadu_si256(p.add(16 * j).cast()));
-                    let k1 = _mm512_cvtph_ps(_mm256_loadu_si256(p.add(16 * j + 16).cast()));
+                    let (k0, k1) = (load16(p.add(16 * j)), load16(p.add(16 * j + 16)));
                     for g in 0..G {
                         let qj = qp.add(g * hd + 16 * j);
                         acc0[g] = _mm512_fmadd_ps(_mm512_loadu_ps(qj), k0, acc0[g]);
@@ -544,14 +609,14 @@ fn dot_multi_tiled<const NQ: usize, const G: usize, const TK: usize>(
             }
         }
     }
-    dot_multi_fixed::<NQ, G>(q, k, stride, out, out_stride, full..n_rows);
+    dot_multi_fixed::<T, NQ, G>(q, k, stride, out, out_stride, full..n_rows);
 }
 
-/// [`dot_rows_f16_multi`] for `G` queries of `16 * NQ` floats over the K rows in `rows`, one row at a time.
+/// [`dot_rows_multi`] for `G` queries of `16 * NQ` floats over the K rows in `rows`, one row at a time.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-fn dot_multi_fixed<const NQ: usize, const G: usize>(
+fn dot_multi_fixed<T: KvElem, const NQ: usize, const G: usize>(
     q: &[f32],
-    k: &[f16],
+    k: &[T],
     stride: usize,
     out: &mut [f32],
     out_stride: usize,
@@ -563,13 +628,10 @@ fn dot_multi_fixed<const NQ: usize, const G: usize>(
     if let Some(last) = rows.end.checked_sub(1)
         && !rows.is_empty()
     {
-        assert!(
-            last * stride + hd <= k.len(),
-            "dot_rows_f16_multi: k too short"
-        );
+        assert!(last * stride + hd <= k.len(), "dot_rows_multi: k too short");
         assert!(
             (G - 1) * out_stride + rows.end <= out.len(),
-            "dot_rows_f16_multi: out too short"
+            "dot_rows_multi: out too short"
         );
     }
     // SAFETY: query g reads q[g*hd .. (g+1)*hd] (q holds G*hd, asserted); row t reads k[t*stride ..][..hd] and
@@ -581,8 +643,7 @@ fn dot_multi_fixed<const NQ: usize, const G: usize>(
             let mut acc0 = [_mm512_setzero_ps(); G];
             let mut acc1 = [_mm512_setzero_ps(); G];
             for j in (0..NQ).step_by(2) {
-                let k0 = _mm512_cvtph_ps(_mm256_loadu_si256(p.add(16 * j).cast()));
-                let k1 = _mm512_cvtph_ps(_mm256_loadu_si256(p.add(16 * j + 16).cast()));
+                let (k0, k1) = (load16(p.add(16 * j)), load16(p.add(16 * j + 16)));
                 for g in 0..G {
                     let qj = qp.add(g * hd + 16 * j);
                     acc0[g] = _mm512_fmadd_ps(_mm512_loadu_ps(qj), k0, acc0[g]);
@@ -597,40 +658,35 @@ fn dot_multi_fixed<const NQ: usize, const G: usize>(
     }
 }
 
-/// Rows of probabilities [`axpy_rows_f16_multi`] transposes at a time (`[row][16 queries]`, 8 KiB on the stack).
+/// Rows of probabilities [`axpy_rows_multi`] transposes at a time (`[row][16 queries]`, 8 KiB on the stack).
 const PT_ROWS: usize = 128;
 
-/// Several queries against the same V rows: `acc[g*n..][..n] += Σ_t probs[g*probs_stride + t] · v[t*stride..][..n]`
-/// for `g < acc.len() / n`, `t < n_rows`. Per column, each query gets [`axpy_rows_f16`]'s operations in its order
-/// (one FMA per row, rows in order, the running sum kept in f32). The probabilities of up to 16 queries are
-/// transposed to `[row][query]`, so one V chunk, converted once, feeds an FMA per query whose broadcast comes
-/// straight from memory.
+/// Several queries against the same V rows (f16, or their exact f32 copies): `acc[g*n..][..n] += Σ_t
+/// probs[g*probs_stride + t] · v[t*stride..][..n]` for `g < acc.len() / n`, `t < n_rows`, `n` a multiple of 16. Per
+/// column, each query gets [`axpy_rows_f16`]'s operations in its order (one FMA per row, rows in order, the
+/// running sum kept in f32). The probabilities of up to 16 queries are transposed to `[row][query]`, so one V
+/// chunk, loaded once, feeds an FMA per query whose broadcast comes straight from memory.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-pub(super) fn axpy_rows_f16_multi(
+pub(super) fn axpy_rows_multi<T: KvElem>(
     (acc, n): (&mut [f32], usize),
     (probs, probs_stride): (&[f32], usize),
-    v: &[f16],
+    v: &[T],
     stride: usize,
     n_rows: usize,
 ) {
+    assert!(n.is_multiple_of(16), "axpy_rows_multi: {n} columns");
     let n_q = acc.len() / n;
     if n_q == 0 || n_rows == 0 {
         return;
     }
     assert!(
         (n_rows - 1) * stride + n <= v.len(),
-        "axpy_rows_f16_multi: v too short"
+        "axpy_rows_multi: v too short"
     );
     assert!(
         (n_q - 1) * probs_stride + n_rows <= probs.len(),
-        "axpy_rows_f16_multi: probs too short"
+        "axpy_rows_multi: probs too short"
     );
-    if !n.is_multiple_of(16) {
-        for (g, a) in acc.chunks_exact_mut(n).enumerate() {
-            axpy_rows_f16(a, &probs[g * probs_stride..][..n_rows], v, stride);
-        }
-        return;
-    }
     let mut pt = [0.0f32; PT_ROWS * 16];
     for q0 in (0..n_q).step_by(16) {
         let gq = (n_q - q0).min(16);
@@ -652,11 +708,11 @@ pub(super) fn axpy_rows_f16_multi(
                 let a = &mut acc[(q0 + g) * n..(q0 + g + tile) * n];
                 let p = &pt[g..];
                 match tile {
-                    16 => axpy_multi_tile::<16>(a, n, p, nb, vb, stride),
-                    8 => axpy_multi_tile::<8>(a, n, p, nb, vb, stride),
-                    4 => axpy_multi_tile::<4>(a, n, p, nb, vb, stride),
-                    2 => axpy_multi_tile::<2>(a, n, p, nb, vb, stride),
-                    _ => axpy_multi_tile::<1>(a, n, p, nb, vb, stride),
+                    16 => axpy_multi_tile::<T, 16>(a, n, p, nb, vb, stride),
+                    8 => axpy_multi_tile::<T, 8>(a, n, p, nb, vb, stride),
+                    4 => axpy_multi_tile::<T, 4>(a, n, p, nb, vb, stride),
+                    2 => axpy_multi_tile::<T, 2>(a, n, p, nb, vb, stride),
+                    _ => axpy_multi_tile::<T, 1>(a, n, p, nb, vb, stride),
                 }
                 g += tile;
             }
@@ -664,15 +720,15 @@ pub(super) fn axpy_rows_f16_multi(
     }
 }
 
-/// [`axpy_rows_f16_multi`] for `G` queries (`acc` is `[G][n]`, `n` a multiple of 16) over `n_rows` V rows, with
+/// [`axpy_rows_multi`] for `G` queries (`acc` is `[G][n]`, `n` a multiple of 16) over `n_rows` V rows, with
 /// query `g`'s probability for row `t` at `pt[16*t + g]`; 16 columns at a time, `G` accumulators.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-fn axpy_multi_tile<const G: usize>(
+fn axpy_multi_tile<T: KvElem, const G: usize>(
     acc: &mut [f32],
     n: usize,
     pt: &[f32],
     n_rows: usize,
-    v: &[f16],
+    v: &[T],
     stride: usize,
 ) {
     assert!(
@@ -680,10 +736,7 @@ fn axpy_multi_tile<const G: usize>(
         "axpy_multi_tile: acc"
     );
     if let Some(last) = n_rows.checked_sub(1) {
-        assert!(
-            last * stride + n <= v.len(),
-            "axpy_rows_f16_multi: v too short"
-        );
+        assert!(last * stride + n <= v.len(), "axpy_rows_multi: v too short");
         assert!(
             last * 16 + G <= pt.len(),
             "axpy_multi_tile: probabilities too short"
@@ -697,7 +750,7 @@ fn axpy_multi_tile<const G: usize>(
             let mut a: [__m512; G] = std::array::from_fn(|g| _mm512_loadu_ps(ap.add(g * n)));
             let (mut vp, mut pp) = (v.as_ptr().add(c), pt.as_ptr());
             for _ in 0..n_rows {
-                let x = _mm512_cvtph_ps(_mm256_loadu_si256(vp.cast()));
+                let x = load16(vp);
                 for (g, a) in a.iter_mut().enumerate() {
                     *a = _mm512_fmadd_ps(_mm512_set1_ps(*pp.add(g)), x, *a);
                 }
