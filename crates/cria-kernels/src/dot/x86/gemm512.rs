@@ -74,8 +74,10 @@ struct Scratch {
     c: Vec<__m512i>,
     /// The scalar terms of the current row tile: `[r * ntp + t]`.
     mins: Vec<f32>,
-    /// K-quants, per row of the current tile and super-block: dmin, and the min coefficients in pairs as
-    /// `bsp` (`[(r * nb + b) * 8 + k]`).
+    /// K-quants, per row of the current tile and super-block (`[r * nb + b]`): the i16 sub-block scales, d,
+    /// dmin, and the min coefficients in pairs as `bsp` (`[(r * nb + b) * 8 + k]`).
+    ks: Vec<__m256i>,
+    kd: Vec<f32>,
     dmin: Vec<f32>,
     mp: Vec<i32>,
 }
@@ -158,7 +160,7 @@ fn reduce16(a: &[__m512; 8]) -> __m512 {
 
 /// Writes a register tile's sums: `acc[t][p]` holds rows 2p (low half) and 2p + 1 (high half) of the tile
 /// for token t0 + t. Each output is `hsum` of its 8 lanes plus its scalar term from `mins` (`[r * ntp + t]`,
-/// at least 3·ntp + t0 + 4 long with zeros where there is none: the 256-bit kernels add 0.0 too), stored at
+/// at least 3·ntp + t0 + 4 long), or plus 0.0 without one (as the 256-bit kernels add), stored at
 /// `out[(t0 + t) * stride + r0 + r]` for the tile's `n_rows` rows: four rows of a token are contiguous there,
 /// so four tokens at a time take one reduction of eight accumulators and four masked stores.
 #[inline]
@@ -166,7 +168,7 @@ fn reduce16(a: &[__m512; 8]) -> __m512 {
 #[allow(clippy::too_many_arguments)]
 fn store_tile<const PP: usize, const TT: usize>(
     acc: &[[__m512; PP]; TT],
-    mins: &[f32],
+    mins: Option<&[f32]>,
     ntp: usize,
     t0: usize,
     n_rows: usize,
@@ -175,7 +177,6 @@ fn store_tile<const PP: usize, const TT: usize>(
     stride: usize,
 ) {
     assert!(PP <= 2 && (1..=4).contains(&n_rows) && n_rows <= 2 * PP);
-    assert!(mins.len() >= 3 * ntp + t0 + TT.next_multiple_of(4));
     assert!((t0 + TT - 1) * stride + r0 + n_rows <= out.len());
     // [row][token] → [token][row]
     let tr = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
@@ -191,8 +192,8 @@ fn store_tile<const PP: usize, const TT: usize>(
         });
         // lane 4k + m: row k, token t0 + g + m
         let mut mv = _mm512_setzero_ps();
-        for k in 0..4 {
-            let m = &mins[k * ntp + t0 + g..][..4];
+        for k in 0..4 * mins.is_some() as usize {
+            let m = &mins.unwrap_or_default()[k * ntp + t0 + g..][..4];
             // SAFETY: m is 4 floats.
             let m = unsafe { _mm_loadu_ps(m.as_ptr()) };
             mv = match k {
@@ -376,7 +377,8 @@ macro_rules! legacy {
                     }
                 }
             }
-            store_tile::<PP, TT>(&acc, k.mins, ntp, t0, k.n_rows, r0, out, stride);
+            let mins = if $has_min { Some(k.mins) } else { None };
+            store_tile::<PP, TT>(&acc, mins, ntp, t0, k.n_rows, r0, out, stride);
         }
 
         #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
@@ -417,9 +419,11 @@ macro_rules! legacy {
                     }
                 }
             }
-            // the scalar terms (zero without a min, as the 256-bit kernels add), 4 rows and a tile's overhang
-            s.mins.clear();
-            s.mins.resize(2 * P * ntp + 16, 0.0);
+            // the scalar terms, 4 rows and a tile's overhang
+            if $has_min {
+                s.mins.clear();
+                s.mins.resize(2 * P * ntp + 16, 0.0);
+            }
             let mut r0 = 0;
             while r0 < rows {
                 let n_rows = (rows - r0).min(2 * P);
@@ -654,7 +658,7 @@ fn k_tile<const PP: usize, const TT: usize>(k: &KTile, r0: usize, out: &mut [f32
             }
         }
     }
-    store_tile::<PP, TT>(&acc, k.mins, ntp, t0, k.n_rows, r0, out, stride);
+    store_tile::<PP, TT>(&acc, Some(k.mins), ntp, t0, k.n_rows, r0, out, stride);
 }
 
 /// vpermw indices taking i16 lanes (2g, 2g+1) of each 16-lane half into its 8 + 8 lanes.
@@ -702,51 +706,46 @@ macro_rules! kquant {
                 }
             }
             let idx: [__m512i; 8] = std::array::from_fn(|g| scale_idx(g));
+            let (zi, zf) = (_mm512_setzero_si512(), _mm512_setzero_ps());
+            grow(&mut s.u, nb * 8 * P, zi);
+            grow(&mut s.sc, nb * 8 * P, zi);
+            grow(&mut s.dw, nb * P, zf);
+            grow(&mut s.ks, nb * 2 * P, _mm256_setzero_si256());
+            grow(&mut s.kd, nb * 2 * P, 0.0);
+            grow(&mut s.dmin, nb * 2 * P, 0.0);
+            grow(&mut s.mp, nb * 8 * 2 * P, 0);
+            // rows past a tile's last (and tokens past the last) are computed and dropped, never cleared
+            s.mins.clear();
+            s.mins.resize(2 * P * ntp + 16, 0.0);
             let mut r0 = 0;
             while r0 < rows {
                 let n_rows = (rows - r0).min(2 * P);
                 let np = n_rows.div_ceil(2);
-                s.u.clear();
-                s.sc.clear();
-                s.dw.clear();
-                s.mins.clear();
-                s.mins.resize(2 * P * ntp + 16, 0.0);
-                s.dmin.clear();
-                s.mp.clear();
+                // per row and super-block, once: the i16 scales, d, dmin and the min coefficients in pairs
                 for i in 0..n_rows {
-                    for x in wr(r0 + i) {
-                        let m = $meta(x);
-                        s.dmin.push(m.dmin);
-                        s.mp.extend((0..8).map(|k| {
-                            (m.m16[2 * k] as u16 as u32 | (m.m16[2 * k + 1] as u16 as u32) << 16)
-                                as i32
-                        }));
+                    for (b, x) in wr(r0 + i).iter().enumerate() {
+                        let (m, j) = ($meta(x), i * nb + b);
+                        // SAFETY: s16 is 32 bytes.
+                        s.ks[j] = unsafe { _mm256_loadu_si256(m.s16.as_ptr().cast()) };
+                        (s.kd[j], s.dmin[j]) = (m.d, m.dmin);
+                        for k in 0..8 {
+                            let (lo, hi) =
+                                (m.m16[2 * k] as u16 as u32, m.m16[2 * k + 1] as u16 as u32);
+                            s.mp[j * 8 + k] = (lo | hi << 16) as i32;
+                        }
                     }
                 }
-                for b in 0..nb {
-                    let mut u = [[_mm512_setzero_si512(); P]; 8];
-                    let mut sc = [[_mm512_setzero_si512(); P]; 8];
-                    for p in 0..np {
-                        let (ra, rb) = pair_rows(r0, p, rows);
-                        let (x, y) = (&wr(ra)[b], &wr(rb)[b]);
-                        let (mx, my) = ($meta(x), $meta(y));
-                        // SAFETY: s16 is 32 bytes.
-                        let (sx, sy) = unsafe {
-                            (
-                                _mm256_loadu_si256(mx.s16.as_ptr().cast()),
-                                _mm256_loadu_si256(my.s16.as_ptr().cast()),
-                            )
-                        };
-                        let s16 = pair_i(sx, sy);
+                for p in 0..np {
+                    let (ra, rb) = pair_rows(r0, p, rows);
+                    let (ia, ib) = ((ra - r0) * nb, (rb - r0) * nb);
+                    for (b, (x, y)) in wr(ra).iter().zip(wr(rb)).enumerate() {
+                        let s16 = pair_i(s.ks[ia + b], s.ks[ib + b]);
                         for (g, ix) in idx.iter().enumerate() {
-                            u[g][p] = pair_i($grp(x, g), $grp(y, g));
-                            sc[g][p] = _mm512_permutexvar_epi16(*ix, s16);
+                            let j = (b * 8 + g) * np + p;
+                            s.u[j] = pair_i($grp(x, g), $grp(y, g));
+                            s.sc[j] = _mm512_permutexvar_epi16(*ix, s16);
                         }
-                        s.dw.push(pair_ps(mx.d, my.d));
-                    }
-                    for g in 0..8 {
-                        s.u.extend_from_slice(&u[g][..np]);
-                        s.sc.extend_from_slice(&sc[g][..np]);
+                        s.dw[b * np + p] = pair_ps(s.kd[ia + b], s.kd[ib + b]);
                     }
                 }
                 // −dmin·d_a·Σ m·bsum per super-block, in order: mins −= (dmin·d_a)·corr
@@ -761,8 +760,7 @@ macro_rules! kquant {
                                 let x = bs.as_ptr().wrapping_add(k * ntp);
                                 // SAFETY: k·ntp + 16 ≤ 7·ntp + 16 = bs.len(): x is 16 readable i32.
                                 let x = unsafe { _mm512_loadu_si512(x.cast()) };
-                                corr =
-                                    _mm512_dpwssd_epi32(corr, x, _mm512_set1_epi32(mp[b * 8 + k]));
+                                corr = dpwssd(corr, x, _mm512_set1_epi32(mp[b * 8 + k]));
                             }
                             let da = &s.dl[b * ntp + t..][..16];
                             // SAFETY: da is 16 floats.
