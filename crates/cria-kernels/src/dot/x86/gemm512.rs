@@ -42,11 +42,10 @@ use std::cell::RefCell;
 
 /// Row pairs per register tile.
 const P: usize = 2;
-/// Tokens per register tile (32-element formats; K-quants use `TK`): P·T accumulators + P quants + P
-/// scales + temporaries fit the 32 zmm registers.
+/// Tokens per register tile of the 32-element formats: P·T accumulators + P quants, scales and sum starts +
+/// temporaries fit the 32 zmm registers. (The K-quant tiles take 8 tokens too, their P·8 integer sums in
+/// registers and the float accumulators, touched once per super-block, partly on the stack.)
 const T: usize = 8;
-/// Tokens per register tile of the K-quants, which also hold a P·TK integer sum per super-block.
-const TK: usize = 4;
 
 /// Per-thread buffers, reused across calls (they only grow). Token-side arrays for the register tiles (`aq`,
 /// `da`) are laid out in panels ([`pidx`], K-quants' quants with block·8 + group for the block), those for the
@@ -635,6 +634,11 @@ fn k_tile<const PP: usize, const TT: usize>(k: &KTile, r0: usize, out: &mut [f32
             // SAFETY: as for u.
             let sc: [__m512i; PP] = std::array::from_fn(|p| unsafe { *scp.add(j + p) });
             let i = pidx(nb * 8, b * 8 + g, t0);
+            // the tokens of the group after next, a line at a time (a hint, which cannot fault: an address past
+            // the end is fine); with the 8-token tiles this measured +9% over no prefetch (and over 4 tokens)
+            for l in (0..TT).step_by(2) {
+                _mm_prefetch::<_MM_HINT_T0>(aqp.wrapping_add(i + 2 * PANEL + l).cast());
+            }
             for t in 0..TT {
                 // SAFETY: i + t = pidx(nb·8, b·8 + g, t0 + t) < nb·8·ntp (t0 + TT ≤ ntp within one panel),
                 // asserted above.
@@ -776,8 +780,9 @@ macro_rules! kquant {
                 let mut t0 = 0;
                 while t0 < n_tok {
                     let tt = match n_tok - t0 {
-                        TK.. => TK,
-                        2..TK => 2,
+                        8.. => 8,
+                        4..8 => 4,
+                        2..4 => 2,
                         _ => 1,
                     };
                     let k = KTile {
@@ -793,10 +798,12 @@ macro_rules! kquant {
                         n_rows,
                     };
                     match (np, tt) {
-                        (2, TK) => k_tile::<2, TK>(&k, r0, out, stride),
+                        (2, 8) => k_tile::<2, 8>(&k, r0, out, stride),
+                        (2, 4) => k_tile::<2, 4>(&k, r0, out, stride),
                         (2, 2) => k_tile::<2, 2>(&k, r0, out, stride),
                         (2, _) => k_tile::<2, 1>(&k, r0, out, stride),
-                        (_, TK) => k_tile::<1, TK>(&k, r0, out, stride),
+                        (_, 8) => k_tile::<1, 8>(&k, r0, out, stride),
+                        (_, 4) => k_tile::<1, 4>(&k, r0, out, stride),
                         (_, 2) => k_tile::<1, 2>(&k, r0, out, stride),
                         (_, _) => k_tile::<1, 1>(&k, r0, out, stride),
                     }
