@@ -15,7 +15,7 @@
 //! −32·d·Σ sc·bsum) is a lane of `mins`, formed with the row kernel's operations and summed in super-block
 //! order; each half is reduced with the same `hsum`. The tests below hold it to the row kernel bit for bit.
 
-use super::zmm_util::hsum;
+use super::zmm_matvec::{Prefetch, finish, pf_mode};
 use crate::GgmlType;
 use crate::dot::RowsFn;
 use crate::quant::blocks::*;
@@ -132,23 +132,6 @@ fn ctl(c: &[u8; 64]) -> __m512i {
     unsafe { _mm512_loadu_si512(c.as_ptr().cast()) }
 }
 
-/// `out[r] = hsum(row r's half) + mins[r]`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn finish(acc: &[__m512; PAIRS], mins: __m512, out: &mut [f32; ROWS]) {
-    let mut m = [0f32; ROWS];
-    // SAFETY: m is 16 floats.
-    unsafe { _mm512_storeu_ps(m.as_mut_ptr(), mins) };
-    for p in 0..PAIRS {
-        let (lo, hi) = (
-            _mm512_castps512_ps256(acc[p]),
-            _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(acc[p]))),
-        );
-        out[2 * p] = hsum(lo) + m[2 * p];
-        out[2 * p + 1] = hsum(hi) + m[2 * p + 1];
-    }
-}
-
 /// Lane offsets of the 16 rows of a pass: r·w_row.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
@@ -227,10 +210,18 @@ static Q6K_CTL: [[u8; 64]; 8] = [
 /// Q4_K: 16 rows of `w` (`w_row` bytes each) against the activation row.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn pass_q4_k(w: &[u8], w_row: usize, acts: &[BlockQ8K], out: &mut [f32; ROWS]) {
+fn pass_q4_k(
+    w: &[u8],
+    w_row: usize,
+    acts: &[BlockQ8K],
+    out: &mut [f32; ROWS],
+    next: &[u8],
+    mode: u8,
+) {
     const SB: usize = size_of::<BlockQ4K>();
     let nb = acts.len();
     assert!(w.len() >= ROWS * w_row && w_row >= nb * SB);
+    let prefetch = Prefetch::new(next, nb, mode);
     let block = |r: usize, i: usize| -> &BlockQ4K {
         // SAFETY: r < 16 and i < nb, so the block's bytes lie inside w (asserted above); BlockQ4K is plain
         // bytes (alignment 1, every bit pattern valid).
@@ -280,6 +271,7 @@ fn pass_q4_k(w: &[u8], w_row: usize, acts: &[BlockQ8K], out: &mut [f32; ROWS]) {
             _mm512_unpacklo_epi32(sc_lo, sc_hi),
             _mm512_unpackhi_epi32(sc_lo, sc_hi),
         ];
+        prefetch.step(i);
         let av = act_groups(a);
         for (p, acc) in acc.iter_mut().enumerate() {
             let (ra, rb) = (block(2 * p, i), block(2 * p + 1, i));
@@ -306,10 +298,18 @@ fn pass_q4_k(w: &[u8], w_row: usize, acts: &[BlockQ8K], out: &mut [f32; ROWS]) {
 /// Q6_K: 16 rows of `w` (`w_row` bytes each) against the activation row.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn pass_q6_k(w: &[u8], w_row: usize, acts: &[BlockQ8K], out: &mut [f32; ROWS]) {
+fn pass_q6_k(
+    w: &[u8],
+    w_row: usize,
+    acts: &[BlockQ8K],
+    out: &mut [f32; ROWS],
+    next: &[u8],
+    mode: u8,
+) {
     const SB: usize = size_of::<BlockQ6K>();
     let nb = acts.len();
     assert!(w.len() >= ROWS * w_row && w_row >= nb * SB);
+    let prefetch = Prefetch::new(next, nb, mode);
     let block = |r: usize, i: usize| -> &BlockQ6K {
         // SAFETY: r < 16 and i < nb, so the block's bytes lie inside w (asserted above); BlockQ6K is plain
         // bytes (alignment 1, every bit pattern valid).
@@ -344,6 +344,7 @@ fn pass_q6_k(w: &[u8], w_row: usize, acts: &[BlockQ8K], out: &mut [f32; ROWS]) {
         let d = _mm512_mul_ps(_mm512_set1_ps(a.d()), half_lanes::<true>(dh));
         let off = _mm512_mul_ps(_mm512_set1_ps(-32.0), d);
         mins = _mm512_add_ps(mins, _mm512_mul_ps(off, _mm512_cvtepi32_ps(corr)));
+        prefetch.step(i);
         let av = act_groups(a);
         for (p, acc) in acc.iter_mut().enumerate() {
             let (ra, rb) = (block(2 * p, i), block(2 * p + 1, i));
@@ -400,13 +401,18 @@ macro_rules! kmatvec {
         fn $name(w: &[u8], w_row: usize, act: &[u8], out: &mut [f32]) {
             let acts: &[BlockQ8K] = cs(act);
             let full = out.len() / ROWS * ROWS;
+            let mode = pf_mode();
             for (c, dst) in out[..full].chunks_exact_mut(ROWS).enumerate() {
                 let dst: &mut [f32; ROWS] = dst.try_into().expect("chunks of ROWS");
+                let next = &w[((c + 1) * ROWS * w_row).min(full * w_row)
+                    ..((c + 2) * ROWS * w_row).min(full * w_row)];
                 $pass(
                     &w[c * ROWS * w_row..(c + 1) * ROWS * w_row],
                     w_row,
                     acts,
                     dst,
+                    next,
+                    mode,
                 );
             }
             if full < out.len() {

@@ -33,23 +33,38 @@ pub(super) fn matvec_kernel(ty: GgmlType) -> Option<RowsFn> {
                 unsafe { $f(w, wr, a, out) }
             })
         };
+        ($gf:ident, $f:ident) => {
+            if has_gfni() {
+                Some(|w: &[u8], wr: usize, a: &[u8], out: &mut [f32]| {
+                    // SAFETY: as above, and this CPU has GFNI (checked).
+                    unsafe { $gf(w, wr, a, out) }
+                })
+            } else {
+                mv!($f)
+            }
+        };
     }
     use GgmlType::*;
     match ty {
-        Q4_0 => mv!(mv_q4_0),
-        Q4_1 => mv!(mv_q4_1),
-        Q5_0 => mv!(mv_q5_0),
-        Q5_1 => mv!(mv_q5_1),
+        Q4_0 => mv!(mv_q4_0_gf, mv_q4_0),
+        Q4_1 => mv!(mv_q4_1_gf, mv_q4_1),
+        Q5_0 => mv!(mv_q5_0_gf, mv_q5_0),
+        Q5_1 => mv!(mv_q5_1_gf, mv_q5_1),
         Q8_0 => mv!(mv_q8_0),
         _ => None,
     }
 }
 
-/// 16 bytes of nibbles of two rows' blocks as one zmm: [a low | a high | b low | b high] nibbles, i.e. each
-/// 256-bit half holds its row's 32 quants in element order.
+/// GFNI (one affine byte op takes a nibble out of a byte), on every AVX-512 VNNI CPU since Ice Lake.
+fn has_gfni() -> bool {
+    std::arch::is_x86_feature_detected!("gfni")
+}
+
+/// 16 bytes of nibbles of each of two rows' blocks as one zmm, row a's bytes in 128-bit lanes 0 and 1, row b's
+/// in lanes 2 and 3: a broadcast load and a merging broadcast load (one ALU op).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn nib_pair(a: &[u8; 16], b: &[u8; 16]) -> __m512i {
+fn qs_pair(a: &[u8; 16], b: &[u8; 16]) -> __m512i {
     // SAFETY: a and b are 16 readable bytes each; loadu has no alignment requirement.
     let (xa, xb) = unsafe {
         (
@@ -57,10 +72,27 @@ fn nib_pair(a: &[u8; 16], b: &[u8; 16]) -> __m512i {
             _mm_loadu_si128(b.as_ptr().cast()),
         )
     };
-    let ab = _mm512_castsi256_si512(_mm256_set_m128i(xb, xa));
-    let aabb = _mm512_shuffle_i64x2::<0b01_01_00_00>(ab, ab);
-    // the second copy of each row's bytes gives the high nibbles
-    let shifted = _mm512_mask_srli_epi16::<4>(aabb, 0xFF00_FF00, aabb);
+    _mm512_mask_broadcast_i32x4(_mm512_broadcast_i32x4(xa), 0xFF00, xb)
+}
+
+/// The quants of `qs_pair`'s [a | a | b | b]: the low nibbles in lanes 0 and 2, the high nibbles in lanes 1
+/// and 3, i.e. each 256-bit half holds its row's 32 quants in element order. One affine op per byte: the
+/// matrix of each qword takes bits 0-3 (lanes 0, 2) or bits 4-7 (lanes 1, 3) to bits 0-3 and clears 4-7.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,gfni")]
+fn nib_gf(x: __m512i) -> __m512i {
+    // row i of the bit matrix (output bit i) is byte 7 - i of the qword
+    const LO: i64 = 0x0102_0408_0000_0000;
+    const HI: i64 = 0x1020_4080_0000_0000;
+    let m = _mm512_setr_epi64(LO, LO, HI, HI, LO, LO, HI, HI);
+    _mm512_gf2p8affine_epi64_epi8::<0>(x, m)
+}
+
+/// `nib_gf` without GFNI: the second copy of each row's bytes shifted right by 4, then masked.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn nib_shift(x: __m512i) -> __m512i {
+    let shifted = _mm512_mask_srli_epi16::<4>(x, 0xFF00_FF00, x);
     _mm512_and_si512(shifted, _mm512_set1_epi8(0xF))
 }
 
@@ -72,28 +104,29 @@ fn fifth_bit(u: __m512i, qa: [u8; 4], qb: [u8; 4]) -> __m512i {
     _mm512_mask_add_epi8(u, k, u, _mm512_set1_epi8(16))
 }
 
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn pair_q4_0(a: &BlockQ4_0, b: &BlockQ4_0) -> __m512i {
-    nib_pair(&a.qs, &b.qs)
+macro_rules! nib_pairs {
+    ($($f:ident, $g:ident: $W:ty, $five:expr;)*) => {$(
+        #[inline]
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+        fn $f(a: &$W, b: &$W) -> __m512i {
+            let u = nib_shift(qs_pair(&a.qs, &b.qs));
+            $five(u, a, b)
+        }
+
+        #[inline]
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,gfni")]
+        fn $g(a: &$W, b: &$W) -> __m512i {
+            let u = nib_gf(qs_pair(&a.qs, &b.qs));
+            $five(u, a, b)
+        }
+    )*};
 }
 
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn pair_q4_1(a: &BlockQ4_1, b: &BlockQ4_1) -> __m512i {
-    nib_pair(&a.qs, &b.qs)
-}
-
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn pair_q5_0(a: &BlockQ5_0, b: &BlockQ5_0) -> __m512i {
-    fifth_bit(nib_pair(&a.qs, &b.qs), a.qh, b.qh)
-}
-
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn pair_q5_1(a: &BlockQ5_1, b: &BlockQ5_1) -> __m512i {
-    fifth_bit(nib_pair(&a.qs, &b.qs), a.qh, b.qh)
+nib_pairs! {
+    pair_q4_0, pair_q4_0_gf: BlockQ4_0, |u, _, _| u;
+    pair_q4_1, pair_q4_1_gf: BlockQ4_1, |u, _, _| u;
+    pair_q5_0, pair_q5_0_gf: BlockQ5_0, |u, a: &BlockQ5_0, b: &BlockQ5_0| fifth_bit(u, a.qh, b.qh);
+    pair_q5_1, pair_q5_1_gf: BlockQ5_1, |u, a: &BlockQ5_1, b: &BlockQ5_1| fifth_bit(u, a.qh, b.qh);
 }
 
 /// Q8_0 quants offset by 128 (the sign bit flipped), as `vpdpbusd` wants one unsigned operand.
@@ -111,7 +144,7 @@ fn pair_q8_0(a: &BlockQ8_0, b: &BlockQ8_0) -> __m512i {
     _mm512_xor_si512(ab, _mm512_set1_epi8(-128))
 }
 
-/// An activation block's 32 quants in both halves of a zmm.
+/// An activation block's 32 quants in both halves of a zmm (a broadcast load).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn both_halves(qs: &[i8; 32]) -> __m512i {
@@ -146,18 +179,135 @@ fn act_q8_1(b: &BlockQ8_1) -> (f32, f32, __m512i) {
     (d, s, both_halves(&b.qs))
 }
 
+/// `out[r] = hsum(row r's half) + mins[r]` for the 16 rows of a pass (row 2p in the low half of `acc[p]`, row
+/// 2p + 1 in the high half), all rows at once: each step adds the lanes `hsum` adds, (v_j + v_j+4), then
+/// (s0 + s2) and (s1 + s3), then the two, so every row gets `hsum`'s bits, with 22 vector ops a pass instead
+/// of 8 per row.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) fn finish(acc: &[__m512; PAIRS], mins: __m512, out: &mut [f32; ROWS]) {
+    // per 128-bit lane k: row 4m + k's s_j = v_j + v_j+4 (j = 0..4)
+    let s: [__m512; 4] = std::array::from_fn(|m| {
+        let (a, b) = (acc[2 * m], acc[2 * m + 1]);
+        _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0x88>(a, b),
+            _mm512_shuffle_f32x4::<0xDD>(a, b),
+        )
+    });
+    // per lane k: [row k: s0 + s2, s1 + s3, row 4 + k: s0 + s2, s1 + s3] (rows 8 + k, 12 + k for t[1])
+    let t: [__m512; 2] = std::array::from_fn(|h| {
+        let (a, b) = (s[2 * h], s[2 * h + 1]);
+        _mm512_add_ps(
+            _mm512_shuffle_ps::<0x44>(a, b),
+            _mm512_shuffle_ps::<0xEE>(a, b),
+        )
+    });
+    // lane 4k + j: row 4j + k
+    let r = _mm512_add_ps(
+        _mm512_shuffle_ps::<0x88>(t[0], t[1]),
+        _mm512_shuffle_ps::<0xDD>(t[0], t[1]),
+    );
+    let rows = _mm512_permutexvar_ps(
+        _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15),
+        r,
+    );
+    // SAFETY: out is 16 floats.
+    unsafe { _mm512_storeu_ps(out.as_mut_ptr(), _mm512_add_ps(rows, mins)) };
+    // debug builds (every test run without --release) check each row against `hsum` itself
+    debug_assert!((0..ROWS).all(|r| {
+        let mut m = [0f32; ROWS];
+        // SAFETY: m is 16 floats.
+        unsafe { _mm512_storeu_ps(m.as_mut_ptr(), mins) };
+        let half = if r % 2 == 0 {
+            _mm512_castps512_ps256(acc[r / 2])
+        } else {
+            _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(acc[r / 2])))
+        };
+        out[r].to_bits() == (hsum(half) + m[r]).to_bits()
+    }));
+}
+
+/// EXPERIMENT: prefetch hint from CRIA_PF (0 none, 1 t0, 2 t1, 3 t2).
+pub(super) fn pf_mode() -> u8 {
+    static M: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+    *M.get_or_init(|| {
+        std::env::var("CRIA_PF")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2)
+    })
+}
+
+/// Software prefetch of the next pass's weights while this pass runs, a share of its cache lines at each
+/// block step. Without it a pass waits on memory at every block: the hardware prefetcher does not run far
+/// enough ahead of 16 rows read side by side.
+#[derive(Clone, Copy)]
+pub(super) struct Prefetch {
+    ptr: *const u8,
+    last: usize,
+    lines: usize,
+    per_step: usize,
+    mode: u8,
+}
+
+impl Prefetch {
+    /// `next` spread over `steps` calls of [`Prefetch::step`].
+    #[inline(always)]
+    pub(super) fn new(next: &[u8], steps: usize, mode: u8) -> Prefetch {
+        // one line more than len / 64: next need not start on a line
+        let lines = if next.is_empty() || mode == 0 {
+            0
+        } else {
+            next.len() / 64 + 2
+        };
+        Prefetch {
+            ptr: next.as_ptr(),
+            last: next.len().saturating_sub(1),
+            lines,
+            per_step: lines.div_ceil(steps.max(1)),
+            mode,
+        }
+    }
+
+    /// The lines of step `i`.
+    #[inline(always)]
+    pub(super) fn step(&self, i: usize) {
+        let lo = i * self.per_step;
+        let hi = (lo + self.per_step).min(self.lines);
+        for l in lo..hi {
+            let p = self.ptr.wrapping_add((l * 64).min(self.last)).cast::<i8>();
+            // SAFETY: p points into `next` (clamped to its last byte); a prefetch never faults anyway.
+            unsafe {
+                match self.mode {
+                    1 => _mm_prefetch::<_MM_HINT_T0>(p),
+                    2 => _mm_prefetch::<_MM_HINT_T1>(p),
+                    _ => _mm_prefetch::<_MM_HINT_T2>(p),
+                }
+            }
+        }
+    }
+}
+
 /// The 256-bit kernel of the same format, for the last `rows % 16` rows (same bits).
 fn tail_kernel(ty: GgmlType) -> Option<RowsFn> {
     super::avx512::vnni::matvec_kernel(ty)
 }
 
 macro_rules! zmm_matvec {
-    ($name:ident, $pass:ident, $ty:ident, $W:ty, $A:ty, $act:ident, $pair:ident, $off:expr, $has_min:expr) => {
+    ($name:ident, $pass:ident, $feat:literal, $ty:ident, $W:ty, $A:ty, $act:ident, $pair:ident, $off:expr, $has_min:expr) => {
         /// 16 rows of `w` (`w_row` bytes each) against the prepared activations.
         #[inline]
-        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-        fn $pass(w: &[u8], w_row: usize, acts: &[$A], out: &mut [f32; ROWS]) {
+        #[target_feature(enable = $feat)]
+        fn $pass(
+            w: &[u8],
+            w_row: usize,
+            acts: &[$A],
+            out: &mut [f32; ROWS],
+            next: &[u8],
+            mode: u8,
+        ) {
             let nb = acts.len();
+            let prefetch = Prefetch::new(next, nb, mode);
             assert!(w.len() >= ROWS * w_row && w_row >= nb * size_of::<$W>());
             let block = |r: usize, i: usize| -> &$W {
                 // SAFETY: r < 16 and i < nb, so the block's bytes lie inside w (asserted above); $W is plain
@@ -190,36 +340,32 @@ macro_rules! zmm_matvec {
                     mins = _mm512_add_ps(mins, _mm512_mul_ps(mw, _mm512_set1_ps(sa)));
                 }
                 let base = offset_base(a, $off);
+                prefetch.step(i);
                 for p in 0..PAIRS {
                     let u = $pair(block(2 * p, i), block(2 * p + 1, i));
                     let sum = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(base, u, a));
                     acc[p] = _mm512_fmadd_ps(sum, _mm512_permutexvar_ps(pick[p], dd), acc[p]);
                 }
             }
-            let mut m = [0f32; ROWS];
-            // SAFETY: m is 16 floats.
-            unsafe { _mm512_storeu_ps(m.as_mut_ptr(), mins) };
-            for p in 0..PAIRS {
-                let (lo, hi) = (
-                    _mm512_castps512_ps256(acc[p]),
-                    _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(acc[p]))),
-                );
-                out[2 * p] = hsum(lo) + m[2 * p];
-                out[2 * p + 1] = hsum(hi) + m[2 * p + 1];
-            }
+            finish(&acc, mins, out);
         }
 
-        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+        #[target_feature(enable = $feat)]
         fn $name(w: &[u8], w_row: usize, act: &[u8], out: &mut [f32]) {
             let acts: &[$A] = cs(act);
             let full = out.len() / ROWS * ROWS;
+            let mode = pf_mode();
             for (c, dst) in out[..full].chunks_exact_mut(ROWS).enumerate() {
                 let dst: &mut [f32; ROWS] = dst.try_into().expect("chunks of ROWS");
+                let next = &w[((c + 1) * ROWS * w_row).min(full * w_row)
+                    ..((c + 2) * ROWS * w_row).min(full * w_row)];
                 $pass(
                     &w[c * ROWS * w_row..(c + 1) * ROWS * w_row],
                     w_row,
-                    &acts,
+                    acts,
                     dst,
+                    next,
+                    mode,
                 );
             }
             if full < out.len() {
@@ -232,19 +378,112 @@ macro_rules! zmm_matvec {
 }
 
 zmm_matvec!(
-    mv_q4_0, pass_q4_0, Q4_0, BlockQ4_0, BlockQ8_0, act_q8_0, pair_q4_0, 8, false
+    mv_q4_0,
+    pass_q4_0,
+    "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
+    Q4_0,
+    BlockQ4_0,
+    BlockQ8_0,
+    act_q8_0,
+    pair_q4_0,
+    8,
+    false
 );
 zmm_matvec!(
-    mv_q4_1, pass_q4_1, Q4_1, BlockQ4_1, BlockQ8_1, act_q8_1, pair_q4_1, 0, true
+    mv_q4_0_gf,
+    pass_q4_0_gf,
+    "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,gfni",
+    Q4_0,
+    BlockQ4_0,
+    BlockQ8_0,
+    act_q8_0,
+    pair_q4_0_gf,
+    8,
+    false
 );
 zmm_matvec!(
-    mv_q5_0, pass_q5_0, Q5_0, BlockQ5_0, BlockQ8_0, act_q8_0, pair_q5_0, 16, false
+    mv_q4_1,
+    pass_q4_1,
+    "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
+    Q4_1,
+    BlockQ4_1,
+    BlockQ8_1,
+    act_q8_1,
+    pair_q4_1,
+    0,
+    true
 );
 zmm_matvec!(
-    mv_q5_1, pass_q5_1, Q5_1, BlockQ5_1, BlockQ8_1, act_q8_1, pair_q5_1, 0, true
+    mv_q4_1_gf,
+    pass_q4_1_gf,
+    "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,gfni",
+    Q4_1,
+    BlockQ4_1,
+    BlockQ8_1,
+    act_q8_1,
+    pair_q4_1_gf,
+    0,
+    true
 );
 zmm_matvec!(
-    mv_q8_0, pass_q8_0, Q8_0, BlockQ8_0, BlockQ8_0, act_q8_0, pair_q8_0, 128, false
+    mv_q5_0,
+    pass_q5_0,
+    "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
+    Q5_0,
+    BlockQ5_0,
+    BlockQ8_0,
+    act_q8_0,
+    pair_q5_0,
+    16,
+    false
+);
+zmm_matvec!(
+    mv_q5_0_gf,
+    pass_q5_0_gf,
+    "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,gfni",
+    Q5_0,
+    BlockQ5_0,
+    BlockQ8_0,
+    act_q8_0,
+    pair_q5_0_gf,
+    16,
+    false
+);
+zmm_matvec!(
+    mv_q5_1,
+    pass_q5_1,
+    "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
+    Q5_1,
+    BlockQ5_1,
+    BlockQ8_1,
+    act_q8_1,
+    pair_q5_1,
+    0,
+    true
+);
+zmm_matvec!(
+    mv_q5_1_gf,
+    pass_q5_1_gf,
+    "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,gfni",
+    Q5_1,
+    BlockQ5_1,
+    BlockQ8_1,
+    act_q8_1,
+    pair_q5_1_gf,
+    0,
+    true
+);
+zmm_matvec!(
+    mv_q8_0,
+    pass_q8_0,
+    "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
+    Q8_0,
+    BlockQ8_0,
+    BlockQ8_0,
+    act_q8_0,
+    pair_q8_0,
+    128,
+    false
 );
 
 #[cfg(test)]
@@ -277,8 +516,24 @@ mod tests {
             return;
         }
         use GgmlType::*;
-        for ty in [Q4_0, Q4_1, Q5_0, Q5_1, Q8_0] {
-            let (fast, reference) = (matvec_kernel(ty).unwrap(), tail_kernel(ty).unwrap());
+        // the dispatched kernels (GFNI where the CPU has it) and the kernels without GFNI
+        macro_rules! plain {
+            ($ty:ident, $f:ident) => {
+                ($ty, |w: &[u8], wr: usize, a: &[u8], o: &mut [f32]| {
+                    // SAFETY: the test returned above unless this CPU has AVX-512 F/BW/VL and VNNI.
+                    unsafe { $f(w, wr, a, o) }
+                })
+            };
+        }
+        let plain: [(GgmlType, RowsFn); 4] = [
+            plain!(Q4_0, mv_q4_0),
+            plain!(Q4_1, mv_q4_1),
+            plain!(Q5_0, mv_q5_0),
+            plain!(Q5_1, mv_q5_1),
+        ];
+        let dispatched = [Q4_0, Q4_1, Q5_0, Q5_1, Q8_0].map(|ty| (ty, matvec_kernel(ty).unwrap()));
+        for (ty, fast) in dispatched.into_iter().chain(plain) {
+            let reference = tail_kernel(ty).unwrap();
             for (cols, rows) in [(32, 16), (64, 17), (576, 48), (640, 37), (2048, 33)] {
                 let rb = ty.row_bytes(cols).unwrap();
                 let mut w = vec![0u8; rb * rows];
