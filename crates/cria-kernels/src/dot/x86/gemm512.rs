@@ -752,29 +752,34 @@ macro_rules! kquant {
                         s.dw[b * np + p] = pair_ps(s.kd[ia + b], s.kd[ib + b]);
                     }
                 }
-                // −dmin·d_a·Σ m·bsum per super-block, in order: mins −= (dmin·d_a)·corr
-                for i in 0..n_rows {
-                    let (dmin, mp) = (&s.dmin[i * nb..][..nb], &s.mp[i * nb * 8..][..nb * 8]);
-                    for t in (0..ntp).step_by(16) {
-                        let mut v = _mm512_setzero_ps();
-                        for b in 0..nb {
+                // −dmin·d_a·Σ m·bsum per super-block, in order: mins −= (dmin·d_a)·corr; the tile's rows side by
+                // side (independent chains), sharing the bsum loads
+                for t in (0..ntp).step_by(16) {
+                    let mut v = [_mm512_setzero_ps(); 2 * P];
+                    for b in 0..nb {
+                        let bs = &s.bsp[b * 8 * ntp + t..][..7 * ntp + 16];
+                        let x: [__m512i; 8] = std::array::from_fn(|k| {
+                            let x = bs.as_ptr().wrapping_add(k * ntp);
+                            // SAFETY: k·ntp + 16 ≤ 7·ntp + 16 = bs.len(): x is 16 readable i32.
+                            unsafe { _mm512_loadu_si512(x.cast()) }
+                        });
+                        let da = &s.dl[b * ntp + t..][..16];
+                        // SAFETY: da is 16 floats.
+                        let da = unsafe { _mm512_loadu_ps(da.as_ptr()) };
+                        for (i, v) in v.iter_mut().enumerate().take(n_rows) {
+                            let mp = &s.mp[(i * nb + b) * 8..][..8];
                             let mut corr = _mm512_setzero_si512();
-                            let bs = &s.bsp[b * 8 * ntp + t..][..7 * ntp + 16];
                             for k in 0..8 {
-                                let x = bs.as_ptr().wrapping_add(k * ntp);
-                                // SAFETY: k·ntp + 16 ≤ 7·ntp + 16 = bs.len(): x is 16 readable i32.
-                                let x = unsafe { _mm512_loadu_si512(x.cast()) };
-                                corr = dpwssd(corr, x, _mm512_set1_epi32(mp[b * 8 + k]));
+                                corr = dpwssd(corr, x[k], _mm512_set1_epi32(mp[k]));
                             }
-                            let da = &s.dl[b * ntp + t..][..16];
-                            // SAFETY: da is 16 floats.
-                            let da = unsafe { _mm512_loadu_ps(da.as_ptr()) };
-                            let f = _mm512_mul_ps(_mm512_set1_ps(dmin[b]), da);
-                            v = _mm512_sub_ps(v, _mm512_mul_ps(f, _mm512_cvtepi32_ps(corr)));
+                            let f = _mm512_mul_ps(_mm512_set1_ps(s.dmin[i * nb + b]), da);
+                            *v = _mm512_sub_ps(*v, _mm512_mul_ps(f, _mm512_cvtepi32_ps(corr)));
                         }
+                    }
+                    for (i, v) in v.iter().enumerate().take(n_rows) {
                         let dst = &mut s.mins[i * ntp + t..][..16];
                         // SAFETY: dst is 16 floats.
-                        unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), v) };
+                        unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), *v) };
                     }
                 }
                 let mut t0 = 0;
