@@ -179,7 +179,7 @@ fn store_tile<const PP: usize, const TT: usize>(
     assert!((t0 + TT - 1) * stride + r0 + n_rows <= out.len());
     // [row][token] → [token][row]
     let tr = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    let rmask = (1u16 << n_rows) - 1;
+    let rmask = (1u8 << n_rows) - 1;
     for g in (0..TT).step_by(4) {
         let a: [__m512; 8] = std::array::from_fn(|i| {
             let (m, p) = (g + i / 2, i % 2);
@@ -204,12 +204,17 @@ fn store_tile<const PP: usize, const TT: usize>(
         }
         let v = _mm512_permutexvar_ps(tr, _mm512_add_ps(reduce16(&a), mv));
         for m in 0..(TT - g).min(4) {
-            // lanes 4m..4m + n_rows go to out[o..o + n_rows]: a store from 4m floats before o, masked to them
+            // lanes 4m..4m + n_rows go to out[o..o + n_rows]
+            let lane = match m {
+                0 => _mm512_castps512_ps128(v),
+                1 => _mm512_extractf32x4_ps::<1>(v),
+                2 => _mm512_extractf32x4_ps::<2>(v),
+                _ => _mm512_extractf32x4_ps::<3>(v),
+            };
             let o = (t0 + g + m) * stride + r0;
-            let p = out.as_mut_ptr().wrapping_add(o).wrapping_sub(4 * m);
-            // SAFETY: only the unmasked lanes 4m..4m + n_rows are written (masked-off lanes neither write nor
-            // fault), at out[o..o + n_rows], in bounds as asserted above.
-            unsafe { _mm512_mask_storeu_ps(p, rmask << (4 * m), v) };
+            // SAFETY: only the n_rows unmasked lanes are written (masked-off lanes neither write nor fault), at
+            // out[o..o + n_rows], in bounds as asserted above.
+            unsafe { _mm_mask_storeu_ps(out.as_mut_ptr().add(o), rmask, lane) };
         }
     }
 }
