@@ -280,11 +280,12 @@ struct Group<'a> {
     kv_head: usize,
 }
 
-/// Attends the group's queries (`q_blk`/`out_blk` are the block's `[row][n_head * head_dim]`). The keys all
-/// of them see (the intersection of their windows) go through the multi-query kernels; each query's keys
-/// outside it alone, before and after, so every query still sees its own keys in order: its scores are
-/// the same dot products, its softmax the same, and its V rows are added in the same order with the
-/// same FMAs (the running sums pass through `acc` in f32, exactly).
+/// Attends the group's queries (`q_blk`/`out_blk` are the block's `[row][n_head * head_dim]`). The dots go
+/// through the multi-query kernel for every key any member sees (each dot is the one-query path's, whichever
+/// others are computed beside it). For the weighted sum, the keys all of them see (the intersection of their
+/// windows) go through the multi-query kernel; each query's keys outside it alone, before and after, so every
+/// query still adds its own V rows in order with the same FMAs (the running sums pass through `acc` in f32,
+/// exactly).
 fn attend_group<'c, T: KvElem>(
     g: &Group<'_>,
     (q_blk, out_blk): (&[f32], &mut [f32]),
@@ -340,24 +341,18 @@ fn attend_group<'c, T: KvElem>(
     } else {
         gathered
     };
-    // Every score read below is written first, so stale values past a query's window are harmless.
+    // Not zeroed: the dots below write all of the first n * span.
     if scores.len() < n * span {
         scores.resize(n * span, 0.0);
     }
-    let own = |m: &(usize, usize)| [win(m).start..lo, hi..win(m).end];
-    for (j, m) in g.members.iter().enumerate() {
-        let q_j = &qs[j * hd..(j + 1) * hd];
-        for r in own(m).into_iter().filter(|r| !r.is_empty()) {
-            let sc = &mut scores[j * span + r.start - first..j * span + r.end - first];
-            kern.dot_rows_f16(q_j, &k[r.start * stride + col..], stride, sc);
-        }
-    }
+    // Every query's dots with every key of the span: a query's dots outside its window are computed with the
+    // rest but never read (its softmax and weighted sum only see its window).
     let (ks, vs, row0) = shared(g.blk[i0].seq);
     kern.dot_rows_multi(
         (qs, hd),
-        (&ks[(lo - row0) * stride + col..], stride),
-        (&mut scores[lo - first..], span),
-        hi - lo,
+        (&ks[(first - row0) * stride + col..], stride),
+        (&mut scores[..], span),
+        span,
     );
     for (j, m) in g.members.iter().enumerate() {
         let w = win(m);
