@@ -15,7 +15,7 @@
 //! −32·d·Σ sc·bsum) is a lane of `mins`, formed with the row kernel's operations and summed in super-block
 //! order; each half is reduced with the same `hsum`. The tests below hold it to the row kernel bit for bit.
 
-use super::zmm_matvec::{Prefetch, finish, pf_mode};
+use super::zmm_matvec::{Prefetch, finish};
 use crate::GgmlType;
 use crate::dot::RowsFn;
 use crate::quant::blocks::*;
@@ -210,18 +210,10 @@ static Q6K_CTL: [[u8; 64]; 8] = [
 /// Q4_K: 16 rows of `w` (`w_row` bytes each) against the activation row.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn pass_q4_k(
-    w: &[u8],
-    w_row: usize,
-    acts: &[BlockQ8K],
-    out: &mut [f32; ROWS],
-    next: &[u8],
-    mode: u8,
-) {
+fn pass_q4_k(w: &[u8], w_row: usize, acts: &[BlockQ8K], out: &mut [f32; ROWS], prefetch: Prefetch) {
     const SB: usize = size_of::<BlockQ4K>();
     let nb = acts.len();
     assert!(w.len() >= ROWS * w_row && w_row >= nb * SB);
-    let prefetch = Prefetch::new(next, nb, mode);
     let block = |r: usize, i: usize| -> &BlockQ4K {
         // SAFETY: r < 16 and i < nb, so the block's bytes lie inside w (asserted above); BlockQ4K is plain
         // bytes (alignment 1, every bit pattern valid).
@@ -298,18 +290,10 @@ fn pass_q4_k(
 /// Q6_K: 16 rows of `w` (`w_row` bytes each) against the activation row.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn pass_q6_k(
-    w: &[u8],
-    w_row: usize,
-    acts: &[BlockQ8K],
-    out: &mut [f32; ROWS],
-    next: &[u8],
-    mode: u8,
-) {
+fn pass_q6_k(w: &[u8], w_row: usize, acts: &[BlockQ8K], out: &mut [f32; ROWS], prefetch: Prefetch) {
     const SB: usize = size_of::<BlockQ6K>();
     let nb = acts.len();
     assert!(w.len() >= ROWS * w_row && w_row >= nb * SB);
-    let prefetch = Prefetch::new(next, nb, mode);
     let block = |r: usize, i: usize| -> &BlockQ6K {
         // SAFETY: r < 16 and i < nb, so the block's bytes lie inside w (asserted above); BlockQ6K is plain
         // bytes (alignment 1, every bit pattern valid).
@@ -401,18 +385,15 @@ macro_rules! kmatvec {
         fn $name(w: &[u8], w_row: usize, act: &[u8], out: &mut [f32]) {
             let acts: &[BlockQ8K] = cs(act);
             let full = out.len() / ROWS * ROWS;
-            let mode = pf_mode();
             for (c, dst) in out[..full].chunks_exact_mut(ROWS).enumerate() {
                 let dst: &mut [f32; ROWS] = dst.try_into().expect("chunks of ROWS");
-                let next = &w[((c + 1) * ROWS * w_row).min(full * w_row)
-                    ..((c + 2) * ROWS * w_row).min(full * w_row)];
+                let pf = Prefetch::for_pass(w, c, ROWS * w_row, full * w_row, acts.len());
                 $pass(
                     &w[c * ROWS * w_row..(c + 1) * ROWS * w_row],
                     w_row,
                     acts,
                     dst,
-                    next,
-                    mode,
+                    pf,
                 );
             }
             if full < out.len() {

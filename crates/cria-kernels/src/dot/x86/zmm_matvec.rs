@@ -227,45 +227,56 @@ pub(super) fn finish(acc: &[__m512; PAIRS], mins: __m512, out: &mut [f32; ROWS])
     }));
 }
 
-/// EXPERIMENT: prefetch hint from CRIA_PF (0 none, 1 t0, 2 t1, 3 t2).
-pub(super) fn pf_mode() -> u8 {
-    static M: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
-    *M.get_or_init(|| {
-        std::env::var("CRIA_PF")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(2)
-    })
-}
-
-/// Software prefetch of the next pass's weights while this pass runs, a share of its cache lines at each
-/// block step. Without it a pass waits on memory at every block: the hardware prefetcher does not run far
-/// enough ahead of 16 rows read side by side.
+/// Software prefetch (into L2) of the next pass's weights while this pass runs, a share of its cache lines at
+/// each block step; the last pass of a task prefetches the 16 rows after the task (most often the next task's,
+/// of this thread or the other; past a matrix's end, the next bytes of the file). Without it a pass waits on
+/// memory: the hardware prefetcher does not run far enough ahead of 16 rows read side by side, and each task
+/// (decode splits a matrix into shrinking tasks) started cold. Measured (`matvec_mt`, weights from DRAM, one
+/// thread, best of many): Q5_0 ~7 → 10-13 GB/s, Q8_0 ~8 → 11 GB/s, Q4_K / Q6_K ~8 → 12-13 GB/s; the rows
+/// after the task added ~15% on gemma's small matrices with two threads. A T0 hint was no better than T1, and
+/// prefetching a task's first pass up front did not help.
 #[derive(Clone, Copy)]
 pub(super) struct Prefetch {
     ptr: *const u8,
     last: usize,
     lines: usize,
     per_step: usize,
-    mode: u8,
 }
 
 impl Prefetch {
-    /// `next` spread over `steps` calls of [`Prefetch::step`].
+    /// `len` bytes from `ptr` spread over `steps` calls of [`Prefetch::step`] (`ptr` need not point into
+    /// memory this code may read: a prefetch is only a hint and never faults).
     #[inline(always)]
-    pub(super) fn new(next: &[u8], steps: usize, mode: u8) -> Prefetch {
-        // one line more than len / 64: next need not start on a line
-        let lines = if next.is_empty() || mode == 0 {
-            0
-        } else {
-            next.len() / 64 + 2
-        };
+    fn new(ptr: *const u8, len: usize, steps: usize) -> Prefetch {
+        // one line more than len / 64: the bytes need not start on a line
+        let lines = if len == 0 { 0 } else { len / 64 + 2 };
         Prefetch {
-            ptr: next.as_ptr(),
-            last: next.len().saturating_sub(1),
+            ptr,
+            last: len.saturating_sub(1),
             lines,
             per_step: lines.div_ceil(steps.max(1)),
-            mode,
+        }
+    }
+
+    /// What pass `c` of a task's rows `w` (`full_bytes` of whole passes of `pass_bytes`) prefetches over its
+    /// `steps` block steps: the next pass, or after the last one the `pass_bytes` that follow the task.
+    #[inline(always)]
+    pub(super) fn for_pass(
+        w: &[u8],
+        c: usize,
+        pass_bytes: usize,
+        full_bytes: usize,
+        steps: usize,
+    ) -> Prefetch {
+        let start = (c + 1) * pass_bytes;
+        if start < full_bytes {
+            Prefetch::new(
+                w[start..].as_ptr(),
+                pass_bytes.min(full_bytes - start),
+                steps,
+            )
+        } else {
+            Prefetch::new(w.as_ptr().wrapping_add(start), pass_bytes, steps)
         }
     }
 
@@ -276,14 +287,8 @@ impl Prefetch {
         let hi = (lo + self.per_step).min(self.lines);
         for l in lo..hi {
             let p = self.ptr.wrapping_add((l * 64).min(self.last)).cast::<i8>();
-            // SAFETY: p points into `next` (clamped to its last byte); a prefetch never faults anyway.
-            unsafe {
-                match self.mode {
-                    1 => _mm_prefetch::<_MM_HINT_T0>(p),
-                    2 => _mm_prefetch::<_MM_HINT_T1>(p),
-                    _ => _mm_prefetch::<_MM_HINT_T2>(p),
-                }
-            }
+            // SAFETY: a prefetch only hints at an address: it reads nothing and never faults.
+            unsafe { _mm_prefetch::<_MM_HINT_T1>(p) };
         }
     }
 }
@@ -298,16 +303,8 @@ macro_rules! zmm_matvec {
         /// 16 rows of `w` (`w_row` bytes each) against the prepared activations.
         #[inline]
         #[target_feature(enable = $feat)]
-        fn $pass(
-            w: &[u8],
-            w_row: usize,
-            acts: &[$A],
-            out: &mut [f32; ROWS],
-            next: &[u8],
-            mode: u8,
-        ) {
+        fn $pass(w: &[u8], w_row: usize, acts: &[$A], out: &mut [f32; ROWS], prefetch: Prefetch) {
             let nb = acts.len();
-            let prefetch = Prefetch::new(next, nb, mode);
             assert!(w.len() >= ROWS * w_row && w_row >= nb * size_of::<$W>());
             let block = |r: usize, i: usize| -> &$W {
                 // SAFETY: r < 16 and i < nb, so the block's bytes lie inside w (asserted above); $W is plain
@@ -354,18 +351,15 @@ macro_rules! zmm_matvec {
         fn $name(w: &[u8], w_row: usize, act: &[u8], out: &mut [f32]) {
             let acts: &[$A] = cs(act);
             let full = out.len() / ROWS * ROWS;
-            let mode = pf_mode();
             for (c, dst) in out[..full].chunks_exact_mut(ROWS).enumerate() {
                 let dst: &mut [f32; ROWS] = dst.try_into().expect("chunks of ROWS");
-                let next = &w[((c + 1) * ROWS * w_row).min(full * w_row)
-                    ..((c + 2) * ROWS * w_row).min(full * w_row)];
+                let pf = Prefetch::for_pass(w, c, ROWS * w_row, full * w_row, acts.len());
                 $pass(
                     &w[c * ROWS * w_row..(c + 1) * ROWS * w_row],
                     w_row,
                     acts,
                     dst,
-                    next,
-                    mode,
+                    pf,
                 );
             }
             if full < out.len() {
