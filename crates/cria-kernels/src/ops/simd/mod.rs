@@ -38,7 +38,8 @@ pub(crate) mod exp_consts {
 /// Element types the multi-query kernels read K/V rows in: the cache's f16, or f32 copies of them (exact, so
 /// the results are the same bits).
 pub(crate) trait KvElem: Copy + Send + Sync + sealed::Sealed + 'static {
-    /// Whether rows are f16 (converted as they are read) rather than f32.
+    /// Whether rows are f16 (converted as they are read) rather than f32. Read by the AVX-512 kernels only.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     const IS_F16: bool;
 }
 
