@@ -32,7 +32,7 @@
 // Register tiles are indexed [token][row pair] in both the block loop and the stores: index loops read clearer.
 #![allow(clippy::needless_range_loop)]
 
-use super::zmm_util::{h1, h2};
+use super::zmm_util::{dpwssd, h1, h2};
 use crate::GgmlType;
 use crate::dot::TiledFn;
 use crate::quant::blocks::*;
@@ -578,25 +578,6 @@ fn grp_q6_k(w: &BlockQ6K, g: usize) -> __m256i {
     let qh = _mm256_srl_epi16(ld(&w.qh[32 * h..]), _mm_cvtsi32_si128(2 * k as i32));
     let high = _mm256_slli_epi16::<4>(_mm256_and_si256(qh, _mm256_set1_epi8(3)));
     _mm256_or_si256(low, high)
-}
-
-/// `acc + Σ` of the pairs of i16 products of `a` and `b` in each i32 lane (`vpdpwssd`), as inline asm:
-/// LLVM splits the intrinsic into `vpmaddwd` + `vpaddd`, two µops instead of one.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn dpwssd(acc: __m512i, a: __m512i, b: __m512i) -> __m512i {
-    let mut acc = acc;
-    // SAFETY: vpdpwssd only reads a and b and updates acc, all registers; callers run with AVX-512 VNNI.
-    unsafe {
-        std::arch::asm!(
-            "vpdpwssd {0}, {1}, {2}",
-            inout(zmm_reg) acc,
-            in(zmm_reg) a,
-            in(zmm_reg) b,
-            options(pure, nomem, nostack)
-        )
-    };
-    acc
 }
 
 /// The register tile of a K-quant: PP row pairs × TT tokens from `t0`, all super-blocks, over a

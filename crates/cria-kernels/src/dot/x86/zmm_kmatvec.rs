@@ -16,6 +16,7 @@
 //! order; each half is reduced with the same `hsum`. The tests below hold it to the row kernel bit for bit.
 
 use super::zmm_matvec::{Prefetch, finish};
+use super::zmm_util::dpwssd;
 use crate::GgmlType;
 use crate::dot::RowsFn;
 use crate::quant::blocks::*;
@@ -75,25 +76,6 @@ fn act_groups(a: &BlockQ8K) -> [__m512i; 8] {
         let y = unsafe { _mm256_loadu_si256(q.as_ptr().cast()) };
         _mm512_broadcast_i64x4(y)
     })
-}
-
-/// `acc + Σ` of each two i16 products (`vpdpwssd`), through inline assembly: LLVM rewrites the intrinsic
-/// into `vpmaddwd` + `vpaddd`, one more instruction per group in the hot loop.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn dpwssd(acc: __m512i, a: __m512i, b: __m512i) -> __m512i {
-    let mut acc = acc;
-    // SAFETY: vpdpwssd only reads a and b and updates acc, all registers; callers run with AVX-512 VNNI.
-    unsafe {
-        std::arch::asm!(
-            "vpdpwssd {0}, {1}, {2}",
-            inout(zmm_reg) acc,
-            in(zmm_reg) a,
-            in(zmm_reg) b,
-            options(pure, nomem, nostack)
-        )
-    };
-    acc
 }
 
 /// Two i16 as the 32-bit lane `lo | hi << 16` in all 16 lanes (a `vpdpwssd` operand).
