@@ -8,6 +8,8 @@ pub(crate) struct Flags {
     pub letter: bool,
     pub number: bool,
     pub whitespace: bool,
+    /// A combining (accent) mark: general category M.
+    pub mark: bool,
 }
 
 impl Flags {
@@ -17,6 +19,7 @@ impl Flags {
                 letter: c.is_ascii_alphabetic(),
                 number: c.is_ascii_digit(),
                 whitespace: matches!(c, ' ' | '\t'..='\r'),
+                mark: false,
             };
         }
         let group = c.general_category_group();
@@ -25,6 +28,32 @@ impl Flags {
             number: group == GeneralCategoryGroup::Number,
             // Unicode White_Space: the same set as llama.cpp's `unicode_set_whitespace`.
             whitespace: c.is_whitespace(),
+            mark: group == GeneralCategoryGroup::Mark,
+        }
+    }
+}
+
+/// The general-category group of a codepoint, as llama.cpp's collapsed regexes tell them apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Category {
+    Number,
+    Letter,
+    Punctuation,
+    Mark,
+    Symbol,
+    /// Separators, controls, format and unassigned codepoints.
+    Other,
+}
+
+impl Category {
+    pub fn of(c: char) -> Category {
+        match c.general_category_group() {
+            GeneralCategoryGroup::Number => Category::Number,
+            GeneralCategoryGroup::Letter => Category::Letter,
+            GeneralCategoryGroup::Punctuation => Category::Punctuation,
+            GeneralCategoryGroup::Mark => Category::Mark,
+            GeneralCategoryGroup::Symbol => Category::Symbol,
+            _ => Category::Other,
         }
     }
 }

@@ -316,28 +316,17 @@ impl Defaults {
                 add_eos: false,
                 add_space_prefix: true,
             },
-            TokenizerKind::Bpe => Defaults {
-                bos: Some(11),
-                eos: Some(11),
-                unk: None,
-                add_bos: matches!(
-                    pre,
-                    Some(
-                        "llama3"
-                            | "llama-v3"
-                            | "llama-bpe"
-                            | "falcon3"
-                            | "falcon-h1"
-                            | "pixtral"
-                            | "midm-2.0"
-                            | "lfm2"
-                            | "tekken"
-                            | "chameleon"
-                    )
-                ),
-                add_eos: false,
-                add_space_prefix: false,
-            },
+            TokenizerKind::Bpe => {
+                let flags = crate::pretok::PreFlags::for_name(pre.unwrap_or("default"));
+                Defaults {
+                    bos: if flags.no_bos { None } else { Some(11) },
+                    eos: Some(11),
+                    unk: None,
+                    add_bos: flags.add_bos,
+                    add_eos: false,
+                    add_space_prefix: false,
+                }
+            }
         }
     }
 }
