@@ -3,11 +3,14 @@
 //! The chain follows llama.cpp's order: logit bias, penalties (repetition, presence, frequency), then
 //! either greedy (temperature 0) or top-k, top-p, min-p, temperature and a draw from a seeded RNG.
 
+mod constraint;
 mod filters;
+pub mod grammar;
 mod logprobs;
 mod penalties;
 mod sampler;
 
+pub use constraint::{ConstraintError, TokenConstraint, TokenMask};
 pub use logprobs::{log_softmax_top, logsumexp};
 pub use sampler::Sampler;
 

@@ -4,6 +4,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::SamplingParams;
+use crate::constraint::{ConstraintError, TokenConstraint};
 use crate::filters::{self, Candidate};
 use crate::penalties::{apply_logit_bias, apply_penalties};
 
@@ -13,6 +14,7 @@ pub struct Sampler {
     params: SamplingParams,
     rng: ChaCha8Rng,
     scratch: Vec<f32>,
+    constraint: Option<Box<dyn TokenConstraint>>,
 }
 
 impl Sampler {
@@ -23,7 +25,14 @@ impl Sampler {
             params,
             rng: ChaCha8Rng::seed_from_u64(seed),
             scratch: Vec::new(),
+            constraint: None,
         }
+    }
+
+    /// This sampler, drawing only tokens `constraint` allows (and telling it each token drawn).
+    pub fn with_constraint(mut self, constraint: Box<dyn TokenConstraint>) -> Sampler {
+        self.constraint = Some(constraint);
+        self
     }
 
     /// The parameters this sampler was built with.
@@ -32,42 +41,60 @@ impl Sampler {
     }
 
     /// Picks the next token given the row of `logits` and the tokens so far (`history`, for the penalties).
-    /// An empty row yields token 0.
-    pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> u32 {
+    /// An empty row yields token 0. With a constraint, the token drawn is checked first; only if the
+    /// constraint refuses it are the logits masked and the draw repeated; the token is then accepted.
+    pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> Result<u32, ConstraintError> {
         self.scratch.clear();
         self.scratch.extend_from_slice(logits);
         apply_logit_bias(&mut self.scratch, &self.params.logit_bias);
         apply_penalties(&mut self.scratch, history, &self.params);
-        if self.params.is_greedy() {
-            return argmax(&self.scratch);
-        }
-        let mut cands: Vec<Candidate> = self
-            .scratch
-            .iter()
-            .enumerate()
-            .filter(|(_, l)| !l.is_nan() && **l > f32::NEG_INFINITY)
-            .map(|(i, &l)| (i as u32, l))
-            .collect();
-        if cands.is_empty() {
-            return argmax(&self.scratch);
-        }
-        self.truncate(&mut cands);
-        filters::draw(&cands, self.params.temperature, &mut self.rng)
-    }
-
-    fn truncate(&self, cands: &mut Vec<Candidate>) {
-        let p = &self.params;
-        let sorted = p.top_k > 0;
-        if sorted {
-            filters::top_k(cands, p.top_k);
-        }
-        filters::top_p(cands, p.top_p, sorted);
-        if p.min_p > 0.0 {
-            if !sorted && p.top_p >= 1.0 {
-                filters::sort_desc(cands);
+        let Some(constraint) = self.constraint.as_mut() else {
+            return Ok(draw(&self.params, &self.scratch, &mut self.rng));
+        };
+        let mut id = draw(&self.params, &self.scratch, &mut self.rng);
+        if !constraint.allows(id)? {
+            let mask = constraint.mask()?;
+            if !mask.apply(&mut self.scratch) {
+                return Err(ConstraintError::Failed(
+                    "no allowed token has a finite logit".into(),
+                ));
             }
-            filters::min_p(cands, p.min_p);
+            id = draw(&self.params, &self.scratch, &mut self.rng);
         }
+        constraint.accept(id)?;
+        Ok(id)
+    }
+}
+
+/// The unconstrained chain over an already biased and penalised row: greedy, or truncate then draw.
+fn draw(params: &SamplingParams, scratch: &[f32], rng: &mut ChaCha8Rng) -> u32 {
+    if params.is_greedy() {
+        return argmax(scratch);
+    }
+    let mut cands: Vec<Candidate> = scratch
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| !l.is_nan() && **l > f32::NEG_INFINITY)
+        .map(|(i, &l)| (i as u32, l))
+        .collect();
+    if cands.is_empty() {
+        return argmax(scratch);
+    }
+    truncate(params, &mut cands);
+    filters::draw(&cands, params.temperature, rng)
+}
+
+fn truncate(p: &SamplingParams, cands: &mut Vec<Candidate>) {
+    let sorted = p.top_k > 0;
+    if sorted {
+        filters::top_k(cands, p.top_k);
+    }
+    filters::top_p(cands, p.top_p, sorted);
+    if p.min_p > 0.0 {
+        if !sorted && p.top_p >= 1.0 {
+            filters::sort_desc(cands);
+        }
+        filters::min_p(cands, p.min_p);
     }
 }
 
@@ -97,7 +124,7 @@ mod tests {
         let mut s = Sampler::new(params);
         let mut hist = Vec::new();
         for i in 0..steps {
-            let t = s.sample(&logits(500, i as u64), &hist);
+            let t = s.sample(&logits(500, i as u64), &hist).unwrap();
             hist.push(t);
         }
         hist
@@ -106,7 +133,7 @@ mod tests {
     #[test]
     fn greedy_picks_the_argmax() {
         let mut s = Sampler::new(SamplingParams::greedy());
-        assert_eq!(s.sample(&[0.1, 2.0, 1.0], &[]), 1);
+        assert_eq!(s.sample(&[0.1, 2.0, 1.0], &[]).unwrap(), 1);
     }
 
     #[test]
@@ -115,12 +142,12 @@ mod tests {
             logit_bias: vec![(0, 5.0)],
             ..SamplingParams::greedy()
         };
-        assert_eq!(Sampler::new(p).sample(&[0.1, 2.0, 1.0], &[]), 0);
+        assert_eq!(Sampler::new(p).sample(&[0.1, 2.0, 1.0], &[]).unwrap(), 0);
         let p = SamplingParams {
             presence_penalty: 2.0,
             ..SamplingParams::greedy()
         };
-        assert_eq!(Sampler::new(p).sample(&[0.1, 2.0, 1.0], &[1]), 2);
+        assert_eq!(Sampler::new(p).sample(&[0.1, 2.0, 1.0], &[1]).unwrap(), 2);
     }
 
     #[test]
@@ -150,7 +177,7 @@ mod tests {
             ..Default::default()
         };
         let l = logits(100, 9);
-        assert_eq!(Sampler::new(p).sample(&l, &[]), argmax(&l));
+        assert_eq!(Sampler::new(p).sample(&l, &[]).unwrap(), argmax(&l));
     }
 
     #[test]
@@ -166,7 +193,7 @@ mod tests {
         };
         let mut s = Sampler::new(p);
         for _ in 0..200 {
-            assert_ne!(s.sample(&[5.0, 0.0, 0.0], &[]), 0);
+            assert_ne!(s.sample(&[5.0, 0.0, 0.0], &[]).unwrap(), 0);
         }
     }
 
@@ -177,7 +204,7 @@ mod tests {
             k in 1usize..20, p in 0.05f32..1.0, m in 0.0f32..0.5, t in 0.1f32..3.0, seed in any::<u64>())
         {
             let params = SamplingParams { temperature: t, top_k: k, top_p: p, min_p: m, seed: Some(seed), ..Default::default() };
-            let id = Sampler::new(params).sample(&l, &[]) as usize;
+            let id = Sampler::new(params).sample(&l, &[]).unwrap() as usize;
             prop_assert!(id < l.len());
             let better = l.iter().filter(|&&x| x > l[id]).count();
             prop_assert!(better < k);
