@@ -10,7 +10,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use crate::stats::Stats;
 use crate::worker::{Command, Worker};
-use crate::{Backend, EngineError, Event, Request, StatsSnapshot, SubmitError, Vocab};
+use crate::{Backend, EngineError, Event, FaultPlan, Request, StatsSnapshot, SubmitError, Vocab};
 
 /// How the engine batches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +28,11 @@ pub struct EngineConfig {
     /// one chunk per step even when decoding fills `step_tokens`. Fixed boundaries make a prompt's
     /// computation independent of what else runs.
     pub prefill_chunk: usize,
+    /// Steps in a row that may panic before the engine gives up (each fails only its own requests); a
+    /// panic outside a step, or while freeing a slot, stops the engine at once.
+    pub max_consecutive_faults: usize,
+    /// Test-only: panic at these steps ([`FaultPlan`]).
+    pub fault: Option<FaultPlan>,
 }
 
 impl Default for EngineConfig {
@@ -38,6 +43,8 @@ impl Default for EngineConfig {
             max_queue: 64,
             step_tokens: 128,
             prefill_chunk: 64,
+            max_consecutive_faults: 3,
+            fault: None,
         }
     }
 }
@@ -106,7 +113,9 @@ impl Engine {
         let waiting = self.stats.waiting.fetch_add(1, Ordering::SeqCst);
         if waiting >= self.queue_capacity() {
             self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
-            return Err(SubmitError::QueueFull { waiting });
+            return Err(SubmitError::QueueFull {
+                limit: self.config.max_queue,
+            });
         }
         let (tx, rx) = unbounded_channel();
         let sent = self
@@ -116,7 +125,9 @@ impl Engine {
             .send(Command::Submit(req, tx));
         if sent.is_err() {
             self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
-            return Err(SubmitError::ShuttingDown);
+            return Err(self
+                .failure()
+                .map_or(SubmitError::ShuttingDown, SubmitError::EngineFailed));
         }
         Ok(rx)
     }
@@ -131,6 +142,9 @@ impl Engine {
 
     /// Checks what `submit` would refuse about the request itself (not the queue).
     pub fn check(&self, req: &Request) -> Result<(), SubmitError> {
+        if let Some(reason) = self.failure() {
+            return Err(SubmitError::EngineFailed(reason));
+        }
         if !self.accepting.load(Ordering::SeqCst) {
             return Err(SubmitError::ShuttingDown);
         }
@@ -149,6 +163,24 @@ impl Engine {
     /// The engine's gauges now.
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot(self.config.parallel * self.config.ctx)
+    }
+
+    /// Why the engine can no longer serve, if it cannot: it gave up after panics, or its thread ended
+    /// without a shutdown. A server reports this on its health check and exits.
+    pub fn failure(&self) -> Option<String> {
+        if let Some(reason) = self.stats.failure() {
+            return Some(reason);
+        }
+        let ended = self
+            .thread
+            .lock()
+            .map_or(true, |t| t.as_ref().is_none_or(JoinHandle::is_finished));
+        (ended && self.is_accepting()).then(|| "the engine thread stopped unexpectedly".to_string())
+    }
+
+    /// False once [`shutdown`](Self::shutdown) was called.
+    pub fn is_accepting(&self) -> bool {
+        self.accepting.load(Ordering::SeqCst)
     }
 
     /// Stops accepting requests: queued ones fail, running ones finish, then the thread exits.

@@ -9,12 +9,17 @@ pub enum SubmitError {
     /// The prompt leaves no room to generate within a sequence's context.
     #[error("the prompt has {prompt} tokens; this server's context is {ctx} tokens per sequence")]
     PromptTooLong { prompt: usize, ctx: usize },
-    /// The queue of waiting requests is full.
-    #[error("the server is busy: {waiting} requests are already waiting")]
-    QueueFull { waiting: usize },
+    /// Every sequence slot is taken and the queue of `limit` waiting requests (`--max-queue`) is full.
+    #[error(
+        "the server is busy: every sequence slot is taken and its queue of {limit} waiting requests is full"
+    )]
+    QueueFull { limit: usize },
     /// The engine is shutting down or has stopped.
     #[error("the engine is shutting down")]
     ShuttingDown,
+    /// The engine failed and cannot serve (the process is about to exit).
+    #[error("the engine failed and cannot serve requests: {0}")]
+    EngineFailed(String),
 }
 
 /// A failure inside the engine.

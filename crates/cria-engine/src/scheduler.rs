@@ -62,6 +62,13 @@ impl Slots {
         }
     }
 
+    /// `n` slots, all free but those in `held`.
+    pub fn all_but(n: usize, held: &[usize]) -> Self {
+        Slots {
+            free: (0..n).rev().filter(|s| !held.contains(s)).collect(),
+        }
+    }
+
     /// Takes the lowest free slot.
     pub fn take(&mut self) -> Option<usize> {
         self.free.pop()
@@ -167,5 +174,12 @@ mod tests {
         assert_eq!(s.take(), Some(2));
         assert_eq!(s.take(), None);
         assert_eq!(s.free(), 0);
+    }
+
+    #[test]
+    fn slots_rebuilt_around_the_held_ones_are_free_lowest_first() {
+        let mut s = Slots::all_but(4, &[0, 2]);
+        assert_eq!(s.free(), 2);
+        assert_eq!((s.take(), s.take(), s.take()), (Some(1), Some(3), None));
     }
 }

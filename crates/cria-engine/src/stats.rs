@@ -1,5 +1,6 @@
 //! Gauges the engine keeps up to date for the server's `/metrics`.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Live counts, written by the engine thread, read by anyone.
@@ -9,6 +10,8 @@ pub(crate) struct Stats {
     pub running: AtomicUsize,
     pub kv_tokens: AtomicUsize,
     pub kv_bytes: AtomicUsize,
+    /// Why the engine stopped for good, once it has.
+    failure: Mutex<Option<String>>,
 }
 
 /// A copy of the engine's gauges at one moment.
@@ -27,6 +30,20 @@ pub struct StatsSnapshot {
 }
 
 impl Stats {
+    /// Records that the engine cannot go on (the first reason wins).
+    pub fn set_failure(&self, reason: String) {
+        let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        failure.get_or_insert(reason);
+    }
+
+    /// Why the engine stopped for good, if it has.
+    pub fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     pub fn snapshot(&self, kv_capacity_tokens: usize) -> StatsSnapshot {
         StatsSnapshot {
             waiting: self.waiting.load(Ordering::Relaxed),

@@ -1,6 +1,7 @@
-//! The engine thread's loop: admit, plan, forward, sample, send.
+//! The engine thread's loop: admit, plan, forward, sample, send; and what happens when a step panics.
 
 use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::TryRecvError;
@@ -8,10 +9,11 @@ use std::sync::mpsc::TryRecvError;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::engine::{Commands, EngineConfig};
+use crate::fault::panic_message;
 use crate::scheduler::{self, Need, Slots};
 use crate::sequence::Sequence;
 use crate::stats::Stats;
-use crate::{Backend, Event, Request, Step, Vocab};
+use crate::{Backend, Event, FAULT_ENV, Request, Step, Vocab};
 
 pub(crate) enum Command {
     Submit(Request, UnboundedSender<Event>),
@@ -27,6 +29,12 @@ pub(crate) struct Worker<B> {
     waiting: VecDeque<(Request, UnboundedSender<Event>)>,
     running: Vec<Sequence>,
     shutting_down: bool,
+    /// Forward passes started, for fault injection.
+    steps: u64,
+    /// The slots of the step in progress (empty between steps): whom a panic in the step concerns.
+    in_step: Vec<usize>,
+    /// Steps in a row that panicked.
+    consecutive_faults: usize,
 }
 
 impl<B: Backend> Worker<B> {
@@ -41,19 +49,93 @@ impl<B: Backend> Worker<B> {
             waiting: VecDeque::new(),
             running: Vec::new(),
             shutting_down: false,
+            steps: 0,
+            in_step: Vec::new(),
+            consecutive_faults: 0,
         }
     }
 
     pub fn run(mut self, rx: Commands) {
         while self.receive(&rx) {
-            self.drop_cancelled();
-            self.admit();
-            if !self.running.is_empty() {
-                self.step();
+            let turn = catch_unwind(AssertUnwindSafe(|| self.turn()));
+            if let Err(payload) = turn
+                && let Err(reason) = self.recover(&panic_message(payload.as_ref()))
+            {
+                return self.give_up(reason);
             }
             self.publish_stats();
         }
         self.publish_stats();
+    }
+
+    /// One turn of the loop: drop the cancelled, admit the waiting, run a step.
+    fn turn(&mut self) {
+        self.drop_cancelled();
+        self.admit();
+        if !self.running.is_empty() {
+            self.step();
+            self.consecutive_faults = 0;
+        }
+    }
+
+    /// After a panic: fails the requests of the step it hit and empties their slots, so the engine can go
+    /// on. Err when it cannot (the panic was outside a step, freeing a slot panicked too, or too many steps
+    /// in a row panicked).
+    fn recover(&mut self, message: &str) -> Result<(), String> {
+        let in_step = std::mem::take(&mut self.in_step);
+        tracing::error!("the engine panicked: {message}");
+        if in_step.is_empty() {
+            return Err(format!("a panic outside a step: {message}"));
+        }
+        let (failed, kept): (Vec<_>, Vec<_>) = self
+            .running
+            .drain(..)
+            .partition(|s| in_step.contains(&s.slot));
+        self.running = kept;
+        for seq in &failed {
+            seq.fail(format!(
+                "internal error: the engine failed while generating this request ({message}); the request was stopped"
+            ));
+        }
+        // Whatever the panic interrupted, the step's caches are emptied and every slot no running sequence
+        // holds is free again.
+        let reset = catch_unwind(AssertUnwindSafe(|| {
+            for &slot in &in_step {
+                self.backend.reset_slot(slot);
+            }
+        }));
+        if let Err(payload) = reset {
+            return Err(format!(
+                "freeing the slots after a panic ({message}) panicked too: {}",
+                panic_message(payload.as_ref())
+            ));
+        }
+        let held: Vec<usize> = self.running.iter().map(|s| s.slot).collect();
+        self.slots = Slots::all_but(self.config.parallel.max(1), &held);
+        self.consecutive_faults += 1;
+        if self.consecutive_faults >= self.config.max_consecutive_faults.max(1) {
+            return Err(format!(
+                "{} steps in a row panicked, the last with: {message}",
+                self.consecutive_faults
+            ));
+        }
+        Ok(())
+    }
+
+    /// Stops for good: records why (the server's health check turns 503), fails every request it holds.
+    fn give_up(mut self, reason: String) {
+        tracing::error!("the engine cannot go on: {reason}");
+        self.stats.set_failure(reason.clone());
+        let message = format!("the engine failed and stopped: {reason}");
+        for seq in self.running.drain(..) {
+            seq.fail(message.clone());
+        }
+        for (_, tx) in self.waiting.drain(..) {
+            self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
+            let _ = tx.send(Event::Failed(message.clone()));
+        }
+        self.stats.running.store(0, Ordering::SeqCst);
+        self.stats.kv_tokens.store(0, Ordering::SeqCst);
     }
 
     /// Takes new commands, blocking while idle. False when the loop should end.
@@ -125,9 +207,10 @@ impl<B: Backend> Worker<B> {
             }
             self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
             let Some(slot) = self.slots.take() else { break };
-            self.backend.reset_slot(slot);
+            // Held before the reset, so a panic there still reaches the request.
             self.running
                 .push(Sequence::new(req, slot, self.config.ctx, tx));
+            self.backend.reset_slot(slot);
         }
         // At once, not after the step: `Engine::submit` sizes the queue by the free slots.
         self.stats
@@ -162,10 +245,20 @@ impl<B: Backend> Worker<B> {
                 want_logits,
             })
             .collect();
-        match self.backend.forward(&steps) {
+        self.in_step = steps.iter().map(|s| s.slot).collect();
+        self.steps += 1;
+        let result = self.backend.forward(&steps);
+        if let Some(fault) = self.config.fault
+            && fault.fires(self.steps)
+        {
+            // After the forward pass, so the step's caches hold tokens that recovery must clear.
+            panic!("injected fault at step {} ({FAULT_ENV})", self.steps);
+        }
+        match result {
             Ok(outputs) => self.consume(&counts, &wants, outputs),
             Err(e) => self.fail_batch(&counts, &e.to_string()),
         }
+        self.in_step.clear();
     }
 
     fn consume(&mut self, counts: &[usize], wants: &[bool], outputs: Vec<Vec<f32>>) {

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cria_engine::{
-    Backend, Engine, EngineConfig, EngineError, Event, FinishReason, Request, Step, SubmitError,
-    Vocab,
+    Backend, Engine, EngineConfig, EngineError, Event, FaultPlan, FinishReason, Request, Step,
+    SubmitError, Vocab,
 };
 use cria_sampling::SamplingParams;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -333,10 +333,123 @@ fn full_queue_refuses_new_requests() {
     wait_until(&h.engine, |s| s.running == 1 && s.waiting == 0);
     let _queued = h.engine.submit(request(&[1], 5)).unwrap();
     assert_eq!(h.engine.stats().waiting, 1);
-    assert!(matches!(
-        h.engine.submit(request(&[1], 5)),
-        Err(SubmitError::QueueFull { .. })
-    ));
+    let refused = h.engine.submit(request(&[1], 5)).unwrap_err();
+    assert_eq!(refused, SubmitError::QueueFull { limit: 1 });
+}
+
+/// Issue 18: the 429 said "15 requests are already waiting" when `--max-queue 8` held 8 (it counted the
+/// requests bound for free slots too); it names the queue's limit now.
+#[test]
+fn queue_full_message_names_the_queue_limit() {
+    let message = SubmitError::QueueFull { limit: 8 }.to_string();
+    assert!(message.contains("queue of 8 waiting requests"), "{message}");
+}
+
+/// Everything a request received: its text and, at the end, how it finished or why it failed.
+fn outcome(mut rx: UnboundedReceiver<Event>) -> (String, Result<FinishReason, String>) {
+    let mut text = String::new();
+    while let Some(ev) = rx.blocking_recv() {
+        match ev {
+            Event::Token { text: t, .. } => text.push_str(&t),
+            Event::Done { reason, .. } => return (text, Ok(reason)),
+            Event::Failed(m) => return (text, Err(m)),
+        }
+    }
+    (text, Err("events ended without Done or Failed".into()))
+}
+
+fn faulty(at: u64, repeat: bool, parallel: usize) -> EngineConfig {
+    EngineConfig {
+        parallel,
+        fault: Some(FaultPlan { at, repeat }),
+        ..EngineConfig::default()
+    }
+}
+
+/// Issue 18: a panic in a step fails the requests of that step, frees their slot and cache, and the engine
+/// serves the next request as if nothing had happened.
+#[test]
+fn a_panic_in_a_step_fails_its_requests_and_the_engine_goes_on() {
+    let req = request(&[5, 6, 7], 12);
+    let reference = collect(
+        start(EngineConfig::default(), Duration::ZERO)
+            .engine
+            .submit(req.clone())
+            .unwrap(),
+    );
+    let h = start(faulty(3, false, 1), Duration::ZERO);
+    let (_, failed) = outcome(h.engine.submit(req.clone()).unwrap());
+    let message = failed.unwrap_err();
+    assert!(
+        message.contains("internal error") && message.contains("injected fault at step 3"),
+        "{message}"
+    );
+    wait_until(&h.engine, |s| {
+        s.running == 0 && s.kv_tokens == 0 && s.waiting == 0
+    });
+    assert_eq!(h.engine.failure(), None);
+    // Same slot, same request: had the panicked step's cache been kept, the text would differ.
+    assert_eq!(collect(h.engine.submit(req).unwrap()), reference);
+    let steps = h.log.lock().unwrap().len();
+    assert!(
+        steps > 3,
+        "the engine stepped on after the fault: {steps} steps"
+    );
+}
+
+/// Issue 18: an engine that keeps panicking gives up: every request it holds fails, new ones are refused
+/// with the reason, the gauges show nothing running, and `failure()` says why (the server's /health).
+#[test]
+fn an_engine_that_cannot_go_on_fails_everything_and_says_why() {
+    let h = start(
+        EngineConfig {
+            max_consecutive_faults: 3,
+            ..faulty(1, true, 1)
+        },
+        Duration::from_millis(2),
+    );
+    let receivers: Vec<_> = (0..5)
+        .map(|i| h.engine.submit(request(&[1 + i], 50)).unwrap())
+        .collect();
+    for rx in receivers {
+        let (_, result) = outcome(rx);
+        assert!(result.is_err(), "every request fails: {result:?}");
+    }
+    wait_until(&h.engine, |s| {
+        s.running == 0 && s.waiting == 0 && s.kv_tokens == 0
+    });
+    let failure = h.engine.failure().expect("the engine reports its failure");
+    assert!(failure.contains("3 steps in a row panicked"), "{failure}");
+    match h.engine.submit(request(&[1], 5)) {
+        Err(SubmitError::EngineFailed(reason)) => assert_eq!(reason, failure),
+        other => panic!("expected EngineFailed, got {other:?}"),
+    }
+}
+
+/// A panic outside a step (here: while emptying a slot for a new request) cannot be pinned on one
+/// request, so the engine stops at once rather than serve from a state it does not know.
+#[test]
+fn a_panic_outside_a_step_stops_the_engine() {
+    struct PanicsOnReset;
+    impl Backend for PanicsOnReset {
+        fn reset_slot(&mut self, _slot: usize) {
+            panic!("reset failed");
+        }
+        fn forward(&mut self, steps: &[Step<'_>]) -> Result<Vec<Vec<f32>>, EngineError> {
+            Ok(steps.iter().map(|_| vec![0.0; VOCAB]).collect())
+        }
+        fn kv_bytes(&self) -> usize {
+            0
+        }
+    }
+    let engine = Engine::start(EngineConfig::default(), Arc::new(FakeVocab::new()), || {
+        Ok(PanicsOnReset)
+    })
+    .unwrap();
+    let (_, result) = outcome(engine.submit(request(&[1], 5)).unwrap());
+    assert!(result.unwrap_err().contains("reset failed"));
+    wait_until(&engine, |s| s.waiting == 0 && s.running == 0);
+    assert!(engine.failure().unwrap().contains("outside a step"));
 }
 
 #[test]
@@ -414,10 +527,8 @@ fn a_burst_for_free_slots_is_not_refused_while_a_step_runs() {
             Err(e) => panic!("request {i} refused: {e}"),
         }
     }
-    assert!(matches!(
-        h.engine.submit(request(&[1], 5)),
-        Err(SubmitError::QueueFull { .. })
-    ));
+    let refused = h.engine.submit(request(&[1], 5)).unwrap_err();
+    assert_eq!(refused, SubmitError::QueueFull { limit: 1 });
 }
 
 #[test]

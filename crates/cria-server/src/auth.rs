@@ -18,13 +18,21 @@ pub async fn require_key(State(state): State<AppState>, req: Request, next: Next
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_token)
         .unwrap_or("");
     if bool::from(given.as_bytes().ct_eq(key.as_bytes())) {
         next.run(req).await
     } else {
         ApiError::unauthorized().into_response()
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive (RFC 9110 11.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
 }
 
 /// Counts every response by endpoint and status.
@@ -43,4 +51,20 @@ pub async fn count_requests(State(state): State<AppState>, req: Request, next: N
         .with_label_values(&[endpoint.as_str(), response.status().as_str()])
         .inc();
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    /// Issue 18: `bearer` in lower case was refused.
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer k1", "bearer k1", "BEARER k1", "bEaReR  k1"] {
+            assert_eq!(bearer_token(value), Some("k1"), "{value:?}");
+        }
+        for value in ["Basic k1", "Bearerk1", "k1", ""] {
+            assert_ne!(bearer_token(value), Some("k1"), "{value:?}");
+        }
+    }
 }

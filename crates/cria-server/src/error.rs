@@ -97,6 +97,61 @@ impl ApiError {
         )
     }
 
+    /// 408 for a request body that stopped arriving (the connection is closed after the answer).
+    pub fn body_timeout() -> Self {
+        let e = Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            "The request body stopped arriving before it was complete.",
+        );
+        ApiError {
+            code: Some("request_timeout"),
+            ..e
+        }
+    }
+
+    /// 503 for a request still running when the server's shutdown deadline passed.
+    pub fn shutdown_deadline() -> Self {
+        let e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "The server shut down before this request finished (its shutdown deadline passed).",
+        );
+        ApiError {
+            code: Some("shutting_down"),
+            retry_after: Some(5),
+            ..e
+        }
+    }
+
+    /// 503 when the engine failed for good: the server is about to exit and be restarted.
+    pub fn engine_failed(reason: &str) -> Self {
+        let e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            format!("The engine failed and this server is stopping: {reason}"),
+        );
+        ApiError {
+            code: Some("engine_failed"),
+            retry_after: Some(5),
+            ..e
+        }
+    }
+
+    /// 503 for a connection over `--max-connections` (written by hand: it never reaches the router).
+    pub fn too_many_connections(max: usize) -> Self {
+        let e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            format!("The server has its maximum of {max} open connections; retry later."),
+        );
+        ApiError {
+            code: Some("too_many_connections"),
+            retry_after: Some(1),
+            ..e
+        }
+    }
+
     /// 503 while the model loads.
     pub fn loading() -> Self {
         let e = Self::new(
@@ -145,6 +200,7 @@ impl From<SubmitError> for ApiError {
                     ..e
                 }
             }
+            SubmitError::EngineFailed(reason) => ApiError::engine_failed(&reason),
             SubmitError::ShuttingDown => {
                 let e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", message);
                 ApiError {
@@ -164,6 +220,12 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still trickle in: the connection is not reused.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

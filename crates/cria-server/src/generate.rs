@@ -147,9 +147,15 @@ pub async fn collect(mut choice: ChoiceRx) -> Result<Collected, ApiError> {
     ))
 }
 
-/// Follows all choices at once, in index order.
-pub async fn collect_all(choices: Vec<ChoiceRx>) -> Result<Vec<Collected>, ApiError> {
-    futures_util::future::try_join_all(choices.into_iter().map(collect)).await
+/// Follows all choices at once, in index order; a 503 if the shutdown deadline passes first.
+pub async fn collect_all(
+    state: &AppState,
+    choices: Vec<ChoiceRx>,
+) -> Result<Vec<Collected>, ApiError> {
+    tokio::select! {
+        collected = futures_util::future::try_join_all(choices.into_iter().map(collect)) => collected,
+        () = state.deadline_passed() => Err(ApiError::shutdown_deadline()),
+    }
 }
 
 /// A fresh response id such as `chatcmpl-1f2e...`.

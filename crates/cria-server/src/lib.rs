@@ -4,11 +4,14 @@
 //! Every error is OpenAI's `{"error": {...}}` body with the matching status ([`ApiError`]).
 
 mod auth;
+mod body_timeout;
+mod conn;
 mod error;
 mod extract;
 pub mod frontend;
 mod generate;
 mod handlers;
+mod listen;
 mod logprobs;
 mod metrics;
 mod state;
@@ -18,11 +21,16 @@ pub mod validate;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post};
+
+use body_timeout::BodyLimits;
+use conn::ConnLimits;
+use listen::Connections;
 
 pub use error::ApiError;
 #[cfg(feature = "model")]
@@ -42,6 +50,14 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
     #[error("loading the model failed: {0}")]
     Load(String),
+    /// The engine failed for good (a supervisor should restart the process).
+    #[error("the engine failed: {0}")]
+    EngineFailed(String),
+    /// The shutdown deadline passed with requests still running; they were ended with an error.
+    #[error(
+        "the shutdown deadline passed with {open} connections still busy; their requests were ended with an error"
+    )]
+    ShutdownDeadline { open: usize },
 }
 
 /// The application: routes, auth on `/v1/*` and `/metrics`, the body limit, request counting.
@@ -98,30 +114,47 @@ where
             addr: addr.clone(),
             source,
         })?;
+    serve_on(listener, config, load, shutdown).await
+}
+
+/// [`serve_async`] on a listener already bound (`config.host` and `config.port` are not used).
+///
+/// It stops when `shutdown` completes (then `Ok`, or [`ServerError::ShutdownDeadline`] when requests were
+/// still running after `shutdown_timeout`), when loading fails, or when the engine fails for good
+/// ([`ServerError::EngineFailed`]; `/health` answers 503 from then on).
+pub async fn serve_on<L, S>(
+    listener: tokio::net::TcpListener,
+    config: ServerConfig,
+    load: L,
+    shutdown: S,
+) -> Result<(), ServerError>
+where
+    L: FnOnce() -> Result<Loaded, String> + Send + 'static,
+    S: Future<Output = ()> + Send + 'static,
+{
     tracing::info!("listening on http://{}", listener.local_addr()?);
     let timeout = config.shutdown_timeout;
+    let limits = ConnLimits {
+        header: config.header_timeout,
+        keep_alive: config.keep_alive_timeout,
+        body: BodyLimits {
+            idle: config.body_timeout,
+            total: config.body_total_timeout,
+        },
+    };
+    let conns = Connections::new(config.max_connections);
     let state = Shared::new(config);
     let loader = tokio::task::spawn_blocking({
         let state = Arc::clone(&state);
         move || load().map(|loaded| drop(state.loaded.set(loaded)))
     });
-    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let on_signal = {
-        let state = Arc::clone(&state);
-        async move {
-            shutdown.await;
-            tracing::info!("shutting down: finishing running requests");
-            if let Some(loaded) = state.loaded.get() {
-                loaded.engine.shutdown();
-            }
-            let _ = stopping_tx.send(());
-        }
-    };
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(on_signal);
-    let deadline = async move {
-        let _ = stopping_rx.await;
-        tokio::time::sleep(timeout).await;
-    };
+    let accepting = tokio::spawn(listen::accept(
+        listener,
+        router(state.clone()),
+        state.clone(),
+        conns.clone(),
+        limits,
+    ));
     let loading = async move {
         match loader.await {
             Ok(Ok(())) => std::future::pending().await,
@@ -129,13 +162,58 @@ where
             Err(e) => ServerError::Load(e.to_string()),
         }
     };
-    tokio::select! {
-        result = server => result.map_err(ServerError::Io),
-        () = deadline => {
-            tracing::warn!("shutdown timeout reached; exiting with requests still running");
-            Ok(())
+    let why = tokio::select! {
+        () = shutdown => Stop::Signal,
+        reason = engine_failure(&state) => Stop::EngineFailed(reason),
+        e = loading => {
+            accepting.abort();
+            return Err(e);
         }
-        e = loading => Err(e),
+    };
+    accepting.abort();
+    match &why {
+        Stop::Signal => tracing::info!("shutting down: finishing running requests"),
+        Stop::EngineFailed(reason) => tracing::error!("the engine failed, stopping: {reason}"),
+    }
+    if let Some(loaded) = state.loaded.get() {
+        loaded.engine.shutdown();
+    }
+    conns.stop();
+    let finished = tokio::time::timeout(timeout, conns.all_closed())
+        .await
+        .is_ok();
+    let open = conns.open();
+    if !finished {
+        tracing::warn!(
+            "shutdown timeout reached with {open} connections still open: their requests end now"
+        );
+        state.hit_deadline();
+        // Time to write those requests' last words (a 503, or an error event and [DONE]).
+        let _ = tokio::time::timeout(DEADLINE_GRACE, conns.all_closed()).await;
+    }
+    match why {
+        Stop::EngineFailed(reason) => Err(ServerError::EngineFailed(reason)),
+        Stop::Signal if !finished => Err(ServerError::ShutdownDeadline { open }),
+        Stop::Signal => Ok(()),
+    }
+}
+
+/// After the shutdown deadline, how long connections get to send their error answers before the server
+/// stops anyway.
+const DEADLINE_GRACE: Duration = Duration::from_secs(2);
+
+enum Stop {
+    Signal,
+    EngineFailed(String),
+}
+
+/// Completes with the reason when the loaded engine has failed for good.
+async fn engine_failure(state: &AppState) -> String {
+    loop {
+        if let Some(reason) = state.loaded.get().and_then(|l| l.engine.failure()) {
+            return reason;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -14,6 +14,10 @@ pub struct Metrics {
     pub generated_tokens: IntCounter,
     pub ttft: Histogram,
     pub itl: Histogram,
+    /// HTTP connections open now.
+    pub open_connections: IntGauge,
+    /// Connections the server closed on a client: `header_timeout`, `keep_alive_timeout`, `over_limit`.
+    pub connections_closed: IntCounterVec,
     queue: IntGauge,
     running: IntGauge,
     kv_tokens: IntGauge,
@@ -39,6 +43,17 @@ impl Metrics {
             &["endpoint", "status"],
         )
         .expect("valid metric");
+        let connections_closed = IntCounterVec::new(
+            Opts::new(
+                "cria_connections_closed_total",
+                "Connections the server closed on a slow or excess client, by reason",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        for reason in ["header_timeout", "keep_alive_timeout", "over_limit"] {
+            connections_closed.with_label_values(&[reason]);
+        }
         let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
         let gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("valid metric");
         let histogram = |name: &str, help: &str| {
@@ -57,6 +72,8 @@ impl Metrics {
                 "cria_inter_token_latency_seconds",
                 "Time between generated tokens of one sequence",
             ),
+            open_connections: gauge("cria_open_connections", "HTTP connections open now"),
+            connections_closed,
             queue: gauge("cria_queue_depth", "Requests waiting for a sequence slot"),
             running: gauge("cria_running_sequences", "Sequences in the running batch"),
             kv_tokens: gauge("cria_kv_cache_tokens", "Tokens held in KV caches"),
@@ -79,7 +96,10 @@ impl Metrics {
             .register(Box::new(self.generated_tokens.clone()))?;
         self.registry.register(Box::new(self.ttft.clone()))?;
         self.registry.register(Box::new(self.itl.clone()))?;
+        self.registry
+            .register(Box::new(self.connections_closed.clone()))?;
         for g in [
+            &self.open_connections,
             &self.queue,
             &self.running,
             &self.kv_tokens,

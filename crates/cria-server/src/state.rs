@@ -4,6 +4,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cria_engine::Engine;
+use tokio::sync::watch;
 
 use crate::error::ApiError;
 use crate::frontend::Frontend;
@@ -22,6 +23,17 @@ pub struct ServerConfig {
     pub body_limit: usize,
     /// After SIGINT/SIGTERM, how long running requests may take to finish.
     pub shutdown_timeout: Duration,
+    /// A request head must be complete within this long of the connection opening (or of its first byte
+    /// after an idle spell).
+    pub header_timeout: Duration,
+    /// The longest pause between two pieces of a request body.
+    pub body_timeout: Duration,
+    /// The longest a whole request body may take to arrive.
+    pub body_total_timeout: Duration,
+    /// An idle kept-alive connection is closed after this long.
+    pub keep_alive_timeout: Duration,
+    /// Connections open at once; one more gets a 503 and is closed.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -33,6 +45,11 @@ impl Default for ServerConfig {
             api_key: None,
             body_limit: 4 << 20,
             shutdown_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            body_total_timeout: Duration::from_secs(60),
+            keep_alive_timeout: Duration::from_secs(60),
+            max_connections: 512,
         }
     }
 }
@@ -50,6 +67,9 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Unix time the server started (the model's `created`).
     pub started: u64,
+    /// Turns true when the shutdown deadline passes: requests still running end at once (a 503, or an
+    /// error event and `[DONE]` on a stream).
+    deadline: watch::Sender<bool>,
 }
 
 pub type AppState = Arc<Shared>;
@@ -61,7 +81,23 @@ impl Shared {
             loaded: OnceLock::new(),
             metrics: Metrics::new(),
             started: unix_now(),
+            deadline: watch::channel(false).0,
         })
+    }
+
+    /// Tells every running request that the shutdown deadline has passed.
+    pub fn hit_deadline(&self) {
+        self.deadline.send_replace(true);
+    }
+
+    /// Completes once the shutdown deadline has passed.
+    pub fn deadline_passed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.deadline.subscribe();
+        async move {
+            if rx.wait_for(|&passed| passed).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// The engine and frontend, or 503 while loading.

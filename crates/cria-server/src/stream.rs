@@ -1,5 +1,6 @@
 //! Server-sent events: the choices' engine events as OpenAI chunks, then the usage chunk if asked, then
 //! `data: [DONE]`. Dropping the stream (client gone) drops the choices, which cancels them in the engine.
+//! A failed choice, or the shutdown deadline passing, ends the stream with an error event and `[DONE]`.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -7,11 +8,15 @@ use std::sync::Arc;
 
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use cria_engine::{Event, FinishReason, TokenLogprob};
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use futures_util::stream::{self, BoxStream, SelectAll, Stream, StreamExt};
 use serde_json::Value;
 
+use crate::error::ApiError;
 use crate::frontend::Frontend;
 use crate::generate::ChoiceRx;
+use crate::state::AppState;
 use crate::types::Usage;
 
 /// How one endpoint writes its chunks.
@@ -47,6 +52,7 @@ fn tagged(choice: ChoiceRx) -> BoxStream<'static, Tagged> {
 
 struct StreamState<F> {
     format: F,
+    deadline: BoxFuture<'static, ()>,
     frontend: Arc<dyn Frontend>,
     merged: SelectAll<BoxStream<'static, Tagged>>,
     pending: VecDeque<SseEvent>,
@@ -83,13 +89,17 @@ impl<F: ChunkFormat> StreamState<F> {
                 let chunk = self.format.finish(index, reason);
                 self.push(chunk);
             }
-            Some(Event::Failed(message)) => {
-                self.push(crate::error::ApiError::internal(message).body());
-                self.finished = true;
-                self.pending.push_back(SseEvent::default().data("[DONE]"));
-            }
+            Some(Event::Failed(message)) => self.fail(ApiError::internal(message)),
             None => {}
         }
+    }
+
+    /// Ends the stream with `error` as its last event before `[DONE]`; dropping the choices cancels them.
+    fn fail(&mut self, error: ApiError) {
+        self.push(error.body());
+        self.pending.push_back(SseEvent::default().data("[DONE]"));
+        self.finished = true;
+        self.merged = stream::select_all(Vec::new());
     }
 
     fn on_end(&mut self) {
@@ -109,7 +119,15 @@ impl<F: ChunkFormat> StreamState<F> {
             if self.finished {
                 return None;
             }
-            match self.merged.next().await {
+            let next = tokio::select! {
+                biased;
+                () = &mut self.deadline => {
+                    self.fail(ApiError::shutdown_deadline());
+                    continue;
+                }
+                next = self.merged.next() => next,
+            };
+            match next {
                 Some((index, counts, event)) => self.on_event(index, counts, event),
                 None => self.on_end(),
             }
@@ -119,16 +137,18 @@ impl<F: ChunkFormat> StreamState<F> {
 
 /// The SSE response for `choices`.
 pub fn sse<F: ChunkFormat>(
+    state: &AppState,
     format: F,
     frontend: Arc<dyn Frontend>,
     choices: Vec<ChoiceRx>,
     include_usage: bool,
-) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>> + use<F>> {
     let mut state = StreamState {
         pending: VecDeque::new(),
         merged: stream::select_all(Vec::new()),
         usage: include_usage.then(Usage::default),
         finished: false,
+        deadline: state.deadline_passed().boxed(),
         frontend,
         format,
     };

@@ -2,6 +2,8 @@
 
 mod commands;
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 
 /// Cria: a memory-safe engine for the open LLaMA family of models.
@@ -34,8 +36,32 @@ enum Command {
     Bench(commands::bench::Args),
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+/// Exit codes: 0 done, 1 failed, 2 a bad setting (or bad arguments), 3 `serve`'s engine failed for good,
+/// 4 `serve` stopped at its shutdown deadline with requests still running (they were ended with an error).
+fn main() -> ExitCode {
+    match run(Cli::parse().command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, never a backtrace: the chain of causes joined by ": ".
+            eprintln!("cria: error: {e:#}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.is::<commands::settings::SettingsError>() {
+        return 2;
+    }
+    match e.downcast_ref::<cria_server::ServerError>() {
+        Some(cria_server::ServerError::EngineFailed(_)) => 3,
+        Some(cria_server::ServerError::ShutdownDeadline { .. }) => 4,
+        _ => 1,
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Run(args) => commands::run::run(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::Chat(args) => commands::chat::run(args),

@@ -47,6 +47,7 @@ pub async fn chat_completions(
             include_usage: params.include_usage,
         };
         return Ok(stream::sse(
+            &state,
             format,
             loaded.frontend.clone(),
             choices,
@@ -54,7 +55,7 @@ pub async fn chat_completions(
         )
         .into_response());
     }
-    let done = generate::collect_all(choices).await?;
+    let done = generate::collect_all(&state, choices).await?;
     Ok(Json(response(
         meta,
         done,

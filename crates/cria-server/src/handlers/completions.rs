@@ -51,6 +51,7 @@ pub async fn completions(
             frontend: loaded.frontend.clone(),
         };
         return Ok(stream::sse(
+            &state,
             format,
             loaded.frontend.clone(),
             choices,
@@ -58,7 +59,7 @@ pub async fn completions(
         )
         .into_response());
     }
-    let done = generate::collect_all(choices).await?;
+    let done = generate::collect_all(&state, choices).await?;
     Ok(Json(response(
         meta,
         done,

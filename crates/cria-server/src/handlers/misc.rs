@@ -23,17 +23,22 @@ pub async fn models(State(state): State<AppState>) -> Json<ModelList> {
     })
 }
 
-/// 200 `{"status":"ok"}` once the model is loaded, 503 before.
+/// 200 `{"status":"ok"}` while the server can take requests; 503 while the model loads, once shutdown has
+/// begun, and once the engine has failed for good (with the reason), so a load balancer stops sending
+/// traffic.
 pub async fn health(State(state): State<AppState>) -> Response {
-    if state.loaded.get().is_some() {
-        Json(json!({"status": "ok"})).into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "loading model"})),
-        )
-            .into_response()
+    let unavailable =
+        |body: serde_json::Value| (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    let Some(loaded) = state.loaded.get() else {
+        return unavailable(json!({"status": "loading model"}));
+    };
+    if let Some(reason) = loaded.engine.failure() {
+        return unavailable(json!({"status": "error", "error": reason}));
     }
+    if !loaded.engine.is_accepting() {
+        return unavailable(json!({"status": "shutting down"}));
+    }
+    Json(json!({"status": "ok"})).into_response()
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {

@@ -126,21 +126,24 @@ impl Default for Setup {
     }
 }
 
+/// An engine on the fake model.
+pub fn start_engine(config: EngineConfig, delay: Duration) -> Arc<Engine> {
+    let parallel = config.parallel;
+    let engine = Engine::start(config, Arc::new(ByteVocab::new()), move || {
+        Ok(FakeBackend {
+            caches: vec![Vec::new(); parallel],
+            delay,
+        })
+    })
+    .unwrap();
+    Arc::new(engine)
+}
+
 pub fn app(setup: Setup) -> (Router, Option<Arc<Engine>>) {
     let state = Shared::new(setup.config);
     let mut engine = None;
     if setup.loaded {
-        let parallel = setup.engine.parallel;
-        let delay = setup.delay;
-        let e = Arc::new(
-            Engine::start(setup.engine, Arc::new(ByteVocab::new()), move || {
-                Ok(FakeBackend {
-                    caches: vec![Vec::new(); parallel],
-                    delay,
-                })
-            })
-            .unwrap(),
-        );
+        let e = start_engine(setup.engine, setup.delay);
         engine = Some(e.clone());
         let loaded = Loaded {
             engine: e,

@@ -85,9 +85,9 @@ struct DecodeReport {
 
 /// Runs `cria bench`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let threads = args.model.check()?;
     let path = super::pull::resolve_model(&args.model.model)?;
     let model = load_model(&args.model)?;
-    let threads = args.model.threads();
     let mut runner = Runner::new(&model, threads);
     let mut tokens = TokenSource::new(&model);
     let reps = args.repetitions as usize;

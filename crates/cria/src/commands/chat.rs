@@ -31,11 +31,12 @@ const HELP: &str =
 
 /// Runs `cria chat`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let threads = args.model.check()?;
+    let mut sampler = args.sampling.sampler()?;
     let model = load_model(&args.model)?;
-    let mut session = Session::new(&model, args.model.threads(), args.sampling.ctx(&model))?;
+    let mut session = Session::new(&model, threads, args.sampling.ctx(&model))?;
     let template =
         ChatTemplate::for_model(&session.tokenizer, &model.spec().arch, args.chat_template)?;
-    let mut sampler = args.sampling.sampler()?;
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&interrupted);
     ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))

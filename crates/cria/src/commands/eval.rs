@@ -21,8 +21,9 @@ pub struct Args {
 /// Reads lines of space-separated token ids from stdin; for each, feeds all tokens in one batch and prints one
 /// JSON array with, per position, `{"lse": log-sum-exp of all logits, "top": [[id, logit], ...]}`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let threads = args.model.check()?;
     let model = load_model(&args.model)?;
-    let mut runner = Runner::new(&model, args.model.threads());
+    let mut runner = Runner::new(&model, threads);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for (n, line) in std::io::stdin().lock().lines().enumerate() {

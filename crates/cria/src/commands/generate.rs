@@ -8,6 +8,11 @@ use cria_model::{KvCache, Logits, Model, Runner, SeqBatch};
 use cria_sampling::{Sampler, SamplingParams};
 use cria_tokenizer::{IncrementalDecoder, Tokenizer};
 
+use super::settings;
+
+/// The smallest `--ctx` any command accepts (a chat template alone takes a dozen tokens).
+pub const MIN_CTX: usize = 16;
+
 /// Sampling options of `run` and `chat`.
 #[derive(clap::Args, Clone)]
 pub struct SamplingArgs {
@@ -38,20 +43,24 @@ pub struct SamplingArgs {
 }
 
 impl SamplingArgs {
-    /// The sampler these options describe.
+    /// The sampler these options describe; checks every option first (including `--ctx`, at least
+    /// [`MIN_CTX`]), so it runs before the model loads.
     pub fn sampler(&self) -> anyhow::Result<Sampler> {
-        anyhow::ensure!(
-            self.temperature.is_finite() && self.temperature >= 0.0,
-            "--temp must be a finite number >= 0"
-        );
-        anyhow::ensure!(
-            self.top_p > 0.0 && self.top_p <= 1.0,
-            "--top-p must be in (0, 1]"
-        );
-        anyhow::ensure!(
-            (0.0..=1.0).contains(&self.min_p),
-            "--min-p must be in [0, 1]"
-        );
+        if !(self.temperature.is_finite() && self.temperature >= 0.0) {
+            return settings::refuse(format!(
+                "--temp {}: must be a finite number >= 0",
+                self.temperature
+            ));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return settings::refuse(format!("--top-p {}: must be in (0, 1]", self.top_p));
+        }
+        if !(0.0..=1.0).contains(&self.min_p) {
+            return settings::refuse(format!("--min-p {}: must be in [0, 1]", self.min_p));
+        }
+        if let Some(ctx) = self.ctx {
+            settings::at_least("--ctx", ctx, MIN_CTX)?;
+        }
         Ok(Sampler::new(SamplingParams {
             temperature: self.temperature,
             top_k: self.top_k,
@@ -63,9 +72,11 @@ impl SamplingArgs {
         }))
     }
 
-    /// The context to allocate for `model`.
+    /// The context to allocate for `model` (`--ctx` was checked by [`sampler`](Self::sampler)).
     pub fn ctx(&self, model: &Model) -> usize {
-        self.ctx.unwrap_or(model.n_ctx_train().min(4096)).max(1)
+        self.ctx
+            .unwrap_or(model.n_ctx_train().min(4096))
+            .max(MIN_CTX)
     }
 }
 

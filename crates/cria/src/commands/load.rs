@@ -3,23 +3,29 @@
 use anyhow::Context;
 use cria_model::Model;
 
+use super::settings;
+
 /// The model a command runs and the threads it uses.
 #[derive(clap::Args, Clone)]
 pub struct ModelArgs {
     /// A GGUF file path, a known model name (pulled on first use) or hf:owner/repo/file.gguf.
     #[arg(short = 'm', long, default_value = "smollm2-135m-instruct")]
     pub model: String,
-    /// Threads (default: all cores).
+    /// Threads (default: all cores; more than the cores available are capped with a warning).
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
 }
 
 impl ModelArgs {
-    /// Threads to run with.
-    pub fn threads(&self) -> usize {
-        self.threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-            .max(1)
+    /// Checks the settings every model-running command shares (`CRIA_ISA`, `-t`, the shape of `-m`) before
+    /// any work starts; returns the threads to run with.
+    pub fn check(&self) -> anyhow::Result<usize> {
+        settings::isa()?;
+        let threads = settings::threads(self.threads)?;
+        if settings::looks_like_path(&self.model) {
+            settings::existing_file("-m", std::path::Path::new(&self.model))?;
+        }
+        Ok(threads)
     }
 }
 

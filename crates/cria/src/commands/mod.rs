@@ -10,4 +10,5 @@ pub mod perplexity;
 pub mod pull;
 pub mod run;
 pub mod serve;
+pub mod settings;
 pub mod tokenize;

@@ -5,6 +5,7 @@ use cria_model::{Logits, Model, Runner, SeqBatch};
 use cria_tokenizer::Tokenizer;
 
 use super::load::{ModelArgs, load_model, log_sum_exp};
+use super::settings;
 
 /// Arguments of `cria perplexity`.
 #[derive(clap::Args)]
@@ -26,7 +27,9 @@ pub struct Args {
 /// every position from ctx/2 to ctx-2 predicts the next token (BOS replaces a chunk's first token when the model
 /// adds BOS); PPL = exp(mean negative log-likelihood).
 pub fn run(args: Args) -> anyhow::Result<()> {
-    anyhow::ensure!(args.ctx >= 4, "--ctx must be at least 4");
+    let threads = args.model.check()?;
+    settings::at_least("--ctx", args.ctx, 4)?;
+    settings::existing_file("-f", &args.file)?;
     let model = load_model(&args.model)?;
     let tokenizer = Tokenizer::from_gguf(model.gguf())?;
     let text = std::fs::read_to_string(&args.file)
@@ -40,7 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.ctx
     );
     let bos = tokenizer.bos().filter(|b| tokens.first() == Some(b));
-    let mut runner = Runner::new(&model, args.model.threads());
+    let mut runner = Runner::new(&model, threads);
     let (mut nll, mut count) = (0.0f64, 0usize);
     for c in 0..n_chunks {
         let mut chunk = tokens[c * args.ctx..(c + 1) * args.ctx].to_vec();

@@ -16,6 +16,7 @@ mod stage;
 
 use std::path::PathBuf;
 
+use super::settings;
 use error::PullError;
 use hf::HfFile;
 use home::Home;
@@ -52,12 +53,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// alias, or `hf:owner/repo/file.gguf`, pulled on first use.
 pub fn resolve_model(spec: &str) -> anyhow::Result<PathBuf> {
     let path = PathBuf::from(spec);
-    if path.exists() {
+    if settings::looks_like_path(spec) {
+        settings::existing_file("model", &path)?;
+    }
+    if path.is_file() {
         return Ok(path);
     }
     let home = Home::from_env()?;
     let registry = Registry::load(home.root())?;
-    Ok(fetch(&home, &registry, spec, false)?)
+    match fetch(&home, &registry, spec, false) {
+        Ok(path) => Ok(path),
+        Err(e @ PullError::UnknownModel { .. }) => settings::refuse(e.to_string()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The local file of a known model or `hf:` spec, pulled if needed.

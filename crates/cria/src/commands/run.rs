@@ -7,6 +7,7 @@ use cria_tokenizer::{BuiltinTemplate, ChatMessage, ChatTemplate};
 
 use super::generate::{SamplingArgs, Session};
 use super::load::{ModelArgs, load_model};
+use super::settings;
 
 /// Arguments of `cria run`.
 #[derive(clap::Args)]
@@ -32,10 +33,12 @@ pub struct Args {
 /// Runs `cria run`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let Some(prompt) = args.prompt.or(args.prompt_flag) else {
-        anyhow::bail!("no prompt: give one as an argument or with -p");
+        return settings::refuse("no prompt: give one as an argument or with -p");
     };
+    let threads = args.model.check()?;
+    let mut sampler = args.sampling.sampler()?;
     let model = load_model(&args.model)?;
-    let mut session = Session::new(&model, args.model.threads(), args.sampling.ctx(&model))?;
+    let mut session = Session::new(&model, threads, args.sampling.ctx(&model))?;
     let tokens = if args.raw {
         session.tokenizer.encode(&prompt, true, false)
     } else {
@@ -49,7 +52,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .tokenizer
             .encode(&template.render(&messages, true)?, true, true)
     };
-    let mut sampler = args.sampling.sampler()?;
     let stdout = std::io::stdout();
     let stats = session.generate(
         &tokens,
