@@ -1,6 +1,6 @@
 //! A request and the events it receives.
 
-use cria_sampling::SamplingParams;
+use cria_sampling::{SamplingParams, TokenConstraint};
 
 /// One completion to generate.
 #[derive(Debug, Clone)]
@@ -16,6 +16,8 @@ pub struct Request {
     pub logprobs: Option<usize>,
     /// Never sample an end-of-generation token (llama.cpp's `ignore_eos`): generate exactly `max_tokens`.
     pub ignore_eos: bool,
+    /// Only tokens this allows are generated (a compiled grammar or schema); each request needs its own.
+    pub constraint: Option<Box<dyn TokenConstraint>>,
 }
 
 /// Why generation ended.

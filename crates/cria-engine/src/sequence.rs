@@ -32,7 +32,10 @@ impl Sequence {
             prompt_len,
             fed: 0,
             max_new,
-            sampler: Sampler::new(req.sampling),
+            sampler: match req.constraint {
+                Some(constraint) => Sampler::new(req.sampling).with_constraint(constraint),
+                None => Sampler::new(req.sampling),
+            },
             text: TextStream::new(req.stop),
             logprobs: req.logprobs,
             tx,
@@ -79,7 +82,13 @@ impl Sequence {
 
     /// Samples from `logits`, sends the token's event; returns why it finished, if it did.
     pub fn on_logits(&mut self, logits: &[f32], vocab: &dyn Vocab) -> Option<FinishReason> {
-        let id = self.sampler.sample(logits, &self.tokens);
+        let id = match self.sampler.sample(logits, &self.tokens) {
+            Ok(id) => id,
+            Err(e) => {
+                self.fail(e.to_string());
+                return Some(FinishReason::Stop);
+            }
+        };
         let logprob = self.logprobs.map(|k| token_logprob(logits, id, k));
         self.tokens.push(id);
         if vocab.is_eog(id) {

@@ -117,6 +117,7 @@ fn request(prompt: &[u32], max_tokens: usize) -> Request {
         stop: vec![],
         logprobs: None,
         ignore_eos: false,
+        constraint: None,
     }
 }
 

@@ -38,7 +38,9 @@ fn load() -> Option<(Arc<Model>, Arc<Tokenizer>)> {
 }
 
 fn argmax(v: &[f32]) -> u32 {
-    cria_sampling::Sampler::new(SamplingParams::greedy()).sample(v, &[])
+    cria_sampling::Sampler::new(SamplingParams::greedy())
+        .sample(v, &[])
+        .expect("no constraint")
 }
 
 /// Decodes `steps` greedy tokens for slot 0, alone or alongside other slots that decode or prefill.
@@ -184,6 +186,7 @@ fn greedy_text(engine: &Engine, prompt: &[u32], max_tokens: usize) -> String {
         stop: vec![],
         logprobs: None,
         ignore_eos: false,
+        constraint: None,
     };
     let mut rx = engine.submit(req).unwrap();
     let mut text = String::new();
@@ -425,6 +428,7 @@ fn engine_text_equals_direct_greedy_decoding_and_cancellation_frees_the_slot() {
         stop: vec![],
         logprobs: None,
         ignore_eos: false,
+        constraint: None,
     };
     let mut rx = engine.submit(req).unwrap();
     assert!(matches!(rx.blocking_recv(), Some(Event::Token { .. })));

@@ -65,6 +65,16 @@ pub fn submit(
     default_max_tokens: usize,
 ) -> Result<Vec<ChoiceRx>, ApiError> {
     let started = Instant::now();
+    // Compiled once, before anything is generated (an unusable grammar is a 400); each choice gets a copy.
+    let constraint = match &params.grammar {
+        Some((grammar, field)) => Some(
+            loaded
+                .frontend
+                .constrain(grammar)
+                .map_err(|e| ApiError::invalid(field, e))?,
+        ),
+        None => None,
+    };
     let make = |prompt: &Vec<u32>, i: usize| {
         let mut sampling = params.sampling.clone();
         sampling.seed = sampling.seed.map(|s| s.wrapping_add(i as u64));
@@ -75,6 +85,7 @@ pub fn submit(
             stop: params.stop.clone(),
             logprobs,
             ignore_eos: params.ignore_eos,
+            constraint: constraint.as_ref().map(|c| c.box_clone()),
         }
     };
     for prompt in &prompts {

@@ -1,9 +1,10 @@
 //! Request fields to engine parameters, with a 400 naming the field for anything out of range.
 
 use cria_sampling::SamplingParams;
+use cria_sampling::grammar::Grammar;
 
 use crate::error::ApiError;
-use crate::types::{CommonFields, Stop};
+use crate::types::{CommonFields, ResponseFormat, Stop};
 
 /// Most stop strings a request may give (OpenAI's limit).
 pub const MAX_STOP: usize = 4;
@@ -20,6 +21,8 @@ pub struct GenParams {
     pub stream: bool,
     pub include_usage: bool,
     pub ignore_eos: bool,
+    /// What the output must match, with the request field that asked for it.
+    pub grammar: Option<(Grammar, &'static str)>,
 }
 
 /// Checks the fields shared by both endpoints. `max_tokens` is the endpoint's own choice of field.
@@ -36,7 +39,70 @@ pub fn common(
         stream: c.stream.unwrap_or(false),
         include_usage: c.stream_options.as_ref().is_some_and(|o| o.include_usage),
         ignore_eos: c.ignore_eos.unwrap_or(false),
+        grammar: grammar(c)?,
     })
+}
+
+/// The one output constraint a request may name (`response_format`, `json_schema`, `grammar` or `regex`).
+fn grammar(c: &CommonFields) -> Result<Option<(Grammar, &'static str)>, ApiError> {
+    let mut found = Vec::new();
+    if let Some(f) = &c.response_format
+        && let Some(g) = response_format(f)?
+    {
+        found.push((g, "response_format"));
+    }
+    if let Some(schema) = &c.json_schema {
+        found.push((Grammar::JsonSchema(schema.clone()), "json_schema"));
+    }
+    if let Some(text) = &c.grammar {
+        let g = if text.contains("::=") {
+            Grammar::Gbnf(text.clone())
+        } else {
+            Grammar::Lark(text.clone())
+        };
+        found.push((g, "grammar"));
+    }
+    if let Some(pattern) = &c.regex {
+        found.push((Grammar::Regex(pattern.clone()), "regex"));
+    }
+    if found.len() > 1 {
+        let names: Vec<&str> = found.iter().map(|(_, p)| *p).collect();
+        return Err(ApiError::invalid(
+            names[1],
+            format!("Give at most one of {}.", names.join(", ")),
+        ));
+    }
+    Ok(found.pop())
+}
+
+fn response_format(f: &ResponseFormat) -> Result<Option<Grammar>, ApiError> {
+    match f.kind.as_str() {
+        "text" => Ok(None),
+        "json_object" => Ok(Some(match &f.schema {
+            Some(schema) => Grammar::JsonSchema(schema.clone()),
+            None => Grammar::JsonObject,
+        })),
+        "json_schema" => {
+            let schema = f
+                .json_schema
+                .as_ref()
+                .and_then(|j| j.schema.clone())
+                .or_else(|| f.schema.clone())
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "response_format",
+                        "response_format.json_schema.schema is required for type json_schema.",
+                    )
+                })?;
+            Ok(Some(Grammar::JsonSchema(schema)))
+        }
+        other => Err(ApiError::invalid(
+            "response_format",
+            format!(
+                "response_format.type must be text, json_object or json_schema, got {other:?}."
+            ),
+        )),
+    }
 }
 
 fn sampling(c: &CommonFields, vocab_size: usize) -> Result<SamplingParams, ApiError> {

@@ -4,8 +4,8 @@ mod request;
 mod response;
 
 pub use request::{
-    ChatRequest, CommonFields, CompletionRequest, Content, ContentPart, Message, Prompt, Stop,
-    StreamOptions,
+    ChatRequest, CommonFields, CompletionRequest, Content, ContentPart, JsonSchemaFormat, Message,
+    Prompt, ResponseFormat, Stop, StreamOptions,
 };
 pub use response::{
     ChatChoice, ChatChunk, ChatChunkChoice, ChatLogprobs, ChatMessageOut, ChatResponse,

@@ -26,6 +26,31 @@ pub struct CommonFields {
     pub repetition_penalty: Option<f64>,
     /// llama.cpp's extension: never stop at an end-of-generation token.
     pub ignore_eos: Option<bool>,
+    /// `{"type": "text" | "json_object" | "json_schema", ...}`.
+    pub response_format: Option<ResponseFormat>,
+    /// Extension: a grammar, in Lark (llguidance's dialect) or llama.cpp's GBNF (told apart by `::=`).
+    pub grammar: Option<String>,
+    /// Extension: the whole output matches this regular expression.
+    pub regex: Option<String>,
+    /// llama.cpp's extension: a JSON schema for the output.
+    pub json_schema: Option<serde_json::Value>,
+}
+
+/// `response_format`. llama.cpp's `{"type": "json_object", "schema": {...}}` is read too.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ResponseFormat {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub json_schema: Option<JsonSchemaFormat>,
+    pub schema: Option<serde_json::Value>,
+}
+
+/// `response_format.json_schema`: `{"name", "schema", "strict"}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct JsonSchemaFormat {
+    pub name: Option<String>,
+    pub schema: Option<serde_json::Value>,
+    pub strict: Option<bool>,
 }
 
 /// `stop`: one string or a list.

@@ -9,6 +9,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use cria_engine::{Backend, Engine, EngineConfig, EngineError, Step, Vocab};
+use cria_sampling::TokenConstraint;
+use cria_sampling::grammar::{Grammar, GrammarVocab, VocabToken};
 use cria_server::{ChatTurn, Frontend, Loaded, ServerConfig, Shared};
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -60,6 +62,18 @@ impl Frontend for ByteVocab {
 
     fn vocab_size(&self) -> usize {
         257
+    }
+
+    fn constrain(&self, grammar: &Grammar) -> Result<Box<dyn TokenConstraint>, String> {
+        let tokens: Vec<VocabToken> = (0..257u32)
+            .map(|id| VocabToken {
+                bytes: Vocab::token_bytes(self, id).to_vec(),
+                special: id == EOG,
+            })
+            .collect();
+        let tokenize = Arc::new(|bytes: &[u8]| bytes.iter().map(|&b| u32::from(b)).collect());
+        let vocab = GrammarVocab::new(&tokens, &[EOG], tokenize).map_err(|e| e.to_string())?;
+        Ok(Box::new(vocab.compile(grammar).map_err(|e| e.to_string())?))
     }
 }
 

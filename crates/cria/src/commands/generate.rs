@@ -200,7 +200,7 @@ impl<'m> Session<'m> {
             if stats.generated_tokens == max_tokens {
                 break StopReason::MaxTokens;
             }
-            let token = sampler.sample(&logits, &seq.history);
+            let token = sampler.sample(&logits, &seq.history)?;
             if self.tokenizer.is_end_of_generation(token) {
                 break StopReason::EndOfGeneration;
             }
