@@ -33,7 +33,10 @@ fn a_panic_on_a_worker_thread_reaches_the_caller_and_the_pool_goes_on() {
             })
         }));
         if worker_ran.load(Relaxed) > 0 {
-            assert!(result.is_err(), "round {round}: a worker panicked but run returned");
+            assert!(
+                result.is_err(),
+                "round {round}: a worker panicked but run returned"
+            );
             caught += 1;
         }
         // The pool still runs every task of the next job, on all its threads.
@@ -48,5 +51,9 @@ fn a_panic_on_a_worker_thread_reaches_the_caller_and_the_pool_goes_on() {
         }
     }
     assert!(caught > 0, "no worker ever took a task");
-    assert!(start.elapsed() < Duration::from_secs(60), "took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        start.elapsed()
+    );
 }

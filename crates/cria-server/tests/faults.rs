@@ -48,7 +48,10 @@ async fn a_panic_in_a_step_is_a_500_for_its_request_and_the_next_one_is_served()
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    panic!("a sequence is still counted as running: {:?}", engine.stats());
+    panic!(
+        "a sequence is still counted as running: {:?}",
+        engine.stats()
+    );
 }
 
 #[tokio::test]
