@@ -22,6 +22,8 @@ def test_api_key(server_factory):
     status, _, text = http("GET", s.url + "/v1/models")
     assert status == 401 and error_body(text)["code"] == "invalid_api_key"
     assert [m.id for m in client_for(s, "s3cret").models.list().data] == [MODEL]
+    # The auth scheme is case-insensitive (issue 18: `bearer` was refused).
+    assert http("GET", s.url + "/v1/models", headers={"Authorization": "bearer s3cret"})[0] == 200
     assert http("GET", s.url + "/health")[0] == 200
 
 
@@ -53,3 +55,16 @@ def test_sigterm_finishes_running_requests_then_exits(server_factory):
         r = running.result(timeout=120)
         assert r.choices[0].message.content
     assert s.proc.wait(timeout=60) == 0
+
+
+def test_sigterm_deadline_ends_a_running_stream_with_an_error_and_exit_code_4(server_factory):
+    s = server_factory("--parallel", "2", "--shutdown-timeout", "1")
+    stream = client_for(s).chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Count to a thousand."}], max_tokens=100000,
+        stream=True, extra_body={"ignore_eos": True})
+    with pytest.raises(openai.APIError) as e:
+        for n, _ in enumerate(stream):
+            if n == 2:
+                s.proc.send_signal(signal.SIGTERM)
+    assert "shut down" in str(e.value)
+    assert s.proc.wait(timeout=60) == 4

@@ -7,6 +7,7 @@
 //! keep-alive timeout. A busy connection is never cut by the watchdog.
 
 use std::io;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -15,6 +16,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::Request;
+use axum::response::IntoResponse;
+use futures_util::FutureExt;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -25,6 +28,7 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 use crate::body_timeout::{self, BodyLimits};
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The per-connection limits.
@@ -207,7 +211,12 @@ pub(crate) async fn serve(
         let app = app.clone();
         async move {
             let req = body_timeout::limit(req, limits.body);
-            let response = app.oneshot(req).await?;
+            // A panicking handler answers 500 rather than dropping the connection without a word.
+            let response = match AssertUnwindSafe(app.oneshot(req)).catch_unwind().await {
+                Ok(response) => response?,
+                Err(_) => ApiError::internal("internal error: the request handler panicked")
+                    .into_response(),
+            };
             Ok::<_, std::convert::Infallible>(
                 response.map(|inner| Body::new(Tracked { inner, _busy: busy })),
             )

@@ -17,10 +17,15 @@ use crate::state::AppState;
 #[derive(Clone)]
 pub(crate) struct Connections {
     permits: Arc<Semaphore>,
+    /// Connections over the cap being answered 503 at once.
+    refusals: Arc<Semaphore>,
     max: usize,
     open: Arc<watch::Sender<usize>>,
     stop: Arc<watch::Sender<bool>>,
 }
+
+/// Connections over the cap answered at once (each for up to a second); more are closed without an answer.
+const MAX_REFUSING: usize = 64;
 
 /// Counts one open connection until dropped.
 struct Open {
@@ -40,6 +45,7 @@ impl Connections {
     pub fn new(max: usize) -> Self {
         Connections {
             permits: Arc::new(Semaphore::new(max.max(1))),
+            refusals: Arc::new(Semaphore::new(MAX_REFUSING)),
             max: max.max(1),
             open: Arc::new(watch::channel(0).0),
             stop: Arc::new(watch::channel(false).0),
@@ -71,6 +77,7 @@ pub(crate) async fn accept(
     conns: Connections,
     limits: ConnLimits,
 ) {
+    let conns_max = conns.max;
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -87,7 +94,14 @@ pub(crate) async fn accept(
                 .connections_closed
                 .with_label_values(&["over_limit"])
                 .inc();
-            tokio::spawn(refuse(stream, conns.max));
+            // A flood past the cap is answered only as far as a few refusals at a time; the rest are closed
+            // at once, so open sockets stay bounded.
+            if let Ok(refusing) = Arc::clone(&conns.refusals).try_acquire_owned() {
+                tokio::spawn(async move {
+                    refuse(stream, conns_max).await;
+                    drop(refusing);
+                });
+            }
             continue;
         };
         let _ = stream.set_nodelay(true);

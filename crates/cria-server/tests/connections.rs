@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::{ByteVocab, MODEL, start_engine};
 use cria_engine::{Engine, EngineConfig};
-use cria_server::{Loaded, ServerConfig, ServerError};
+use cria_server::{ChatTurn, Frontend, Loaded, ServerConfig, ServerError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -37,6 +37,14 @@ fn limits() -> ServerConfig {
 }
 
 async fn start(config: ServerConfig, step_delay: Duration) -> Server {
+    start_with(config, step_delay, Arc::new(ByteVocab::new())).await
+}
+
+async fn start_with(
+    config: ServerConfig,
+    step_delay: Duration,
+    frontend: Arc<dyn Frontend>,
+) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let engine_config = EngineConfig {
@@ -46,7 +54,7 @@ async fn start(config: ServerConfig, step_delay: Duration) -> Server {
     let engine = start_engine(engine_config, step_delay);
     let loaded = Loaded {
         engine: Arc::clone(&engine),
-        frontend: Arc::new(ByteVocab::new()),
+        frontend,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let done = tokio::spawn(cria_server::serve_on(
@@ -319,4 +327,39 @@ async fn a_shutdown_within_the_deadline_finishes_running_requests() {
     let plain = plain.await.unwrap();
     assert_eq!(status(&plain), 200, "{plain}");
     assert!(server.done.await.unwrap().is_ok());
+}
+
+/// A frontend whose tokenizer panics on the prompt "panic".
+struct PanicsOnPrompt(ByteVocab);
+
+impl Frontend for PanicsOnPrompt {
+    fn chat_prompt(&self, turns: &[ChatTurn]) -> Result<Vec<u32>, String> {
+        self.0.chat_prompt(turns)
+    }
+    fn text_prompt(&self, text: &str) -> Vec<u32> {
+        assert_ne!(text, "panic", "the tokenizer panicked");
+        self.0.text_prompt(text)
+    }
+    fn token_bytes(&self, id: u32) -> Vec<u8> {
+        Frontend::token_bytes(&self.0, id)
+    }
+    fn vocab_size(&self) -> usize {
+        self.0.vocab_size()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_answers_500_and_the_server_goes_on() {
+    let frontend = Arc::new(PanicsOnPrompt(ByteVocab::new()));
+    let server = start_with(limits(), Duration::ZERO, frontend).await;
+    let body = r#"{"prompt": "panic", "max_tokens": 2}"#;
+    let answer = exchange(server.addr, &request("POST", "/v1/completions", body)).await;
+    assert_eq!(status(&answer), 500, "{answer}");
+    assert!(answer.contains("\"type\":\"server_error\""), "{answer}");
+    let served = exchange(
+        server.addr,
+        &request("POST", "/v1/completions", &completion(2, false)),
+    )
+    .await;
+    assert_eq!(status(&served), 200, "{served}");
 }
