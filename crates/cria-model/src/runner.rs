@@ -13,7 +13,7 @@ use crate::ModelError;
 use crate::fused::{FusedScratch, matmul_fused};
 use crate::kv_cache::KvCache;
 use crate::model::Model;
-use crate::spec::FfnKind;
+use crate::spec::{ArchSpec, FfnKind, QkNorm};
 
 /// Which logits a sequence wants back from a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,21 +128,30 @@ impl Runner {
         let (d, qd, kvd, hd) = (spec.n_embd, spec.q_dim(), spec.kv_dim(), spec.head_dim);
         let s = &mut self.scratch;
         let xn = resized(&mut s.xn, n_tok * d);
-        norm_rows(&self.pool, &s.x, &lw.attn_norm, spec.norm_eps, xn);
+        norm_rows(&self.pool, &s.x, lw.attn_norm.as_deref(), spec.norm_eps, xn);
         self.project_qkv(model, il, n_tok);
         let s = &mut self.scratch;
-        let rope = model.layer_rope(il);
+        // Each sequence's RoPE (LongRoPE picks its factors by the sequence's context).
+        let ropes: Vec<_> = batch
+            .iter()
+            .map(|e| model.layer_rope(il, e.cache.capacity()))
+            .collect();
         let heads = [
             (&mut s.q, qd, spec.n_head, &lw.q_norm),
             (&mut s.k, kvd, spec.n_head_kv, &lw.k_norm),
         ];
-        for (buf, dim, n_heads, head_norm) in heads {
+        for (buf, dim, n_heads, qk_norm) in heads {
             for_rows(&self.pool, &mut buf[..n_tok * dim], dim, &|t, row| {
-                if let Some(w) = head_norm {
-                    row.chunks_exact_mut(hd)
-                        .for_each(|h| ops::rms_norm_inplace(h, w, spec.norm_eps));
+                match (qk_norm, spec.qk_norm) {
+                    (Some(w), QkNorm::Full) => ops::rms_norm_inplace(row, w, spec.norm_eps),
+                    (Some(w), _) => row
+                        .chunks_exact_mut(hd)
+                        .for_each(|h| ops::rms_norm_inplace(h, w, spec.norm_eps)),
+                    (None, _) => {}
                 }
-                ops::rope_inplace(row, n_heads, hd, slots[t].pos, rope);
+                if let Some(rope) = ropes[slots[t].seq] {
+                    ops::rope_inplace(row, n_heads, hd, slots[t].pos, rope);
+                }
             });
         }
         for (t, slot) in slots.iter().enumerate() {
@@ -176,7 +185,7 @@ impl Runner {
             o,
             d,
             lw.post_attn_norm.as_deref(),
-            spec.norm_eps,
+            spec,
         );
     }
 
@@ -187,7 +196,7 @@ impl Runner {
         let data = model.data();
         let s = &mut self.scratch;
         let xn = resized(&mut s.xn, n_tok * d);
-        norm_rows(&self.pool, &s.x, &lw.ffn_norm, spec.norm_eps, xn);
+        norm_rows(&self.pool, &s.x, lw.ffn_norm.as_deref(), spec.norm_eps, xn);
         let mats = [lw.w_gate.view(data), lw.w_up.view(data)];
         let gate = resized(&mut s.gate, n_tok * ff);
         let up = resized(&mut s.up, n_tok * ff);
@@ -225,7 +234,7 @@ impl Runner {
             down,
             d,
             lw.post_ffn_norm.as_deref(),
-            spec.norm_eps,
+            spec,
         );
     }
 
@@ -295,6 +304,10 @@ impl Runner {
             logits,
             &mut s.quant,
         );
+        if let Some(scale) = spec.logit_scale {
+            let inv = 1.0 / scale;
+            logits.iter_mut().for_each(|l| *l *= inv);
+        }
         if let Some(cap) = spec.final_logit_softcap {
             logits.iter_mut().for_each(|l| *l = cap * (*l / cap).tanh());
         }
@@ -353,7 +366,7 @@ fn attend(
         n_kv_head: spec.n_head_kv,
         head_dim: spec.head_dim,
         scale: spec.attn_scale,
-        softcap: None,
+        softcap: spec.attn_softcap,
     };
     let sliding_window = spec.layer_attention(il).window;
     rows.clear();
@@ -393,25 +406,36 @@ fn for_rows(
     });
 }
 
-/// `out` = RMS norm of each row of `x` (rows as wide as `weight`).
-fn norm_rows(pool: &ThreadPool, x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+/// `out` = RMS norm of each row of `x` (rows as wide as `out` / `x`), or a copy of `x` without a weight (blocks
+/// that only post-norm).
+fn norm_rows(pool: &ThreadPool, x: &[f32], weight: Option<&[f32]>, eps: f32, out: &mut [f32]) {
+    let Some(weight) = weight else {
+        out.copy_from_slice(&x[..out.len()]);
+        return;
+    };
     let d = weight.len();
     for_rows(pool, out, d, &|i, dst| {
         ops::rms_norm(&x[i * d..(i + 1) * d], weight, eps, dst)
     });
 }
 
-/// `x += norm(y)` row by row (Gemma's post-norms), or `x += y` without one; rows of `d`.
+/// `x += norm(y) · residual_scale` row by row: the post-norm where the block has one (Gemma, OLMo 2), the
+/// multiplier where the architecture has one (Granite); rows of `d`.
 fn residual_add(
     pool: &ThreadPool,
     x: &mut [f32],
     y: &mut [f32],
     d: usize,
     post: Option<&[f32]>,
-    eps: f32,
+    spec: &ArchSpec,
 ) {
     if let Some(w) = post {
-        for_rows(pool, y, d, &|_, r| ops::rms_norm_inplace(r, w, eps));
+        for_rows(pool, y, d, &|_, r| {
+            ops::rms_norm_inplace(r, w, spec.norm_eps)
+        });
+    }
+    if let Some(scale) = spec.residual_scale {
+        for_rows(pool, y, d, &|_, r| ops::scale_inplace(r, scale));
     }
     for_rows(pool, x, d, &|i, r| {
         ops::add_inplace(r, &y[i * d..(i + 1) * d])

@@ -31,17 +31,55 @@ pub struct RopeSpec {
     pub freq_base: f32,
     /// Linear scaling: positions are multiplied by this (1 / scaling factor).
     pub freq_scale: f32,
+    /// YaRN (`rope.scaling.type = yarn`): angles blend interpolation and extrapolation per pair.
+    pub yarn: bool,
+    /// The context the model was trained on before scaling (`rope.scaling.original_context_length`): YaRN's
+    /// ramp, and LongRoPE's choice of long factors for a longer sequence context.
+    pub n_ctx_orig: usize,
+    /// Multiplies cos and sin (llama.cpp's `yarn_attn_factor` after its own corrections).
+    pub attn_factor: f32,
 }
 
-/// The attention of the layers that see only a recent window (Gemma 3's local layers).
+/// Which layers attend through a sliding window.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SwaLayers {
+    /// Every `n`-th layer (the last of each group) is global; the others slide (all of them for 0).
+    Period(usize),
+    /// One flag a layer: `true` slides (`{arch}.attention.sliding_window_pattern` as an array).
+    Flags(Vec<bool>),
+}
+
+/// The attention of the layers that see only a recent window (Gemma's local layers).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SlidingWindow {
     /// A query at position p sees keys at positions p - size + 1 ..= p.
     pub size: usize,
-    /// Every `pattern`-th layer (the last of each group) is global; the others slide.
-    pub pattern: usize,
+    pub layers: SwaLayers,
     /// RoPE of the sliding layers.
     pub rope: RopeSpec,
+}
+
+/// Which layers skip RoPE altogether (no positional rotation, "NoPE").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoRope {
+    /// Every layer rotates.
+    Never,
+    /// Layers `il` with `(il + 1) % n == 0` (SmolLM3: every 4th).
+    EveryNth(usize),
+    /// The global (non-sliding) layers (EXAONE 4's hybrid attention).
+    GlobalLayers,
+    /// No layer (Granite files with `rope.scaling.finetuned = false`).
+    Always,
+}
+
+/// RMS norms on the projected queries and keys, before RoPE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QkNorm {
+    None,
+    /// Each head on its own, one weight of `head_dim` (Qwen3, Gemma 3, EXAONE 4).
+    PerHead,
+    /// The whole projection at once, weights as wide as it (OLMo 2).
+    Full,
 }
 
 /// A declarative description of a decoder-only transformer, made from GGUF metadata.
@@ -59,27 +97,41 @@ pub struct ArchSpec {
     pub norm_eps: f32,
     pub rope: RopeSpec,
     pub sliding_window: Option<SlidingWindow>,
+    pub no_rope: NoRope,
     pub ffn: FfnKind,
-    /// Q, K and V projections carry biases (Qwen2).
+    /// Q, K and V projections carry biases (Qwen2). Other architectures use them when the file has them.
     pub qkv_bias: bool,
-    /// Per-head RMS norms on Q and K before RoPE (Gemma 3).
-    pub qk_norm: bool,
-    /// Extra RMS norms after attention and after the FFN, before the residual add (Gemma 2/3).
+    pub qk_norm: QkNorm,
+    /// RMS norms before attention and before the FFN (all but OLMo 2 and EXAONE 4, which only post-norm).
+    pub pre_norms: bool,
+    /// Extra RMS norms after attention and after the FFN, before the residual add (Gemma 2/3, OLMo 2).
     pub post_norms: bool,
-    /// Embeddings are multiplied by this (Gemma: sqrt(n_embd)).
+    /// Embeddings are multiplied by this (Gemma: sqrt(n_embd); Granite's embedding multiplier).
     pub embed_scale: Option<f32>,
     /// Attention scores are multiplied by this.
     pub attn_scale: f32,
+    /// Attention scores soft-capped as cap * tanh(s / cap) after scaling (Gemma 2).
+    pub attn_softcap: Option<f32>,
+    /// Attention and FFN outputs are multiplied by this before the residual add (Granite).
+    pub residual_scale: Option<f32>,
+    /// Final logits are divided by this (Granite).
+    pub logit_scale: Option<f32>,
     /// Final logits soft-capped as cap * tanh(x / cap) (Gemma 2 metadata asks for it).
     pub final_logit_softcap: Option<f32>,
 }
 
-/// How one layer attends: the RoPE it uses and the first position it may see.
+/// How one layer attends: the RoPE it uses (none: NoPE) and the window it sees.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerAttention<'a> {
-    pub rope: &'a RopeSpec,
+    pub rope: Option<&'a RopeSpec>,
     pub window: Option<usize>,
 }
+
+/// The architectures [`ArchSpec::from_gguf`] reads.
+pub const SUPPORTED_ARCHITECTURES: &[&str] = &[
+    "llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3", "granite", "olmo2", "smollm3", "exaone",
+    "exaone4",
+];
 
 impl ArchSpec {
     /// Reads the spec of the file's `general.architecture`; an unknown architecture is a clear error.
@@ -88,7 +140,15 @@ impl ArchSpec {
         let spec = match name {
             "llama" => arch::llama::spec(file)?,
             "qwen2" => arch::qwen2::spec(file)?,
+            "qwen3" => arch::qwen2::spec_qwen3(file)?,
+            "gemma2" => arch::gemma2::spec(file)?,
             "gemma3" => arch::gemma3::spec(file)?,
+            "phi3" => arch::phi3::spec(file)?,
+            "granite" => arch::llama::spec_granite(file)?,
+            "olmo2" => arch::olmo2::spec(file)?,
+            "smollm3" => arch::llama::spec_smollm3(file)?,
+            "exaone" => arch::llama::spec_exaone(file)?,
+            "exaone4" => arch::olmo2::spec_exaone4(file)?,
             other => return Err(ModelError::UnsupportedArchitecture(other.to_string())),
         };
         spec.validate()?;
@@ -105,17 +165,33 @@ impl ArchSpec {
         self.n_head_kv * self.head_dim
     }
 
+    /// Whether layer `il` attends through the sliding window.
+    pub fn is_sliding(&self, il: usize) -> bool {
+        match self.sliding_window.as_ref().map(|sw| &sw.layers) {
+            None => false,
+            Some(SwaLayers::Period(n)) => !(il + 1).is_multiple_of(*n),
+            Some(SwaLayers::Flags(f)) => f.get(il).copied().unwrap_or(false),
+        }
+    }
+
     /// The attention of layer `il`.
     pub fn layer_attention(&self, il: usize) -> LayerAttention<'_> {
-        match &self.sliding_window {
-            Some(sw) if !(il + 1).is_multiple_of(sw.pattern) => LayerAttention {
-                rope: &sw.rope,
-                window: Some(sw.size),
-            },
-            _ => LayerAttention {
-                rope: &self.rope,
-                window: None,
-            },
+        let sliding = self.is_sliding(il);
+        let rope = match (&self.sliding_window, sliding) {
+            (Some(sw), true) => &sw.rope,
+            _ => &self.rope,
+        };
+        let rotates = match self.no_rope {
+            NoRope::Never => true,
+            NoRope::EveryNth(n) => !(il + 1).is_multiple_of(n),
+            NoRope::GlobalLayers => sliding,
+            NoRope::Always => false,
+        };
+        LayerAttention {
+            rope: rotates.then_some(rope),
+            window: sliding
+                .then(|| self.sliding_window.as_ref().map(|sw| sw.size))
+                .flatten(),
         }
     }
 
@@ -159,9 +235,12 @@ impl ArchSpec {
             );
         }
         if let Some(sw) = &self.sliding_window
-            && (sw.size == 0 || sw.pattern == 0)
+            && sw.size == 0
         {
             return bad("attention.sliding_window", "must be positive");
+        }
+        if self.no_rope == NoRope::EveryNth(0) {
+            return bad("no-RoPE layer period", "must be positive");
         }
         Ok(())
     }
@@ -238,8 +317,8 @@ mod tests {
         assert_eq!(windows[5], None);
         assert_eq!(windows[11], None);
         assert_eq!(windows[0], Some(512));
-        assert_eq!(spec.layer_attention(0).rope.freq_base, 10_000.0);
-        assert_eq!(spec.layer_attention(5).rope.freq_base, 1e6);
+        assert_eq!(spec.layer_attention(0).rope.unwrap().freq_base, 10_000.0);
+        assert_eq!(spec.layer_attention(5).rope.unwrap().freq_base, 1e6);
         assert_eq!(spec.embed_scale, Some(8.0));
         assert_eq!(spec.attn_scale, 1.0 / 32f32.sqrt());
         assert_eq!(spec.ffn, FfnKind::GeGlu);

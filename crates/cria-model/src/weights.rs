@@ -8,7 +8,7 @@ use cria_kernels::matmul::WeightRef;
 use cria_kernels::quant::dequantize_row;
 
 use crate::ModelError;
-use crate::spec::ArchSpec;
+use crate::spec::{ArchSpec, QkNorm};
 
 /// A weight matrix of `rows` x `cols` (`cols` contiguous) living in the file's tensor data.
 #[derive(Clone, Debug)]
@@ -30,6 +30,27 @@ impl Matrix {
         }
     }
 
+    /// The matrix cut into consecutive blocks of rows (a fused tensor's parts: Q, K, V or gate, up).
+    /// `None` unless the counts add up to `rows`.
+    pub fn split_rows(&self, counts: &[usize]) -> Option<Vec<Matrix>> {
+        if counts.iter().sum::<usize>() != self.rows || self.rows == 0 {
+            return None;
+        }
+        let row_bytes = self.bytes.len() / self.rows;
+        let mut start = self.bytes.start;
+        let parts = counts.iter().map(|&rows| {
+            let part = Matrix {
+                ty: self.ty,
+                rows,
+                cols: self.cols,
+                bytes: start..start + rows * row_bytes,
+            };
+            start += rows * row_bytes;
+            part
+        });
+        Some(parts.collect())
+    }
+
     /// Row `i` of the matrix, still in its block format.
     pub fn row<'a>(&self, data: &'a [u8], i: usize) -> &'a [u8] {
         let row_bytes = self.bytes.len() / self.rows;
@@ -41,7 +62,8 @@ impl Matrix {
 /// The tensors of one decoder block.
 #[derive(Clone, Debug)]
 pub struct LayerWeights {
-    pub attn_norm: Vec<f32>,
+    /// `None` for post-norm-only blocks (OLMo 2, EXAONE 4).
+    pub attn_norm: Option<Vec<f32>>,
     pub wq: Matrix,
     pub wk: Matrix,
     pub wv: Matrix,
@@ -52,7 +74,7 @@ pub struct LayerWeights {
     pub q_norm: Option<Vec<f32>>,
     pub k_norm: Option<Vec<f32>>,
     pub post_attn_norm: Option<Vec<f32>>,
-    pub ffn_norm: Vec<f32>,
+    pub ffn_norm: Option<Vec<f32>>,
     pub w_gate: Matrix,
     pub w_up: Matrix,
     pub w_down: Matrix,
@@ -69,6 +91,9 @@ pub struct Weights {
     pub output: Option<Matrix>,
     /// LLaMA-3 RoPE frequency factors, one per rotated pair.
     pub rope_freqs: Option<Vec<f32>>,
+    /// LongRoPE's factors (Phi-3): short for a sequence context within the original one, long beyond it.
+    pub rope_factors_short: Option<Vec<f32>>,
+    pub rope_factors_long: Option<Vec<f32>>,
 }
 
 struct Loader<'a> {
@@ -134,35 +159,123 @@ impl Loader<'_> {
         }
     }
 
+    /// A vector read only when `wanted`.
+    fn vector_if(
+        &self,
+        name: &str,
+        len: usize,
+        wanted: bool,
+    ) -> Result<Option<Vec<f32>>, ModelError> {
+        if wanted {
+            self.vector(name, len).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// A matrix split into row blocks of `counts` (a fused tensor).
+    fn fused(&self, name: &str, cols: usize, counts: &[usize]) -> Result<Vec<Matrix>, ModelError> {
+        let whole = self.matrix(name, cols, counts.iter().sum())?;
+        whole
+            .split_rows(counts)
+            .ok_or_else(|| ModelError::MissingTensor(name.to_string()))
+    }
+
+    /// Q, K and V: three tensors, or one fused `attn_qkv` (rows Q, then K, then V).
+    fn qkv(&self, il: usize) -> Result<[Matrix; 3], ModelError> {
+        let s = self.spec;
+        let (d, q, kv) = (s.n_embd, s.q_dim(), s.kv_dim());
+        let fused = format!("blk.{il}.attn_qkv.weight");
+        if self.file.tensor(&fused).is_some() {
+            let mut parts = self.fused(&fused, d, &[q, kv, kv])?.into_iter();
+            let mut next = || {
+                parts
+                    .next()
+                    .ok_or_else(|| ModelError::MissingTensor(fused.clone()))
+            };
+            return Ok([next()?, next()?, next()?]);
+        }
+        let n = |suffix: &str| format!("blk.{il}.{suffix}");
+        Ok([
+            self.matrix(&n("attn_q.weight"), d, q)?,
+            self.matrix(&n("attn_k.weight"), d, kv)?,
+            self.matrix(&n("attn_v.weight"), d, kv)?,
+        ])
+    }
+
+    /// Q, K and V biases: required where the spec says so, used wherever the file has them (separate or one
+    /// fused `attn_qkv.bias`).
+    fn qkv_bias(&self, il: usize) -> Result<[Option<Vec<f32>>; 3], ModelError> {
+        let s = self.spec;
+        let (q, kv) = (s.q_dim(), s.kv_dim());
+        let fused = format!("blk.{il}.attn_qkv.bias");
+        if self.file.tensor(&fused).is_some() {
+            let all = self.vector(&fused, q + 2 * kv)?;
+            let (bq, rest) = all.split_at(q);
+            let (bk, bv) = rest.split_at(kv);
+            return Ok([Some(bq.to_vec()), Some(bk.to_vec()), Some(bv.to_vec())]);
+        }
+        let bias = |name: &str, len: usize| {
+            let full = format!("blk.{il}.{name}");
+            let present = s.qkv_bias || self.file.tensor(&full).is_some();
+            self.vector_if(&full, len, present)
+        };
+        Ok([
+            bias("attn_q.bias", q)?,
+            bias("attn_k.bias", kv)?,
+            bias("attn_v.bias", kv)?,
+        ])
+    }
+
+    /// Gate and up: two tensors, or one `ffn_up` of twice the width with the gate first (Phi-3).
+    fn gate_up(&self, il: usize) -> Result<[Matrix; 2], ModelError> {
+        let (d, ff) = (self.spec.n_embd, self.spec.n_ff);
+        let up = format!("blk.{il}.ffn_up.weight");
+        let gate = format!("blk.{il}.ffn_gate.weight");
+        if self.file.tensor(&gate).is_none()
+            && let Some(t) = self.file.tensor(&up)
+            && t.shape() == [d as u64, 2 * ff as u64]
+        {
+            let mut parts = self.fused(&up, d, &[ff, ff])?.into_iter();
+            let mut next = || {
+                parts
+                    .next()
+                    .ok_or_else(|| ModelError::MissingTensor(up.clone()))
+            };
+            return Ok([next()?, next()?]);
+        }
+        Ok([self.matrix(&gate, d, ff)?, self.matrix(&up, d, ff)?])
+    }
+
     fn layer(&self, il: usize) -> Result<LayerWeights, ModelError> {
         let s = self.spec;
         let n = |suffix: &str| format!("blk.{il}.{suffix}");
         let (d, q, kv, ff) = (s.n_embd, s.q_dim(), s.kv_dim(), s.n_ff);
-        let required =
-            |name: &str, len: usize, wanted: bool| -> Result<Option<Vec<f32>>, ModelError> {
-                if wanted {
-                    self.vector(&n(name), len).map(Some)
-                } else {
-                    Ok(None)
-                }
-            };
+        let (q_norm_len, k_norm_len) = match s.qk_norm {
+            QkNorm::Full => (q, kv),
+            _ => (s.head_dim, s.head_dim),
+        };
+        let qk_norm = s.qk_norm != QkNorm::None;
+        let [wq, wk, wv] = self.qkv(il)?;
+        let [q_bias, k_bias, v_bias] = self.qkv_bias(il)?;
+        let [w_gate, w_up] = self.gate_up(il)?;
         Ok(LayerWeights {
-            attn_norm: self.vector(&n("attn_norm.weight"), d)?,
-            wq: self.matrix(&n("attn_q.weight"), d, q)?,
-            wk: self.matrix(&n("attn_k.weight"), d, kv)?,
-            wv: self.matrix(&n("attn_v.weight"), d, kv)?,
+            attn_norm: self.vector_if(&n("attn_norm.weight"), d, s.pre_norms)?,
+            wq,
+            wk,
+            wv,
             wo: self.matrix(&n("attn_output.weight"), q, d)?,
-            q_bias: required("attn_q.bias", q, s.qkv_bias)?,
-            k_bias: required("attn_k.bias", kv, s.qkv_bias)?,
-            v_bias: required("attn_v.bias", kv, s.qkv_bias)?,
-            q_norm: required("attn_q_norm.weight", s.head_dim, s.qk_norm)?,
-            k_norm: required("attn_k_norm.weight", s.head_dim, s.qk_norm)?,
-            post_attn_norm: required("post_attention_norm.weight", d, s.post_norms)?,
-            ffn_norm: self.vector(&n("ffn_norm.weight"), d)?,
-            w_gate: self.matrix(&n("ffn_gate.weight"), d, ff)?,
-            w_up: self.matrix(&n("ffn_up.weight"), d, ff)?,
+            q_bias,
+            k_bias,
+            v_bias,
+            q_norm: self.vector_if(&n("attn_q_norm.weight"), q_norm_len, qk_norm)?,
+            k_norm: self.vector_if(&n("attn_k_norm.weight"), k_norm_len, qk_norm)?,
+            post_attn_norm: self.vector_if(&n("post_attention_norm.weight"), d, s.post_norms)?,
+            ffn_norm: self.vector_if(&n("ffn_norm.weight"), d, s.pre_norms)?,
+            w_gate,
+            w_up,
             w_down: self.matrix(&n("ffn_down.weight"), ff, d)?,
-            post_ffn_norm: required("post_ffw_norm.weight", d, s.post_norms)?,
+            post_ffn_norm: self.vector_if(&n("post_ffw_norm.weight"), d, s.post_norms)?,
         })
     }
 }
@@ -184,6 +297,10 @@ impl Weights {
             output_norm: l.vector("output_norm.weight", spec.n_embd)?,
             output,
             rope_freqs: l.optional_vector("rope_freqs.weight", spec.rope.n_rot / 2)?,
+            rope_factors_short: l
+                .optional_vector("rope_factors_short.weight", spec.rope.n_rot / 2)?,
+            rope_factors_long: l
+                .optional_vector("rope_factors_long.weight", spec.rope.n_rot / 2)?,
         })
     }
 
