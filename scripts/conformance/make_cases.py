@@ -141,7 +141,9 @@ def write_case(case: Case, path: Path) -> None:
     w.add_float32(f"{a}.attention.layer_norm_rms_epsilon", 1e-6)
     for key, value in case.keys.items():
         full = key if key.startswith(("general.", "tokenizer.")) else f"{a}.{key}"
-        if isinstance(value, str):
+        if isinstance(value, list):
+            w.add_array(full, value)
+        elif isinstance(value, str):
             w.add_string(full, value)
         elif isinstance(value, bool):
             w.add_bool(full, value)
@@ -272,6 +274,25 @@ def cases() -> list[Case]:
         Case("smollm3", "smollm3", n_layer=4, tied=True),
         Case("exaone", "exaone", rope_freqs=True, keys={"rope.freq_base": 1e6}),
         Case("exaone4", "exaone4", n_head_kv=2, qk_norm="head", pre_norms=False, post_norms=True, n_head=4),
+        # llama.cpp turns on EXAONE 4's hybrid attention at 64 layers only: 3 sliding layers with RoPE, then a
+        # global one without, from the per-layer flags. Narrow so 64 layers stay small.
+        Case(
+            "exaone4_hybrid",
+            "exaone4",
+            n_layer=64,
+            n_embd=16,
+            n_head=2,
+            n_head_kv=1,
+            head_dim=8,
+            n_ff=32,
+            qk_norm="head",
+            pre_norms=False,
+            post_norms=True,
+            keys={
+                "attention.sliding_window": 8,
+                "attention.sliding_window_pattern": [True, True, True, False] * 16,
+            },
+        ),
     ]
 
 
