@@ -1,5 +1,5 @@
 //! The transformer: `ArchSpec` (an architecture as data), weights read from GGUF, the KV cache, and one
-//! forward pass shared by llama, qwen2 and gemma3.
+//! forward pass shared by every architecture (`spec::SUPPORTED_ARCHITECTURES`).
 
 pub mod arch;
 mod error;

@@ -325,6 +325,79 @@ mod tests {
     }
 
     #[test]
+    fn unsupported_architecture_error_lists_the_supported_ones() {
+        let err = ArchSpec::from_gguf(&file_with("mamba", &[])).unwrap_err();
+        for name in SUPPORTED_ARCHITECTURES {
+            assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn yarn_interpolates_by_the_factor_from_the_original_context() {
+        let extra = [
+            ("rope.scaling.type", Value::String("yarn".into())),
+            ("rope.scaling.factor", Value::F32(4.0)),
+            ("rope.scaling.original_context_length", Value::U32(64)),
+        ];
+        let spec = ArchSpec::from_gguf(&file_with("qwen3", &extra)).unwrap();
+        assert!(spec.rope.yarn);
+        assert_eq!(spec.rope.freq_scale, 0.25);
+        assert_eq!(spec.rope.n_ctx_orig, 64);
+        // llama.cpp's context divides YaRN's magnitude factor back out; the kernel multiplies it in.
+        assert!((spec.rope.attn_factor - 1.0).abs() < 1e-6);
+        assert_eq!(spec.qk_norm, QkNorm::PerHead);
+    }
+
+    #[test]
+    fn gemma2_defaults_follow_llama_cpp() {
+        let mut spec = ArchSpec::from_gguf(&file_with("gemma2", &[])).unwrap();
+        spec.n_layer = 4;
+        assert_eq!(spec.attn_softcap, Some(50.0));
+        assert_eq!(spec.final_logit_softcap, Some(30.0));
+        let windows: Vec<_> = (0..4).map(|il| spec.layer_attention(il).window).collect();
+        assert_eq!(windows, [Some(4096), None, Some(4096), None]);
+        assert!(spec.post_norms && spec.pre_norms);
+    }
+
+    #[test]
+    fn smollm3_skips_rope_on_every_fourth_layer() {
+        let mut spec = ArchSpec::from_gguf(&file_with("smollm3", &[])).unwrap();
+        spec.n_layer = 8;
+        let rotates: Vec<_> = (0..8)
+            .map(|il| spec.layer_attention(il).rope.is_some())
+            .collect();
+        assert_eq!(rotates, [true, true, true, false, true, true, true, false]);
+    }
+
+    #[test]
+    fn granite_needs_its_logit_scale() {
+        let err = ArchSpec::from_gguf(&file_with("granite", &[])).unwrap_err();
+        assert!(err.to_string().contains("logit_scale"), "{err}");
+        let extra = [
+            ("logit_scale", Value::F32(8.0)),
+            ("residual_scale", Value::F32(0.22)),
+        ];
+        let spec = ArchSpec::from_gguf(&file_with("granite", &extra)).unwrap();
+        assert_eq!(
+            (spec.logit_scale, spec.residual_scale),
+            (Some(8.0), Some(0.22))
+        );
+    }
+
+    #[test]
+    fn olmo2_and_exaone4_only_post_norm() {
+        for (arch, qk) in [("olmo2", QkNorm::Full), ("exaone4", QkNorm::PerHead)] {
+            let spec = ArchSpec::from_gguf(&file_with(arch, &[])).unwrap();
+            assert!(!spec.pre_norms && spec.post_norms, "{arch}");
+            assert_eq!(spec.qk_norm, qk, "{arch}");
+            assert!(
+                spec.sliding_window.is_none(),
+                "{arch}: hybrid only at 64 layers"
+            );
+        }
+    }
+
+    #[test]
     fn linear_rope_scaling_divides_positions() {
         let extra = [
             ("rope.scaling.type", Value::String("linear".into())),
