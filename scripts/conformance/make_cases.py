@@ -79,6 +79,12 @@ class Case:
     fused_qkv: bool = False
     # phi3: one `ffn_up` of 2*n_ff rows (gate first), no `ffn_gate`.
     fused_up: bool = False
+    # Mixture of experts: `n_expert` stacked experts of width `n_ff_exp`, `n_expert_used` chosen per token;
+    # `n_ff_shared`: Qwen2-MoE's shared expert behind a sigmoid gate.
+    n_expert: int = 0
+    n_expert_used: int = 0
+    n_ff_exp: int | None = None
+    n_ff_shared: int | None = None
     rope_freqs: bool = False
     long_rope: bool = False
     seed: int = 0
@@ -139,6 +145,13 @@ def write_case(case: Case, path: Path) -> None:
     w.add_uint32(f"{a}.attention.value_length", hd)
     w.add_uint32(f"{a}.rope.dimension_count", n_rot)
     w.add_float32(f"{a}.attention.layer_norm_rms_epsilon", 1e-6)
+    if case.n_expert:
+        w.add_uint32(f"{a}.expert_count", case.n_expert)
+        w.add_uint32(f"{a}.expert_used_count", case.n_expert_used)
+    if case.n_ff_exp:
+        w.add_uint32(f"{a}.expert_feed_forward_length", case.n_ff_exp)
+    if case.n_ff_shared:
+        w.add_uint32(f"{a}.expert_shared_feed_forward_length", case.n_ff_shared)
     for key, value in case.keys.items():
         full = key if key.startswith(("general.", "tokenizer.")) else f"{a}.{key}"
         if isinstance(value, list):
@@ -191,16 +204,36 @@ def write_case(case: Case, path: Path) -> None:
             w.add_tensor(p + "post_ffw_norm.weight", norm(e, case.post_norm_gain))
         if case.pre_norms:
             w.add_tensor(p + "ffn_norm.weight", norm(e))
-        if case.fused_up:
+        if case.n_expert:
+            add_experts(w, p, case, mat)
+        elif case.fused_up:
             w.add_tensor(p + "ffn_up.weight", mat(2 * ff, e))
         else:
             w.add_tensor(p + "ffn_gate.weight", mat(ff, e))
             w.add_tensor(p + "ffn_up.weight", mat(ff, e))
-        w.add_tensor(p + "ffn_down.weight", mat(e, ff))
+        if not case.n_expert:
+            w.add_tensor(p + "ffn_down.weight", mat(e, ff))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
+
+
+def add_experts(w: GGUFWriter, p: str, case: Case, mat) -> None:
+    """The router (F32, as in real files), the stacked experts and the shared expert of one layer."""
+    e, x = case.n_embd, case.n_expert
+    ff = case.n_ff_exp or case.n_ff
+    # A router 4x the usual scale: clear choices, so a rounding difference rarely swaps an expert.
+    w.add_tensor(p + "ffn_gate_inp.weight", 4.0 * mat(x, e))
+    w.add_tensor(p + "ffn_gate_exps.weight", np.stack([mat(ff, e) for _ in range(x)]))
+    w.add_tensor(p + "ffn_up_exps.weight", np.stack([mat(ff, e) for _ in range(x)]))
+    w.add_tensor(p + "ffn_down_exps.weight", np.stack([mat(e, ff) for _ in range(x)]))
+    if case.n_ff_shared:
+        sff = case.n_ff_shared
+        w.add_tensor(p + "ffn_gate_inp_shexp.weight", mat(1, e)[0])
+        w.add_tensor(p + "ffn_gate_shexp.weight", mat(sff, e))
+        w.add_tensor(p + "ffn_up_shexp.weight", mat(sff, e))
+        w.add_tensor(p + "ffn_down_shexp.weight", mat(e, sff))
 
 
 def cases() -> list[Case]:
@@ -274,6 +307,28 @@ def cases() -> list[Case]:
         Case("smollm3", "smollm3", n_layer=4, tied=True),
         Case("exaone", "exaone", rope_freqs=True, keys={"rope.freq_base": 1e6}),
         Case("exaone4", "exaone4", n_head_kv=2, qk_norm="head", pre_norms=False, post_norms=True, n_head=4),
+        # Mixtral: llama with 8 experts as wide as feed_forward_length, 2 chosen and renormalized.
+        Case("llama_moe", "llama", n_ff=64, n_expert=8, n_expert_used=2),
+        Case(
+            "qwen3moe",
+            "qwen3moe",
+            head_dim=32,
+            qk_norm="head",
+            n_expert=8,
+            n_expert_used=2,
+            n_ff_exp=64,
+            keys={"rope.freq_base": 1e6},
+        ),
+        # Qwen2-MoE: weights not renormalized, a shared expert behind a sigmoid gate; attn_output {E, E}.
+        Case(
+            "qwen2moe",
+            "qwen2moe",
+            qkv_bias=True,
+            n_expert=4,
+            n_expert_used=2,
+            n_ff_exp=64,
+            n_ff_shared=96,
+        ),
         # llama.cpp turns on EXAONE 4's hybrid attention at 64 layers only: 3 sliding layers with RoPE, then a
         # global one without, from the per-layer flags. Narrow so 64 layers stay small.
         Case(

@@ -6,6 +6,7 @@ mod error;
 mod fused;
 mod kv_cache;
 mod model;
+mod moe;
 mod runner;
 pub mod spec;
 mod weights;

@@ -9,7 +9,7 @@ use crate::ModelError;
 use crate::arch::{YARN_BETA_FAST, YARN_BETA_SLOW};
 use crate::kv_cache::KvCache;
 use crate::spec::{ArchSpec, RopeKind, RopeSpec};
-use crate::weights::Weights;
+use crate::weights::{FfnWeights, Weights};
 
 /// An immutable model, shareable across threads; run it with a [`crate::Runner`].
 pub struct Model {
@@ -91,10 +91,22 @@ impl Model {
             .layers
             .iter()
             .map(|l| {
-                [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]
-                    .iter()
-                    .map(|m| m.view(self.file.data()).data.len())
-                    .sum::<usize>()
+                let attn = [&l.wq, &l.wk, &l.wv, &l.wo];
+                let bytes = |m: &&crate::weights::Matrix| m.view(self.file.data()).data.len();
+                let ffn: usize = match &l.ffn {
+                    // A token reads the router and its k experts (and the shared one).
+                    FfnWeights::Experts(e) => {
+                        let k = e.spec.n_expert_used;
+                        let one = bytes(&&e.gate[0]) + bytes(&&e.up[0]) + bytes(&&e.down[0]);
+                        let shared = e
+                            .shared
+                            .as_ref()
+                            .map_or(0, |s| bytes(&&s.gate) + bytes(&&s.up) + bytes(&&s.down));
+                        bytes(&&e.router) + k * one + shared
+                    }
+                    dense => dense.matrices().iter().map(bytes).sum(),
+                };
+                attn.iter().map(bytes).sum::<usize>() + ffn
             })
             .sum();
         layers + w.output_matrix().view(self.file.data()).data.len()

@@ -13,7 +13,9 @@ use crate::ModelError;
 use crate::fused::{FusedScratch, matmul_fused};
 use crate::kv_cache::KvCache;
 use crate::model::Model;
+use crate::moe::{MoeScratch, moe_ffn};
 use crate::spec::{ArchSpec, FfnKind, QkNorm};
+use crate::weights::{FfnWeights, Matrix};
 
 /// Which logits a sequence wants back from a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +55,7 @@ struct Scratch {
     up: Vec<f32>,
     quant: Vec<u8>,
     fused: FusedScratch,
+    moe: MoeScratch,
     /// Per stacked token: its sequence and the cache positions it attends to (this layer's window).
     query_rows: Vec<QueryRow>,
     logits: Vec<f32>,
@@ -192,46 +195,24 @@ impl Runner {
     fn ffn_block(&mut self, model: &Model, il: usize, n_tok: usize) {
         let spec = model.spec();
         let lw = &model.weights().layers[il];
-        let (d, ff) = (spec.n_embd, spec.n_ff);
-        let data = model.data();
+        let d = spec.n_embd;
         let s = &mut self.scratch;
         let xn = resized(&mut s.xn, n_tok * d);
         norm_rows(&self.pool, &s.x, lw.ffn_norm.as_deref(), spec.norm_eps, xn);
-        let mats = [lw.w_gate.view(data), lw.w_up.view(data)];
-        let gate = resized(&mut s.gate, n_tok * ff);
-        let up = resized(&mut s.up, n_tok * ff);
-        matmul_fused(
-            &self.pool,
-            &mats,
-            &s.xn,
-            n_tok,
-            &mut [&mut *gate, &mut *up],
-            &mut s.fused,
-        );
-        let (gate, up) = (&*gate, &*up);
-        // `attn` is free until the next layer's attention: it holds the gated activation.
-        let act = resized(&mut s.attn, n_tok * ff);
-        for_rows(&self.pool, act, ff, &|t, row| {
-            let (g, u) = (&gate[t * ff..(t + 1) * ff], &up[t * ff..(t + 1) * ff]);
-            match spec.ffn {
-                FfnKind::SwiGlu => ops::silu_mul(g, u, row),
-                FfnKind::GeGlu => ops::gelu_mul(g, u, row),
-            }
-        });
         let down = resized(&mut s.proj, n_tok * d);
-        let w_down = [lw.w_down.view(data)];
-        matmul_fused(
-            &self.pool,
-            &w_down,
-            &s.attn,
-            n_tok,
-            &mut [&mut *down],
-            &mut s.fused,
-        );
+        match &lw.ffn {
+            FfnWeights::Experts(w) => {
+                moe_ffn(&self.pool, model.data(), w, &s.xn, n_tok, down, &mut s.moe);
+            }
+            FfnWeights::Dense { gate, up, down: w } => {
+                let ffn = DenseFfn { gate, up, down: w };
+                dense_ffn(&self.pool, model, ffn, n_tok, s);
+            }
+        }
         residual_add(
             &self.pool,
             &mut s.x,
-            down,
+            &mut s.proj,
             d,
             lw.post_ffn_norm.as_deref(),
             spec,
@@ -321,6 +302,51 @@ impl Runner {
             })
             .collect()
     }
+}
+
+/// A dense FFN's three matrices.
+struct DenseFfn<'a> {
+    gate: &'a Matrix,
+    up: &'a Matrix,
+    down: &'a Matrix,
+}
+
+/// `s.proj` = the gated FFN of `s.xn`, every token through the same matrices.
+fn dense_ffn(pool: &ThreadPool, model: &Model, w: DenseFfn<'_>, n_tok: usize, s: &mut Scratch) {
+    let spec = model.spec();
+    let (d, ff) = (spec.n_embd, spec.n_ff);
+    let data = model.data();
+    let mats = [w.gate.view(data), w.up.view(data)];
+    let gate = resized(&mut s.gate, n_tok * ff);
+    let up = resized(&mut s.up, n_tok * ff);
+    matmul_fused(
+        pool,
+        &mats,
+        &s.xn,
+        n_tok,
+        &mut [&mut *gate, &mut *up],
+        &mut s.fused,
+    );
+    let (gate, up) = (&*gate, &*up);
+    // `attn` is free until the next layer's attention: it holds the gated activation.
+    let act = resized(&mut s.attn, n_tok * ff);
+    for_rows(pool, act, ff, &|t, row| {
+        let (g, u) = (&gate[t * ff..(t + 1) * ff], &up[t * ff..(t + 1) * ff]);
+        match spec.ffn {
+            FfnKind::SwiGlu => ops::silu_mul(g, u, row),
+            FfnKind::GeGlu => ops::gelu_mul(g, u, row),
+        }
+    });
+    let down = resized(&mut s.proj, n_tok * d);
+    let w_down = [w.down.view(data)];
+    matmul_fused(
+        pool,
+        &w_down,
+        &s.attn,
+        n_tok,
+        &mut [&mut *down],
+        &mut s.fused,
+    );
 }
 
 /// Checks the batch and lists every token's sequence and position.

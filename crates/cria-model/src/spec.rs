@@ -82,6 +82,22 @@ pub enum QkNorm {
     Full,
 }
 
+/// A mixture-of-experts FFN in place of the dense one (llama.cpp's `build_moe_ffn`, softmax gating).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MoeSpec {
+    pub n_expert: usize,
+    /// Experts each token runs (`expert_used_count`, top-k of the router's probabilities).
+    pub n_expert_used: usize,
+    /// Hidden width of one expert.
+    pub n_ff_exp: usize,
+    /// The chosen experts' probabilities are divided by their sum (Mixtral, Qwen3-MoE; not Qwen2-MoE).
+    pub norm_weights: bool,
+    /// The weights are multiplied by this (`expert_weights_scale`, where not 0 or 1).
+    pub weights_scale: Option<f32>,
+    /// Hidden width of the shared expert every token also runs, gated by a sigmoid (Qwen2-MoE).
+    pub n_ff_shared: Option<usize>,
+}
+
 /// A declarative description of a decoder-only transformer, made from GGUF metadata.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ArchSpec {
@@ -99,6 +115,8 @@ pub struct ArchSpec {
     pub sliding_window: Option<SlidingWindow>,
     pub no_rope: NoRope,
     pub ffn: FfnKind,
+    /// Experts in place of the dense FFN, in every layer.
+    pub moe: Option<MoeSpec>,
     /// Q, K and V projections carry biases (Qwen2). Other architectures use them when the file has them.
     pub qkv_bias: bool,
     pub qk_norm: QkNorm,
@@ -129,8 +147,8 @@ pub struct LayerAttention<'a> {
 
 /// The architectures [`ArchSpec::from_gguf`] reads.
 pub const SUPPORTED_ARCHITECTURES: &[&str] = &[
-    "llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3", "granite", "olmo2", "smollm3", "exaone",
-    "exaone4",
+    "llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3", "granite",
+    "olmo2", "smollm3", "exaone", "exaone4",
 ];
 
 impl ArchSpec {
@@ -141,6 +159,8 @@ impl ArchSpec {
             "llama" => arch::llama::spec(file)?,
             "qwen2" => arch::qwen2::spec(file)?,
             "qwen3" => arch::qwen2::spec_qwen3(file)?,
+            "qwen2moe" => arch::qwen2::spec_qwen2moe(file)?,
+            "qwen3moe" => arch::qwen2::spec_qwen3moe(file)?,
             "gemma2" => arch::gemma2::spec(file)?,
             "gemma3" => arch::gemma3::spec(file)?,
             "phi3" => arch::phi3::spec(file)?,
@@ -238,6 +258,14 @@ impl ArchSpec {
             && sw.size == 0
         {
             return bad("attention.sliding_window", "must be positive");
+        }
+        if let Some(m) = &self.moe
+            && (m.n_expert_used == 0 || m.n_expert_used > m.n_expert || m.n_ff_exp == 0)
+        {
+            return bad(
+                "expert_used_count",
+                "must be between 1 and expert_count, with a positive expert width",
+            );
         }
         if self.no_rope == NoRope::EveryNth(0) {
             return bad("no-RoPE layer period", "must be positive");
@@ -395,6 +423,36 @@ mod tests {
                 "{arch}: hybrid only at 64 layers"
             );
         }
+    }
+
+    #[test]
+    fn moe_architectures_read_their_experts() {
+        let experts = [
+            ("expert_count", Value::U32(8)),
+            ("expert_used_count", Value::U32(2)),
+        ];
+        let llama = ArchSpec::from_gguf(&file_with("llama", &experts)).unwrap();
+        let m = llama.moe.unwrap();
+        // Mixtral: experts as wide as feed_forward_length, weights renormalized.
+        assert_eq!((m.n_expert, m.n_expert_used, m.n_ff_exp), (8, 2, 128));
+        assert!(m.norm_weights && m.n_ff_shared.is_none());
+        let q3 = ArchSpec::from_gguf(&file_with("qwen3moe", &experts)).unwrap();
+        assert_eq!(
+            q3.moe.unwrap().n_ff_exp,
+            64,
+            "n_ff / k without expert_feed_forward_length"
+        );
+        let q2 = ArchSpec::from_gguf(&file_with("qwen2moe", &experts)).unwrap();
+        let m = q2.moe.unwrap();
+        assert!(!m.norm_weights && q2.qkv_bias);
+        assert_eq!(m.n_ff_shared, Some(128));
+        let err = ArchSpec::from_gguf(&file_with("qwen3moe", &[])).unwrap_err();
+        assert!(err.to_string().contains("expert_count"), "{err}");
+        let too_many = [
+            ("expert_count", Value::U32(2)),
+            ("expert_used_count", Value::U32(3)),
+        ];
+        assert!(ArchSpec::from_gguf(&file_with("llama", &too_many)).is_err());
     }
 
     #[test]

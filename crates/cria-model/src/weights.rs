@@ -8,7 +8,7 @@ use cria_kernels::matmul::WeightRef;
 use cria_kernels::quant::dequantize_row;
 
 use crate::ModelError;
-use crate::spec::{ArchSpec, QkNorm};
+use crate::spec::{ArchSpec, MoeSpec, QkNorm};
 
 /// A weight matrix of `rows` x `cols` (`cols` contiguous) living in the file's tensor data.
 #[derive(Clone, Debug)]
@@ -75,10 +75,58 @@ pub struct LayerWeights {
     pub k_norm: Option<Vec<f32>>,
     pub post_attn_norm: Option<Vec<f32>>,
     pub ffn_norm: Option<Vec<f32>>,
-    pub w_gate: Matrix,
-    pub w_up: Matrix,
-    pub w_down: Matrix,
+    pub ffn: FfnWeights,
     pub post_ffn_norm: Option<Vec<f32>>,
+}
+
+/// The feed-forward network of one block.
+#[derive(Clone, Debug)]
+pub enum FfnWeights {
+    Dense {
+        gate: Matrix,
+        up: Matrix,
+        down: Matrix,
+    },
+    Experts(ExpertWeights),
+}
+
+impl FfnWeights {
+    /// Every matrix of the FFN (all experts).
+    pub fn matrices(&self) -> Vec<&Matrix> {
+        match self {
+            FfnWeights::Dense { gate, up, down } => vec![gate, up, down],
+            FfnWeights::Experts(e) => {
+                let mut all = vec![&e.router];
+                all.extend(e.gate.iter().chain(&e.up).chain(&e.down));
+                if let Some(s) = &e.shared {
+                    all.extend([&s.gate, &s.up, &s.down]);
+                }
+                all
+            }
+        }
+    }
+}
+
+/// A mixture of experts: the router and each expert's matrices (views into the stacked 3-D tensors).
+#[derive(Clone, Debug)]
+pub struct ExpertWeights {
+    /// How the router picks and weighs them (the spec's, kept beside the weights it describes).
+    pub spec: MoeSpec,
+    /// `n_expert` rows: one logit per expert.
+    pub router: Matrix,
+    pub gate: Vec<Matrix>,
+    pub up: Vec<Matrix>,
+    pub down: Vec<Matrix>,
+    pub shared: Option<SharedExpert>,
+}
+
+/// Qwen2-MoE's shared expert and its sigmoid gate (`ffn_gate_inp_shexp`, one weight per input).
+#[derive(Clone, Debug)]
+pub struct SharedExpert {
+    pub gate_inp: Vec<f32>,
+    pub gate: Matrix,
+    pub up: Matrix,
+    pub down: Matrix,
 }
 
 /// Every tensor the forward pass reads.
@@ -247,10 +295,68 @@ impl Loader<'_> {
         Ok([self.matrix(&gate, d, ff)?, self.matrix(&up, d, ff)?])
     }
 
+    /// A stacked 3-D tensor `{cols, rows, n}` as its `n` matrices.
+    fn experts(
+        &self,
+        name: &str,
+        cols: usize,
+        rows: usize,
+        n: usize,
+    ) -> Result<Vec<Matrix>, ModelError> {
+        let t = self.tensor(name)?;
+        let expected = [cols as u64, rows as u64, n as u64];
+        if t.shape() != expected {
+            return Err(ModelError::BadShape {
+                name: name.to_string(),
+                expected: expected.to_vec(),
+                found: t.shape().to_vec(),
+            });
+        }
+        let start =
+            usize::try_from(t.info.offset).map_err(|_| ModelError::MissingTensor(name.into()))?;
+        let whole = Matrix {
+            ty: t.ty(),
+            rows: rows * n,
+            cols,
+            bytes: start..start + t.data.len(),
+        };
+        whole
+            .split_rows(&vec![rows; n])
+            .ok_or_else(|| ModelError::MissingTensor(name.to_string()))
+    }
+
+    fn ffn(&self, il: usize) -> Result<FfnWeights, ModelError> {
+        let Some(moe) = &self.spec.moe else {
+            let [gate, up] = self.gate_up(il)?;
+            let down = format!("blk.{il}.ffn_down.weight");
+            let down = self.matrix(&down, self.spec.n_ff, self.spec.n_embd)?;
+            return Ok(FfnWeights::Dense { gate, up, down });
+        };
+        let n = |suffix: &str| format!("blk.{il}.{suffix}");
+        let (d, ff, x) = (self.spec.n_embd, moe.n_ff_exp, moe.n_expert);
+        let shared = match moe.n_ff_shared {
+            Some(sff) => Some(SharedExpert {
+                gate_inp: self.vector(&n("ffn_gate_inp_shexp.weight"), d)?,
+                gate: self.matrix(&n("ffn_gate_shexp.weight"), d, sff)?,
+                up: self.matrix(&n("ffn_up_shexp.weight"), d, sff)?,
+                down: self.matrix(&n("ffn_down_shexp.weight"), sff, d)?,
+            }),
+            None => None,
+        };
+        Ok(FfnWeights::Experts(ExpertWeights {
+            spec: moe.clone(),
+            router: self.matrix(&n("ffn_gate_inp.weight"), d, x)?,
+            gate: self.experts(&n("ffn_gate_exps.weight"), d, ff, x)?,
+            up: self.experts(&n("ffn_up_exps.weight"), d, ff, x)?,
+            down: self.experts(&n("ffn_down_exps.weight"), ff, d, x)?,
+            shared,
+        }))
+    }
+
     fn layer(&self, il: usize) -> Result<LayerWeights, ModelError> {
         let s = self.spec;
         let n = |suffix: &str| format!("blk.{il}.{suffix}");
-        let (d, q, kv, ff) = (s.n_embd, s.q_dim(), s.kv_dim(), s.n_ff);
+        let (d, q, kv) = (s.n_embd, s.q_dim(), s.kv_dim());
         let (q_norm_len, k_norm_len) = match s.qk_norm {
             QkNorm::Full => (q, kv),
             _ => (s.head_dim, s.head_dim),
@@ -258,7 +364,6 @@ impl Loader<'_> {
         let qk_norm = s.qk_norm != QkNorm::None;
         let [wq, wk, wv] = self.qkv(il)?;
         let [q_bias, k_bias, v_bias] = self.qkv_bias(il)?;
-        let [w_gate, w_up] = self.gate_up(il)?;
         Ok(LayerWeights {
             attn_norm: self.vector_if(&n("attn_norm.weight"), d, s.pre_norms)?,
             wq,
@@ -272,9 +377,7 @@ impl Loader<'_> {
             k_norm: self.vector_if(&n("attn_k_norm.weight"), k_norm_len, qk_norm)?,
             post_attn_norm: self.vector_if(&n("post_attention_norm.weight"), d, s.post_norms)?,
             ffn_norm: self.vector_if(&n("ffn_norm.weight"), d, s.pre_norms)?,
-            w_gate,
-            w_up,
-            w_down: self.matrix(&n("ffn_down.weight"), ff, d)?,
+            ffn: self.ffn(il)?,
             post_ffn_norm: self.vector_if(&n("post_ffw_norm.weight"), d, s.post_norms)?,
         })
     }

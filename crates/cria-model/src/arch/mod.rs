@@ -10,7 +10,7 @@ pub mod qwen2;
 use cria_gguf::{GgufError, GgufFile, Value};
 
 use crate::ModelError;
-use crate::spec::{ArchSpec, FfnKind, NoRope, QkNorm, RopeKind, RopeSpec, SwaLayers};
+use crate::spec::{ArchSpec, FfnKind, MoeSpec, NoRope, QkNorm, RopeKind, RopeSpec, SwaLayers};
 
 /// Reads `{arch}.{key}` as a count.
 fn count(file: &GgufFile, arch: &str, key: &str) -> Result<usize, ModelError> {
@@ -154,6 +154,26 @@ fn rope_spec(
     })
 }
 
+/// Experts where `{arch}.expert_count` > 0: `expert_used_count` of them a token, each as wide as
+/// `expert_feed_forward_length` (else `feed_forward_length`), weights renormalized (architectures that do not
+/// renormalize say so afterwards).
+fn moe_spec(file: &GgufFile, arch: &str) -> Result<Option<MoeSpec>, ModelError> {
+    let n_expert = count_or(file, arch, "expert_count", 0)?;
+    if n_expert == 0 {
+        return Ok(None);
+    }
+    let n_ff = count(file, arch, "feed_forward_length")?;
+    Ok(Some(MoeSpec {
+        n_expert,
+        n_expert_used: count_or(file, arch, "expert_used_count", 0)?,
+        n_ff_exp: count_or(file, arch, "expert_feed_forward_length", n_ff)?,
+        norm_weights: true,
+        weights_scale: float_opt(file, arch, "expert_weights_scale")?
+            .filter(|s| *s != 0.0 && *s != 1.0),
+        n_ff_shared: None,
+    }))
+}
+
 /// The hyperparameters every LLaMA-like architecture stores under the same keys.
 fn base(file: &GgufFile, arch: &str, ffn: FfnKind, rope: RopeKind) -> Result<ArchSpec, ModelError> {
     let n_embd = count(file, arch, "embedding_length")?;
@@ -177,6 +197,7 @@ fn base(file: &GgufFile, arch: &str, ffn: FfnKind, rope: RopeKind) -> Result<Arc
         sliding_window: None,
         no_rope: NoRope::Never,
         ffn,
+        moe: moe_spec(file, arch)?,
         qkv_bias: false,
         qk_norm: QkNorm::None,
         pre_norms: true,
