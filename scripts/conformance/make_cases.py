@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from gguf import GGUFWriter
+from gguf import GGMLQuantizationType, GGUFWriter, quants
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO / "testdata" / "conformance"
@@ -85,6 +85,8 @@ class Case:
     n_expert_used: int = 0
     n_ff_exp: int | None = None
     n_ff_shared: int | None = None
+    # The experts' matrices in this format (quantized by the `gguf` package), else F32.
+    expert_type: str | None = None
     rope_freqs: bool = False
     long_rope: bool = False
     seed: int = 0
@@ -225,9 +227,13 @@ def add_experts(w: GGUFWriter, p: str, case: Case, mat) -> None:
     ff = case.n_ff_exp or case.n_ff
     # A router 4x the usual scale: clear choices, so a rounding difference rarely swaps an expert.
     w.add_tensor(p + "ffn_gate_inp.weight", 4.0 * mat(x, e))
-    w.add_tensor(p + "ffn_gate_exps.weight", np.stack([mat(ff, e) for _ in range(x)]))
-    w.add_tensor(p + "ffn_up_exps.weight", np.stack([mat(ff, e) for _ in range(x)]))
-    w.add_tensor(p + "ffn_down_exps.weight", np.stack([mat(e, ff) for _ in range(x)]))
+    for name, rows, cols in [("gate", ff, e), ("up", ff, e), ("down", e, ff)]:
+        stacked = np.stack([mat(rows, cols) for _ in range(x)])
+        if case.expert_type:
+            qtype = GGMLQuantizationType[case.expert_type]
+            w.add_tensor(p + f"ffn_{name}_exps.weight", quants.quantize(stacked, qtype), raw_dtype=qtype)
+        else:
+            w.add_tensor(p + f"ffn_{name}_exps.weight", stacked)
     if case.n_ff_shared:
         sff = case.n_ff_shared
         w.add_tensor(p + "ffn_gate_inp_shexp.weight", mat(1, e)[0])
@@ -319,6 +325,18 @@ def cases() -> list[Case]:
             n_ff_exp=64,
             keys={"rope.freq_base": 1e6},
         ),
+        # Quantized experts: each expert is a row range of a Q8_0 / Q4_0 3-D tensor.
+        Case(
+            "qwen3moe_q8_0",
+            "qwen3moe",
+            head_dim=32,
+            qk_norm="head",
+            n_expert=8,
+            n_expert_used=2,
+            n_ff_exp=64,
+            expert_type="Q8_0",
+        ),
+        Case("llama_moe_q4_0", "llama", n_ff=64, n_expert=8, n_expert_used=2, expert_type="Q4_0"),
         # Qwen2-MoE: weights not renormalized, a shared expert behind a sigmoid gate; attn_output {E, E}.
         Case(
             "qwen2moe",

@@ -63,7 +63,13 @@ fn assert_close(what: &str, a: &[f32], b: &[f32]) {
 
 #[test]
 fn moe_logits_do_not_depend_on_who_shares_the_step() {
-    for case in ["llama_moe", "qwen3moe", "qwen2moe"] {
+    for case in [
+        "llama_moe",
+        "llama_moe_q4_0",
+        "qwen3moe",
+        "qwen3moe_q8_0",
+        "qwen2moe",
+    ] {
         let model = conformance_model(case);
         let tokens: Vec<u32> = (0..40).map(|i| (i * 97 + 13) % 256).collect();
         let other: Vec<u32> = (0..23).map(|i| (i * 31 + 5) % 256).collect();
