@@ -310,6 +310,22 @@ def cases() -> list[Case]:
             },
         ),
         Case("olmo2", "olmo2", n_head_kv=4, qk_norm="full", pre_norms=False, post_norms=True),
+        # OLMo 3 (arch olmo2 with a window): sliding layers 0-2 with plain RoPE, layer 3 global with YaRN.
+        Case(
+            "olmo3_swa_yarn",
+            "olmo2",
+            n_layer=4,
+            n_head_kv=4,
+            qk_norm="full",
+            pre_norms=False,
+            post_norms=True,
+            keys={
+                "attention.sliding_window": 8,
+                "rope.scaling.type": "yarn",
+                "rope.scaling.factor": 8.0,
+                "rope.scaling.original_context_length": 16,
+            },
+        ),
         Case("smollm3", "smollm3", n_layer=4, tied=True),
         Case("exaone", "exaone", rope_freqs=True, keys={"rope.freq_base": 1e6}),
         Case("exaone4", "exaone4", n_head_kv=2, qk_norm="head", pre_norms=False, post_norms=True, n_head=4),

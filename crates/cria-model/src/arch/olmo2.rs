@@ -1,4 +1,4 @@
-//! `olmo2` (OLMo 2) and `exaone4` (EXAONE 4.0): blocks with norms after attention and the FFN only.
+//! `olmo2` (OLMo 2, OLMo 3) and `exaone4` (EXAONE 4.0): blocks with norms after attention and the FFN only.
 
 use cria_gguf::GgufFile;
 
@@ -12,20 +12,29 @@ const EXAONE4_WINDOW: usize = 4096;
 /// Three sliding layers, then a global one.
 const EXAONE4_SWA_PERIOD: usize = 4;
 
-/// Post-norms only, an RMS norm over the whole Q and K projections, NeoX RoPE.
+/// OLMo 3 slides 3 layers in 4 when the file has a window.
+const OLMO3_SWA_PERIOD: usize = 4;
+
+/// Post-norms only, an RMS norm over the whole Q and K projections, NeoX RoPE. With a sliding window (OLMo 3)
+/// the sliding layers rotate with plain RoPE (no scaling, no YaRN) at the global base, as llama.cpp does.
 pub fn spec(file: &GgufFile) -> Result<ArchSpec, ModelError> {
     let a = "olmo2";
-    if count_or(file, a, "attention.sliding_window", 0)? > 0 {
-        // OLMo 3's sliding layers use plain RoPE beside YaRN on the global ones: not covered here yet.
-        return Err(ModelError::BadHyperparameter {
-            key: format!("{a}.attention.sliding_window"),
-            why: "OLMo 3 sliding-window attention is not supported yet".to_string(),
+    let base_spec = base(file, a, FfnKind::SwiGlu, RopeKind::Neox)?;
+    let mut spec = post_norm_spec(base_spec, QkNorm::Full);
+    let window = count_or(file, a, "attention.sliding_window", 0)?;
+    if window > 0 {
+        spec.sliding_window = Some(SlidingWindow {
+            size: window,
+            layers: swa_layers(file, a, OLMO3_SWA_PERIOD)?,
+            rope: RopeSpec {
+                freq_scale: 1.0,
+                yarn: false,
+                attn_factor: 1.0,
+                ..spec.rope.clone()
+            },
         });
     }
-    Ok(post_norm_spec(
-        base(file, a, FfnKind::SwiGlu, RopeKind::Neox)?,
-        QkNorm::Full,
-    ))
+    Ok(spec)
 }
 
 /// OLMo 2's block with per-head QK norms; the 64-layer model slides 3 layers in 4 and rotates only those.
