@@ -5,6 +5,8 @@
 # Prints a markdown table with the ratios (bench/compare.py); raw JSON stays in $OUT.
 #
 # Usage: bench/compare.sh [-t THREADS] [-p 512] [-n 128] [-r 5] [-R ROUNDS] [-m "model1 model2"]
+# A model named qwen3moe-a3b-<N>l is a random-weight MoE of Qwen3-30B-A3B's per-layer shape with N layers,
+# written by bench/make_moe_model.py into $CRIA_HOME/models when missing (-m qwen3moe-a3b-4l: 1.7 GB).
 # Env: CRIA_HOME (models), CARGO_TARGET_DIR (cria build), OUT (results folder), LLAMA_CPP_REF (build script),
 #      CRIA_BIN / LLAMA_BIN_DIR to skip the builds.
 set -euo pipefail
@@ -32,6 +34,9 @@ home=${CRIA_HOME:-$HOME/.cache/cria}
 
 model_path() {
   local p=$home/models/$1.gguf
+  if [[ ! -f $p && $1 =~ ^qwen3moe-a3b-([0-9]+)l$ ]]; then
+    mkdir -p "$home/models" && python3 "$root/bench/make_moe_model.py" "$p" --layers "${BASH_REMATCH[1]}" >&2
+  fi
   [[ -f $p ]] || "$CRIA_BIN" pull "$1" >&2
   echo "$p"
 }

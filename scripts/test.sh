@@ -9,11 +9,12 @@ done
 cargo test --workspace --release
 # The forward pass keeps llama.cpp's parity on every forced kernel path, not just the fastest one this CPU has
 # (issue 4): parity and batching under AVX2, and batching (which includes the position-0 check against
-# llama.cpp) under the scalar reference path, which is slow.
+# llama.cpp) under the scalar reference path, which is slow. The conformance suite (tiny models, well under a
+# second) runs under each path too.
 if grep -qw avx2 /proc/cpuinfo 2>/dev/null; then
-    CRIA_ISA=avx2 cargo test -p cria-model --release --test parity --test batching
+    CRIA_ISA=avx2 cargo test -p cria-model --release --test parity --test batching --test conformance --test moe_batching
 fi
-CRIA_ISA=scalar cargo test -p cria-model --release --test batching
+CRIA_ISA=scalar cargo test -p cria-model --release --test batching --test conformance --test moe_batching
 if [ -f tests/openai/run.sh ]; then
     bash tests/openai/run.sh
 fi

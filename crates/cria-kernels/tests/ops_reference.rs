@@ -65,7 +65,7 @@ proptest! {
         let x: Vec<f32> = (0..n_heads * head_dim).map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.3).collect();
         let ff: Vec<f32> = (0..half_rot).map(|i| 1.0 + (i % 3) as f32).collect();
         let style = if neox { RopeStyle::Neox } else { RopeStyle::Normal };
-        let p = RopeParams { style, n_rot, freq_base: 10000.0, freq_scale: scale, freq_factors: factors.then(|| ff.clone()) };
+        let p = RopeParams { freq_scale: scale, freq_factors: factors.then(|| ff.clone()), ..RopeParams::new(style, n_rot, 10000.0) };
         let mut y = x.clone();
         rope_inplace(&mut y, n_heads, head_dim, pos, &p);
         for h in 0..n_heads {

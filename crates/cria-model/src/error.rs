@@ -7,7 +7,10 @@ use cria_gguf::{GgmlType, GgufError};
 pub enum ModelError {
     #[error(transparent)]
     Gguf(#[from] GgufError),
-    #[error("unsupported architecture '{0}' (supported: llama, qwen2, gemma3)")]
+    #[error(
+        "unsupported architecture '{0}' (supported: {supported})",
+        supported = crate::spec::SUPPORTED_ARCHITECTURES.join(", ")
+    )]
     UnsupportedArchitecture(String),
     #[error("missing tensor '{0}'")]
     MissingTensor(String),

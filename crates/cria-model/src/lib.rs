@@ -1,11 +1,12 @@
 //! The transformer: `ArchSpec` (an architecture as data), weights read from GGUF, the KV cache, and one
-//! forward pass shared by llama, qwen2 and gemma3.
+//! forward pass shared by every architecture (`spec::SUPPORTED_ARCHITECTURES`).
 
 pub mod arch;
 mod error;
 mod fused;
 mod kv_cache;
 mod model;
+mod moe;
 mod runner;
 pub mod spec;
 mod weights;

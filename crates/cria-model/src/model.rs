@@ -3,20 +3,24 @@
 use std::path::Path;
 
 use cria_gguf::GgufFile;
-use cria_kernels::ops::{RopeParams, RopeStyle};
+use cria_kernels::ops::{RopeParams, RopeStyle, Yarn, yarn_corr_dims};
 
 use crate::ModelError;
+use crate::arch::{YARN_BETA_FAST, YARN_BETA_SLOW};
 use crate::kv_cache::KvCache;
 use crate::spec::{ArchSpec, RopeKind, RopeSpec};
-use crate::weights::Weights;
+use crate::weights::{FfnWeights, Weights};
 
 /// An immutable model, shareable across threads; run it with a [`crate::Runner`].
 pub struct Model {
     file: GgufFile,
     spec: ArchSpec,
     weights: Weights,
-    /// RoPE of each layer (global and sliding layers may differ).
-    layer_rope: Vec<RopeParams>,
+    /// RoPE of each layer (global and sliding layers may differ; `None`: the layer does not rotate), with
+    /// LongRoPE's short factors where the file has them.
+    layer_rope: Vec<Option<RopeParams>>,
+    /// The same with LongRoPE's long factors, for sequences whose context exceeds the original one.
+    layer_rope_long: Option<Vec<Option<RopeParams>>>,
 }
 
 impl Model {
@@ -29,14 +33,29 @@ impl Model {
     pub fn from_gguf(file: GgufFile) -> Result<Model, ModelError> {
         let spec = ArchSpec::from_gguf(&file)?;
         let weights = Weights::load(&file, &spec)?;
-        let layer_rope = (0..spec.n_layer)
-            .map(|il| rope_params(spec.layer_attention(il).rope, weights.rope_freqs.as_deref()))
-            .collect();
+        let ropes = |factors: Option<&[f32]>| -> Vec<Option<RopeParams>> {
+            (0..spec.n_layer)
+                .map(|il| {
+                    spec.layer_attention(il)
+                        .rope
+                        .map(|r| rope_params(r, factors))
+                })
+                .collect()
+        };
+        // llama.cpp's `get_rope_factors`: `rope_freqs` wins over LongRoPE's pair.
+        let w = &weights;
+        let short = w.rope_freqs.as_deref().or(w.rope_factors_short.as_deref());
+        let layer_rope = ropes(short);
+        let layer_rope_long = match (&w.rope_freqs, &w.rope_factors_long) {
+            (None, Some(long)) => Some(ropes(Some(long))),
+            _ => None,
+        };
         Ok(Model {
             file,
             spec,
             weights,
             layer_rope,
+            layer_rope_long,
         })
     }
 
@@ -72,10 +91,22 @@ impl Model {
             .layers
             .iter()
             .map(|l| {
-                [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]
-                    .iter()
-                    .map(|m| m.view(self.file.data()).data.len())
-                    .sum::<usize>()
+                let attn = [&l.wq, &l.wk, &l.wv, &l.wo];
+                let bytes = |m: &&crate::weights::Matrix| m.view(self.file.data()).data.len();
+                let ffn: usize = match &l.ffn {
+                    // A token reads the router and its k experts (and the shared one).
+                    FfnWeights::Experts(e) => {
+                        let k = e.spec.n_expert_used;
+                        let one = bytes(&&e.gate[0]) + bytes(&&e.up[0]) + bytes(&&e.down[0]);
+                        let shared = e
+                            .shared
+                            .as_ref()
+                            .map_or(0, |s| bytes(&&s.gate) + bytes(&&s.up) + bytes(&&s.down));
+                        bytes(&&e.router) + k * one + shared
+                    }
+                    dense => dense.matrices().iter().map(bytes).sum(),
+                };
+                attn.iter().map(bytes).sum::<usize>() + ffn
             })
             .sum();
         layers + w.output_matrix().view(self.file.data()).data.len()
@@ -89,8 +120,14 @@ impl Model {
         self.file.data()
     }
 
-    pub(crate) fn layer_rope(&self, il: usize) -> &RopeParams {
-        &self.layer_rope[il]
+    /// The RoPE of layer `il` for a sequence whose context holds `n_ctx_seq` tokens (LongRoPE switches to its
+    /// long factors above the original context, as llama.cpp does by its configured context, not the prompt);
+    /// `None` where the layer does not rotate.
+    pub(crate) fn layer_rope(&self, il: usize, n_ctx_seq: usize) -> Option<&RopeParams> {
+        match &self.layer_rope_long {
+            Some(long) if n_ctx_seq > self.spec.rope.n_ctx_orig => long[il].as_ref(),
+            _ => self.layer_rope[il].as_ref(),
+        }
     }
 }
 
@@ -104,5 +141,16 @@ fn rope_params(rope: &RopeSpec, freq_factors: Option<&[f32]>) -> RopeParams {
         freq_base: rope.freq_base,
         freq_scale: rope.freq_scale,
         freq_factors: freq_factors.map(<[f32]>::to_vec),
+        yarn: rope.yarn.then(|| Yarn {
+            ext_factor: 1.0,
+            corr_dims: yarn_corr_dims(
+                rope.n_rot,
+                rope.n_ctx_orig,
+                rope.freq_base,
+                YARN_BETA_FAST,
+                YARN_BETA_SLOW,
+            ),
+        }),
+        attn_factor: rope.attn_factor,
     }
 }

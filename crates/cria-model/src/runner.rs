@@ -13,7 +13,9 @@ use crate::ModelError;
 use crate::fused::{FusedScratch, matmul_fused};
 use crate::kv_cache::KvCache;
 use crate::model::Model;
-use crate::spec::FfnKind;
+use crate::moe::{MoeScratch, moe_ffn};
+use crate::spec::{ArchSpec, FfnKind, QkNorm};
+use crate::weights::{FfnWeights, Matrix};
 
 /// Which logits a sequence wants back from a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +55,7 @@ struct Scratch {
     up: Vec<f32>,
     quant: Vec<u8>,
     fused: FusedScratch,
+    moe: MoeScratch,
     /// Per stacked token: its sequence and the cache positions it attends to (this layer's window).
     query_rows: Vec<QueryRow>,
     logits: Vec<f32>,
@@ -128,21 +131,30 @@ impl Runner {
         let (d, qd, kvd, hd) = (spec.n_embd, spec.q_dim(), spec.kv_dim(), spec.head_dim);
         let s = &mut self.scratch;
         let xn = resized(&mut s.xn, n_tok * d);
-        norm_rows(&self.pool, &s.x, &lw.attn_norm, spec.norm_eps, xn);
+        norm_rows(&self.pool, &s.x, lw.attn_norm.as_deref(), spec.norm_eps, xn);
         self.project_qkv(model, il, n_tok);
         let s = &mut self.scratch;
-        let rope = model.layer_rope(il);
+        // Each sequence's RoPE (LongRoPE picks its factors by the sequence's context).
+        let ropes: Vec<_> = batch
+            .iter()
+            .map(|e| model.layer_rope(il, e.cache.capacity()))
+            .collect();
         let heads = [
             (&mut s.q, qd, spec.n_head, &lw.q_norm),
             (&mut s.k, kvd, spec.n_head_kv, &lw.k_norm),
         ];
-        for (buf, dim, n_heads, head_norm) in heads {
+        for (buf, dim, n_heads, qk_norm) in heads {
             for_rows(&self.pool, &mut buf[..n_tok * dim], dim, &|t, row| {
-                if let Some(w) = head_norm {
-                    row.chunks_exact_mut(hd)
-                        .for_each(|h| ops::rms_norm_inplace(h, w, spec.norm_eps));
+                match (qk_norm, spec.qk_norm) {
+                    (Some(w), QkNorm::Full) => ops::rms_norm_inplace(row, w, spec.norm_eps),
+                    (Some(w), _) => row
+                        .chunks_exact_mut(hd)
+                        .for_each(|h| ops::rms_norm_inplace(h, w, spec.norm_eps)),
+                    (None, _) => {}
                 }
-                ops::rope_inplace(row, n_heads, hd, slots[t].pos, rope);
+                if let Some(rope) = ropes[slots[t].seq] {
+                    ops::rope_inplace(row, n_heads, hd, slots[t].pos, rope);
+                }
             });
         }
         for (t, slot) in slots.iter().enumerate() {
@@ -176,56 +188,34 @@ impl Runner {
             o,
             d,
             lw.post_attn_norm.as_deref(),
-            spec.norm_eps,
+            spec,
         );
     }
 
     fn ffn_block(&mut self, model: &Model, il: usize, n_tok: usize) {
         let spec = model.spec();
         let lw = &model.weights().layers[il];
-        let (d, ff) = (spec.n_embd, spec.n_ff);
-        let data = model.data();
+        let d = spec.n_embd;
         let s = &mut self.scratch;
         let xn = resized(&mut s.xn, n_tok * d);
-        norm_rows(&self.pool, &s.x, &lw.ffn_norm, spec.norm_eps, xn);
-        let mats = [lw.w_gate.view(data), lw.w_up.view(data)];
-        let gate = resized(&mut s.gate, n_tok * ff);
-        let up = resized(&mut s.up, n_tok * ff);
-        matmul_fused(
-            &self.pool,
-            &mats,
-            &s.xn,
-            n_tok,
-            &mut [&mut *gate, &mut *up],
-            &mut s.fused,
-        );
-        let (gate, up) = (&*gate, &*up);
-        // `attn` is free until the next layer's attention: it holds the gated activation.
-        let act = resized(&mut s.attn, n_tok * ff);
-        for_rows(&self.pool, act, ff, &|t, row| {
-            let (g, u) = (&gate[t * ff..(t + 1) * ff], &up[t * ff..(t + 1) * ff]);
-            match spec.ffn {
-                FfnKind::SwiGlu => ops::silu_mul(g, u, row),
-                FfnKind::GeGlu => ops::gelu_mul(g, u, row),
-            }
-        });
+        norm_rows(&self.pool, &s.x, lw.ffn_norm.as_deref(), spec.norm_eps, xn);
         let down = resized(&mut s.proj, n_tok * d);
-        let w_down = [lw.w_down.view(data)];
-        matmul_fused(
-            &self.pool,
-            &w_down,
-            &s.attn,
-            n_tok,
-            &mut [&mut *down],
-            &mut s.fused,
-        );
+        match &lw.ffn {
+            FfnWeights::Experts(w) => {
+                moe_ffn(&self.pool, model.data(), w, &s.xn, n_tok, down, &mut s.moe);
+            }
+            FfnWeights::Dense { gate, up, down: w } => {
+                let ffn = DenseFfn { gate, up, down: w };
+                dense_ffn(&self.pool, model, ffn, n_tok, s);
+            }
+        }
         residual_add(
             &self.pool,
             &mut s.x,
-            down,
+            &mut s.proj,
             d,
             lw.post_ffn_norm.as_deref(),
-            spec.norm_eps,
+            spec,
         );
     }
 
@@ -295,6 +285,10 @@ impl Runner {
             logits,
             &mut s.quant,
         );
+        if let Some(scale) = spec.logit_scale {
+            let inv = 1.0 / scale;
+            logits.iter_mut().for_each(|l| *l *= inv);
+        }
         if let Some(cap) = spec.final_logit_softcap {
             logits.iter_mut().for_each(|l| *l = cap * (*l / cap).tanh());
         }
@@ -308,6 +302,51 @@ impl Runner {
             })
             .collect()
     }
+}
+
+/// A dense FFN's three matrices.
+struct DenseFfn<'a> {
+    gate: &'a Matrix,
+    up: &'a Matrix,
+    down: &'a Matrix,
+}
+
+/// `s.proj` = the gated FFN of `s.xn`, every token through the same matrices.
+fn dense_ffn(pool: &ThreadPool, model: &Model, w: DenseFfn<'_>, n_tok: usize, s: &mut Scratch) {
+    let spec = model.spec();
+    let (d, ff) = (spec.n_embd, spec.n_ff);
+    let data = model.data();
+    let mats = [w.gate.view(data), w.up.view(data)];
+    let gate = resized(&mut s.gate, n_tok * ff);
+    let up = resized(&mut s.up, n_tok * ff);
+    matmul_fused(
+        pool,
+        &mats,
+        &s.xn,
+        n_tok,
+        &mut [&mut *gate, &mut *up],
+        &mut s.fused,
+    );
+    let (gate, up) = (&*gate, &*up);
+    // `attn` is free until the next layer's attention: it holds the gated activation.
+    let act = resized(&mut s.attn, n_tok * ff);
+    for_rows(pool, act, ff, &|t, row| {
+        let (g, u) = (&gate[t * ff..(t + 1) * ff], &up[t * ff..(t + 1) * ff]);
+        match spec.ffn {
+            FfnKind::SwiGlu => ops::silu_mul(g, u, row),
+            FfnKind::GeGlu => ops::gelu_mul(g, u, row),
+        }
+    });
+    let down = resized(&mut s.proj, n_tok * d);
+    let w_down = [w.down.view(data)];
+    matmul_fused(
+        pool,
+        &w_down,
+        &s.attn,
+        n_tok,
+        &mut [&mut *down],
+        &mut s.fused,
+    );
 }
 
 /// Checks the batch and lists every token's sequence and position.
@@ -353,7 +392,7 @@ fn attend(
         n_kv_head: spec.n_head_kv,
         head_dim: spec.head_dim,
         scale: spec.attn_scale,
-        softcap: None,
+        softcap: spec.attn_softcap,
     };
     let sliding_window = spec.layer_attention(il).window;
     rows.clear();
@@ -393,25 +432,36 @@ fn for_rows(
     });
 }
 
-/// `out` = RMS norm of each row of `x` (rows as wide as `weight`).
-fn norm_rows(pool: &ThreadPool, x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+/// `out` = RMS norm of each row of `x` (rows as wide as `out` / `x`), or a copy of `x` without a weight (blocks
+/// that only post-norm).
+fn norm_rows(pool: &ThreadPool, x: &[f32], weight: Option<&[f32]>, eps: f32, out: &mut [f32]) {
+    let Some(weight) = weight else {
+        out.copy_from_slice(&x[..out.len()]);
+        return;
+    };
     let d = weight.len();
     for_rows(pool, out, d, &|i, dst| {
         ops::rms_norm(&x[i * d..(i + 1) * d], weight, eps, dst)
     });
 }
 
-/// `x += norm(y)` row by row (Gemma's post-norms), or `x += y` without one; rows of `d`.
+/// `x += norm(y) · residual_scale` row by row: the post-norm where the block has one (Gemma, OLMo 2), the
+/// multiplier where the architecture has one (Granite); rows of `d`.
 fn residual_add(
     pool: &ThreadPool,
     x: &mut [f32],
     y: &mut [f32],
     d: usize,
     post: Option<&[f32]>,
-    eps: f32,
+    spec: &ArchSpec,
 ) {
     if let Some(w) = post {
-        for_rows(pool, y, d, &|_, r| ops::rms_norm_inplace(r, w, eps));
+        for_rows(pool, y, d, &|_, r| {
+            ops::rms_norm_inplace(r, w, spec.norm_eps)
+        });
+    }
+    if let Some(scale) = spec.residual_scale {
+        for_rows(pool, y, d, &|_, r| ops::scale_inplace(r, scale));
     }
     for_rows(pool, x, d, &|i, r| {
         ops::add_inplace(r, &y[i * d..(i + 1) * d])

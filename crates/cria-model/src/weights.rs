@@ -8,7 +8,7 @@ use cria_kernels::matmul::WeightRef;
 use cria_kernels::quant::dequantize_row;
 
 use crate::ModelError;
-use crate::spec::ArchSpec;
+use crate::spec::{ArchSpec, MoeSpec, QkNorm};
 
 /// A weight matrix of `rows` x `cols` (`cols` contiguous) living in the file's tensor data.
 #[derive(Clone, Debug)]
@@ -30,6 +30,27 @@ impl Matrix {
         }
     }
 
+    /// The matrix cut into consecutive blocks of rows (a fused tensor's parts: Q, K, V or gate, up).
+    /// `None` unless the counts add up to `rows`.
+    pub fn split_rows(&self, counts: &[usize]) -> Option<Vec<Matrix>> {
+        if counts.iter().sum::<usize>() != self.rows || self.rows == 0 {
+            return None;
+        }
+        let row_bytes = self.bytes.len() / self.rows;
+        let mut start = self.bytes.start;
+        let parts = counts.iter().map(|&rows| {
+            let part = Matrix {
+                ty: self.ty,
+                rows,
+                cols: self.cols,
+                bytes: start..start + rows * row_bytes,
+            };
+            start += rows * row_bytes;
+            part
+        });
+        Some(parts.collect())
+    }
+
     /// Row `i` of the matrix, still in its block format.
     pub fn row<'a>(&self, data: &'a [u8], i: usize) -> &'a [u8] {
         let row_bytes = self.bytes.len() / self.rows;
@@ -41,7 +62,8 @@ impl Matrix {
 /// The tensors of one decoder block.
 #[derive(Clone, Debug)]
 pub struct LayerWeights {
-    pub attn_norm: Vec<f32>,
+    /// `None` for post-norm-only blocks (OLMo 2, EXAONE 4).
+    pub attn_norm: Option<Vec<f32>>,
     pub wq: Matrix,
     pub wk: Matrix,
     pub wv: Matrix,
@@ -52,11 +74,59 @@ pub struct LayerWeights {
     pub q_norm: Option<Vec<f32>>,
     pub k_norm: Option<Vec<f32>>,
     pub post_attn_norm: Option<Vec<f32>>,
-    pub ffn_norm: Vec<f32>,
-    pub w_gate: Matrix,
-    pub w_up: Matrix,
-    pub w_down: Matrix,
+    pub ffn_norm: Option<Vec<f32>>,
+    pub ffn: FfnWeights,
     pub post_ffn_norm: Option<Vec<f32>>,
+}
+
+/// The feed-forward network of one block.
+#[derive(Clone, Debug)]
+pub enum FfnWeights {
+    Dense {
+        gate: Matrix,
+        up: Matrix,
+        down: Matrix,
+    },
+    Experts(ExpertWeights),
+}
+
+impl FfnWeights {
+    /// Every matrix of the FFN (all experts).
+    pub fn matrices(&self) -> Vec<&Matrix> {
+        match self {
+            FfnWeights::Dense { gate, up, down } => vec![gate, up, down],
+            FfnWeights::Experts(e) => {
+                let mut all = vec![&e.router];
+                all.extend(e.gate.iter().chain(&e.up).chain(&e.down));
+                if let Some(s) = &e.shared {
+                    all.extend([&s.gate, &s.up, &s.down]);
+                }
+                all
+            }
+        }
+    }
+}
+
+/// A mixture of experts: the router and each expert's matrices (views into the stacked 3-D tensors).
+#[derive(Clone, Debug)]
+pub struct ExpertWeights {
+    /// How the router picks and weighs them (the spec's, kept beside the weights it describes).
+    pub spec: MoeSpec,
+    /// `n_expert` rows: one logit per expert.
+    pub router: Matrix,
+    pub gate: Vec<Matrix>,
+    pub up: Vec<Matrix>,
+    pub down: Vec<Matrix>,
+    pub shared: Option<SharedExpert>,
+}
+
+/// Qwen2-MoE's shared expert and its sigmoid gate (`ffn_gate_inp_shexp`, one weight per input).
+#[derive(Clone, Debug)]
+pub struct SharedExpert {
+    pub gate_inp: Vec<f32>,
+    pub gate: Matrix,
+    pub up: Matrix,
+    pub down: Matrix,
 }
 
 /// Every tensor the forward pass reads.
@@ -69,6 +139,9 @@ pub struct Weights {
     pub output: Option<Matrix>,
     /// LLaMA-3 RoPE frequency factors, one per rotated pair.
     pub rope_freqs: Option<Vec<f32>>,
+    /// LongRoPE's factors (Phi-3): short for a sequence context within the original one, long beyond it.
+    pub rope_factors_short: Option<Vec<f32>>,
+    pub rope_factors_long: Option<Vec<f32>>,
 }
 
 struct Loader<'a> {
@@ -134,35 +207,178 @@ impl Loader<'_> {
         }
     }
 
+    /// A vector read only when `wanted`.
+    fn vector_if(
+        &self,
+        name: &str,
+        len: usize,
+        wanted: bool,
+    ) -> Result<Option<Vec<f32>>, ModelError> {
+        if wanted {
+            self.vector(name, len).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// A matrix split into row blocks of `counts` (a fused tensor).
+    fn fused(&self, name: &str, cols: usize, counts: &[usize]) -> Result<Vec<Matrix>, ModelError> {
+        let whole = self.matrix(name, cols, counts.iter().sum())?;
+        whole
+            .split_rows(counts)
+            .ok_or_else(|| ModelError::MissingTensor(name.to_string()))
+    }
+
+    /// Q, K and V: three tensors, or one fused `attn_qkv` (rows Q, then K, then V).
+    fn qkv(&self, il: usize) -> Result<[Matrix; 3], ModelError> {
+        let s = self.spec;
+        let (d, q, kv) = (s.n_embd, s.q_dim(), s.kv_dim());
+        let fused = format!("blk.{il}.attn_qkv.weight");
+        if self.file.tensor(&fused).is_some() {
+            let mut parts = self.fused(&fused, d, &[q, kv, kv])?.into_iter();
+            let mut next = || {
+                parts
+                    .next()
+                    .ok_or_else(|| ModelError::MissingTensor(fused.clone()))
+            };
+            return Ok([next()?, next()?, next()?]);
+        }
+        let n = |suffix: &str| format!("blk.{il}.{suffix}");
+        Ok([
+            self.matrix(&n("attn_q.weight"), d, q)?,
+            self.matrix(&n("attn_k.weight"), d, kv)?,
+            self.matrix(&n("attn_v.weight"), d, kv)?,
+        ])
+    }
+
+    /// Q, K and V biases: required where the spec says so, used wherever the file has them (separate or one
+    /// fused `attn_qkv.bias`).
+    fn qkv_bias(&self, il: usize) -> Result<[Option<Vec<f32>>; 3], ModelError> {
+        let s = self.spec;
+        let (q, kv) = (s.q_dim(), s.kv_dim());
+        let fused = format!("blk.{il}.attn_qkv.bias");
+        if self.file.tensor(&fused).is_some() {
+            let all = self.vector(&fused, q + 2 * kv)?;
+            let (bq, rest) = all.split_at(q);
+            let (bk, bv) = rest.split_at(kv);
+            return Ok([Some(bq.to_vec()), Some(bk.to_vec()), Some(bv.to_vec())]);
+        }
+        let bias = |name: &str, len: usize| {
+            let full = format!("blk.{il}.{name}");
+            let present = s.qkv_bias || self.file.tensor(&full).is_some();
+            self.vector_if(&full, len, present)
+        };
+        Ok([
+            bias("attn_q.bias", q)?,
+            bias("attn_k.bias", kv)?,
+            bias("attn_v.bias", kv)?,
+        ])
+    }
+
+    /// Gate and up: two tensors, or one `ffn_up` of twice the width with the gate first (Phi-3).
+    fn gate_up(&self, il: usize) -> Result<[Matrix; 2], ModelError> {
+        let (d, ff) = (self.spec.n_embd, self.spec.n_ff);
+        let up = format!("blk.{il}.ffn_up.weight");
+        let gate = format!("blk.{il}.ffn_gate.weight");
+        if self.file.tensor(&gate).is_none()
+            && let Some(t) = self.file.tensor(&up)
+            && t.shape() == [d as u64, 2 * ff as u64]
+        {
+            let mut parts = self.fused(&up, d, &[ff, ff])?.into_iter();
+            let mut next = || {
+                parts
+                    .next()
+                    .ok_or_else(|| ModelError::MissingTensor(up.clone()))
+            };
+            return Ok([next()?, next()?]);
+        }
+        Ok([self.matrix(&gate, d, ff)?, self.matrix(&up, d, ff)?])
+    }
+
+    /// A stacked 3-D tensor `{cols, rows, n}` as its `n` matrices.
+    fn experts(
+        &self,
+        name: &str,
+        cols: usize,
+        rows: usize,
+        n: usize,
+    ) -> Result<Vec<Matrix>, ModelError> {
+        let t = self.tensor(name)?;
+        let expected = [cols as u64, rows as u64, n as u64];
+        if t.shape() != expected {
+            return Err(ModelError::BadShape {
+                name: name.to_string(),
+                expected: expected.to_vec(),
+                found: t.shape().to_vec(),
+            });
+        }
+        let start =
+            usize::try_from(t.info.offset).map_err(|_| ModelError::MissingTensor(name.into()))?;
+        let whole = Matrix {
+            ty: t.ty(),
+            rows: rows * n,
+            cols,
+            bytes: start..start + t.data.len(),
+        };
+        whole
+            .split_rows(&vec![rows; n])
+            .ok_or_else(|| ModelError::MissingTensor(name.to_string()))
+    }
+
+    fn ffn(&self, il: usize) -> Result<FfnWeights, ModelError> {
+        let Some(moe) = &self.spec.moe else {
+            let [gate, up] = self.gate_up(il)?;
+            let down = format!("blk.{il}.ffn_down.weight");
+            let down = self.matrix(&down, self.spec.n_ff, self.spec.n_embd)?;
+            return Ok(FfnWeights::Dense { gate, up, down });
+        };
+        let n = |suffix: &str| format!("blk.{il}.{suffix}");
+        let (d, ff, x) = (self.spec.n_embd, moe.n_ff_exp, moe.n_expert);
+        let shared = match moe.n_ff_shared {
+            Some(sff) => Some(SharedExpert {
+                gate_inp: self.vector(&n("ffn_gate_inp_shexp.weight"), d)?,
+                gate: self.matrix(&n("ffn_gate_shexp.weight"), d, sff)?,
+                up: self.matrix(&n("ffn_up_shexp.weight"), d, sff)?,
+                down: self.matrix(&n("ffn_down_shexp.weight"), sff, d)?,
+            }),
+            None => None,
+        };
+        Ok(FfnWeights::Experts(ExpertWeights {
+            spec: moe.clone(),
+            router: self.matrix(&n("ffn_gate_inp.weight"), d, x)?,
+            gate: self.experts(&n("ffn_gate_exps.weight"), d, ff, x)?,
+            up: self.experts(&n("ffn_up_exps.weight"), d, ff, x)?,
+            down: self.experts(&n("ffn_down_exps.weight"), ff, d, x)?,
+            shared,
+        }))
+    }
+
     fn layer(&self, il: usize) -> Result<LayerWeights, ModelError> {
         let s = self.spec;
         let n = |suffix: &str| format!("blk.{il}.{suffix}");
-        let (d, q, kv, ff) = (s.n_embd, s.q_dim(), s.kv_dim(), s.n_ff);
-        let required =
-            |name: &str, len: usize, wanted: bool| -> Result<Option<Vec<f32>>, ModelError> {
-                if wanted {
-                    self.vector(&n(name), len).map(Some)
-                } else {
-                    Ok(None)
-                }
-            };
+        let (d, q, kv) = (s.n_embd, s.q_dim(), s.kv_dim());
+        let (q_norm_len, k_norm_len) = match s.qk_norm {
+            QkNorm::Full => (q, kv),
+            _ => (s.head_dim, s.head_dim),
+        };
+        let qk_norm = s.qk_norm != QkNorm::None;
+        let [wq, wk, wv] = self.qkv(il)?;
+        let [q_bias, k_bias, v_bias] = self.qkv_bias(il)?;
         Ok(LayerWeights {
-            attn_norm: self.vector(&n("attn_norm.weight"), d)?,
-            wq: self.matrix(&n("attn_q.weight"), d, q)?,
-            wk: self.matrix(&n("attn_k.weight"), d, kv)?,
-            wv: self.matrix(&n("attn_v.weight"), d, kv)?,
+            attn_norm: self.vector_if(&n("attn_norm.weight"), d, s.pre_norms)?,
+            wq,
+            wk,
+            wv,
             wo: self.matrix(&n("attn_output.weight"), q, d)?,
-            q_bias: required("attn_q.bias", q, s.qkv_bias)?,
-            k_bias: required("attn_k.bias", kv, s.qkv_bias)?,
-            v_bias: required("attn_v.bias", kv, s.qkv_bias)?,
-            q_norm: required("attn_q_norm.weight", s.head_dim, s.qk_norm)?,
-            k_norm: required("attn_k_norm.weight", s.head_dim, s.qk_norm)?,
-            post_attn_norm: required("post_attention_norm.weight", d, s.post_norms)?,
-            ffn_norm: self.vector(&n("ffn_norm.weight"), d)?,
-            w_gate: self.matrix(&n("ffn_gate.weight"), d, ff)?,
-            w_up: self.matrix(&n("ffn_up.weight"), d, ff)?,
-            w_down: self.matrix(&n("ffn_down.weight"), ff, d)?,
-            post_ffn_norm: required("post_ffw_norm.weight", d, s.post_norms)?,
+            q_bias,
+            k_bias,
+            v_bias,
+            q_norm: self.vector_if(&n("attn_q_norm.weight"), q_norm_len, qk_norm)?,
+            k_norm: self.vector_if(&n("attn_k_norm.weight"), k_norm_len, qk_norm)?,
+            post_attn_norm: self.vector_if(&n("post_attention_norm.weight"), d, s.post_norms)?,
+            ffn_norm: self.vector_if(&n("ffn_norm.weight"), d, s.pre_norms)?,
+            ffn: self.ffn(il)?,
+            post_ffn_norm: self.vector_if(&n("post_ffw_norm.weight"), d, s.post_norms)?,
         })
     }
 }
@@ -184,6 +400,10 @@ impl Weights {
             output_norm: l.vector("output_norm.weight", spec.n_embd)?,
             output,
             rope_freqs: l.optional_vector("rope_freqs.weight", spec.rope.n_rot / 2)?,
+            rope_factors_short: l
+                .optional_vector("rope_factors_short.weight", spec.rope.n_rot / 2)?,
+            rope_factors_long: l
+                .optional_vector("rope_factors_long.weight", spec.rope.n_rot / 2)?,
         })
     }
 

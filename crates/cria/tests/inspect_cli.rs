@@ -94,6 +94,25 @@ fn valid_file_as_text() {
     }
 }
 
+#[test]
+fn unsupported_architecture_is_named_with_the_supported_ones() {
+    let mut w = GgufWriter::new();
+    w.add_metadata("general.architecture", Value::String("mamba".into()));
+    w.add_tensor("token_embd.weight", GgmlType::F32, &[4, 2], vec![0; 32])
+        .unwrap();
+    let path = temp_file("unsupported-arch", &w.to_bytes().unwrap());
+    let out = inspect(&[path.to_str().unwrap()]);
+    assert!(out.status.success(), "inspect still describes the file");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("runs in Cria:"))
+        .unwrap_or_else(|| panic!("no support line in:\n{text}"));
+    for needle in ["no", "'mamba'", "qwen3", "gemma2", "phi3", "exaone4"] {
+        assert!(line.contains(needle), "missing {needle:?} in {line:?}");
+    }
+}
+
 /// Raw little-endian pieces of a GGUF file.
 fn header(version: u32, n_tensors: u64, n_kv: u64) -> Vec<u8> {
     let mut b = b"GGUF".to_vec();

@@ -23,5 +23,5 @@ pub use attention::{AttentionParams, attention, attention_ext};
 pub use attention_batch::{CausalBatch, QueryRow, attention_batch, attention_rows};
 pub use get_rows::get_rows;
 pub use norm::{rms_norm, rms_norm_inplace};
-pub use rope::{RopeParams, RopeStyle, rope_inplace};
+pub use rope::{RopeParams, RopeStyle, Yarn, rope_inplace, yarn_corr_dims};
 pub use softmax::softmax_inplace;

@@ -1,4 +1,4 @@
-//! Rotary position embedding, as ggml's `rope` computes it (without YaRN).
+//! Rotary position embedding, as ggml's `rope` computes it (with its YaRN ramp and magnitude scaling).
 
 /// Which dimensions form a rotated pair.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,6 +21,37 @@ pub struct RopeParams {
     pub freq_scale: f32,
     /// Per-pair divisors (LLaMA-3 scaling, GGUF `rope_freqs.weight`): `theta_i / factor_i`; `n_rot/2` values.
     pub freq_factors: Option<Vec<f32>>,
+    /// YaRN's blend of interpolated and extrapolated angles; `None` for plain (linear) scaling.
+    pub yarn: Option<Yarn>,
+    /// Multiplies cos and sin (ggml's `attn_factor`: LongRoPE's and YaRN's magnitude scaling); 1.0 for none.
+    pub attn_factor: f32,
+}
+
+/// YaRN's parameters as ggml's `rope_yarn` takes them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Yarn {
+    /// How much of the extrapolated angle the ramp mixes in (1.0 for YaRN).
+    pub ext_factor: f32,
+    /// The pair indices where the ramp starts and ends ([`yarn_corr_dims`]).
+    pub corr_dims: [f32; 2],
+}
+
+/// ggml's `ggml_rope_yarn_corr_dims`: the first and last pair index between which YaRN blends angles, for a
+/// model trained on `n_ctx_orig` positions (`beta_fast`, `beta_slow`: rotations per context, 32 and 1).
+pub fn yarn_corr_dims(
+    n_rot: usize,
+    n_ctx_orig: usize,
+    freq_base: f32,
+    beta_fast: f32,
+    beta_slow: f32,
+) -> [f32; 2] {
+    let corr_dim = |n_rotations: f32| {
+        n_rot as f32 * (n_ctx_orig as f32 / (n_rotations * 2.0 * std::f32::consts::PI)).ln()
+            / (2.0 * freq_base.ln())
+    };
+    let start = corr_dim(beta_fast).floor();
+    let end = corr_dim(beta_slow).ceil();
+    [start.max(0.0), end.min(n_rot as f32 - 1.0)]
 }
 
 impl RopeParams {
@@ -32,6 +63,8 @@ impl RopeParams {
             freq_base,
             freq_scale: 1.0,
             freq_factors: None,
+            yarn: None,
+            attn_factor: 1.0,
         }
     }
 }
@@ -72,14 +105,27 @@ const COS_SIN_TABLES: usize = 4;
 /// One parameter set's cached `(cos θ_i, sin θ_i)` rows, as [`cos_sin`] computes them.
 struct CosSinTable {
     /// The parameters the angles depend on (everything but the style), floats by their bits.
-    key: (usize, u32, u32, Option<Vec<u32>>),
+    key: TableKey,
     /// Position held by each slot, `usize::MAX` for none.
     pos: Vec<usize>,
     /// `COS_SIN_SLOTS` rows of `n_rot / 2` pairs.
     cs: Vec<(f32, f32)>,
 }
 
-fn table_key(p: &RopeParams) -> (usize, u32, u32, Option<Vec<u32>>) {
+/// `(n_rot, freq_base, freq_scale, attn_factor, yarn [ext_factor, corr_dims], freq_factors)`, floats as bits.
+type TableKey = (usize, u32, u32, u32, Option<[u32; 3]>, Option<Vec<u32>>);
+
+fn yarn_key(y: &Option<Yarn>) -> Option<[u32; 3]> {
+    y.map(|y| {
+        [
+            y.ext_factor.to_bits(),
+            y.corr_dims[0].to_bits(),
+            y.corr_dims[1].to_bits(),
+        ]
+    })
+}
+
+fn table_key(p: &RopeParams) -> TableKey {
     let factors = p
         .freq_factors
         .as_ref()
@@ -88,6 +134,8 @@ fn table_key(p: &RopeParams) -> (usize, u32, u32, Option<Vec<u32>>) {
         p.n_rot,
         p.freq_base.to_bits(),
         p.freq_scale.to_bits(),
+        p.attn_factor.to_bits(),
+        yarn_key(&p.yarn),
         factors,
     )
 }
@@ -95,7 +143,7 @@ fn table_key(p: &RopeParams) -> (usize, u32, u32, Option<Vec<u32>>) {
 impl CosSinTable {
     /// Whether the table holds `p`'s angles ([`table_key`] without building it).
     fn holds(&self, p: &RopeParams) -> bool {
-        let (n_rot, base, scale, factors) = &self.key;
+        let (n_rot, base, scale, attn_factor, yarn, factors) = &self.key;
         let same_factors = match (factors, &p.freq_factors) {
             (None, None) => true,
             (Some(a), Some(b)) => a.iter().zip(b).all(|(x, y)| *x == y.to_bits()),
@@ -104,6 +152,8 @@ impl CosSinTable {
         *n_rot == p.n_rot
             && *base == p.freq_base.to_bits()
             && *scale == p.freq_scale.to_bits()
+            && *attn_factor == p.attn_factor.to_bits()
+            && *yarn == yarn_key(&p.yarn)
             && same_factors
     }
 }
@@ -149,10 +199,25 @@ fn cos_sin(pos: usize, p: &RopeParams, out: &mut [(f32, f32)]) {
     let mut theta = pos as f32;
     for (i, cs) in out.iter_mut().enumerate() {
         let ff = p.freq_factors.as_ref().map_or(1.0, |f| f[i]);
-        let t = p.freq_scale * (theta / ff);
-        *cs = (t.cos(), t.sin());
+        *cs = rope_yarn(theta / ff, i, p);
         theta *= theta_scale;
     }
+}
+
+/// ggml's `rope_yarn` for pair `i`: the interpolated angle `freq_scale · θ`, blended with the extrapolated `θ`
+/// by YaRN's ramp, and cos/sin scaled by `attn_factor` (times YaRN's `1 + 0.1 ln(1/freq_scale)`).
+fn rope_yarn(theta_extrap: f32, i: usize, p: &RopeParams) -> (f32, f32) {
+    let theta_interp = p.freq_scale * theta_extrap;
+    let mut theta = theta_interp;
+    let mut mscale = p.attn_factor;
+    if let Some(y) = p.yarn.filter(|y| y.ext_factor != 0.0) {
+        let [low, high] = y.corr_dims;
+        let ramp = 1.0 - ((i as f32 - low) / (high - low).max(0.001)).clamp(0.0, 1.0);
+        let mix = ramp * y.ext_factor;
+        theta = theta_interp * (1.0 - mix) + theta_extrap * mix;
+        mscale *= 1.0 + 0.1 * (1.0 / p.freq_scale).ln();
+    }
+    (theta.cos() * mscale, theta.sin() * mscale)
 }
 
 fn rotate_head(head: &mut [f32], cs: &[(f32, f32)], style: RopeStyle) {
@@ -285,6 +350,52 @@ mod tests {
                     assert_eq!(bits(&got), bits(&want), "round {round} pos {pos} {p:?}");
                 }
             }
+        }
+    }
+
+    /// YaRN as its paper and ggml define it, in f64: pair i's angle blends pos·θ_i·s (interpolated) with
+    /// pos·θ_i (extrapolated) by ramp(i) = 1 - clamp((i - low) / (high - low)), and cos/sin are scaled by
+    /// attn_factor · (1 + 0.1 ln(1/s)).
+    #[test]
+    fn yarn_blends_interpolated_and_extrapolated_angles_by_the_ramp() {
+        let (n_rot, base, scale, n_ctx_orig, pos) = (32usize, 10_000f32, 0.25f32, 64usize, 37usize);
+        let corr = yarn_corr_dims(n_rot, n_ctx_orig, base, 32.0, 1.0);
+        // c(b) = n_rot ln(n_ctx_orig / (2π b)) / (2 ln base): c(32) = -1.99 -> 0; c(1) = 4.03 -> 5.
+        assert_eq!(corr, [0.0, 5.0]);
+        let p = RopeParams {
+            freq_scale: scale,
+            yarn: Some(Yarn {
+                ext_factor: 1.0,
+                corr_dims: corr,
+            }),
+            attn_factor: 1.5,
+            ..RopeParams::new(RopeStyle::Neox, n_rot, base)
+        };
+        let mut cs = vec![(0.0, 0.0); n_rot / 2];
+        cos_sin(pos, &p, &mut cs);
+        let mscale = 1.5 * (1.0 + 0.1 * (1.0 / f64::from(scale)).ln());
+        for (i, &(c, s)) in cs.iter().enumerate() {
+            let theta = pos as f64 * f64::from(base).powf(-2.0 * i as f64 / n_rot as f64);
+            let ramp = 1.0 - (i as f64 / 5.0).clamp(0.0, 1.0);
+            let angle = theta * f64::from(scale) * (1.0 - ramp) + theta * ramp;
+            let (wc, ws) = (angle.cos() * mscale, angle.sin() * mscale);
+            assert!((f64::from(c) - wc).abs() < 2e-4, "cos {i}: {c} vs {wc}");
+            assert!((f64::from(s) - ws).abs() < 2e-4, "sin {i}: {s} vs {ws}");
+        }
+    }
+
+    #[test]
+    fn attn_factor_alone_scales_cos_and_sin() {
+        let plain = RopeParams::new(RopeStyle::Normal, 8, 10_000.0);
+        let scaled = RopeParams {
+            attn_factor: 2.0,
+            ..plain.clone()
+        };
+        let (mut a, mut b) = (vec![(0.0, 0.0); 4], vec![(0.0, 0.0); 4]);
+        cos_sin(9, &plain, &mut a);
+        cos_sin(9, &scaled, &mut b);
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!((x.0 * 2.0, x.1 * 2.0), *y);
         }
     }
 

@@ -65,6 +65,14 @@ fn context_length(file: &GgufFile) -> Option<u64> {
     file.u64(&format!("{arch}.context_length")).ok()
 }
 
+/// Whether Cria can read the file's architecture: `Err` says why not (an unsupported architecture lists the
+/// supported ones).
+fn arch_support(file: &GgufFile) -> Result<(), String> {
+    cria_model::ArchSpec::from_gguf(file)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 fn json_report(path: &Path, file: &GgufFile) -> serde_json::Value {
     let metadata: serde_json::Map<String, serde_json::Value> = file
         .metadata()
@@ -82,6 +90,8 @@ fn json_report(path: &Path, file: &GgufFile) -> serde_json::Value {
         "alignment": file.alignment(),
         "data_offset": file.data_offset(),
         "architecture": file.architecture().ok(),
+        "architecture_supported": arch_support(file).is_ok(),
+        "architecture_error": arch_support(file).err(),
         "name": file.str("general.name").ok(),
         "parameter_count": parameter_count(file),
         "context_length": context_length(file),
@@ -164,6 +174,10 @@ fn write_text(out: &mut impl Write, path: &Path, file: &GgufFile) -> anyhow::Res
         file.architecture()
             .map_or_else(|_| unknown(), str::to_owned)
     )?;
+    match arch_support(file) {
+        Ok(()) => writeln!(out, "runs in Cria:   yes")?,
+        Err(why) => writeln!(out, "runs in Cria:   no: {why}")?,
+    }
     writeln!(
         out,
         "name:           {}",
