@@ -8,6 +8,7 @@
 macro_rules! x86_tiled {
     ($features:literal, $dot:path, $full_u8:literal) => {
         use crate::dot::TiledFn;
+        use crate::dot::x86::zmm_matvec::Prefetch;
 
         const R: usize = 4;
         const T: usize = 4;
@@ -138,16 +139,19 @@ macro_rules! x86_tiled {
         }
 
         /// The f16 pairs at the start of 8 consecutive blocks (d and the next 2 bytes: m, or quants) as
-        /// (8 × d, 8 × second half) in f32.
+        /// (8 × d, 8 × second half) in f32. Plain 4-byte loads, not a gather: a gather whose lines miss the
+        /// caches stalls far longer than eight loads do (AMD microcodes it), and decode streams from memory.
         #[inline]
         #[target_feature(enable = $features)]
         fn scales8<W: Pod>(w: &[W]) -> (__m256, __m256) {
-            let stride = std::mem::size_of::<W>() as i32;
-            let idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride));
             let w8: &[u8] = cs(&w[..8]);
-            // SAFETY: w holds 8 blocks (sliced above) of at least 4 bytes each; lane i reads the 4 bytes at
-            // the start of block i.
-            let dm = unsafe { _mm256_i32gather_epi32::<1>(w8.as_ptr().cast(), idx) };
+            let stride = std::mem::size_of::<W>();
+            let dm: [i32; 8] = std::array::from_fn(|i| {
+                let b = &w8[i * stride..i * stride + 4];
+                i32::from_le_bytes([b[0], b[1], b[2], b[3]])
+            });
+            // SAFETY: dm is exactly 32 readable bytes.
+            let dm = unsafe { _mm256_loadu_si256(dm.as_ptr().cast()) };
             let lo = _mm256_and_si256(dm, _mm256_set1_epi32(0xFFFF));
             let hi = _mm256_srli_epi32::<16>(dm);
             // packus interleaves 128-bit lanes: [d0-3 m0-3 | d4-7 m4-7] -> [d0-7 | m0-7]
@@ -161,7 +165,9 @@ macro_rules! x86_tiled {
         /// Decode matvec of a 32-element format: `RR` rows at a time share each activation block; the block
         /// scales of 8 blocks are read and multiplied in one go. Each row is summed exactly as the tiled kernel
         /// (and llama.cpp) sums it: in block order into one 8-lane accumulator, d_w·d_a as one f32 product,
-        /// Σ m·s in order as a scalar, so a token gets the same bits as in a batch.
+        /// Σ m·s in order as a scalar, so a token gets the same bits as in a batch. Each pass prefetches the
+        /// next pass's rows as the AVX-512 matvec does (`zmm_matvec::Prefetch`): four rows read side by side
+        /// are four short streams the hardware prefetcher does not run far enough ahead of.
         macro_rules! legacy_matvec {
             ($name:ident, $W:ty, $A:ty, $act:ident, $u:ident, $off:expr, $has_min:expr) => {
                 #[target_feature(enable = $features)]
@@ -174,6 +180,7 @@ macro_rules! x86_tiled {
                         sa: &[f32],
                         av: &[(__m256i, __m256i)],
                         out: &mut [f32],
+                        prefetch: Prefetch,
                     ) {
                         let nb = av.len();
                         let mut acc = [_mm256_setzero_ps(); RR];
@@ -205,6 +212,7 @@ macro_rules! x86_tiled {
                                 }
                             }
                             for i in 0..n {
+                                prefetch.step(b0 + i);
                                 let (a_q, base) = av[b0 + i];
                                 for r in 0..RR {
                                     let p = _mm256_cvtepi32_ps($dot(base, $u(&w[r][b0 + i]), a_q));
@@ -241,11 +249,13 @@ macro_rules! x86_tiled {
                     let n_rows = out.len();
                     let mut r = 0;
                     while r + 4 <= n_rows {
-                        rows::<4>(std::array::from_fn(|i| wr(r + i)), &da, &sa, &av, &mut out[r..r + 4]);
+                        let pf = Prefetch::for_pass(w, r / 4, 4 * w_row, n_rows * w_row, av.len());
+                        rows::<4>(std::array::from_fn(|i| wr(r + i)), &da, &sa, &av, &mut out[r..r + 4], pf);
                         r += 4;
                     }
                     while r < n_rows {
-                        rows::<1>([wr(r)], &da, &sa, &av, &mut out[r..r + 1]);
+                        let pf = Prefetch::for_pass(w, r, w_row, n_rows * w_row, av.len());
+                        rows::<1>([wr(r)], &da, &sa, &av, &mut out[r..r + 1], pf);
                         r += 1;
                     }
                 }
