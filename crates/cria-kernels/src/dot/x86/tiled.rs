@@ -4,7 +4,7 @@
 //! uses.
 
 /// `$full_u8`: whether `$dot` takes u8 up to 255 without saturating (VNNI does; `maddubs` does not, so the
-/// Q8_0 tile, which offsets weights by 128, is left out there).
+/// Q8_0 tile, which offsets weights by 128, is left out there); false means `$dot` is `maddubs` + `madd`.
 macro_rules! x86_tiled {
     ($features:literal, $dot:path, $full_u8:literal) => {
         use crate::dot::TiledFn;
@@ -349,6 +349,32 @@ macro_rules! x86_tiled {
             (0..16).map(|j| m[j] * a.bsum(j) as i32).sum()
         }
 
+        /// A K-quant group's two sub-block scales as [`dot_us_sc`] takes them: `sa` for lanes 0-3 (the first 16
+        /// quants), `sb` for lanes 4-7; i32 lanes for VNNI, i16 pairs for `maddubs`.
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn scale_pair(sa: i32, sb: i32) -> __m256i {
+            if $full_u8 {
+                _mm256_set_m128i(_mm_set1_epi32(sb), _mm_set1_epi32(sa))
+            } else {
+                _mm256_set_m128i(_mm_set1_epi16(sb as i16), _mm_set1_epi16(sa as i16))
+            }
+        }
+
+        /// `dot_us(u, s)` with each lane times its scale from [`scale_pair`], exact in i32. Without VNNI the scale
+        /// is the `madd` multiplier of `maddubs`' i16 pair sums (where `dot_us` multiplies by 1), which saves
+        /// a `vpmulld` per 32 products: |u| ≤ 63 and |s| ≤ 127 keep the pairs within i16 (2·63·127 = 16002),
+        /// and |sc| ≤ 128 the results within i32.
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn dot_us_sc(u: __m256i, s: __m256i, sc: __m256i) -> __m256i {
+            if $full_u8 {
+                _mm256_mullo_epi32(dot_us(u, s), sc)
+            } else {
+                _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), sc)
+            }
+        }
+
         /// One R×T tile of a K-quant: Σ over super-blocks of d·da·Σ_g sc_g·(q_g·a_g) − dmin·da·corr.
         macro_rules! k_tile {
             ($tile:ident, $W:ty, $grp:ident, $meta:ident, $corr:ident) => {
@@ -365,10 +391,10 @@ macro_rules! x86_tiled {
                             let mut sumi = [_mm256_setzero_si256(); TT];
                             for g in 0..8 {
                                 let (q, sa, sb) = $grp(wb, g, &sc);
-                                let scv = _mm256_set_m128i(_mm_set1_epi32(sb), _mm_set1_epi32(sa));
+                                let scv = scale_pair(sa, sb);
                                 for t in 0..TT {
-                                    let p = dot_us(q, ld(&a[t][b].qs[32 * g..]));
-                                    sumi[t] = _mm256_add_epi32(sumi[t], _mm256_mullo_epi32(p, scv));
+                                    let p = dot_us_sc(q, ld(&a[t][b].qs[32 * g..]), scv);
+                                    sumi[t] = _mm256_add_epi32(sumi[t], p);
                                 }
                             }
                             for t in 0..TT {
