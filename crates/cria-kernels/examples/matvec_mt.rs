@@ -81,6 +81,17 @@ fn main() {
         ("smollm2 ffn up", Q4_1, 1536, 576),
         ("smollm2 ffn down", Q4_1, 576, 1536),
         ("smollm2 layer x30", Q4_1, 30 * 1536, 576),
+        // Llama-3.2-1B's shape (hidden 2048, FFN 8192, 8 KV heads of 64, vocabulary 128256)
+        ("1b ffn_up", Q4_0, 8192, 2048),
+        ("1b ffn_down", Q4_0, 2048, 8192),
+        ("1b attn_k", Q4_0, 512, 2048),
+        ("1b ffn_up x16", Q4_0, 16 * 8192, 2048),
+        ("1b ffn_up", Q8_0, 8192, 2048),
+        ("1b ffn_up x16", Q8_0, 16 * 8192, 2048),
+        ("1b ffn_up", Q4_K, 8192, 2048),
+        ("1b ffn_up x16", Q4_K, 16 * 8192, 2048),
+        ("1b ffn_down", Q6_K, 2048, 8192),
+        ("1b output", Q6_K, 128_256, 2048),
     ];
     for (name, ty, rows, cols) in shapes {
         if !name.contains(filter.as_str()) {

@@ -104,13 +104,13 @@ pub(crate) fn has_dotprod() -> bool {
 pub fn parse(value: &str) -> Result<Isa, KernelError> {
     let isa = match value.trim().to_ascii_lowercase().as_str() {
         "scalar" => Isa::Scalar,
-        "avx2" => Isa::Avx2,
+        "avx2" | AVX2_NO_VNNI => Isa::Avx2,
         "avx512" => Isa::Avx512,
         "neon" => Isa::Neon,
         _ => {
             return Err(KernelError::UnsupportedIsa(
                 value.into(),
-                "unknown path (scalar|avx2|avx512|neon)",
+                "unknown path (scalar|avx2|avx2-novnni|avx512|neon)",
             ));
         }
     };
@@ -121,6 +121,19 @@ pub fn parse(value: &str) -> Result<Isa, KernelError> {
         ));
     }
     Ok(isa)
+}
+
+/// The `CRIA_ISA` value for the AVX2 path without AVX-VNNI even where the CPU has it: AVX2 as a Zen 3 or an
+/// older Intel part runs it, and as llama.cpp's AVX2-only build (no `GGML_AVX_VNNI`) does, for like-for-like
+/// comparisons on a newer machine.
+pub const AVX2_NO_VNNI: &str = "avx2-novnni";
+
+/// Whether `CRIA_ISA` asks for the AVX2 path without AVX-VNNI ([`AVX2_NO_VNNI`]).
+pub fn avxvnni_refused() -> bool {
+    static V: OnceLock<bool> = OnceLock::new();
+    *V.get_or_init(|| {
+        std::env::var("CRIA_ISA").is_ok_and(|v| v.trim().eq_ignore_ascii_case(AVX2_NO_VNNI))
+    })
 }
 
 fn detect() -> Result<Isa, KernelError> {
@@ -158,6 +171,13 @@ mod tests {
         assert!(Isa::available().contains(&Isa::Scalar));
         assert!(parse("scalar").is_ok());
         assert!(parse("SCALAR").is_ok());
+    }
+
+    #[test]
+    fn avx2_without_vnni_is_the_avx2_path() {
+        if Isa::Avx2.supported() {
+            assert_eq!(parse(AVX2_NO_VNNI).ok(), Some(Isa::Avx2));
+        }
     }
 
     #[test]

@@ -16,9 +16,10 @@ use crate::GgmlType;
 use crate::isa::Isa;
 use std::sync::OnceLock;
 
+/// AVX-VNNI for the 256-bit kernels: present, and not refused by `CRIA_ISA=avx2-novnni`.
 fn has_avxvnni() -> bool {
     static V: OnceLock<bool> = OnceLock::new();
-    *V.get_or_init(|| is_x86_feature_detected!("avxvnni"))
+    *V.get_or_init(|| is_x86_feature_detected!("avxvnni") && !crate::isa::avxvnni_refused())
 }
 
 pub(crate) fn rows_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {

@@ -4,10 +4,11 @@
 //! uses.
 
 /// `$full_u8`: whether `$dot` takes u8 up to 255 without saturating (VNNI does; `maddubs` does not, so the
-/// Q8_0 tile, which offsets weights by 128, is left out there).
+/// Q8_0 tile, which offsets weights by 128, is left out there); false means `$dot` is `maddubs` + `madd`.
 macro_rules! x86_tiled {
     ($features:literal, $dot:path, $full_u8:literal) => {
         use crate::dot::TiledFn;
+        use crate::dot::x86::zmm_matvec::Prefetch;
 
         const R: usize = 4;
         const T: usize = 4;
@@ -138,16 +139,19 @@ macro_rules! x86_tiled {
         }
 
         /// The f16 pairs at the start of 8 consecutive blocks (d and the next 2 bytes: m, or quants) as
-        /// (8 × d, 8 × second half) in f32.
+        /// (8 × d, 8 × second half) in f32. Plain 4-byte loads, not a gather: a gather whose lines miss the
+        /// caches stalls far longer than eight loads do (AMD microcodes it), and decode streams from memory.
         #[inline]
         #[target_feature(enable = $features)]
         fn scales8<W: Pod>(w: &[W]) -> (__m256, __m256) {
-            let stride = std::mem::size_of::<W>() as i32;
-            let idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride));
             let w8: &[u8] = cs(&w[..8]);
-            // SAFETY: w holds 8 blocks (sliced above) of at least 4 bytes each; lane i reads the 4 bytes at
-            // the start of block i.
-            let dm = unsafe { _mm256_i32gather_epi32::<1>(w8.as_ptr().cast(), idx) };
+            let stride = std::mem::size_of::<W>();
+            let dm: [i32; 8] = std::array::from_fn(|i| {
+                let b = &w8[i * stride..i * stride + 4];
+                i32::from_le_bytes([b[0], b[1], b[2], b[3]])
+            });
+            // SAFETY: dm is exactly 32 readable bytes.
+            let dm = unsafe { _mm256_loadu_si256(dm.as_ptr().cast()) };
             let lo = _mm256_and_si256(dm, _mm256_set1_epi32(0xFFFF));
             let hi = _mm256_srli_epi32::<16>(dm);
             // packus interleaves 128-bit lanes: [d0-3 m0-3 | d4-7 m4-7] -> [d0-7 | m0-7]
@@ -161,7 +165,9 @@ macro_rules! x86_tiled {
         /// Decode matvec of a 32-element format: `RR` rows at a time share each activation block; the block
         /// scales of 8 blocks are read and multiplied in one go. Each row is summed exactly as the tiled kernel
         /// (and llama.cpp) sums it: in block order into one 8-lane accumulator, d_w·d_a as one f32 product,
-        /// Σ m·s in order as a scalar, so a token gets the same bits as in a batch.
+        /// Σ m·s in order as a scalar, so a token gets the same bits as in a batch. Each pass prefetches the
+        /// next pass's rows as the AVX-512 matvec does (`zmm_matvec::Prefetch`): four rows read side by side
+        /// are four short streams the hardware prefetcher does not run far enough ahead of.
         macro_rules! legacy_matvec {
             ($name:ident, $W:ty, $A:ty, $act:ident, $u:ident, $off:expr, $has_min:expr) => {
                 #[target_feature(enable = $features)]
@@ -174,6 +180,7 @@ macro_rules! x86_tiled {
                         sa: &[f32],
                         av: &[(__m256i, __m256i)],
                         out: &mut [f32],
+                        prefetch: Prefetch,
                     ) {
                         let nb = av.len();
                         let mut acc = [_mm256_setzero_ps(); RR];
@@ -205,6 +212,7 @@ macro_rules! x86_tiled {
                                 }
                             }
                             for i in 0..n {
+                                prefetch.step(b0 + i);
                                 let (a_q, base) = av[b0 + i];
                                 for r in 0..RR {
                                     let p = _mm256_cvtepi32_ps($dot(base, $u(&w[r][b0 + i]), a_q));
@@ -241,11 +249,13 @@ macro_rules! x86_tiled {
                     let n_rows = out.len();
                     let mut r = 0;
                     while r + 4 <= n_rows {
-                        rows::<4>(std::array::from_fn(|i| wr(r + i)), &da, &sa, &av, &mut out[r..r + 4]);
+                        let pf = Prefetch::for_pass(w, r / 4, 4 * w_row, n_rows * w_row, av.len());
+                        rows::<4>(std::array::from_fn(|i| wr(r + i)), &da, &sa, &av, &mut out[r..r + 4], pf);
                         r += 4;
                     }
                     while r < n_rows {
-                        rows::<1>([wr(r)], &da, &sa, &av, &mut out[r..r + 1]);
+                        let pf = Prefetch::for_pass(w, r, w_row, n_rows * w_row, av.len());
+                        rows::<1>([wr(r)], &da, &sa, &av, &mut out[r..r + 1], pf);
                         r += 1;
                     }
                 }
@@ -339,6 +349,32 @@ macro_rules! x86_tiled {
             (0..16).map(|j| m[j] * a.bsum(j) as i32).sum()
         }
 
+        /// A K-quant group's two sub-block scales as [`dot_us_sc`] takes them: `sa` for lanes 0-3 (the first 16
+        /// quants), `sb` for lanes 4-7; i32 lanes for VNNI, i16 pairs for `maddubs`.
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn scale_pair(sa: i32, sb: i32) -> __m256i {
+            if $full_u8 {
+                _mm256_set_m128i(_mm_set1_epi32(sb), _mm_set1_epi32(sa))
+            } else {
+                _mm256_set_m128i(_mm_set1_epi16(sb as i16), _mm_set1_epi16(sa as i16))
+            }
+        }
+
+        /// `dot_us(u, s)` with each lane times its scale from [`scale_pair`], exact in i32. Without VNNI the scale
+        /// is the `madd` multiplier of `maddubs`' i16 pair sums (where `dot_us` multiplies by 1), which saves
+        /// a `vpmulld` per 32 products: |u| ≤ 63 and |s| ≤ 127 keep the pairs within i16 (2·63·127 = 16002),
+        /// and |sc| ≤ 128 the results within i32.
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn dot_us_sc(u: __m256i, s: __m256i, sc: __m256i) -> __m256i {
+            if $full_u8 {
+                _mm256_mullo_epi32(dot_us(u, s), sc)
+            } else {
+                _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), sc)
+            }
+        }
+
         /// One R×T tile of a K-quant: Σ over super-blocks of d·da·Σ_g sc_g·(q_g·a_g) − dmin·da·corr.
         macro_rules! k_tile {
             ($tile:ident, $W:ty, $grp:ident, $meta:ident, $corr:ident) => {
@@ -355,10 +391,10 @@ macro_rules! x86_tiled {
                             let mut sumi = [_mm256_setzero_si256(); TT];
                             for g in 0..8 {
                                 let (q, sa, sb) = $grp(wb, g, &sc);
-                                let scv = _mm256_set_m128i(_mm_set1_epi32(sb), _mm_set1_epi32(sa));
+                                let scv = scale_pair(sa, sb);
                                 for t in 0..TT {
-                                    let p = dot_us(q, ld(&a[t][b].qs[32 * g..]));
-                                    sumi[t] = _mm256_add_epi32(sumi[t], _mm256_mullo_epi32(p, scv));
+                                    let p = dot_us_sc(q, ld(&a[t][b].qs[32 * g..]), scv);
+                                    sumi[t] = _mm256_add_epi32(sumi[t], p);
                                 }
                             }
                             for t in 0..TT {
