@@ -58,4 +58,5 @@ def main():
         json.dump(out, f, indent=1, sort_keys=True)
 
 
-main()
+if __name__ == "__main__":
+    main()
