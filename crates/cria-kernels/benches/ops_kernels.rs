@@ -13,7 +13,8 @@ use cria_kernels::GgmlType;
 use cria_kernels::matmul::{WeightRef, matmul};
 use cria_kernels::ops::{self, AttentionParams, CausalBatch, RopeParams, RopeStyle};
 use cria_kernels::pool::ThreadPool;
-use cria_kernels::quant::quantize_row;
+use cria_kernels::quant::iq_blocks::random_blocks;
+use cria_kernels::quant::{is_read_only, quantize_row};
 use half::f16;
 
 /// Best-of-`reps` seconds for one call of `f`.
@@ -62,16 +63,22 @@ fn read_bandwidth(pool: &ThreadPool) -> f64 {
     (buf.len() * 8) as f64 / s / 1e9
 }
 
-/// `rows x cols` of `ty`: 64 distinct quantized rows, repeated.
+/// `rows x cols` of `ty`: 64 distinct quantized rows, repeated (random blocks with sane scales for the formats
+/// Cria does not quantize to).
 fn matrix(ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
     let rb = ty.row_bytes(cols).expect("whole blocks");
-    let mut tile = vec![0u8; 64 * rb];
-    for (r, dst) in tile.chunks_exact_mut(rb).enumerate() {
-        let src: Vec<f32> = (0..cols)
-            .map(|i| (((i * 7919 + r * 104_729) % 2001) as f32 / 1000.0) - 1.0)
-            .collect();
-        quantize_row(ty, &src, dst).expect("quantize");
-    }
+    let tile = if is_read_only(ty) {
+        random_blocks(ty, 64 * cols / ty.block_size(), 7)
+    } else {
+        let mut tile = vec![0u8; 64 * rb];
+        for (r, dst) in tile.chunks_exact_mut(rb).enumerate() {
+            let src: Vec<f32> = (0..cols)
+                .map(|i| (((i * 7919 + r * 104_729) % 2001) as f32 / 1000.0) - 1.0)
+                .collect();
+            quantize_row(ty, &src, dst).expect("quantize");
+        }
+        tile
+    };
     let mut data = Vec::with_capacity(rows * rb);
     while data.len() < rows * rb {
         data.extend_from_slice(&tile[..(rows * rb - data.len()).min(tile.len())]);

@@ -33,7 +33,10 @@ fn iq_ternary_and_mxfp4_dots_match_llama_cpp_bit_for_bit() {
     let g: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let mut checked = 0;
     for (name, cases) in g.as_object().unwrap() {
-        let ty = GgmlType::ALL.into_iter().find(|t| t.name() == name).unwrap();
+        let ty = GgmlType::ALL
+            .into_iter()
+            .find(|t| t.name() == name)
+            .unwrap();
         for case in cases.as_array().unwrap() {
             let n = case["n"].as_u64().unwrap() as usize;
             let w = unhex(case["w"].as_str().unwrap());
@@ -55,13 +58,22 @@ fn iq_ternary_and_mxfp4_dots_match_llama_cpp_bit_for_bit() {
                 for r in 0..rows {
                     let s = scalar::dot(ty, &w[r * rb..(r + 1) * rb], a);
                     let wb = want[t * rows + r];
-                    assert_eq!(s.to_bits(), wb, "{name} n={n} act {t} row {r}: scalar {s} vs llama.cpp {}", f32::from_bits(wb));
+                    assert_eq!(
+                        s.to_bits(),
+                        wb,
+                        "{name} n={n} act {t} row {r}: scalar {s} vs llama.cpp {}",
+                        f32::from_bits(wb)
+                    );
                 }
                 for isa in x86_order_paths() {
                     let mut got = vec![0f32; rows];
                     matvec_rows_with(isa, ty, &w, n, a, 0..rows, &mut got);
                     for (r, g) in got.iter().enumerate() {
-                        assert_eq!(g.to_bits(), want[t * rows + r], "{isa:?} {name} n={n} act {t} row {r}");
+                        assert_eq!(
+                            g.to_bits(),
+                            want[t * rows + r],
+                            "{isa:?} {name} n={n} act {t} row {r}"
+                        );
                     }
                 }
                 checked += 1;
@@ -75,7 +87,11 @@ fn iq_ternary_and_mxfp4_dots_match_llama_cpp_bit_for_bit() {
                     let mut one = vec![0f32; rows];
                     matvec_rows_with(isa, ty, &w, n, a, 0..rows, &mut one);
                     for r in 0..rows {
-                        assert_eq!(one[r].to_bits(), batch[t * rows + r].to_bits(), "{isa:?} {name} batch");
+                        assert_eq!(
+                            one[r].to_bits(),
+                            batch[t * rows + r].to_bits(),
+                            "{isa:?} {name} batch"
+                        );
                     }
                 }
             }

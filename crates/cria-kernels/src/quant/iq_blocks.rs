@@ -2,6 +2,7 @@
 //! like `blocks.rs`, so any `&[u8]` casts to them; multi-byte fields are little-endian).
 
 use super::blocks::f16_at;
+use crate::GgmlType;
 use bytemuck::{Pod, Zeroable};
 
 /// 32 4-bit indices into the IQ4_NL codebook, times d.
@@ -197,4 +198,53 @@ pub(crate) fn u16_at(b: &[u8], i: usize) -> u16 {
 #[inline]
 pub(crate) fn u32_at(b: &[u8], i: usize) -> u32 {
     u32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
+}
+
+/// Where a read-only format keeps its f16 scale: the byte offset in the block, `None` for IQ1_M (spread over
+/// the top nibbles of `scales`) and MXFP4 (an E8M0 exponent at byte 0).
+fn d_offset(ty: GgmlType) -> Option<usize> {
+    use GgmlType::*;
+    match ty {
+        TQ1_0 => Some(52),
+        TQ2_0 => Some(64),
+        IQ1_M | MXFP4 => None,
+        _ => Some(0),
+    }
+}
+
+/// `n_blocks` seeded random blocks of a read-only format (`quant::is_read_only`), every byte random but the
+/// scale, which is a sane f16 (±2⁻¹⁰..2⁻⁷) or E8M0 exponent: weights for tests and benchmarks, as Cria cannot
+/// quantize to these formats.
+///
+/// # Panics
+/// For a format Cria quantizes to (use `quantize_row`).
+pub fn random_blocks(ty: GgmlType, n_blocks: usize, seed: u64) -> Vec<u8> {
+    assert!(
+        super::is_read_only(ty),
+        "random_blocks: {ty:?} has a quantizer"
+    );
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (s >> 33) as u32
+    };
+    let size = ty.type_size();
+    let mut out: Vec<u8> = (0..n_blocks * size).map(|_| next() as u8).collect();
+    for b in out.chunks_exact_mut(size) {
+        let sign = if next() & 1 == 0 { 1.0 } else { -1.0 };
+        let d = half::f16::from_f32(sign * (1 + next() % 8) as f32 / 1024.0).to_bits();
+        match d_offset(ty) {
+            Some(o) => b[o..o + 2].copy_from_slice(&d.to_le_bytes()),
+            None if ty == GgmlType::MXFP4 => b[0] = 118 + (next() % 4) as u8,
+            None => {
+                for k in 0..4 {
+                    let hi = ((d >> (4 * k)) & 0xf) as u8;
+                    b[48 + 2 * k + 1] = (b[48 + 2 * k + 1] & 0x0f) | (hi << 4);
+                }
+            }
+        }
+    }
+    out
 }
