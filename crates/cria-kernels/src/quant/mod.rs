@@ -6,7 +6,7 @@ mod fast;
 mod float;
 mod iq;
 pub mod iq_blocks;
-mod iq_grids;
+pub(crate) mod iq_grids;
 pub(crate) mod iq_unpack;
 mod k45;
 mod kmake;

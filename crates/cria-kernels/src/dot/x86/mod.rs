@@ -5,6 +5,7 @@
 mod avx2;
 mod avx512;
 mod gemm512;
+mod iq_avx2;
 mod kernels;
 mod tiled;
 mod zmm_kmatvec;
@@ -22,10 +23,21 @@ fn has_avxvnni() -> bool {
 }
 
 pub(crate) fn rows_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
+    if crate::quant::is_read_only(ty) {
+        return iq_rows_kernel(isa, ty);
+    }
     match isa {
         Isa::Avx512 if crate::isa::has_avx512_vnni() => avx512::vnni::rows_kernel(ty),
         Isa::Avx512 | Isa::Avx2 if has_avxvnni() => avx2::vnni::rows_kernel(ty),
         Isa::Avx512 | Isa::Avx2 => avx2::plain::rows_kernel(ty),
+        _ => None,
+    }
+}
+
+/// The IQ, ternary and MXFP4 formats: their own kernels (`iq_avx2.rs`), each with the scalar reference's bits.
+fn iq_rows_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
+    match isa {
+        Isa::Avx512 | Isa::Avx2 => iq_avx2::rows_kernel(ty),
         _ => None,
     }
 }
