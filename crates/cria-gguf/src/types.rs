@@ -194,6 +194,11 @@ impl GgmlType {
     }
 }
 
+/// The names of every type Cria reads, comma-separated (for error messages).
+pub(crate) fn supported_type_names() -> String {
+    GgmlType::ALL.map(GgmlType::name).join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
