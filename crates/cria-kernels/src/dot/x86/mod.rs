@@ -6,6 +6,7 @@ mod avx2;
 mod avx512;
 mod gemm512;
 mod iq_avx2;
+mod iq_avx512;
 mod kernels;
 mod tiled;
 mod zmm_kmatvec;
@@ -34,10 +35,12 @@ pub(crate) fn rows_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
     }
 }
 
-/// The IQ, ternary and MXFP4 formats: their own kernels (`iq_avx2.rs`), each with the scalar reference's bits.
+/// The IQ, ternary and MXFP4 formats: their own kernels (`iq_avx512.rs` for the 4-bit ones, `iq_avx2.rs`),
+/// each with the scalar reference's bits.
 fn iq_rows_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
     match isa {
-        Isa::Avx512 | Isa::Avx2 => iq_avx2::rows_kernel(ty),
+        Isa::Avx512 => iq_avx512::rows_kernel(ty).or_else(|| iq_avx2::rows_kernel(ty)),
+        Isa::Avx2 => iq_avx2::rows_kernel(ty),
         _ => None,
     }
 }
