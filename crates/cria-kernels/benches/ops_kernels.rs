@@ -4,7 +4,8 @@
 //! - GEMM GFLOP/s per format (1024 x 4096 weights, 64 tokens);
 //! - the small ops at the test models' shapes.
 //!
-//! `CRIA_ISA=avx2 cargo bench -p cria-kernels --bench ops_kernels` prints markdown tables.
+//! `CRIA_ISA=avx2 cargo bench -p cria-kernels --bench ops_kernels` prints markdown tables
+//! (`-- --formats Q4_0,IQ4_XS` for some formats only).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -86,11 +87,24 @@ fn matrix(ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
     data
 }
 
+/// `--formats Q4_0,IQ4_XS,...` picks formats (all when absent).
+fn chosen_formats() -> Vec<GgmlType> {
+    let args: Vec<String> = std::env::args().collect();
+    let Some(i) = args.iter().position(|a| a == "--formats") else {
+        return GgmlType::ALL.to_vec();
+    };
+    let names: Vec<&str> = args.get(i + 1).map_or(vec![], |s| s.split(',').collect());
+    GgmlType::ALL
+        .into_iter()
+        .filter(|t| names.contains(&t.name()))
+        .collect()
+}
+
 fn formats(pool: &ThreadPool, roof: f64) {
     let cols = 4096;
     println!("| format | matvec GB/s | % of roofline | GEMM GFLOP/s |");
     println!("|---|---:|---:|---:|");
-    for ty in GgmlType::ALL {
+    for ty in chosen_formats() {
         let rb = ty.row_bytes(cols).expect("blocks");
         let rows = (96 << 20) / rb;
         let data = matrix(ty, rows, cols);

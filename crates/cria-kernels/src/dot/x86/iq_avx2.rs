@@ -40,7 +40,7 @@ fn sign_bytes(b: u8) -> i64 {
 }
 
 #[inline]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 fn load_u8(x: &[u8]) -> __m256i {
     let x = &x[..32];
     // SAFETY: x holds 32 bytes (sliced just above).
@@ -48,13 +48,13 @@ fn load_u8(x: &[u8]) -> __m256i {
 }
 
 #[inline]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 fn load_i8(x: &[i8]) -> __m256i {
     load_u8(bytemuck::cast_slice(x))
 }
 
 #[inline]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 fn load16(x: &[u8]) -> __m128i {
     let x = &x[..16];
     // SAFETY: x holds 16 bytes (sliced just above).
@@ -63,7 +63,7 @@ fn load16(x: &[u8]) -> __m128i {
 
 /// llama.cpp's `hsum_float_8`.
 #[inline]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 fn hsum(v: __m256) -> f32 {
     let x = _mm_add_ps(_mm256_extractf128_ps::<1>(v), _mm256_castps256_ps128(v));
     let x = _mm_add_ps(x, _mm_movehl_ps(x, x));
@@ -72,21 +72,21 @@ fn hsum(v: __m256) -> f32 {
 
 /// Pairs of signed × signed byte products as i16 (llama.cpp's `mul_add_epi8`; |x| ≤ 127 here).
 #[inline]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 fn mul_add_epi8(x: __m256i, y: __m256i) -> __m256i {
     _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
 }
 
 /// `fma(scale, cvt(lanes), acc)`.
 #[inline]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 fn fma_lanes(acc: __m256, lanes: __m256i, scale: f32) -> __m256 {
     _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(lanes), acc)
 }
 
 /// A 4-bit codebook block: low nibbles are elements 0..16, high nibbles 16..32.
 #[inline]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 fn codebook32(book: __m128i, qs: &[u8]) -> __m256i {
     let (bits, m4) = (load16(qs), _mm_set1_epi8(0xf));
     let lo = _mm_shuffle_epi8(book, _mm_and_si128(bits, m4));
@@ -95,7 +95,7 @@ fn codebook32(book: __m128i, qs: &[u8]) -> __m256i {
 }
 
 #[inline]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 fn codebook_lanes(book: __m128i, qs: &[u8], y: &[i8]) -> __m256i {
     let p16 = mul_add_epi8(codebook32(book, qs), load_i8(y));
     _mm256_madd_epi16(p16, _mm256_set1_epi16(1))
@@ -104,15 +104,15 @@ fn codebook_lanes(book: __m128i, qs: &[u8], y: &[i8]) -> __m256i {
 /// IQ4_NL / MXFP4 against Q8_0: even blocks in one accumulator, odd in the other, an odd last block after
 /// the horizontal sum.
 #[inline]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 fn codebook_q8_0<B: Codebook>(w: &[B], a: &[BlockQ8_0]) -> f32 {
     let book = load16(bytemuck::cast_slice(&B::BOOK));
     let (mut acc1, mut acc2) = (_mm256_setzero_ps(), _mm256_setzero_ps());
     for (w, a) in w.chunks_exact(2).zip(a.chunks_exact(2)) {
         let l1 = codebook_lanes(book, w[0].qs(), &a[0].qs);
         let l2 = codebook_lanes(book, w[1].qs(), &a[1].qs);
-        acc1 = fma_lanes(acc1, l1, a[0].d() * w[0].d());
-        acc2 = fma_lanes(acc2, l2, a[1].d() * w[1].d());
+        acc1 = fma_lanes(acc1, l1, h16(a[0].d) * scale_of(&w[0]));
+        acc2 = fma_lanes(acc2, l2, h16(a[1].d) * scale_of(&w[1]));
     }
     let mut sum = hsum(_mm256_add_ps(acc1, acc2));
     if w.len() % 2 == 1 {
@@ -128,10 +128,30 @@ fn codebook_q8_0<B: Codebook>(w: &[B], a: &[BlockQ8_0]) -> f32 {
     sum
 }
 
+/// A little-endian f16 as f32 through F16C (exact, like `half`'s conversion, without its run-time dispatch).
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+fn h16(b: [u8; 2]) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(
+        _mm_cvtsi32_si128(u16::from_le_bytes(b) as i32),
+    ))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+fn scale_of<B: Codebook>(b: &B) -> f32 {
+    match b.d_f16() {
+        Some(bits) => h16(bits),
+        None => b.d(),
+    }
+}
+
 /// The 32-element codebook formats.
 trait Codebook {
     const BOOK: [i8; 16];
     fn qs(&self) -> &[u8; 16];
+    /// The scale as f16 bits, where it is one (converted with F16C in the kernel).
+    fn d_f16(&self) -> Option<[u8; 2]>;
     fn d(&self) -> f32;
 }
 
@@ -139,6 +159,9 @@ impl Codebook for BlockIQ4NL {
     const BOOK: [i8; 16] = KVALUES_IQ4NL;
     fn qs(&self) -> &[u8; 16] {
         &self.qs
+    }
+    fn d_f16(&self) -> Option<[u8; 2]> {
+        Some(self.d)
     }
     fn d(&self) -> f32 {
         BlockIQ4NL::d(self)
@@ -150,22 +173,25 @@ impl Codebook for BlockMXFP4 {
     fn qs(&self) -> &[u8; 16] {
         &self.qs
     }
+    fn d_f16(&self) -> Option<[u8; 2]> {
+        None
+    }
     fn d(&self) -> f32 {
         BlockMXFP4::d(self)
     }
 }
 
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 fn dot_iq4_nl(w: &[u8], a: &[u8]) -> f32 {
     codebook_q8_0::<BlockIQ4NL>(c(w), c(a))
 }
 
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 fn dot_mxfp4(w: &[u8], a: &[u8]) -> f32 {
     codebook_q8_0::<BlockMXFP4>(c(w), c(a))
 }
 
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 fn dot_iq4_xs(w: &[u8], a: &[u8]) -> f32 {
     let (w, a): (&[BlockIQ4XS], &[BlockQ8K]) = (c(w), c(a));
     let book = load16(bytemuck::cast_slice(&KVALUES_IQ4NL));
@@ -183,14 +209,14 @@ fn dot_iq4_xs(w: &[u8], a: &[u8]) -> f32 {
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, _mm256_set1_epi16(ls as i16)));
             }
         }
-        acc = fma_lanes(acc, sumi, w.d() * a.d());
+        acc = fma_lanes(acc, sumi, h16(w.d) * a.d());
     }
     hsum(acc)
 }
 
 /// One 32-element sub-block of a grid format: unsigned grid bytes, their signs, an i16 multiplier per 16.
 #[inline]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 fn grid_lanes(q: __m256i, signs: __m256i, scale: __m256i, y: &[i8]) -> __m256i {
     let dot = _mm256_maddubs_epi16(q, _mm256_sign_epi8(load_i8(y), signs));
     _mm256_madd_epi16(dot, scale)
@@ -198,7 +224,7 @@ fn grid_lanes(q: __m256i, signs: __m256i, scale: __m256i, y: &[i8]) -> __m256i {
 
 /// The `2·ls + 1` multipliers of a sub-block's two halves.
 #[inline]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 fn odd16(lo: u8, hi: u8) -> __m256i {
     let m = |ls: u8| _mm_set1_epi16(2 * ls as i16 + 1);
     _mm256_set_m128i(m(hi), m(lo))
@@ -214,7 +240,7 @@ fn u16_le(b: &[u8], i: usize) -> usize {
     u16::from_le_bytes([b[2 * i], b[2 * i + 1]]) as usize
 }
 
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 fn dot_iq2_xxs(w: &[u8], a: &[u8]) -> f32 {
     let (w, a): (&[BlockIQ2XXS], &[BlockQ8K]) = (c(w), c(a));
     let mut acc = _mm256_setzero_ps();
@@ -233,12 +259,12 @@ fn dot_iq2_xxs(w: &[u8], a: &[u8]) -> f32 {
             let ls = (aux1 >> 28) as u8;
             sumi = _mm256_add_epi32(sumi, grid_lanes(q, s, odd16(ls, ls), &a.qs[32 * ib..]));
         }
-        acc = fma_lanes(acc, sumi, w.d() * a.d());
+        acc = fma_lanes(acc, sumi, h16(w.d) * a.d());
     }
     0.125 * hsum(acc)
 }
 
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 fn dot_iq2_xs(w: &[u8], a: &[u8]) -> f32 {
     let (w, a): (&[BlockIQ2XS], &[BlockQ8K]) = (c(w), c(a));
     let mut acc = _mm256_setzero_ps();
@@ -253,12 +279,12 @@ fn dot_iq2_xs(w: &[u8], a: &[u8]) -> f32 {
             let sc = odd16(w.scales[ib] & 0xf, w.scales[ib] >> 4);
             sumi = _mm256_add_epi32(sumi, grid_lanes(q, s, sc, &a.qs[32 * ib..]));
         }
-        acc = fma_lanes(acc, sumi, w.d() * a.d());
+        acc = fma_lanes(acc, sumi, h16(w.d) * a.d());
     }
     0.125 * hsum(acc)
 }
 
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 fn dot_iq2_s(w: &[u8], a: &[u8]) -> f32 {
     let (w, a): (&[BlockIQ2S], &[BlockQ8K]) = (c(w), c(a));
     let mut acc = _mm256_setzero_ps();
@@ -276,12 +302,12 @@ fn dot_iq2_s(w: &[u8], a: &[u8]) -> f32 {
             let sc = odd16(w.scales[ib] & 0xf, w.scales[ib] >> 4);
             sumi = _mm256_add_epi32(sumi, grid_lanes(q, s, sc, &a.qs[32 * ib..]));
         }
-        acc = fma_lanes(acc, sumi, w.d() * a.d());
+        acc = fma_lanes(acc, sumi, h16(w.d) * a.d());
     }
     0.125 * hsum(acc)
 }
 
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 fn dot_iq3_xxs(w: &[u8], a: &[u8]) -> f32 {
     let (w, a): (&[BlockIQ3XXS], &[BlockQ8K]) = (c(w), c(a));
     let mut acc = _mm256_setzero_ps();
@@ -301,12 +327,12 @@ fn dot_iq3_xxs(w: &[u8], a: &[u8]) -> f32 {
             let ls = (aux >> 28) as u8;
             sumi = _mm256_add_epi32(sumi, grid_lanes(q, s, odd16(ls, ls), &a.qs[32 * ib..]));
         }
-        acc = fma_lanes(acc, sumi, w.d() * a.d());
+        acc = fma_lanes(acc, sumi, h16(w.d) * a.d());
     }
     0.25 * hsum(acc)
 }
 
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 fn dot_iq3_s(w: &[u8], a: &[u8]) -> f32 {
     let (w, a): (&[BlockIQ3S], &[BlockQ8K]) = (c(w), c(a));
     let mut acc = _mm256_setzero_ps();
@@ -323,12 +349,12 @@ fn dot_iq3_s(w: &[u8], a: &[u8]) -> f32 {
             let ls = (w.scales[ib / 2] >> (4 * (ib % 2))) & 0xf;
             sumi = _mm256_add_epi32(sumi, grid_lanes(q, s, odd16(ls, ls), &a.qs[32 * ib..]));
         }
-        acc = fma_lanes(acc, sumi, w.d() * a.d());
+        acc = fma_lanes(acc, sumi, h16(w.d) * a.d());
     }
     hsum(acc)
 }
 
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 fn dot_iq1_s(w: &[u8], a: &[u8]) -> f32 {
     let (w, a): (&[BlockIQ1S], &[BlockQ8K]) = (c(w), c(a));
     let (mut acc, mut delta) = (_mm256_setzero_ps(), 0f32);
@@ -347,14 +373,14 @@ fn dot_iq1_s(w: &[u8], a: &[u8]) -> f32 {
             let sign = if qh & 0x8000 != 0 { -1 } else { 1 };
             sumi1 += (a.bsum(2 * ib) as i32 + a.bsum(2 * ib + 1) as i32) * sign * ls;
         }
-        let d = a.d() * w.d();
+        let d = a.d() * h16(w.d);
         acc = fma_lanes(acc, sumi, d);
         delta = d.mul_add(sumi1 as f32, delta);
     }
     hsum(acc) + 0.125 * delta
 }
 
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 fn dot_iq1_m(w: &[u8], a: &[u8]) -> f32 {
     let (w, a): (&[BlockIQ1M], &[BlockQ8K]) = (c(w), c(a));
     let (mut acc1, mut acc2) = (_mm256_setzero_ps(), _mm256_setzero_ps());
@@ -404,12 +430,12 @@ fn dot_iq1_m(w: &[u8], a: &[u8]) -> f32 {
 
 /// Σ of the activation in 32s, per lane (lane k: bsums 2k and 2k + 1).
 #[inline]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 fn bsum_lanes(a: &BlockQ8K) -> __m256i {
     _mm256_madd_epi16(load_u8(&a.bsums), _mm256_set1_epi16(1))
 }
 
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 fn dot_tq2_0(w: &[u8], a: &[u8]) -> f32 {
     let (w, a): (&[BlockTQ2_0], &[BlockQ8K]) = (c(w), c(a));
     let mut acc = _mm256_setzero_ps();
@@ -434,7 +460,7 @@ fn dot_tq2_0(w: &[u8], a: &[u8]) -> f32 {
             _mm256_madd_epi16(sum16, _mm256_set1_epi16(1)),
             bsum_lanes(a),
         );
-        acc = fma_lanes(acc, lanes, a.d() * w.d());
+        acc = fma_lanes(acc, lanes, a.d() * h16(w.d));
     }
     hsum(acc)
 }
@@ -442,7 +468,7 @@ fn dot_tq2_0(w: &[u8], a: &[u8]) -> f32 {
 /// The base-3 digit in the top of each byte (scaled so that `(q·3) >> 8` is the digit): llama.cpp's
 /// halving-add trick, `((q − 1) avg ((q − 1) avg 0)) >> 6`, equal to `(q·3) >> 8` for every byte.
 #[inline]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 fn tq_digit(q: __m256i) -> __m256i {
     let q = _mm256_subs_epu8(q, _mm256_set1_epi8(1));
     let q = _mm256_avg_epu8(q, _mm256_avg_epu8(q, _mm256_setzero_si256()));
@@ -451,7 +477,7 @@ fn tq_digit(q: __m256i) -> __m256i {
 
 /// q·9 for every byte (wrapping), from q: `((q << 3) & !7) + q`.
 #[inline]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 fn times9(q: __m256i) -> __m256i {
     _mm256_add_epi8(
         _mm256_and_si256(_mm256_slli_epi16::<3>(q), _mm256_set1_epi8(-8)),
@@ -460,12 +486,12 @@ fn times9(q: __m256i) -> __m256i {
 }
 
 #[inline]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 fn times9_128(q: __m128i) -> __m128i {
     _mm_add_epi8(_mm_and_si128(_mm_slli_epi16::<3>(q), _mm_set1_epi8(-8)), q)
 }
 
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 fn dot_tq1_0(w: &[u8], a: &[u8]) -> f32 {
     let (w, a): (&[BlockTQ1_0], &[BlockQ8K]) = (c(w), c(a));
     let mut acc = _mm256_setzero_ps();
@@ -503,7 +529,7 @@ fn dot_tq1_0(w: &[u8], a: &[u8]) -> f32 {
             _mm256_madd_epi16(sum16, _mm256_set1_epi16(1)),
             bsum_lanes(a),
         );
-        acc = fma_lanes(acc, lanes, a.d() * w.d());
+        acc = fma_lanes(acc, lanes, a.d() * h16(w.d));
     }
     hsum(acc)
 }

@@ -11,7 +11,7 @@ use bytemuck::cast_slice as c;
 use std::arch::x86_64::*;
 
 #[inline]
-#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,f16c")]
 fn load32(x: &[u8]) -> __m256i {
     let x = &x[..32];
     // SAFETY: x holds 32 bytes (sliced just above).
@@ -19,7 +19,7 @@ fn load32(x: &[u8]) -> __m256i {
 }
 
 #[inline]
-#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,f16c")]
 fn load16(x: &[u8]) -> __m128i {
     let x = &x[..16];
     // SAFETY: x holds 16 bytes (sliced just above).
@@ -27,21 +27,21 @@ fn load16(x: &[u8]) -> __m128i {
 }
 
 #[inline]
-#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,f16c")]
 fn i8s(x: &[i8]) -> &[u8] {
     bytemuck::cast_slice(x)
 }
 
 /// Two 256-bit halves as one register (`lo` in lanes 0..8).
 #[inline]
-#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,f16c")]
 fn join(lo: __m256i, hi: __m256i) -> __m512i {
     _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
 }
 
 /// The codebook values of two 16-byte nibble groups: [low nibbles of a, high of a, low of b, high of b].
 #[inline]
-#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,f16c")]
 fn codebook64(book: __m512i, a: &[u8], b: &[u8]) -> __m512i {
     let (a, b) = (load16(a), load16(b));
     let aa = _mm256_set_m128i(a, a);
@@ -54,7 +54,7 @@ fn codebook64(book: __m512i, a: &[u8], b: &[u8]) -> __m512i {
 
 /// Pairs of signed × signed byte products as i16, as the AVX2 kernels' `mul_add_epi8` (|x| ≤ 127).
 #[inline]
-#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,f16c")]
 fn mul_add_epi8(x: __m512i, y: __m512i) -> __m512i {
     let neg = _mm512_movepi8_mask(x);
     let sy = _mm512_mask_sub_epi8(y, neg, _mm512_setzero_si512(), y);
@@ -62,30 +62,50 @@ fn mul_add_epi8(x: __m512i, y: __m512i) -> __m512i {
 }
 
 #[inline]
-#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,f16c")]
 fn lo(v: __m512) -> __m256 {
     _mm512_castps512_ps256(v)
 }
 
 #[inline]
-#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,f16c")]
 fn hi(v: __m512) -> __m256 {
     _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)))
 }
 
 /// llama.cpp's `hsum_float_8`.
 #[inline]
-#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,f16c")]
 fn hsum(v: __m256) -> f32 {
     let x = _mm_add_ps(_mm256_extractf128_ps::<1>(v), _mm256_castps256_ps128(v));
     let x = _mm_add_ps(x, _mm_movehl_ps(x, x));
     _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)))
 }
 
+/// A little-endian f16 as f32 through F16C (exact, like `half`'s conversion, without its run-time dispatch).
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+fn h16(b: [u8; 2]) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(
+        _mm_cvtsi32_si128(u16::from_le_bytes(b) as i32),
+    ))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+fn scale_of<B: Codebook>(b: &B) -> f32 {
+    match b.d_f16() {
+        Some(bits) => h16(bits),
+        None => b.d(),
+    }
+}
+
 /// The 32-element codebook formats against Q8_0.
 trait Codebook {
     const BOOK: [i8; 16];
     fn qs(&self) -> &[u8; 16];
+    /// The scale as f16 bits, where it is one (converted with F16C in the kernel).
+    fn d_f16(&self) -> Option<[u8; 2]>;
     fn d(&self) -> f32;
 }
 
@@ -93,6 +113,9 @@ impl Codebook for BlockIQ4NL {
     const BOOK: [i8; 16] = KVALUES_IQ4NL;
     fn qs(&self) -> &[u8; 16] {
         &self.qs
+    }
+    fn d_f16(&self) -> Option<[u8; 2]> {
+        Some(self.d)
     }
     fn d(&self) -> f32 {
         BlockIQ4NL::d(self)
@@ -104,13 +127,16 @@ impl Codebook for BlockMXFP4 {
     fn qs(&self) -> &[u8; 16] {
         &self.qs
     }
+    fn d_f16(&self) -> Option<[u8; 2]> {
+        None
+    }
     fn d(&self) -> f32 {
         BlockMXFP4::d(self)
     }
 }
 
 #[inline]
-#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,f16c")]
 fn codebook_q8_0<B: Codebook>(w: &[B], a: &[BlockQ8_0]) -> f32 {
     let book = _mm512_broadcast_i32x4(load16(bytemuck::cast_slice(&B::BOOK)));
     let mut acc = _mm512_setzero_ps();
@@ -118,8 +144,8 @@ fn codebook_q8_0<B: Codebook>(w: &[B], a: &[BlockQ8_0]) -> f32 {
         let q = codebook64(book, w[0].qs(), w[1].qs());
         let y = join(load32(i8s(&a[0].qs)), load32(i8s(&a[1].qs)));
         let lanes = _mm512_madd_epi16(mul_add_epi8(q, y), _mm512_set1_epi16(1));
-        let s0 = _mm256_set1_ps(a[0].d() * w[0].d());
-        let s1 = _mm256_set1_ps(a[1].d() * w[1].d());
+        let s0 = _mm256_set1_ps(h16(a[0].d) * scale_of(&w[0]));
+        let s1 = _mm256_set1_ps(h16(a[1].d) * scale_of(&w[1]));
         let scale = _mm512_insertf64x4::<1>(
             _mm512_castpd256_pd512(_mm256_castps_pd(s0)),
             _mm256_castps_pd(s1),
@@ -140,17 +166,17 @@ fn codebook_q8_0<B: Codebook>(w: &[B], a: &[BlockQ8_0]) -> f32 {
     sum
 }
 
-#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,f16c")]
 fn dot_iq4_nl(w: &[u8], a: &[u8]) -> f32 {
     codebook_q8_0::<BlockIQ4NL>(c(w), c(a))
 }
 
-#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,f16c")]
 fn dot_mxfp4(w: &[u8], a: &[u8]) -> f32 {
     codebook_q8_0::<BlockMXFP4>(c(w), c(a))
 }
 
-#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,f16c")]
 fn dot_iq4_xs(w: &[u8], a: &[u8]) -> f32 {
     let (w, a): (&[BlockIQ4XS], &[BlockQ8K]) = (c(w), c(a));
     let book = _mm512_broadcast_i32x4(load16(bytemuck::cast_slice(&KVALUES_IQ4NL)));
@@ -176,7 +202,7 @@ fn dot_iq4_xs(w: &[u8], a: &[u8]) -> f32 {
             _mm512_castsi512_si256(sumi),
             _mm512_extracti64x4_epi64::<1>(sumi),
         );
-        let d = _mm256_set1_ps(w.d() * a.d());
+        let d = _mm256_set1_ps(h16(w.d) * a.d());
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(lanes), acc);
     }
     hsum(acc)
