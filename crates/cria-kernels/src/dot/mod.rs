@@ -82,7 +82,8 @@ pub fn matvec_rows_with(
     if let Some(k) = x86::matvec_kernel(isa, w_ty) {
         return k(w_rows, s.w_row, act, out);
     }
-    let prefer_rows = matches!(w_ty, GgmlType::Q8_0 | GgmlType::Q4_K | GgmlType::Q6_K);
+    let prefer_rows = matches!(w_ty, GgmlType::Q8_0 | GgmlType::Q4_K | GgmlType::Q6_K)
+        || crate::quant::is_read_only(w_ty);
     if !prefer_rows && let Some(tiled) = tiled_kernel(isa, w_ty) {
         return tiled(w_rows, s.w_row, act, s.a_row, 1, out, rows.len());
     }

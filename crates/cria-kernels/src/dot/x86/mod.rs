@@ -7,6 +7,7 @@ mod avx512;
 mod gemm512;
 mod iq_avx2;
 mod iq_avx512;
+mod iq_tiled;
 mod kernels;
 mod tiled;
 mod zmm_kmatvec;
@@ -59,6 +60,13 @@ pub(crate) fn matvec_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
 }
 
 pub(crate) fn tiled_kernel(isa: Isa, ty: GgmlType) -> Option<TiledFn> {
+    if crate::quant::is_read_only(ty) {
+        // several tokens: rows unpacked once (iq_tiled.rs); one token takes the row kernels (dot::matvec_rows)
+        return match isa {
+            Isa::Avx512 | Isa::Avx2 => iq_tiled::tiled_kernel(ty),
+            _ => None,
+        };
+    }
     match isa {
         // the 512-bit kernel gives the 256-bit one's bits (tested in gemm512)
         Isa::Avx512 if crate::isa::has_avx512_vnni() => {
