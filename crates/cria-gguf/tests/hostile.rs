@@ -331,6 +331,11 @@ fn unknown_tensor_type() {
             matches!(e, GgufError::UnknownTensorType { id: i, .. } if i == id),
             "{e}"
         );
+        // the message lists what Cria reads
+        assert!(
+            e.to_string().contains("Q4_K, Q5_K") && e.to_string().contains("IQ4_XS"),
+            "{e}"
+        );
     }
 }
 
