@@ -62,7 +62,10 @@ pub enum GgufError {
     },
     #[error("tensor {tensor:?}: dimensions {shape:?} overflow")]
     DimsOverflow { tensor: String, shape: Vec<u64> },
-    #[error("tensor {tensor:?} at offset {offset} has unknown ggml type id {id}")]
+    #[error(
+        "tensor {tensor:?} at offset {offset} has ggml type id {id}, which Cria does not read (it reads {})",
+        crate::types::supported_type_names()
+    )]
     UnknownTensorType {
         tensor: String,
         id: u32,

@@ -19,11 +19,23 @@ pub enum GgmlType {
     Q6_K,
     Q8_K,
     BF16,
+    IQ2_XXS,
+    IQ2_XS,
+    IQ3_XXS,
+    IQ1_S,
+    IQ4_NL,
+    IQ3_S,
+    IQ2_S,
+    IQ4_XS,
+    IQ1_M,
+    TQ1_0,
+    TQ2_0,
+    MXFP4,
 }
 
 impl GgmlType {
-    /// Every known type, in id order.
-    pub const ALL: [GgmlType; 15] = [
+    /// Every known type: the classic and K-quant formats in id order, then the IQ, ternary and MXFP4 formats.
+    pub const ALL: [GgmlType; 27] = [
         GgmlType::F32,
         GgmlType::F16,
         GgmlType::Q4_0,
@@ -39,6 +51,18 @@ impl GgmlType {
         GgmlType::Q6_K,
         GgmlType::Q8_K,
         GgmlType::BF16,
+        GgmlType::IQ2_XXS,
+        GgmlType::IQ2_XS,
+        GgmlType::IQ3_XXS,
+        GgmlType::IQ1_S,
+        GgmlType::IQ4_NL,
+        GgmlType::IQ3_S,
+        GgmlType::IQ2_S,
+        GgmlType::IQ4_XS,
+        GgmlType::IQ1_M,
+        GgmlType::TQ1_0,
+        GgmlType::TQ2_0,
+        GgmlType::MXFP4,
     ];
 
     /// The type with ggml id `id`, if Cria knows it.
@@ -64,6 +88,18 @@ impl GgmlType {
             GgmlType::Q6_K => 14,
             GgmlType::Q8_K => 15,
             GgmlType::BF16 => 30,
+            GgmlType::IQ2_XXS => 16,
+            GgmlType::IQ2_XS => 17,
+            GgmlType::IQ3_XXS => 18,
+            GgmlType::IQ1_S => 19,
+            GgmlType::IQ4_NL => 20,
+            GgmlType::IQ3_S => 21,
+            GgmlType::IQ2_S => 22,
+            GgmlType::IQ4_XS => 23,
+            GgmlType::IQ1_M => 29,
+            GgmlType::TQ1_0 => 34,
+            GgmlType::TQ2_0 => 35,
+            GgmlType::MXFP4 => 39,
         }
     }
 
@@ -76,7 +112,9 @@ impl GgmlType {
             | GgmlType::Q5_0
             | GgmlType::Q5_1
             | GgmlType::Q8_0
-            | GgmlType::Q8_1 => 32,
+            | GgmlType::Q8_1
+            | GgmlType::IQ4_NL
+            | GgmlType::MXFP4 => 32,
             _ => 256,
         }
     }
@@ -98,6 +136,18 @@ impl GgmlType {
             GgmlType::Q5_K => 176,
             GgmlType::Q6_K => 210,
             GgmlType::Q8_K => 292,
+            GgmlType::IQ2_XXS => 66,
+            GgmlType::IQ2_XS => 74,
+            GgmlType::IQ3_XXS => 98,
+            GgmlType::IQ1_S => 50,
+            GgmlType::IQ4_NL => 18,
+            GgmlType::IQ3_S => 110,
+            GgmlType::IQ2_S => 82,
+            GgmlType::IQ4_XS => 136,
+            GgmlType::IQ1_M => 56,
+            GgmlType::TQ1_0 => 54,
+            GgmlType::TQ2_0 => 66,
+            GgmlType::MXFP4 => 17,
         }
     }
 
@@ -119,6 +169,18 @@ impl GgmlType {
             GgmlType::Q6_K => "Q6_K",
             GgmlType::Q8_K => "Q8_K",
             GgmlType::BF16 => "BF16",
+            GgmlType::IQ2_XXS => "IQ2_XXS",
+            GgmlType::IQ2_XS => "IQ2_XS",
+            GgmlType::IQ3_XXS => "IQ3_XXS",
+            GgmlType::IQ1_S => "IQ1_S",
+            GgmlType::IQ4_NL => "IQ4_NL",
+            GgmlType::IQ3_S => "IQ3_S",
+            GgmlType::IQ2_S => "IQ2_S",
+            GgmlType::IQ4_XS => "IQ4_XS",
+            GgmlType::IQ1_M => "IQ1_M",
+            GgmlType::TQ1_0 => "TQ1_0",
+            GgmlType::TQ2_0 => "TQ2_0",
+            GgmlType::MXFP4 => "MXFP4",
         }
     }
 
@@ -132,6 +194,11 @@ impl GgmlType {
     }
 }
 
+/// The names of every type Cria reads, comma-separated (for error messages).
+pub(crate) fn supported_type_names() -> String {
+    GgmlType::ALL.map(GgmlType::name).join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +210,33 @@ mod tests {
         }
         assert_eq!(GgmlType::from_id(4), None);
         assert_eq!(GgmlType::from_id(31), None);
+    }
+
+    /// ggml ids and (block elements, block bytes) as gguf-py 0.19's `GGML_QUANT_SIZES` lists them.
+    #[test]
+    fn iq_ternary_and_mxfp4_geometry_matches_gguf_py() {
+        let want = [
+            (GgmlType::IQ2_XXS, 16, 256, 66),
+            (GgmlType::IQ2_XS, 17, 256, 74),
+            (GgmlType::IQ3_XXS, 18, 256, 98),
+            (GgmlType::IQ1_S, 19, 256, 50),
+            (GgmlType::IQ4_NL, 20, 32, 18),
+            (GgmlType::IQ3_S, 21, 256, 110),
+            (GgmlType::IQ2_S, 22, 256, 82),
+            (GgmlType::IQ4_XS, 23, 256, 136),
+            (GgmlType::IQ1_M, 29, 256, 56),
+            (GgmlType::TQ1_0, 34, 256, 54),
+            (GgmlType::TQ2_0, 35, 256, 66),
+            (GgmlType::MXFP4, 39, 32, 17),
+        ];
+        for (ty, id, block, bytes) in want {
+            assert_eq!(
+                (ty.id(), ty.block_size(), ty.type_size()),
+                (id, block, bytes),
+                "{ty:?}"
+            );
+            assert_eq!(GgmlType::from_id(id), Some(ty));
+        }
     }
 
     #[test]

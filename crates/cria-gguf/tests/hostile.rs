@@ -325,10 +325,15 @@ fn dims_whose_product_overflows() {
 
 #[test]
 fn unknown_tensor_type() {
-    for id in [4u32, 5, 16, 29, 31, 1000, u32::MAX] {
+    for id in [4u32, 5, 24, 31, 40, 1000, u32::MAX] {
         let e = err(one_tensor(&[32], id, 0, 128));
         assert!(
             matches!(e, GgufError::UnknownTensorType { id: i, .. } if i == id),
+            "{e}"
+        );
+        // the message lists what Cria reads
+        assert!(
+            e.to_string().contains("Q4_K, Q5_K") && e.to_string().contains("IQ4_XS"),
             "{e}"
         );
     }

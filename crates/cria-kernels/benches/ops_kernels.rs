@@ -4,7 +4,8 @@
 //! - GEMM GFLOP/s per format (1024 x 4096 weights, 64 tokens);
 //! - the small ops at the test models' shapes.
 //!
-//! `CRIA_ISA=avx2 cargo bench -p cria-kernels --bench ops_kernels` prints markdown tables.
+//! `CRIA_ISA=avx2 cargo bench -p cria-kernels --bench ops_kernels` prints markdown tables
+//! (`-- --formats Q4_0,IQ4_XS` for some formats only).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -13,7 +14,8 @@ use cria_kernels::GgmlType;
 use cria_kernels::matmul::{WeightRef, matmul};
 use cria_kernels::ops::{self, AttentionParams, CausalBatch, RopeParams, RopeStyle};
 use cria_kernels::pool::ThreadPool;
-use cria_kernels::quant::quantize_row;
+use cria_kernels::quant::iq_blocks::random_blocks;
+use cria_kernels::quant::{is_read_only, quantize_row};
 use half::f16;
 
 /// Best-of-`reps` seconds for one call of `f`.
@@ -62,16 +64,22 @@ fn read_bandwidth(pool: &ThreadPool) -> f64 {
     (buf.len() * 8) as f64 / s / 1e9
 }
 
-/// `rows x cols` of `ty`: 64 distinct quantized rows, repeated.
+/// `rows x cols` of `ty`: 64 distinct quantized rows, repeated (random blocks with sane scales for the formats
+/// Cria does not quantize to).
 fn matrix(ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
     let rb = ty.row_bytes(cols).expect("whole blocks");
-    let mut tile = vec![0u8; 64 * rb];
-    for (r, dst) in tile.chunks_exact_mut(rb).enumerate() {
-        let src: Vec<f32> = (0..cols)
-            .map(|i| (((i * 7919 + r * 104_729) % 2001) as f32 / 1000.0) - 1.0)
-            .collect();
-        quantize_row(ty, &src, dst).expect("quantize");
-    }
+    let tile = if is_read_only(ty) {
+        random_blocks(ty, 64 * cols / ty.block_size(), 7)
+    } else {
+        let mut tile = vec![0u8; 64 * rb];
+        for (r, dst) in tile.chunks_exact_mut(rb).enumerate() {
+            let src: Vec<f32> = (0..cols)
+                .map(|i| (((i * 7919 + r * 104_729) % 2001) as f32 / 1000.0) - 1.0)
+                .collect();
+            quantize_row(ty, &src, dst).expect("quantize");
+        }
+        tile
+    };
     let mut data = Vec::with_capacity(rows * rb);
     while data.len() < rows * rb {
         data.extend_from_slice(&tile[..(rows * rb - data.len()).min(tile.len())]);
@@ -79,11 +87,24 @@ fn matrix(ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
     data
 }
 
+/// `--formats Q4_0,IQ4_XS,...` picks formats (all when absent).
+fn chosen_formats() -> Vec<GgmlType> {
+    let args: Vec<String> = std::env::args().collect();
+    let Some(i) = args.iter().position(|a| a == "--formats") else {
+        return GgmlType::ALL.to_vec();
+    };
+    let names: Vec<&str> = args.get(i + 1).map_or(vec![], |s| s.split(',').collect());
+    GgmlType::ALL
+        .into_iter()
+        .filter(|t| names.contains(&t.name()))
+        .collect()
+}
+
 fn formats(pool: &ThreadPool, roof: f64) {
     let cols = 4096;
     println!("| format | matvec GB/s | % of roofline | GEMM GFLOP/s |");
     println!("|---|---:|---:|---:|");
-    for ty in GgmlType::ALL {
+    for ty in chosen_formats() {
         let rb = ty.row_bytes(cols).expect("blocks");
         let rows = (96 << 20) / rb;
         let data = matrix(ty, rows, cols);

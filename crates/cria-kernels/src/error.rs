@@ -23,4 +23,7 @@ pub enum KernelError {
         expected: usize,
         got: usize,
     },
+    /// A format Cria reads but does not write (the IQ, ternary and MXFP4 formats come from files).
+    #[error("{0:?}: Cria dequantizes this format but does not quantize to it")]
+    NoQuantizer(GgmlType),
 }

@@ -346,6 +346,12 @@ impl Frontend for PanicsOnPrompt {
     fn vocab_size(&self) -> usize {
         self.0.vocab_size()
     }
+    fn constrain(
+        &self,
+        grammar: &cria_sampling::grammar::Grammar,
+    ) -> Result<Box<dyn cria_sampling::TokenConstraint>, String> {
+        self.0.constrain(grammar)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

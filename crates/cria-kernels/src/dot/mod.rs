@@ -1,6 +1,7 @@
 //! Dot products of quantized weight rows against quantized activation rows: matrix × vector (decode) and
 //! matrix × matrix (prefill), single-threaded, on the path `isa::active()` names.
 
+pub mod iq_scalar;
 pub mod scalar;
 
 #[cfg(target_arch = "x86_64")]
@@ -81,7 +82,8 @@ pub fn matvec_rows_with(
     if let Some(k) = x86::matvec_kernel(isa, w_ty) {
         return k(w_rows, s.w_row, act, out);
     }
-    let prefer_rows = matches!(w_ty, GgmlType::Q8_0 | GgmlType::Q4_K | GgmlType::Q6_K);
+    let prefer_rows = matches!(w_ty, GgmlType::Q8_0 | GgmlType::Q4_K | GgmlType::Q6_K)
+        || crate::quant::is_read_only(w_ty);
     if !prefer_rows && let Some(tiled) = tiled_kernel(isa, w_ty) {
         return tiled(w_rows, s.w_row, act, s.a_row, 1, out, rows.len());
     }
@@ -234,5 +236,17 @@ fn scalar_rows(ty: GgmlType) -> RowsFn {
         Q5_K => rows!(Q5_K),
         Q6_K => rows!(Q6_K),
         Q8_K => rows!(Q8_K),
+        IQ4_NL => rows!(IQ4_NL),
+        IQ4_XS => rows!(IQ4_XS),
+        MXFP4 => rows!(MXFP4),
+        TQ1_0 => rows!(TQ1_0),
+        TQ2_0 => rows!(TQ2_0),
+        IQ2_XXS => rows!(IQ2_XXS),
+        IQ2_XS => rows!(IQ2_XS),
+        IQ2_S => rows!(IQ2_S),
+        IQ3_XXS => rows!(IQ3_XXS),
+        IQ3_S => rows!(IQ3_S),
+        IQ1_S => rows!(IQ1_S),
+        IQ1_M => rows!(IQ1_M),
     }
 }

@@ -28,6 +28,8 @@ pub fn dot(ty: GgmlType, w: &[u8], a: &[u8]) -> f32 {
         Q5_K => q5_k(c(w), c(a)),
         Q6_K => q6_k(c(w), c(a)),
         Q8_K => q8_k(c(w), c(a)),
+        IQ4_NL | IQ4_XS | MXFP4 | TQ1_0 | TQ2_0 | IQ2_XXS | IQ2_XS | IQ2_S | IQ3_XXS | IQ3_S
+        | IQ1_S | IQ1_M => super::iq_scalar::dot(ty, w, a),
     }
 }
 

@@ -4,6 +4,10 @@
 pub mod blocks;
 mod fast;
 mod float;
+mod iq;
+pub mod iq_blocks;
+pub(crate) mod iq_grids;
+pub(crate) mod iq_unpack;
 mod k45;
 mod kmake;
 mod kquants;
@@ -17,13 +21,15 @@ pub(crate) use legacy::unpack5;
 use crate::{GgmlType, KernelError};
 
 /// The activation format the dot product for weight type `w` consumes: Q4_0/Q5_0/Q8_0 -> Q8_0,
-/// Q4_1/Q5_1/Q8_1 -> Q8_1, K-quants -> Q8_K, F32/F16/BF16 -> F32.
+/// Q4_1/Q5_1/Q8_1 -> Q8_1, K-quants -> Q8_K, F32/F16/BF16 -> F32; as ggml's `vec_dot_type`: IQ4_NL and MXFP4
+/// -> Q8_0, the other IQ and the ternary formats -> Q8_K.
 pub fn activation_type(w: GgmlType) -> GgmlType {
     use GgmlType::*;
     match w {
-        Q4_0 | Q5_0 | Q8_0 => Q8_0,
+        Q4_0 | Q5_0 | Q8_0 | IQ4_NL | MXFP4 => Q8_0,
         Q4_1 | Q5_1 | Q8_1 => Q8_1,
         Q2_K | Q3_K | Q4_K | Q5_K | Q6_K | Q8_K => Q8_K,
+        IQ2_XXS | IQ2_XS | IQ2_S | IQ3_XXS | IQ3_S | IQ1_S | IQ1_M | IQ4_XS | TQ1_0 | TQ2_0 => Q8_K,
         F32 | F16 | BF16 => F32,
     }
 }
@@ -67,12 +73,24 @@ pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), K
         Q5_K => k45::dequantize_q5_k(c(src), dst),
         Q6_K => kquants::dequantize_q6_k(c(src), dst),
         Q8_K => kquants::dequantize_q8_k(c(src), dst),
+        IQ4_NL => iq::dequantize_iq4_nl(c(src), dst),
+        IQ4_XS => iq::dequantize_iq4_xs(c(src), dst),
+        MXFP4 => iq::dequantize_mxfp4(c(src), dst),
+        TQ1_0 => iq::dequantize_tq1_0(c(src), dst),
+        TQ2_0 => iq::dequantize_tq2_0(c(src), dst),
+        IQ2_XXS => iq::dequantize_iq2_xxs(c(src), dst),
+        IQ2_XS => iq::dequantize_iq2_xs(c(src), dst),
+        IQ2_S => iq::dequantize_iq2_s(c(src), dst),
+        IQ3_XXS => iq::dequantize_iq3_xxs(c(src), dst),
+        IQ3_S => iq::dequantize_iq3_s(c(src), dst),
+        IQ1_S => iq::dequantize_iq1_s(c(src), dst),
+        IQ1_M => iq::dequantize_iq1_m(c(src), dst),
     }
     Ok(())
 }
 
 /// Reference quantization of one row (`src.len()` elements) into type `ty` (ggml's `quantize_row_*_ref`:
-/// no importance matrix).
+/// no importance matrix); [`KernelError::NoQuantizer`] for the formats of [`can_quantize`]` == false`.
 pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<(), KernelError> {
     check_row(ty, src.len(), dst.len())?;
     use GgmlType::*;
@@ -93,6 +111,33 @@ pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<(), Ker
         Q5_K => k45::quantize_q5_k(src, c(dst)),
         Q6_K => kquants::quantize_q6_k(src, c(dst)),
         Q8_K => kquants::quantize_q8_k(src, c(dst)),
+        IQ4_NL | IQ4_XS | MXFP4 | TQ1_0 | TQ2_0 | IQ2_XXS | IQ2_XS | IQ2_S | IQ3_XXS | IQ3_S
+        | IQ1_S | IQ1_M => return Err(KernelError::NoQuantizer(ty)),
     }
     Ok(())
+}
+
+/// Whether [`quantize_row`] writes `ty` (every format but the IQ, ternary and MXFP4 ones, which Cria only reads).
+pub fn can_quantize(ty: GgmlType) -> bool {
+    !is_read_only(ty)
+}
+
+/// The IQ, ternary and MXFP4 formats.
+pub fn is_read_only(ty: GgmlType) -> bool {
+    use GgmlType::*;
+    matches!(
+        ty,
+        IQ4_NL
+            | IQ4_XS
+            | MXFP4
+            | TQ1_0
+            | TQ2_0
+            | IQ2_XXS
+            | IQ2_XS
+            | IQ2_S
+            | IQ3_XXS
+            | IQ3_S
+            | IQ1_S
+            | IQ1_M
+    )
 }

@@ -1,6 +1,7 @@
 //! aarch64 kernels: NEON (+dotprod when present). Reached only through `rows_kernel`, which `dot` calls after
 //! checking the CPU supports NEON; the dotprod variant is chosen only where the CPU reports it.
 
+mod iq_neon;
 mod neon;
 
 use super::RowsFn;
@@ -8,6 +9,14 @@ use crate::GgmlType;
 use crate::isa::Isa;
 
 pub(crate) fn rows_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
+    if crate::quant::is_read_only(ty) {
+        // the IQ, ternary and MXFP4 formats: iq_neon.rs where it has a kernel, else the scalar reference
+        return if isa == Isa::Neon {
+            iq_neon::rows_kernel(ty)
+        } else {
+            None
+        };
+    }
     match isa {
         Isa::Neon if crate::isa::has_dotprod() => neon::dotprod::rows_kernel(ty),
         Isa::Neon => neon::plain::rows_kernel(ty),
@@ -39,7 +48,11 @@ mod tests {
             variants.push(("dotprod", neon::dotprod::rows_kernel));
         }
         let (n, rows) = (512, 5);
-        for ty in GgmlType::ALL {
+        // the read-only IQ, ternary and MXFP4 formats: tests/iq_kernels.rs
+        for ty in GgmlType::ALL
+            .into_iter()
+            .filter(|&t| crate::quant::can_quantize(t))
+        {
             let rb = ty.row_bytes(n).unwrap();
             let mut w = vec![0u8; rb * rows];
             for (r, chunk) in w.chunks_exact_mut(rb).enumerate() {

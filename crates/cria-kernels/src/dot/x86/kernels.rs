@@ -461,6 +461,8 @@ macro_rules! x86_kernels {
                 Q8_K => rows!(dot_q8_k),
                 Q2_K => rows!(dot_q2_k),
                 Q3_K => rows!(dot_q3_k),
+                // the IQ, ternary and MXFP4 formats: their own files (dot/x86/iq_*.rs, dot/aarch64/iq_neon.rs)
+                _ => None,
             }
         }
     };

@@ -5,6 +5,9 @@
 mod avx2;
 mod avx512;
 mod gemm512;
+mod iq_avx2;
+mod iq_avx512;
+mod iq_tiled;
 mod kernels;
 mod tiled;
 mod zmm_kmatvec;
@@ -23,10 +26,23 @@ fn has_avxvnni() -> bool {
 }
 
 pub(crate) fn rows_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
+    if crate::quant::is_read_only(ty) {
+        return iq_rows_kernel(isa, ty);
+    }
     match isa {
         Isa::Avx512 if crate::isa::has_avx512_vnni() => avx512::vnni::rows_kernel(ty),
         Isa::Avx512 | Isa::Avx2 if has_avxvnni() => avx2::vnni::rows_kernel(ty),
         Isa::Avx512 | Isa::Avx2 => avx2::plain::rows_kernel(ty),
+        _ => None,
+    }
+}
+
+/// The IQ, ternary and MXFP4 formats: their own kernels (`iq_avx512.rs` for the 4-bit ones, `iq_avx2.rs`),
+/// each with the scalar reference's bits.
+fn iq_rows_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
+    match isa {
+        Isa::Avx512 => iq_avx512::rows_kernel(ty).or_else(|| iq_avx2::rows_kernel(ty)),
+        Isa::Avx2 => iq_avx2::rows_kernel(ty),
         _ => None,
     }
 }
@@ -45,6 +61,13 @@ pub(crate) fn matvec_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
 }
 
 pub(crate) fn tiled_kernel(isa: Isa, ty: GgmlType) -> Option<TiledFn> {
+    if crate::quant::is_read_only(ty) {
+        // several tokens: rows unpacked once (iq_tiled.rs); one token takes the row kernels (dot::matvec_rows)
+        return match isa {
+            Isa::Avx512 | Isa::Avx2 => iq_tiled::tiled_kernel(ty),
+            _ => None,
+        };
+    }
     match isa {
         // the 512-bit kernel gives the 256-bit one's bits (tested in gemm512)
         Isa::Avx512 if crate::isa::has_avx512_vnni() => {
@@ -122,7 +145,11 @@ mod tests {
             ));
         }
         let (n, rows, n_tok) = (512, 9, 6);
-        for ty in GgmlType::ALL {
+        // the read-only IQ, ternary and MXFP4 formats: tests/iq_kernels.rs
+        for ty in GgmlType::ALL
+            .into_iter()
+            .filter(|&t| crate::quant::can_quantize(t))
+        {
             let rb = ty.row_bytes(n).unwrap();
             let mut w = vec![0u8; rb * rows];
             for (r, chunk) in w.chunks_exact_mut(rb).enumerate() {
