@@ -10,7 +10,7 @@ Each case is a folder `testdata/conformance-formats/<format>/` holding
   tokens.txt      the prompt, token ids separated by spaces;
   reference.json  `llama-ref-dump model.gguf logits 20 < tokens.txt`: per position the log-sum-exp of the
                   logits and llama.cpp's top-20 `[id, logit]` pairs.
-`cargo test -p cria-model --release --test conformance_formats` compares Cria's logits with them.
+`cargo test -p cria-model --release --test conformance` compares Cria's logits with them.
 
 The matrices: TQ1_0, TQ2_0 and MXFP4 are quantized from N(0, 1/fan_in) floats by the `gguf` package's own
 quantizers; the IQ formats (which the package cannot quantize to) are random blocks, each block's scale set so

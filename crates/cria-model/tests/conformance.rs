@@ -1,5 +1,7 @@
-//! The conformance suite: tiny random-weight models, one per architecture feature, against llama.cpp's
-//! teacher-forced logits (`testdata/conformance/<case>/`, written by `scripts/conformance/make_cases.py`).
+//! The conformance suite: tiny random-weight models, one per architecture feature
+//! (`testdata/conformance/<case>/`, written by `scripts/conformance/make_cases.py`) and one per IQ, ternary and
+//! MXFP4 weight format (`testdata/conformance-formats/<format>/`, `scripts/conformance/make_format_cases.py`),
+//! against llama.cpp's teacher-forced logits.
 //!
 //! Over llama.cpp's top-20 ids of every position, after log-softmax: mean |Δ| ≤ 0.04, max |Δ| ≤ 0.5, and the
 //! top-1 equal wherever llama.cpp's margin between its first two is at least 0.1.
@@ -19,8 +21,10 @@ const CONFIDENT_MARGIN: f64 = 0.1;
 /// llama-ref-dump's context: RoPE variants that depend on it (LongRoPE's long factors) see the same.
 const REF_CTX: usize = 4096;
 
-fn suite_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/conformance")
+fn suite_dir(suite: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata")
+        .join(suite)
 }
 
 /// One position of llama.cpp's dump: log-sum-exp of the whole row and the top ids with their logits.
@@ -107,8 +111,8 @@ fn run_case(dir: &Path) -> Agreement {
     agreement(&reference, &logits, model.n_vocab())
 }
 
-fn case_dirs() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(suite_dir())
+fn case_dirs(suite: &str) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(suite_dir(suite))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.join("model.gguf").exists())
@@ -117,10 +121,10 @@ fn case_dirs() -> Vec<PathBuf> {
     dirs
 }
 
-#[test]
-fn every_conformance_case_matches_llama_cpp() {
-    let dirs = case_dirs();
-    assert!(!dirs.is_empty(), "no cases under {:?}", suite_dir());
+/// Runs every case of a suite folder; fails listing the cases off llama.cpp.
+fn check_suite(suite: &str) {
+    let dirs = case_dirs(suite);
+    assert!(!dirs.is_empty(), "no cases under {:?}", suite_dir(suite));
     let mut failures = Vec::new();
     for dir in &dirs {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
@@ -134,4 +138,14 @@ fn every_conformance_case_matches_llama_cpp() {
         }
     }
     assert!(failures.is_empty(), "cases off llama.cpp: {failures:#?}");
+}
+
+#[test]
+fn every_conformance_case_matches_llama_cpp() {
+    check_suite("conformance");
+}
+
+#[test]
+fn every_weight_format_matches_llama_cpp() {
+    check_suite("conformance-formats");
 }
