@@ -6,6 +6,7 @@
 //   -lggml -lggml-base -Wl,-rpath,$PWD/build/bin -o embed-dump
 #include "llama.h"
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <sstream>
@@ -46,6 +47,7 @@ int main(int argc, char ** argv) {
         cp.pooling_type = pooling_of(argv[2]);
         cp.n_ctx = cp.n_batch = cp.n_ubatch = 512;
         cp.n_threads = cp.n_threads_batch = 1;
+        if (getenv("EMBED_DUMP_NO_FA")) cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
         llama_context * ctx = llama_init_from_model(model, cp);
         if (!ctx) { fprintf(stderr, "context failed\n"); return 1; }
         const bool pooled = llama_pooling_type(ctx) != LLAMA_POOLING_TYPE_NONE;

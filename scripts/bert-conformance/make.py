@@ -15,6 +15,7 @@ Everything goes to testdata/bert/; `crates/cria-model/tests/encoder_conformance.
 Usage: scripts/bert-conformance/make.py LLAMA_BIN_DIR EMBED_DUMP   (needs: pip install gguf tokenizers numpy)
 """
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -57,7 +58,7 @@ def train(texts):
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(vocab_size=400, min_frequency=2, special_tokens=SPECIALS,
+    trainer = trainers.WordPieceTrainer(vocab_size=800, min_frequency=2, special_tokens=SPECIALS,
                                         show_progress=False)
     tok.train_from_iterator(texts * 2, trainer=trainer)
     vocab = json.loads(tok.to_str())["model"]["vocab"]
@@ -152,9 +153,13 @@ def id_cases(tokens):
     return cases
 
 
-def embed(embed_dump, model, pooling, cases):
+def embed(embed_dump, model, pooling, cases, flash_attn):
     stdin = "".join(" ".join(map(str, c)) + "\n" for c in cases).encode()
-    res = subprocess.run([str(embed_dump), str(model), pooling], input=stdin, capture_output=True, check=True)
+    env = dict(os.environ)
+    if not flash_attn:
+        env["EMBED_DUMP_NO_FA"] = "1"
+    res = subprocess.run([str(embed_dump), str(model), pooling], input=stdin, capture_output=True, check=True,
+                         env=env)
     return [json.loads(line) for line in res.stdout.decode().split("\n") if line]
 
 
@@ -172,9 +177,10 @@ def main():
             f.write(json.dumps(c, ensure_ascii=False) + "\n")
     ids = id_cases(tokens)
     for arch in ["bert", "nomic-bert"]:
-        out = {"cases": ids, "pooled": {}}
+        out = {"cases": ids, "pooled": {}, "pooled_no_flash_attn": {}}
         for pooling in ["mean", "cls", "last", "none"]:
-            out["pooled"][pooling] = embed(embed_dump, OUT / f"{arch}.gguf", pooling, ids)
+            out["pooled"][pooling] = embed(embed_dump, OUT / f"{arch}.gguf", pooling, ids, True)
+            out["pooled_no_flash_attn"][pooling] = embed(embed_dump, OUT / f"{arch}.gguf", pooling, ids, False)
         (OUT / f"{arch}.embeddings.json").write_text(json.dumps(out))
         print(arch, len(ids), "cases", file=sys.stderr)
     print(len(tokens), "tokens,", len(tok_cases), "tokenizer cases", file=sys.stderr)

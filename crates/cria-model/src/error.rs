@@ -9,6 +9,8 @@ pub enum ModelError {
     Gguf(#[from] GgufError),
     #[error("unsupported architecture '{0}' (supported: llama, qwen2, gemma3)")]
     UnsupportedArchitecture(String),
+    #[error("'{0}' is not an embedding encoder (supported: bert, nomic-bert)")]
+    NotAnEncoder(String),
     #[error("missing tensor '{0}'")]
     MissingTensor(String),
     #[error("tensor '{name}' has shape {found:?}, expected {expected:?}")]
