@@ -163,8 +163,27 @@ def embed(embed_dump, model, pooling, cases, flash_attn):
     return [json.loads(line) for line in res.stdout.decode().split("\n") if line]
 
 
+CLI_TEXTS = [
+    "Hello world, this is a test.",
+    "Café au lait! DON'T SHOUT.",
+    "日本語のテキスト and numbers 12345",
+    "",
+    "[CLS] parsed specials [SEP]",
+]
+
+
+def llama_embedding(bin_dir, model, texts):
+    """`llama-embedding` itself on the texts (one prompt a line), L2-normalised, its JSON output's vectors."""
+    res = subprocess.run([str(bin_dir / "llama-embedding"), "-m", str(model), "-p", "\n".join(texts),
+                          "--embd-output-format", "json", "--embd-normalize", "2", "-t", "1"],
+                         capture_output=True, check=True)
+    data = json.loads(res.stdout.decode())["data"]
+    return [d["embedding"] for d in sorted(data, key=lambda d: d["index"])]
+
+
 def main():
-    ref_dump = Path(sys.argv[1]) / "llama-ref-dump"
+    bin_dir = Path(sys.argv[1])
+    ref_dump = bin_dir / "llama-ref-dump"
     embed_dump = Path(sys.argv[2])
     OUT.mkdir(parents=True, exist_ok=True)
     texts = corpus()
@@ -181,6 +200,8 @@ def main():
         for pooling in ["mean", "cls", "last", "none"]:
             out["pooled"][pooling] = embed(embed_dump, OUT / f"{arch}.gguf", pooling, ids, True)
             out["pooled_no_flash_attn"][pooling] = embed(embed_dump, OUT / f"{arch}.gguf", pooling, ids, False)
+        out["llama_embedding"] = {"texts": CLI_TEXTS,
+                                  "embeddings": llama_embedding(bin_dir, OUT / f"{arch}.gguf", CLI_TEXTS)}
         (OUT / f"{arch}.embeddings.json").write_text(json.dumps(out))
         print(arch, len(ids), "cases", file=sys.stderr)
     print(len(tokens), "tokens,", len(tok_cases), "tokenizer cases", file=sys.stderr)
