@@ -91,3 +91,15 @@ impl Encoder {
         Ok(v)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The server shares one encoder between request handlers.
+    #[test]
+    fn encoder_is_send_and_sync() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Encoder>();
+    }
+}
