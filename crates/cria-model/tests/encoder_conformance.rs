@@ -17,13 +17,15 @@ struct Reference {
     pooled_no_flash_attn: BTreeMap<String, Vec<Vec<f32>>>,
 }
 
-/// Cosine similarity each pooled vector (each token's for `none`) must reach.
+/// Cosine similarity each pooled vector (each token's for `none`) must reach against llama.cpp's default
+/// (flash attention, K/V in f16 as in Cria).
 const MIN_COSINE: f64 = 0.9999;
-/// Largest |Δ| allowed on any value (the values are of order 1: LayerNorm outputs).
-const MAX_ABS_DIFF: f32 = 1e-3;
-/// Against llama.cpp with flash attention, whose f16 K/V/Q move its own results by ~3e-3.
-const MIN_COSINE_FA: f64 = 0.9995;
-const MAX_ABS_DIFF_FA: f32 = 5e-2;
+/// Largest |Δ| allowed on any value there (values of order 1, LayerNorm outputs; the tiny files' peaked
+/// attention makes f16 rounding show more than in real-sized models).
+const MAX_ABS_DIFF: f32 = 2.5e-2;
+/// Against llama.cpp with f32 attention, whose results differ from its own default by ~3e-3.
+const MIN_COSINE_F32: f64 = 0.9995;
+const MAX_ABS_DIFF_F32: f32 = 5e-2;
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/bert")
@@ -86,18 +88,18 @@ fn worst(
 
 fn check_arch(arch: &str) {
     let (enc, reference) = load(arch);
+    let (cos_fa, diff_fa) = worst(&enc, &reference.cases, &reference.pooled);
+    eprintln!(
+        "{arch} vs llama.cpp flash attention: worst cosine {cos_fa:.7}, worst |delta| {diff_fa:.2e}"
+    );
     let (cos, diff) = worst(&enc, &reference.cases, &reference.pooled_no_flash_attn);
     eprintln!("{arch} vs llama.cpp f32 attention: worst cosine {cos:.7}, worst |delta| {diff:.2e}");
     assert!(
-        cos >= MIN_COSINE && diff <= MAX_ABS_DIFF,
-        "{arch}: cosine {cos}, |delta| {diff}"
-    );
-    let (cos, diff) = worst(&enc, &reference.cases, &reference.pooled);
-    eprintln!(
-        "{arch} vs llama.cpp flash attention: worst cosine {cos:.7}, worst |delta| {diff:.2e}"
+        cos_fa >= MIN_COSINE && diff_fa <= MAX_ABS_DIFF,
+        "{arch}: cosine {cos_fa}, |delta| {diff_fa}"
     );
     assert!(
-        cos >= MIN_COSINE_FA && diff <= MAX_ABS_DIFF_FA,
+        cos >= MIN_COSINE_F32 && diff <= MAX_ABS_DIFF_F32,
         "{arch}: cosine {cos}, |delta| {diff}"
     );
 }

@@ -1,10 +1,11 @@
 //! The encoder's forward pass (llama.cpp's `src/models/bert.cpp` graph): embeddings and their LayerNorm, then
-//! per layer non-causal attention, residual and LayerNorm, FFN, residual and LayerNorm. No KV cache: the whole
+//! per layer non-causal attention (K and V in f16), residual and LayerNorm, FFN, residual and LayerNorm. No KV cache: the whole
 //! input is one batch, every token sees every other.
 
 use cria_kernels::matmul::{WeightRef, matmul};
-use cria_kernels::ops::{self, RopeParams};
+use cria_kernels::ops::{self, AttentionParams, QueryRow, RopeParams};
 use cria_kernels::pool::ThreadPool;
+use half::f16;
 
 use super::spec::{EncoderFfn, EncoderSpec, Positions};
 use super::weights::{EncMatrix, EncoderLayer, EncoderWeights, Norm, Qkv};
@@ -168,8 +169,9 @@ fn rope_rows(x: &mut [f32], n_heads: usize, head_dim: usize, rope: &RopeParams) 
     }
 }
 
-/// Non-causal scaled dot-product attention: each query row against every key, per head (grouped heads share
-/// a K/V head). Rows of the output are split across the pool.
+/// Non-causal scaled dot-product attention: every query row sees every key. K and V go through f16, as in
+/// Cria's KV cache and in llama.cpp's default (flash) attention; the kernels' grouped path spreads the rows
+/// over the pool.
 fn attention(
     pool: &ThreadPool,
     s: &EncoderSpec,
@@ -178,30 +180,22 @@ fn attention(
     v: &[f32],
     n_tok: usize,
 ) -> Vec<f32> {
-    let (hd, qd, kvd) = (s.head_dim, s.q_dim(), s.kv_dim());
-    let group = s.n_head / s.n_head_kv;
-    let scale = 1.0 / (hd as f32).sqrt();
-    let mut out = vec![0.0; n_tok * qd];
-    let rows_per_task = n_tok.div_ceil(4 * pool.n_threads()).max(1);
-    pool.for_each_chunk_mut(&mut out, rows_per_task * qd, &|t, chunk| {
-        let mut scores = vec![0.0f32; n_tok];
-        for (r, out_row) in chunk.chunks_exact_mut(qd).enumerate() {
-            let i = t * rows_per_task + r;
-            for h in 0..s.n_head {
-                let qh = &q[i * qd + h * hd..][..hd];
-                let kv_off = (h / group) * hd;
-                for (j, sc) in scores.iter_mut().enumerate() {
-                    let kh = &k[j * kvd + kv_off..][..hd];
-                    *sc = qh.iter().zip(kh).map(|(a, b)| a * b).sum::<f32>() * scale;
-                }
-                ops::softmax_inplace(&mut scores);
-                let oh = &mut out_row[h * hd..][..hd];
-                for (j, &p) in scores.iter().enumerate() {
-                    let vh = &v[j * kvd + kv_off..][..hd];
-                    oh.iter_mut().zip(vh).for_each(|(o, &x)| *o += p * x);
-                }
-            }
-        }
-    });
+    let k16: Vec<f16> = k.iter().map(|&x| f16::from_f32(x)).collect();
+    let v16: Vec<f16> = v.iter().map(|&x| f16::from_f32(x)).collect();
+    let rows: Vec<QueryRow> = (0..n_tok)
+        .map(|_| QueryRow {
+            seq: 0,
+            window: 0..n_tok,
+        })
+        .collect();
+    let params = AttentionParams {
+        n_head: s.n_head,
+        n_kv_head: s.n_head_kv,
+        head_dim: s.head_dim,
+        scale: 1.0 / (s.head_dim as f32).sqrt(),
+        softcap: None,
+    };
+    let mut out = vec![0.0; n_tok * s.q_dim()];
+    ops::attention_rows(pool, q, &rows, &|_| (&k16, &v16), &params, &mut out);
     out
 }
