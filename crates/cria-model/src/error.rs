@@ -12,6 +12,8 @@ pub enum ModelError {
         supported = crate::spec::SUPPORTED_ARCHITECTURES.join(", ")
     )]
     UnsupportedArchitecture(String),
+    #[error("'{0}' is not an embedding encoder (supported: bert, nomic-bert)")]
+    NotAnEncoder(String),
     #[error("missing tensor '{0}'")]
     MissingTensor(String),
     #[error("tensor '{name}' has shape {found:?}, expected {expected:?}")]

@@ -1,7 +1,9 @@
 //! The transformer: `ArchSpec` (an architecture as data), weights read from GGUF, the KV cache, and one
-//! forward pass shared by every architecture (`spec::SUPPORTED_ARCHITECTURES`).
+//! forward pass shared by every architecture (`spec::SUPPORTED_ARCHITECTURES`); and the BERT-family encoders for
+//! embeddings ([`Encoder`]).
 
 pub mod arch;
+pub mod encoder;
 mod error;
 mod fused;
 mod kv_cache;
@@ -11,6 +13,7 @@ mod runner;
 pub mod spec;
 mod weights;
 
+pub use encoder::{Encoder, Pooling};
 pub use error::ModelError;
 pub use kv_cache::KvCache;
 pub use model::Model;

@@ -18,7 +18,9 @@ fn piece(vocab: &Vocab, i: usize, inverse: &[Option<u8>]) -> Vec<u8> {
         return text.as_bytes().to_vec();
     }
     match vocab.kind {
-        TokenizerKind::Spm if a & attr::NORMAL != 0 => text.replace('▁', " ").into_bytes(),
+        TokenizerKind::Spm | TokenizerKind::Wpm if a & attr::NORMAL != 0 => {
+            text.replace('▁', " ").into_bytes()
+        }
         TokenizerKind::Spm if a & attr::BYTE != 0 => {
             parse_byte_token(text).map(|b| vec![b]).unwrap_or_default()
         }

@@ -5,7 +5,7 @@
 pub enum TokenizerError {
     #[error("tokenizer metadata: {0}")]
     Gguf(#[from] cria_gguf::GgufError),
-    #[error("unsupported tokenizer model '{0}' (supported: gpt2, llama)")]
+    #[error("unsupported tokenizer model '{0}' (supported: gpt2, llama, bert)")]
     UnsupportedModel(String),
     #[error("tokenizer.ggml.tokens is empty")]
     EmptyVocab,

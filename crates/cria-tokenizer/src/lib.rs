@@ -14,6 +14,7 @@ mod spm;
 mod stream;
 mod unicode;
 mod vocab;
+mod wpm;
 
 use rustc_hash::FxHashMap;
 
@@ -46,6 +47,7 @@ enum Algorithm {
         flags: PreFlags,
     },
     Spm,
+    Wpm,
 }
 
 impl Tokenizer {
@@ -70,8 +72,13 @@ impl Tokenizer {
                 }
             }
             vocab::TokenizerKind::Spm => Algorithm::Spm,
+            vocab::TokenizerKind::Wpm => Algorithm::Wpm,
         };
-        let clean_spaces = matches!(&algo, Algorithm::Bpe { flags, .. } if flags.clean_spaces);
+        let clean_spaces = match &algo {
+            Algorithm::Bpe { flags, .. } => flags.clean_spaces,
+            Algorithm::Spm => false,
+            Algorithm::Wpm => true,
+        };
         Ok(Tokenizer {
             specials: SpecialTokens::new(&vocab),
             pieces: decode::build_pieces(&vocab),
@@ -86,6 +93,9 @@ impl Tokenizer {
     /// turns the text of control tokens (`<|im_start|>`) into those tokens instead of plain text.
     pub fn encode(&self, text: &str, add_special: bool, parse_special: bool) -> Vec<u32> {
         let fragments = self.specials.partition(&self.vocab, text, parse_special);
+        if matches!(self.algo, Algorithm::Wpm) {
+            return self.encode_wpm(&fragments, add_special);
+        }
         let mut out = Vec::with_capacity(text.len() / 3 + 2);
         let add_bos = add_special && self.vocab.add_bos;
         if let Some(bos) = self.vocab.bos.filter(|_| add_bos) {
@@ -109,6 +119,7 @@ impl Tokenizer {
                 }
             }
             Algorithm::Spm => self.encode_spm(&fragments, &mut out),
+            Algorithm::Wpm => {}
         }
         if let Some(eos) = self.vocab.eos.filter(|_| add_special && self.vocab.add_eos) {
             out.push(eos);
@@ -135,6 +146,20 @@ impl Tokenizer {
             model.encode_word(&self.vocab, word.as_bytes(), ignore_merges, out);
             cache.insert(word, out[start..].to_vec());
         }
+    }
+
+    /// WordPiece: `add_special` puts CLS first and SEP last whatever `add_bos_token` says (as llama.cpp).
+    fn encode_wpm(&self, fragments: &[Fragment<'_>], add_special: bool) -> Vec<u32> {
+        let mut out = Vec::new();
+        out.extend(self.vocab.bos.filter(|_| add_special));
+        for f in fragments {
+            match *f {
+                Fragment::Token(t) => out.push(t),
+                Fragment::Text(t) => wpm::encode(&self.vocab, t, &mut out),
+            }
+        }
+        out.extend(self.vocab.sep.filter(|_| add_special));
+        out
     }
 
     fn encode_spm(&self, fragments: &[Fragment<'_>], out: &mut Vec<u32>) {
@@ -217,6 +242,11 @@ impl Tokenizer {
     /// Whether `encode(.., add_special = true, ..)` puts EOS last.
     pub fn adds_eos(&self) -> bool {
         self.vocab.add_eos && self.vocab.eos.is_some()
+    }
+
+    /// BERT's separator (`[SEP]`), which WordPiece puts last with `add_special`.
+    pub fn sep(&self) -> Option<u32> {
+        self.vocab.sep
     }
 
     /// Whether generating `id` ends the turn: EOS, EOT, `<|im_end|>`, `<end_of_turn>`... (llama.cpp's EOG set).

@@ -148,7 +148,7 @@ fn incremental_decoder_holds_partial_characters() {
 #[test]
 fn unsupported_model_is_an_error() {
     let spec = TokenizerSpec {
-        model: "bert".into(),
+        model: "t5".into(),
         tokens: vec!["a".into()],
         ..TokenizerSpec::default()
     };

@@ -21,6 +21,8 @@ pub enum TokenizerKind {
     Bpe,
     /// `llama`: SentencePiece-style BPE over scores, with `<0xNN>` byte fallback.
     Spm,
+    /// `bert`: WordPiece, longest pieces first, with `[CLS]` ... `[SEP]` around the text.
+    Wpm,
 }
 
 /// Everything the tokenizer reads from metadata, as plain data (so tests can build one by hand).
@@ -42,6 +44,12 @@ pub struct TokenizerSpec {
     pub eom: Option<u32>,
     pub unk: Option<u32>,
     pub pad: Option<u32>,
+    /// `tokenizer.ggml.seperator_token_id` (sic): BERT's `[SEP]`.
+    pub sep: Option<u32>,
+    /// `tokenizer.ggml.normalizer.lowercase` (WordPiece; default false).
+    pub normalizer_lowercase: Option<bool>,
+    /// `tokenizer.ggml.normalizer.strip_accents` (WordPiece; defaults to the lowercase option).
+    pub normalizer_strip_accents: Option<bool>,
     pub add_bos: Option<bool>,
     pub add_eos: Option<bool>,
     pub add_space_prefix: Option<bool>,
@@ -59,10 +67,14 @@ pub(crate) struct Vocab {
     pub bos: Option<u32>,
     pub eos: Option<u32>,
     pub unk: Option<u32>,
+    pub sep: Option<u32>,
     pub add_bos: bool,
     pub add_eos: bool,
     pub add_space_prefix: bool,
     pub eog: Vec<u32>,
+    /// The longest token text in bytes (how far WordPiece looks ahead).
+    pub max_token_len: usize,
+    pub normalizer: crate::wpm::NormalizerOpts,
 }
 
 impl Vocab {
@@ -70,6 +82,7 @@ impl Vocab {
         let kind = match spec.model.as_str() {
             "gpt2" => TokenizerKind::Bpe,
             "llama" => TokenizerKind::Spm,
+            "bert" => TokenizerKind::Wpm,
             other => return Err(TokenizerError::UnsupportedModel(other.to_string())),
         };
         let n = spec.tokens.len();
@@ -118,10 +131,13 @@ impl Vocab {
             bos: valid(spec.bos.or(defaults.bos)),
             eos: valid(spec.eos.or(defaults.eos)),
             unk: valid(spec.unk.or(defaults.unk)),
+            sep: valid(spec.sep.or(defaults.sep)),
             add_bos: spec.add_bos.unwrap_or(defaults.add_bos),
             add_eos: spec.add_eos.unwrap_or(defaults.add_eos),
             add_space_prefix: spec.add_space_prefix.unwrap_or(defaults.add_space_prefix),
             eog: Vec::new(),
+            max_token_len: spec.tokens.iter().map(String::len).max().unwrap_or(0),
+            normalizer: normalizer_opts(spec),
         };
         vocab.find_end_of_generation(valid(spec.eot), valid(spec.eom));
         Ok(vocab)
@@ -296,10 +312,20 @@ const EOG_NAMES: &[&str] = &[
     "[e~[",
 ];
 
+/// llama.cpp: lowercase off unless asked; accents stripped as lowercase says unless asked otherwise.
+fn normalizer_opts(spec: &TokenizerSpec) -> crate::wpm::NormalizerOpts {
+    let lowercase = spec.normalizer_lowercase.unwrap_or(false);
+    crate::wpm::NormalizerOpts {
+        lowercase,
+        strip_accents: spec.normalizer_strip_accents.unwrap_or(lowercase),
+    }
+}
+
 struct Defaults {
     bos: Option<u32>,
     eos: Option<u32>,
     unk: Option<u32>,
+    sep: Option<u32>,
     add_bos: bool,
     add_eos: bool,
     add_space_prefix: bool,
@@ -312,6 +338,7 @@ impl Defaults {
                 bos: Some(1),
                 eos: Some(2),
                 unk: Some(0),
+                sep: None,
                 add_bos: true,
                 add_eos: false,
                 add_space_prefix: true,
@@ -322,11 +349,22 @@ impl Defaults {
                     bos: if flags.no_bos { None } else { Some(11) },
                     eos: Some(11),
                     unk: None,
+                    sep: None,
                     add_bos: flags.add_bos,
                     add_eos: false,
                     add_space_prefix: false,
                 }
             }
+            // BERT's [CLS] = 101, [SEP] = 102, [UNK] = 100
+            TokenizerKind::Wpm => Defaults {
+                bos: Some(101),
+                eos: None,
+                unk: Some(100),
+                sep: Some(102),
+                add_bos: true,
+                add_eos: false,
+                add_space_prefix: false,
+            },
         }
     }
 }

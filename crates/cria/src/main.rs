@@ -32,6 +32,8 @@ enum Command {
     Pull(commands::pull::Args),
     /// Print the token ids of text read from stdin.
     Tokenize(commands::tokenize::Args),
+    /// Embeddings of stdin's lines with an encoder model (bert, nomic-bert), as JSON lines.
+    Embed(commands::embed::Args),
     /// Prompt and generation speed (llama-bench's method) and decode's share of the read bandwidth.
     Bench(commands::bench::Args),
 }
@@ -70,6 +72,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Pull(args) => commands::pull::run(args),
         Command::Tokenize(args) => commands::tokenize::run(args),
+        Command::Embed(args) => commands::embed::run(args),
         Command::Bench(args) => commands::bench::run(args),
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod chat;
+pub mod embed;
 pub mod eval;
 mod generate;
 pub mod inspect;
