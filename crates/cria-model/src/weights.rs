@@ -184,27 +184,11 @@ impl Loader<'_> {
     }
 
     fn vector(&self, name: &str, len: usize) -> Result<Vec<f32>, ModelError> {
-        let t = self.tensor(name)?;
-        if t.n_elements() != len as u64 || t.shape().iter().skip(1).any(|d| *d != 1) {
-            return Err(ModelError::BadShape {
-                name: name.to_string(),
-                expected: vec![len as u64],
-                found: t.shape().to_vec(),
-            });
-        }
-        let mut out = vec![0.0; len];
-        dequantize_row(t.ty(), t.data, &mut out).map_err(|_| ModelError::BadTensorType {
-            name: name.to_string(),
-            ty: t.ty(),
-        })?;
-        Ok(out)
+        read_vector(self.file, name, len)
     }
 
     fn optional_vector(&self, name: &str, len: usize) -> Result<Option<Vec<f32>>, ModelError> {
-        match self.file.tensor(name) {
-            Some(_) => self.vector(name, len).map(Some),
-            None => Ok(None),
-        }
+        read_optional_vector(self.file, name, len)
     }
 
     /// A vector read only when `wanted`.
@@ -410,5 +394,37 @@ impl Weights {
     /// The matrix that turns the final hidden state into logits.
     pub fn output_matrix(&self) -> &Matrix {
         self.output.as_ref().unwrap_or(&self.token_embd)
+    }
+}
+
+/// A 1-D tensor of `len` values (norm weights, biases) read into f32.
+pub(crate) fn read_vector(file: &GgufFile, name: &str, len: usize) -> Result<Vec<f32>, ModelError> {
+    let t = file
+        .tensor(name)
+        .ok_or_else(|| ModelError::MissingTensor(name.to_string()))?;
+    if t.n_elements() != len as u64 || t.shape().iter().skip(1).any(|d| *d != 1) {
+        return Err(ModelError::BadShape {
+            name: name.to_string(),
+            expected: vec![len as u64],
+            found: t.shape().to_vec(),
+        });
+    }
+    let mut out = vec![0.0; len];
+    dequantize_row(t.ty(), t.data, &mut out).map_err(|_| ModelError::BadTensorType {
+        name: name.to_string(),
+        ty: t.ty(),
+    })?;
+    Ok(out)
+}
+
+/// `read_vector`, or `None` when the file has no such tensor.
+pub(crate) fn read_optional_vector(
+    file: &GgufFile,
+    name: &str,
+    len: usize,
+) -> Result<Option<Vec<f32>>, ModelError> {
+    match file.tensor(name) {
+        Some(_) => read_vector(file, name, len).map(Some),
+        None => Ok(None),
     }
 }

@@ -9,6 +9,7 @@ use cria_kernels::quant::dequantize_row;
 
 use super::spec::{EncoderFfn, EncoderSpec, Positions};
 use crate::ModelError;
+use crate::weights::{read_optional_vector, read_vector};
 
 /// A `rows` x `cols` weight matrix in the file's tensor data.
 #[derive(Clone, Debug)]
@@ -133,27 +134,11 @@ impl Loader<'_> {
     }
 
     fn vector(&self, name: &str, len: usize) -> Result<Vec<f32>, ModelError> {
-        let t = self.tensor(name)?;
-        if t.n_elements() != len as u64 || t.shape().iter().skip(1).any(|d| *d != 1) {
-            return Err(ModelError::BadShape {
-                name: name.to_string(),
-                expected: vec![len as u64],
-                found: t.shape().to_vec(),
-            });
-        }
-        let mut out = vec![0.0; len];
-        dequantize_row(t.ty(), t.data, &mut out).map_err(|_| ModelError::BadTensorType {
-            name: name.to_string(),
-            ty: t.ty(),
-        })?;
-        Ok(out)
+        read_vector(self.file, name, len)
     }
 
     fn optional_vector(&self, name: &str, len: usize) -> Result<Option<Vec<f32>>, ModelError> {
-        match self.file.tensor(name) {
-            Some(_) => self.vector(name, len).map(Some),
-            None => Ok(None),
-        }
+        read_optional_vector(self.file, name, len)
     }
 
     fn norm(&self, prefix: &str, len: usize) -> Result<Norm, ModelError> {
