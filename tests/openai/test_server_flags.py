@@ -30,7 +30,10 @@ def test_api_key(server_factory):
 def test_full_queue_is_429_with_retry_after(server_factory):
     s = server_factory("--parallel", "1", "--max-queue", "1")
     c = client_for(s)
-    long = dict(model=MODEL, messages=[{"role": "user", "content": "Tell a long story."}], max_tokens=400)
+    # ignore_eos and many tokens: the running request must still be running 2 s later on a fast CPU
+    # (CI failed when the model ended its story early and the queue emptied).
+    long = dict(model=MODEL, messages=[{"role": "user", "content": "Tell a long story."}], max_tokens=1200,
+                extra_body={"ignore_eos": True})
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         running = pool.submit(lambda: list(c.chat.completions.create(stream=True, **long)))
         time.sleep(1.0)
