@@ -13,6 +13,8 @@ pub enum GgufError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot read tensor data: {0}")]
+    Read(#[source] std::io::Error),
     #[error("cannot write GGUF data: {0}")]
     Write(#[source] std::io::Error),
     #[error("not a GGUF file: magic {found:02x?} at offset 0 (expected \"GGUF\")")]

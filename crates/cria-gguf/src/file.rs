@@ -9,16 +9,16 @@ use crate::parse::{Parsed, parse};
 use crate::tensor::{TensorInfo, TensorView};
 use crate::value::{Array, Value, ValueType};
 
-/// The file's bytes: memory-mapped, or an owned buffer.
+/// The file's bytes: memory-mapped (with a handle for reads past the map), or an owned buffer.
 enum Storage {
-    Mapped(FileBuffer),
+    Mapped(FileBuffer, std::fs::File),
     Owned(Vec<u8>),
 }
 
 impl Storage {
     fn bytes(&self) -> &[u8] {
         match self {
-            Storage::Mapped(map) => map,
+            Storage::Mapped(map, _) => map,
             Storage::Owned(bytes) => bytes,
         }
     }
@@ -49,7 +49,8 @@ impl GgufFile {
             source,
         };
         let map = FileBuffer::open(path).map_err(open_err)?;
-        Self::new(Storage::Mapped(map))
+        let handle = std::fs::File::open(path).map_err(open_err)?;
+        Self::new(Storage::Mapped(map, handle))
     }
 
     /// Validates `bytes` as a GGUF file and keeps them.
@@ -114,6 +115,32 @@ impl GgufFile {
             Some(start..end)
         });
         range.and_then(|r| data.get(r)).unwrap_or(&[])
+    }
+
+    /// Copies `dst.len()` bytes of the tensor-data section, from `offset` in it, into `dst`. A mapped file is
+    /// read with `pread`, not through the map, so those pages never join this process's resident set: a
+    /// caller that converts a tensor into its own copy (the kernels' repacked weights) holds it once.
+    pub fn read_data(&self, offset: usize, dst: &mut [u8]) -> Result<(), GgufError> {
+        let out_of_range = || {
+            GgufError::Read(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "range past the tensor data",
+            ))
+        };
+        let end = offset.checked_add(dst.len()).ok_or_else(out_of_range)?;
+        let src = self.data().get(offset..end).ok_or_else(out_of_range)?;
+        match &self.storage {
+            #[cfg(unix)]
+            Storage::Mapped(_, file) => {
+                use std::os::unix::fs::FileExt;
+                let at = self.parsed.data_offset + offset as u64;
+                file.read_exact_at(dst, at).map_err(GgufError::Read)
+            }
+            _ => {
+                dst.copy_from_slice(src);
+                Ok(())
+            }
+        }
     }
 
     /// The whole tensor-data section.

@@ -13,6 +13,7 @@ use std::time::Instant;
 use cria_kernels::GgmlType;
 use cria_kernels::matmul::{WeightRef, matmul};
 use cria_kernels::ops::{self, AttentionParams, CausalBatch, RopeParams, RopeStyle};
+use cria_kernels::packed::Layout;
 use cria_kernels::pool::ThreadPool;
 use cria_kernels::quant::iq_blocks::random_blocks;
 use cria_kernels::quant::{is_read_only, quantize_row};
@@ -113,6 +114,7 @@ fn formats(pool: &ThreadPool, roof: f64) {
             rows,
             cols,
             data: &data,
+            layout: Layout::Rows,
         };
         let x: Vec<f32> = (0..cols).map(|i| (i as f32 * 0.37).sin()).collect();
         let mut y = vec![0.0f32; rows];
@@ -125,6 +127,7 @@ fn formats(pool: &ThreadPool, roof: f64) {
             rows: g_rows,
             cols,
             data: &data[..g_rows * rb],
+            layout: Layout::Rows,
         };
         let xs: Vec<f32> = (0..n_tok * cols).map(|i| (i as f32 * 0.11).cos()).collect();
         let mut ys = vec![0.0f32; n_tok * g_rows];

@@ -10,6 +10,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use cria_kernels::matmul::{WeightRef, matmul};
+use cria_kernels::packed::Layout;
 use cria_kernels::pool::ThreadPool;
 use cria_kernels::quant::{activation_type, quantize_activation, quantize_row};
 use cria_kernels::{GgmlType, dot};
@@ -89,6 +90,7 @@ fn cria_matvec(
         rows: m.rows,
         cols: m.cols,
         data: &m.data,
+        layout: Layout::Rows,
     };
     matmul(pool, &w, x, 1, y, scratch);
 }

@@ -16,6 +16,7 @@ use cria_kernels::GgmlType;
 use cria_kernels::dot::matmul_rows_with;
 use cria_kernels::isa::{self, Isa};
 use cria_kernels::matmul::{WeightRef, matmul};
+use cria_kernels::packed::Layout;
 use cria_kernels::pool::ThreadPool;
 use cria_kernels::quant::{activation_type, quantize_activation, quantize_row};
 use std::hint::black_box;
@@ -121,6 +122,7 @@ fn main() {
             rows,
             cols,
             data: &w,
+            layout: Layout::Rows,
         };
         let x: Vec<f32> = (0..n_tok)
             .flat_map(|t| data(cols, 1000 + t as u32))

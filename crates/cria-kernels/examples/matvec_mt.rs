@@ -15,6 +15,7 @@
 use cria_kernels::GgmlType;
 use cria_kernels::bandwidth::read_bandwidth;
 use cria_kernels::matmul::{WeightRef, matmul};
+use cria_kernels::packed::Layout;
 use cria_kernels::pool::ThreadPool;
 use cria_kernels::quant::quantize_row;
 use std::hint::black_box;
@@ -103,6 +104,7 @@ fn main() {
             rows,
             cols,
             data,
+            layout: Layout::Rows,
         };
         let x = data(cols, 7);
         let mut y = vec![0f32; rows];

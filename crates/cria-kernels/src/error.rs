@@ -26,4 +26,7 @@ pub enum KernelError {
     /// A format Cria reads but does not write (the IQ, ternary and MXFP4 formats come from files).
     #[error("{0:?}: Cria dequantizes this format but does not quantize to it")]
     NoQuantizer(GgmlType),
+    /// A matrix the 8-row interleaved layout does not take (another format, or rows not a multiple of 8).
+    #[error("{0:?}: not a matrix the 8-row interleaved layout takes")]
+    NotPackable(GgmlType),
 }

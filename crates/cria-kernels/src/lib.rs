@@ -15,6 +15,7 @@ pub mod quant;
 pub mod bandwidth;
 pub mod matmul;
 pub mod ops;
+pub mod packed;
 pub mod pool;
 
 pub use error::KernelError;

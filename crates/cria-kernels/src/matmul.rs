@@ -17,6 +17,7 @@ use std::ops::Range;
 
 use crate::GgmlType;
 use crate::dot;
+use crate::packed::{self, Layout};
 use crate::pool::{SharedMut, ThreadPool};
 use crate::quant::{self, activation_type};
 
@@ -35,19 +36,50 @@ pub const TASKS_PER_THREAD: usize = 4;
 /// Activation elements below which quantizing is not worth a fork/join.
 const PAR_QUANT_MIN: usize = 1 << 14;
 
-/// A weight matrix as stored in GGUF: `rows` rows of `cols` elements of `ty`, row-major.
+/// A weight matrix: `rows` rows of `cols` elements of `ty`, row-major as stored in GGUF
+/// ([`Layout::Rows`]) or repacked at load into 8-row groups ([`Layout::Groups8`], [`packed`]).
 #[derive(Clone, Copy, Debug)]
 pub struct WeightRef<'a> {
     pub ty: GgmlType,
     pub rows: usize,
     pub cols: usize,
     pub data: &'a [u8],
+    pub layout: Layout,
 }
 
 impl WeightRef<'_> {
     /// Bytes per row, if `cols` is a whole number of blocks.
     pub fn row_bytes(&self) -> Option<usize> {
         self.ty.row_bytes(self.cols)
+    }
+}
+
+/// For `n_tok` activation rows already quantized to [`activation_type`]`(w.ty)` and stored back to back:
+/// `out[t * out_stride + i]` = dot(weight row `rows.start + i`, activation row t), single-threaded, on the
+/// active path and in the order of `w`'s layout (one token through the decode kernels, more through the
+/// tiled ones: the same bits either way).
+pub fn matmul_rows(
+    w: &WeightRef,
+    acts: &[u8],
+    n_tok: usize,
+    rows: Range<usize>,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    match w.layout {
+        Layout::Groups8 => packed::matmul_rows_with(
+            crate::isa::active(),
+            w.ty,
+            w.data,
+            w.cols,
+            acts,
+            n_tok,
+            rows,
+            out,
+            out_stride,
+        ),
+        Layout::Rows if n_tok == 1 => dot::matvec_rows(w.ty, w.data, w.cols, acts, rows, out),
+        Layout::Rows => dot::matmul_rows(w.ty, w.data, w.cols, acts, n_tok, rows, out, out_stride),
     }
 }
 
@@ -84,8 +116,12 @@ fn check(w: &WeightRef, x_len: usize, n_tok: usize, y_len: usize) {
             w.cols, w.ty
         );
     };
+    let bytes = match w.layout {
+        Layout::Rows => Some(w.rows * rb),
+        Layout::Groups8 => packed::packed_len(w.ty, w.rows, w.cols),
+    };
     assert!(
-        w.data.len() >= w.rows * rb,
+        bytes.is_some_and(|b| w.data.len() >= b),
         "matmul: {:?} data shorter than {}x{}",
         w.ty,
         w.rows,
@@ -147,7 +183,7 @@ fn matvec(pool: &ThreadPool, w: &WeightRef, act: &[u8], y: &mut [f32]) {
     let mut bounds = Vec::new();
     crate::pool::guided_bounds(w.rows, pool.n_threads(), MATVEC_ALIGN, &mut bounds);
     pool.for_each_split_mut(y, &bounds, 1, &|rows, out| {
-        dot::matvec_rows(w.ty, w.data, w.cols, act, rows, out);
+        matmul_rows(w, act, 1, rows, out, 0);
     });
 }
 
@@ -190,10 +226,8 @@ fn gemm_tokens(
         let toks = block(task, tb, n_tok);
         // SAFETY: task `task` alone owns tokens `toks`, whose outputs are this one run of `y`.
         let seg = unsafe { out.range(toks.start * w.rows..toks.end * w.rows) };
-        dot::matmul_rows(
-            w.ty,
-            w.data,
-            w.cols,
+        matmul_rows(
+            w,
             &acts[toks.start * a_row..toks.end * a_row],
             toks.len(),
             0..w.rows,
@@ -217,16 +251,7 @@ fn gemm_tiles(pool: &ThreadPool, w: &WeightRef, acts: &[u8], n_tok: usize, y: &m
             tile.clear();
             tile.resize(rows.len() * toks.len(), 0.0);
             let a = &acts[toks.start * a_row..toks.end * a_row];
-            dot::matmul_rows(
-                w.ty,
-                w.data,
-                w.cols,
-                a,
-                toks.len(),
-                rows.clone(),
-                tile,
-                rows.len(),
-            );
+            matmul_rows(w, a, toks.len(), rows.clone(), tile, rows.len());
             for (i, t) in toks.enumerate() {
                 let dst = t * w.rows + rows.start;
                 // SAFETY: task `task` alone owns the tile (rows × toks) of `y`, so this token's row segment is
@@ -290,6 +315,7 @@ mod tests {
                 rows,
                 cols,
                 data: &data,
+                layout: Layout::Rows,
             };
             let n_tok = 150;
             let x: Vec<f32> = (0..n_tok * cols)

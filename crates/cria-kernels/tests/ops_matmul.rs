@@ -5,6 +5,7 @@
 use cria_gguf::GgufFile;
 use cria_kernels::GgmlType;
 use cria_kernels::matmul::{WeightRef, matmul};
+use cria_kernels::packed::Layout;
 use cria_kernels::pool::ThreadPool;
 use cria_kernels::quant::{activation_type, can_quantize, dequantize_row, quantize_row};
 
@@ -98,6 +99,7 @@ fn matmul_every_format_every_split() {
             rows,
             cols,
             data: &data,
+            layout: Layout::Rows,
         };
         for pool in &pools {
             for n_tok in [1, 2, 67] {
@@ -124,6 +126,7 @@ fn matmul_threads_agree_with_one_thread() {
         rows,
         cols,
         data: &data,
+        layout: Layout::Rows,
     };
     for n_tok in [1, 70] {
         let x = noise(n_tok * cols, 11);
@@ -158,6 +161,7 @@ fn matmul_empty_batch_is_a_no_op() {
         rows: 4,
         cols: 32,
         data: &data,
+        layout: Layout::Rows,
     };
     let mut y: Vec<f32> = Vec::new();
     matmul(&ThreadPool::new(2), &w, &[], 0, &mut y, &mut Vec::new());
@@ -173,6 +177,7 @@ fn matmul_rejects_a_wrong_x() {
         rows: 4,
         cols: 32,
         data: &data,
+        layout: Layout::Rows,
     };
     let mut y = vec![0.0; 4];
     matmul(
@@ -217,6 +222,7 @@ fn model_tensors_match_reference(name: &str) {
             rows,
             cols,
             data: &data[..rows * info.ty.row_bytes(cols).unwrap()],
+            layout: Layout::Rows,
         };
         for n_tok in [1, 5] {
             check(&pool, &w, n_tok, 42);

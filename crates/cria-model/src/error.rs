@@ -30,4 +30,6 @@ pub enum ModelError {
     ContextFull { needed: usize, capacity: usize },
     #[error("token id {id} is outside the vocabulary ({n_vocab} tokens)")]
     TokenOutOfRange { id: u32, n_vocab: usize },
+    #[error(transparent)]
+    Kernel(#[from] cria_kernels::KernelError),
 }

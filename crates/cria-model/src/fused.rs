@@ -2,12 +2,11 @@
 //! O; down) in a single parallel loop: the input is quantized once per activation format, the pool forks
 //! once, and the rows of all matrices are split into shrinking tasks (`pool::guided_bounds`, multiples of
 //! 16 rows), so threads that run at different speeds finish together. Each output element is computed by the kernel call `matmul` makes for
-//! the same number of tokens (`dot::matvec_rows` for one, `dot::matmul_rows` for more), so the results are
+//! the same number of tokens (`matmul::matmul_rows`), so the results are
 //! bit-identical to separate `matmul` calls. Prefill-sized batches go to `matmul` itself.
 
 use cria_kernels::GgmlType;
-use cria_kernels::dot;
-use cria_kernels::matmul::{MATVEC_ALIGN, WeightRef, matmul};
+use cria_kernels::matmul::{MATVEC_ALIGN, WeightRef, matmul, matmul_rows};
 use cria_kernels::pool::{ThreadPool, guided_bounds};
 use cria_kernels::quant::{activation_type, quantize_activation};
 
@@ -113,11 +112,7 @@ pub(crate) fn matmul_fused(
             };
             let dst = &mut tile[lo - start..];
             let rows = lo - off..hi - off;
-            if n_tok == 1 {
-                dot::matvec_rows(w.ty, w.data, w.cols, a, rows, dst);
-            } else {
-                dot::matmul_rows(w.ty, w.data, w.cols, a, n_tok, rows, dst, width);
-            }
+            matmul_rows(w, a, n_tok, rows, dst, width);
         }
     });
     scatter(&s.tiles, mats, &s.bounds, n_tok, outs);
@@ -162,6 +157,7 @@ fn scatter(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cria_kernels::packed::Layout;
     use cria_kernels::quant::quantize_row;
 
     fn matrix(ty: GgmlType, rows: usize, cols: usize, seed: f32) -> Vec<u8> {
@@ -197,6 +193,7 @@ mod tests {
                 rows,
                 cols,
                 data,
+                layout: Layout::Rows,
             })
             .collect();
         let mut scratch = FusedScratch::default();

@@ -1,33 +1,63 @@
-//! The model's tensors, found by name and checked against the spec: matrices stay in the memory map,
-//! small vectors (norms, biases) are read into f32 once.
+//! The model's tensors, found by name and checked against the spec: matrices stay in the memory map (the
+//! layers' Q4_0 / Q4_K ones repacked for the kernels where they take them), small vectors (norms, biases)
+//! are read into f32 once.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use cria_gguf::{GgmlType, GgufFile, TensorView};
 use cria_kernels::matmul::WeightRef;
+use cria_kernels::packed::{self, Layout};
 use cria_kernels::quant::dequantize_row;
 
 use crate::ModelError;
 use crate::spec::{ArchSpec, MoeSpec, QkNorm};
 
-/// A weight matrix of `rows` x `cols` (`cols` contiguous) living in the file's tensor data.
+/// A weight matrix of `rows` x `cols` (`cols` contiguous) living in the file's tensor data, or repacked
+/// into the kernels' 8-row groups ([`Matrix::repack`]).
 #[derive(Clone, Debug)]
 pub struct Matrix {
     pub ty: GgmlType,
     pub rows: usize,
     pub cols: usize,
     bytes: Range<usize>,
+    /// The repacked copy, which replaces `bytes` of the file for the kernels.
+    packed: Option<Arc<[u8]>>,
 }
 
 impl Matrix {
-    /// The matrix as the kernels take it, over the file's tensor data.
-    pub fn view<'a>(&self, data: &'a [u8]) -> WeightRef<'a> {
-        WeightRef {
-            ty: self.ty,
-            rows: self.rows,
-            cols: self.cols,
-            data: &data[self.bytes.clone()],
+    /// The matrix as the kernels take it, over the file's tensor data (or its repacked copy).
+    pub fn view<'a>(&'a self, data: &'a [u8]) -> WeightRef<'a> {
+        match &self.packed {
+            Some(p) => WeightRef {
+                ty: self.ty,
+                rows: self.rows,
+                cols: self.cols,
+                data: p,
+                layout: Layout::Groups8,
+            },
+            None => WeightRef {
+                ty: self.ty,
+                rows: self.rows,
+                cols: self.cols,
+                data: &data[self.bytes.clone()],
+                layout: Layout::Rows,
+            },
         }
+    }
+
+    /// Repacks the matrix into the kernels' 8-row groups where they take it (`packed::packs`: Q4_0 and
+    /// Q4_K, rows a multiple of 8, on x86-64), as llama.cpp does at load, so that its products keep
+    /// llama.cpp's repacked summation order. The bytes are read from the file with `pread`, not through the
+    /// map, so the file's copy of them never becomes resident: RAM holds the repacked copy alone.
+    fn repack(&mut self, file: &GgufFile) -> Result<(), ModelError> {
+        if self.packed.is_some() || !packed::packs(self.ty, self.rows, self.cols) {
+            return Ok(());
+        }
+        let mut rows = vec![0u8; self.bytes.len()];
+        file.read_data(self.bytes.start, &mut rows)?;
+        self.packed = Some(packed::pack(self.ty, self.rows, self.cols, &rows)?.into());
+        Ok(())
     }
 
     /// The matrix cut into consecutive blocks of rows (a fused tensor's parts: Q, K, V or gate, up).
@@ -44,6 +74,7 @@ impl Matrix {
                 rows,
                 cols: self.cols,
                 bytes: start..start + rows * row_bytes,
+                packed: None,
             };
             start += rows * row_bytes;
             part
@@ -51,7 +82,7 @@ impl Matrix {
         Some(parts.collect())
     }
 
-    /// Row `i` of the matrix, still in its block format.
+    /// Row `i` of the matrix, still in its block format, from the file (the embeddings; never repacked).
     pub fn row<'a>(&self, data: &'a [u8], i: usize) -> &'a [u8] {
         let row_bytes = self.bytes.len() / self.rows;
         let start = self.bytes.start + i * row_bytes;
@@ -77,6 +108,22 @@ pub struct LayerWeights {
     pub ffn_norm: Option<Vec<f32>>,
     pub ffn: FfnWeights,
     pub post_ffn_norm: Option<Vec<f32>>,
+}
+
+impl LayerWeights {
+    /// Repacks the attention and dense FFN matrices for the kernels where they take them (experts keep
+    /// the file's layout; the embeddings and the output matrix too).
+    fn repack(&mut self, file: &GgufFile) -> Result<(), ModelError> {
+        for m in [&mut self.wq, &mut self.wk, &mut self.wv, &mut self.wo] {
+            m.repack(file)?;
+        }
+        if let FfnWeights::Dense { gate, up, down } = &mut self.ffn {
+            for m in [gate, up, down] {
+                m.repack(file)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The feed-forward network of one block.
@@ -180,6 +227,7 @@ impl Loader<'_> {
             rows,
             cols,
             bytes: start..start + t.data.len(),
+            packed: None,
         })
     }
 
@@ -303,6 +351,7 @@ impl Loader<'_> {
             rows: rows * n,
             cols,
             bytes: start..start + t.data.len(),
+            packed: None,
         };
         whole
             .split_rows(&vec![rows; n])
@@ -374,6 +423,10 @@ impl Weights {
         let layers = (0..spec.n_layer)
             .map(|il| l.layer(il))
             .collect::<Result<Vec<_>, _>>()?;
+        let mut layers = layers;
+        for lw in &mut layers {
+            lw.repack(file)?;
+        }
         let output = match file.tensor("output.weight") {
             Some(_) => Some(l.matrix("output.weight", spec.n_embd, spec.n_vocab)?),
             None => None,

@@ -5,6 +5,7 @@ use std::ops::Range;
 
 use cria_gguf::{GgmlType, GgufFile, TensorView};
 use cria_kernels::matmul::WeightRef;
+use cria_kernels::packed::Layout;
 use cria_kernels::quant::dequantize_row;
 
 use super::spec::{EncoderFfn, EncoderSpec, Positions};
@@ -27,6 +28,7 @@ impl EncMatrix {
             rows: self.rows,
             cols: self.cols,
             data: &data[self.bytes.clone()],
+            layout: Layout::Rows,
         }
     }
 

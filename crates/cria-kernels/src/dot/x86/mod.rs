@@ -20,7 +20,7 @@ use crate::isa::Isa;
 use std::sync::OnceLock;
 
 /// AVX-VNNI for the 256-bit kernels: present, and not refused by `CRIA_ISA=avx2-novnni`.
-fn has_avxvnni() -> bool {
+pub(crate) fn has_avxvnni() -> bool {
     static V: OnceLock<bool> = OnceLock::new();
     *V.get_or_init(|| is_x86_feature_detected!("avxvnni") && !crate::isa::avxvnni_refused())
 }

@@ -1,0 +1,59 @@
+//! The summation order of llama.cpp's repacked x86 kernels (`arch/x86/repack.cpp`: `gemv`/`gemm` of
+//! `q4_0_8x8_q8_0` and `q4_K_8x8_q8_K`, the 256- and 512-bit bodies alike), on a plain row-major row: the
+//! definition the packed kernels are held to bit for bit. Integer sums are exact, so only the float steps
+//! matter:
+//! - Q4_0: per block of 32, `acc = fma(float(Σ (q − 8)·a), d_w·d_a, acc)`;
+//! - Q4_K: per super-block of 256, `acc = fma(float(Σ_s sc_s·Σ q·a), d·d_a, acc)` and
+//!   `acc_min = fma(float(Σ_s m_s·(bsum_2s + bsum_2s+1)), dmin·d_a, acc_min)`; the result `acc − acc_min`.
+//!
+//! (The non-repacked order, with eight float lanes and a horizontal sum, is `dot::scalar`'s.)
+
+use crate::GgmlType;
+use crate::quant::blocks::{BlockQ4_0, BlockQ4K, BlockQ8_0, BlockQ8K, scale_min_k4};
+use bytemuck::cast_slice as c;
+
+/// dot(weight row `w` of `ty` (Q4_0 or Q4_K, row-major), activation row `a` in `activation_type(ty)`) in
+/// the repacked order.
+///
+/// # Panics
+/// For another format (a caller's mistake: only [`super::pack`]'s formats have this order).
+pub fn dot(ty: GgmlType, w: &[u8], a: &[u8]) -> f32 {
+    match ty {
+        GgmlType::Q4_0 => q4_0(c(w), c(a)),
+        GgmlType::Q4_K => q4_k(c(w), c(a)),
+        _ => panic!("packed::reference::dot: {ty:?} has no repacked order"),
+    }
+}
+
+fn q4_0(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
+    let mut acc = 0f32;
+    for (w, a) in w.iter().zip(a) {
+        let isum: i32 = (0..16)
+            .map(|l| {
+                let (lo, hi) = ((w.qs[l] & 0xF) as i32 - 8, (w.qs[l] >> 4) as i32 - 8);
+                lo * a.qs[l] as i32 + hi * a.qs[l + 16] as i32
+            })
+            .sum();
+        acc = (isum as f32).mul_add(w.d() * a.d(), acc);
+    }
+    acc
+}
+
+fn q4_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
+    let (mut acc, mut acc_min) = (0f32, 0f32);
+    for (w, a) in w.iter().zip(a) {
+        let (mut isum, mut msum) = (0i32, 0i32);
+        for s in 0..8 {
+            let (sc, m) = scale_min_k4(s, &w.scales);
+            let (p, shift) = (s / 2, 4 * (s % 2));
+            let dot: i32 = (0..32)
+                .map(|l| ((w.qs[32 * p + l] >> shift) & 0xF) as i32 * a.qs[32 * s + l] as i32)
+                .sum();
+            isum += sc as i32 * dot;
+            msum += m as i32 * (a.bsum(2 * s) as i32 + a.bsum(2 * s + 1) as i32);
+        }
+        acc = (isum as f32).mul_add(w.d() * a.d(), acc);
+        acc_min = (msum as f32).mul_add(w.dmin() * a.d(), acc_min);
+    }
+    acc - acc_min
+}
