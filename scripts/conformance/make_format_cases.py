@@ -45,11 +45,14 @@ N_EMBD, N_HEAD, N_HEAD_KV, N_FF, N_LAYER = 256, 4, 2, 512, 2
 HEAD_DIM = N_EMBD // N_HEAD
 
 FORMATS = ["IQ4_NL", "IQ4_XS", "MXFP4", "TQ2_0", "TQ1_0", "IQ3_S", "IQ3_XXS", "IQ2_XXS", "IQ2_XS", "IQ2_S",
-           "IQ1_S", "IQ1_M"]
-QUANTIZED_BY_GGUF = {"TQ1_0", "TQ2_0", "MXFP4"}
+           "IQ1_S", "IQ1_M", "Q4_0", "Q4_K"]
+QUANTIZED_BY_GGUF = {"TQ1_0", "TQ2_0", "MXFP4", "Q4_0"}
+# Q4_0 and Q4_K: formats llama.cpp repacks on x86 (8-row groups, its own summation order: gemm for the first
+# n - n % 4 tokens, gemv for the rest), so their prompts leave a remainder of 3 tokens to cover both orders
+PROMPT_LEN_OF = {"Q4_0": 47, "Q4_K": 47}
 # byte offset of each IQ block's f16 scale (IQ1_M spreads it over the top nibbles of its last 8 bytes)
 D_OFFSET = {"IQ4_NL": 0, "IQ4_XS": 0, "IQ2_XXS": 0, "IQ2_XS": 0, "IQ2_S": 0, "IQ3_XXS": 0, "IQ3_S": 0,
-            "IQ1_S": 0, "IQ1_M": None}
+            "IQ1_S": 0, "IQ1_M": None, "Q4_K": 0}
 
 
 def byte_vocab() -> list[str]:
@@ -94,8 +97,27 @@ def random_iq(rng: np.random.Generator, name: str, rows: int, cols: int, std: fl
     return b.reshape(rows, cols // block * size)
 
 
+def random_q4_k(rng: np.random.Generator, rows: int, cols: int, std: float) -> np.ndarray:
+    """Random Q4_K blocks (which the package cannot quantize to): d and dmin set alike so that the dequantized
+    values have standard deviation ~`std`."""
+    block, size = GGML_QUANT_SIZES[T.Q4_K]
+    n_blocks = rows * cols // block
+    b = rng.integers(0, 256, (n_blocks, size), dtype=np.uint8)
+
+    def set_scales(d: np.ndarray) -> None:
+        bits = d.astype(np.float16).view(np.uint8).reshape(-1, 2)
+        b[:, 0:2], b[:, 2:4] = bits, bits
+
+    set_scales(np.ones(n_blocks, dtype=np.float32))
+    unit = quants.dequantize(b.reshape(-1), T.Q4_K).reshape(n_blocks, block).std(axis=1)
+    set_scales(std / np.maximum(unit, 1e-3))
+    return b.reshape(rows, cols // block * size)
+
+
 def matrix(rng: np.random.Generator, name: str, rows: int, cols: int, std: float) -> np.ndarray:
     """A `rows x cols` matrix in format `name`, as the bytes the writer stores (rows x row bytes)."""
+    if name == "Q4_K":
+        return random_q4_k(rng, rows, cols, std)
     if name in QUANTIZED_BY_GGUF:
         x = (std * rng.standard_normal((rows, cols))).astype(np.float32)
         return quants.quantize(x, T[name])
@@ -187,7 +209,7 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         model = folder / "model.gguf"
         write_case(name, model)
-        ids = [int(t) for t in np.random.default_rng(1234).integers(0, 256, PROMPT_LEN)]
+        ids = [int(t) for t in np.random.default_rng(1234).integers(0, 256, PROMPT_LEN_OF.get(name, PROMPT_LEN))]
         tokens = " ".join(map(str, ids))
         (folder / "tokens.txt").write_text(tokens + "\n")
         stats = ""

@@ -52,13 +52,21 @@ fn group_block_bytes(ty: GgmlType) -> Option<usize> {
 }
 
 /// Whether a `rows × cols` matrix of `ty` is repacked on this target: Q4_0 and Q4_K with a multiple of 8
-/// rows, on x86-64 (llama.cpp's `ggml_repack_get_optimal_repack_type` on AVX2: `ne[1] % 8 == 0`).
+/// rows, on x86-64 (llama.cpp's `ggml_repack_get_optimal_repack_type` on AVX2: `ne[1] % 8 == 0`), unless
+/// `CRIA_REPACK=0` keeps the file's layout (A/B comparisons; llama.cpp's `--no-repack`).
 pub fn packs(ty: GgmlType, rows: usize, cols: usize) -> bool {
     cfg!(target_arch = "x86_64")
+        && !repack_refused()
         && group_block_bytes(ty).is_some()
         && rows > 0
         && rows.is_multiple_of(GROUP)
         && ty.row_bytes(cols).is_some()
+}
+
+/// Whether `CRIA_REPACK=0` asks for the file's row-major layout everywhere.
+pub fn repack_refused() -> bool {
+    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V.get_or_init(|| std::env::var("CRIA_REPACK").is_ok_and(|v| v.trim() == "0"))
 }
 
 /// Bytes of the packed matrix, if `ty` is a packed format and `cols` whole blocks.
@@ -202,7 +210,10 @@ thread_local! {
 }
 
 /// For `n_tok` activation rows stored back to back (in `activation_type(ty)`, `a_row` bytes each):
-/// `out[t * out_stride + i]` = dot(packed row `rows.start + i`, activation row t), in the packed order.
+/// `out[t * out_stride + i]` = dot(packed row `rows.start + i`, activation row t), in the packed order:
+/// [`reference::dot_batched`]'s for the first `n_tok − n_tok % 4` tokens, [`reference::dot`]'s for the
+/// rest, as llama.cpp splits a matmul between `gemm` and `gemv`. (So a caller that cuts a batch into calls
+/// keeps llama.cpp's bits by cutting at multiples of 4 tokens, as `matmul` does.)
 /// `w` is the whole packed matrix of `cols` columns; `rows` may cut groups.
 ///
 /// # Panics
@@ -310,12 +321,17 @@ fn scalar_groups(
         return;
     };
     let mut row = vec![0u8; nb * ty.type_size()];
+    let batched = n_tok - n_tok % 4;
     for (g, group) in w.chunks_exact(gb * nb).enumerate() {
         for j in 0..GROUP {
             unpack_group_row(ty, group, nb, j, &mut row);
             for t in 0..n_tok {
                 let a = &acts[t * a_row..(t + 1) * a_row];
-                out[t * out_stride + GROUP * g + j] = reference::dot(ty, &row, a);
+                out[t * out_stride + GROUP * g + j] = if t < batched {
+                    reference::dot_batched(ty, &row, a)
+                } else {
+                    reference::dot(ty, &row, a)
+                };
             }
         }
     }
@@ -362,6 +378,7 @@ mod tests {
         assert!(pack(GgmlType::Q4_0, 8, 32, &[0; 8 * 18 - 1]).is_err());
         assert!(!packs(GgmlType::Q4_0, 12, 32));
         assert!(!packs(GgmlType::Q6_K, 16, 256));
-        assert_eq!(packs(GgmlType::Q4_K, 16, 256), cfg!(target_arch = "x86_64"));
+        let expected = cfg!(target_arch = "x86_64") && !repack_refused();
+        assert_eq!(packs(GgmlType::Q4_K, 16, 256), expected);
     }
 }

@@ -394,6 +394,18 @@ unsafe fn tile_k<const T: usize>(
             let gb = wg.add(GK * b);
             let d = _mm256_cvtph_ps(_mm_loadu_si128(gb.cast()));
             let dmin = _mm256_cvtph_ps(_mm_loadu_si128(gb.add(16).cast()));
+            let mins: [__m256i; 4] = std::array::from_fn(|q| {
+                let lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64(gb.add(96 + 16 * q).cast()));
+                let hi = _mm256_cvtepu8_epi32(_mm_loadl_epi64(gb.add(104 + 16 * q).cast()));
+                _mm256_or_si256(lo, _mm256_slli_epi32::<16>(hi))
+            });
+            let scales: [(__m256, __m256); T] = std::array::from_fn(|t| {
+                let da = _mm256_set1_ps((*prep.add(t * nb + b)).d);
+                (_mm256_mul_ps(d, da), _mm256_mul_ps(dmin, da))
+            });
+            // four tokens: llama.cpp's gemm order, one fma per pair of sub-blocks; fewer: its gemv order,
+            // one per super-block
+            let step = if T == 4 { 2 } else { 8 };
             let mut isum = [_mm256_setzero_si256(); T];
             for s in 0..8 {
                 let sc = scale_pairs(gb.add(32 + 8 * s));
@@ -415,25 +427,21 @@ unsafe fn tile_k<const T: usize>(
                 for (is, st) in isum.iter_mut().zip(s16) {
                     *is = _mm256_add_epi32(*is, _mm256_madd_epi16(st, sc));
                 }
-            }
-            let mins: [__m256i; 4] = std::array::from_fn(|q| {
-                let lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64(gb.add(96 + 16 * q).cast()));
-                let hi = _mm256_cvtepu8_epi32(_mm_loadl_epi64(gb.add(104 + 16 * q).cast()));
-                _mm256_or_si256(lo, _mm256_slli_epi32::<16>(hi))
-            });
-            for t in 0..T {
-                let p = &*prep.add(t * nb + b);
-                let mut msum = _mm256_setzero_si256();
-                for (m, &bs) in mins.iter().zip(&p.bs) {
-                    msum = _mm256_add_epi32(msum, _mm256_madd_epi16(*m, _mm256_set1_epi32(bs)));
+                if (s + 1) % step != 0 {
+                    continue;
                 }
-                let da = _mm256_set1_ps(p.d);
-                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(d, da), acc[t]);
-                acc_min[t] = _mm256_fmadd_ps(
-                    _mm256_cvtepi32_ps(msum),
-                    _mm256_mul_ps(dmin, da),
-                    acc_min[t],
-                );
+                for t in 0..T {
+                    let bs = &(*prep.add(t * nb + b)).bs;
+                    let mut msum = _mm256_setzero_si256();
+                    for q in (s + 1 - step) / 2..(s + 1) / 2 {
+                        let m = _mm256_madd_epi16(mins[q], _mm256_set1_epi32(bs[q]));
+                        msum = _mm256_add_epi32(msum, m);
+                    }
+                    let (dd, dm) = scales[t];
+                    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), dd, acc[t]);
+                    acc_min[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), dm, acc_min[t]);
+                    isum[t] = _mm256_setzero_si256();
+                }
             }
         }
     }
