@@ -22,7 +22,7 @@ pub struct Matrix {
     pub cols: usize,
     bytes: Range<usize>,
     /// The repacked copy, which replaces `bytes` of the file for the kernels.
-    packed: Option<Arc<[u8]>>,
+    packed: Option<Arc<Vec<u8>>>,
 }
 
 impl Matrix {
@@ -56,7 +56,7 @@ impl Matrix {
         }
         let mut rows = vec![0u8; self.bytes.len()];
         file.read_data(self.bytes.start, &mut rows)?;
-        self.packed = Some(packed::pack(self.ty, self.rows, self.cols, &rows)?.into());
+        self.packed = Some(Arc::new(packed::pack(self.ty, self.rows, self.cols, &rows)?));
         Ok(())
     }
 

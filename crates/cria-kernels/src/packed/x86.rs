@@ -54,6 +54,7 @@ thread_local! {
 }
 
 /// The sizes every kernel here relies on; panics on a caller's mistake.
+#[allow(clippy::too_many_arguments)]
 fn check(
     w: &[u8],
     gb: usize,
@@ -244,10 +245,11 @@ macro_rules! q4_0_kernel {
             stride: usize,
         ) {
             for g in 0..n_groups {
-                // SAFETY (all offsets below): within the sizes of the function's contract.
+                // SAFETY: group g lies in `w` (the function's contract).
                 let wg = unsafe { w.add(g * G0 * nb) };
                 let mut t0 = 0;
                 while t0 < n_tok {
+                    // SAFETY: token t0 < n_tok and group g < n_groups lie in the contract's buffers.
                     let (a, p, o) = unsafe {
                         (
                             acts.add(t0 * a_row),
@@ -341,10 +343,11 @@ unsafe fn q4_k(
     stride: usize,
 ) {
     for g in 0..n_groups {
-        // SAFETY (all offsets below): within the sizes of the function's contract.
+        // SAFETY: group g lies in `w` (the function's contract).
         let wg = unsafe { w.add(g * GK * nb) };
         let mut t0 = 0;
         while t0 < n_tok {
+            // SAFETY: token t0 < n_tok and group g < n_groups lie in the contract's buffers.
             let (a, p, o) = unsafe {
                 (
                     acts.add(t0 * a_row),
@@ -433,7 +436,7 @@ unsafe fn tile_k<const T: usize>(
                 for t in 0..T {
                     let bs = &(*prep.add(t * nb + b)).bs;
                     let mut msum = _mm256_setzero_si256();
-                    for q in (s + 1 - step) / 2..(s + 1) / 2 {
+                    for q in (s + 1 - step) / 2..(s + 1 - step) / 2 + step / 2 {
                         let m = _mm256_madd_epi16(mins[q], _mm256_set1_epi32(bs[q]));
                         msum = _mm256_add_epi32(msum, m);
                     }
