@@ -56,7 +56,9 @@ impl Matrix {
         }
         let mut rows = vec![0u8; self.bytes.len()];
         file.read_data(self.bytes.start, &mut rows)?;
-        self.packed = Some(Arc::new(packed::pack(self.ty, self.rows, self.cols, &rows)?));
+        self.packed = Some(Arc::new(packed::pack(
+            self.ty, self.rows, self.cols, &rows,
+        )?));
         Ok(())
     }
 

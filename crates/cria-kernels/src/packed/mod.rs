@@ -109,9 +109,7 @@ fn pack_q4_0(blocks: &[&[u8]; GROUP], dst: &mut [u8]) {
     for j in 0..GROUP {
         dst[2 * j..2 * j + 2].copy_from_slice(&b[j].d);
         for k in 0..4 {
-            for i in 0..4 {
-                dst[16 + 32 * k + 4 * j + i] = b[j].qs[4 * k + i];
-            }
+            dst[16 + 32 * k + 4 * j..][..4].copy_from_slice(&b[j].qs[4 * k..4 * k + 4]);
         }
     }
 }
@@ -134,9 +132,8 @@ fn pack_q4_k(blocks: &[&[u8]; GROUP], dst: &mut [u8]) {
         }
         for p in 0..4 {
             for k in 0..8 {
-                for i in 0..4 {
-                    dst[K_QS + 256 * p + 32 * k + 4 * j + i] = b[j].qs[32 * p + 4 * k + i];
-                }
+                let src = &b[j].qs[32 * p + 4 * k..32 * p + 4 * k + 4];
+                dst[K_QS + 256 * p + 32 * k + 4 * j..][..4].copy_from_slice(src);
             }
         }
     }
