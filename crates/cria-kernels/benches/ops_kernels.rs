@@ -168,6 +168,7 @@ fn small_ops(pool: &ThreadPool) {
             head_dim: hd,
             scale: 0.125,
             softcap: None,
+            sinks: None,
         };
         let kv: Vec<f16> = row(ctx * nkv * hd)
             .iter()

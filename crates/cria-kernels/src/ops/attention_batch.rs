@@ -129,7 +129,6 @@ pub fn attention_rows<'c>(
         attention_rows_grouped(pool, q, rows, kv, p, out);
         return;
     }
-    let group = p.n_head / p.n_kv_head.max(1);
     pool.for_each_chunk_mut(out, p.head_dim, &|task, out_h| {
         let (i, h) = (task / p.n_head, task % p.n_head);
         let row = &rows[i];
@@ -140,7 +139,7 @@ pub fn attention_rows<'c>(
         assert!(!row.window.is_empty(), "attention_rows: empty window");
         let q_h = &q[task * p.head_dim..(task + 1) * p.head_dim];
         SCORES.with_borrow_mut(|scores| {
-            attend_head(q_h, (k, v), row.window.clone(), h / group, p, out_h, scores);
+            attend_head(q_h, (k, v), row.window.clone(), h, p, out_h, scores);
         });
     });
 }
@@ -307,7 +306,7 @@ fn attend_group<'c, T: KvElem>(
     if g.members.len() == 1 || lo >= hi || !simd::kernels().has_multi(hd) {
         for m in g.members {
             let (q_h, out_h) = (&q_blk[at(m)], &mut out_blk[at(m)]);
-            attend_head(q_h, (k, v), win(m), g.kv_head, p, out_h, &mut s.scores);
+            attend_head(q_h, (k, v), win(m), m.1, p, out_h, &mut s.scores);
         }
         return;
     }
@@ -359,6 +358,7 @@ fn attend_group<'c, T: KvElem>(
         scores_to_probs(
             &mut scores[j * span + w.start - first..j * span + w.end - first],
             p,
+            m.1,
         );
     }
     let acc: &mut [f32] = if in_place {
@@ -411,6 +411,7 @@ mod tests {
             head_dim: 8,
             scale: 0.3,
             softcap: None,
+            sinks: None,
         };
         let kv_dim = p.n_kv_head * p.head_dim;
         let cache = |seed: f32, n: usize| -> Vec<f16> {
@@ -480,20 +481,28 @@ mod tests {
 
     /// The grouped (multi-query) path against the one-query path, bit for bit: head sizes the AVX-512 kernels
     /// specialize and one they do not, GQA ratios, full and sliding windows (ragged group ends), blocks that
-    /// mix two sequences, a soft-cap, and row counts that leave a short last block.
+    /// mix two sequences, a soft-cap, attention sinks, and row counts that leave a short last block.
     #[test]
     fn grouped_rows_equal_one_query_path_bit_for_bit() {
         let heads = [(1, 1), (2, 2), (4, 1), (9, 3), (8, 2)];
+        let sinks: Vec<f32> = (0..9).map(|h| h as f32 * 0.7 - 2.0).collect();
         let mut seed = 1;
         for hd in [64, 128, 256, 80] {
             for (n_head, n_kv_head) in heads {
-                for (win, softcap) in [(None, None), (Some(5), None), (Some(13), Some(30.0))] {
+                let variants = [
+                    (None, None, false),
+                    (Some(5), None, true),
+                    (Some(13), Some(30.0), false),
+                    (None, None, true),
+                ];
+                for (win, softcap, with_sinks) in variants {
                     let p = AttentionParams {
                         n_head,
                         n_kv_head,
                         head_dim: hd,
                         scale: 1.0 / (hd as f32).sqrt(),
                         softcap,
+                        sinks: with_sinks.then_some(&sinks[..n_head]),
                     };
                     seed += 1;
                     check_grouped(&p, win, seed);

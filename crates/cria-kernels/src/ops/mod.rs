@@ -19,6 +19,7 @@ mod softmax;
 
 pub use act::{
     add_inplace, gelu, gelu_as_ggml, gelu_mul, mul_inplace, scale_inplace, silu, silu_mul,
+    swiglu_oai_mul,
 };
 pub use attention::{AttentionParams, attention, attention_ext};
 pub use attention_batch::{CausalBatch, QueryRow, attention_batch, attention_rows};

@@ -194,6 +194,7 @@ fn attention(
         head_dim: s.head_dim,
         scale: 1.0 / (s.head_dim as f32).sqrt(),
         softcap: None,
+        sinks: None,
     };
     let mut out = vec![0.0; n_tok * s.q_dim()];
     ops::attention_rows(pool, q, &rows, &|_| (&k16, &v16), &params, &mut out);
