@@ -14,7 +14,7 @@ use crate::fused::{FusedScratch, matmul_fused};
 use crate::kv_cache::KvCache;
 use crate::model::Model;
 use crate::moe::{MoeScratch, moe_ffn};
-use crate::spec::{ArchSpec, FfnKind, QkNorm};
+use crate::spec::{ArchSpec, FfnKind, QkNorm, SWIGLU_OAI_ALPHA, SWIGLU_OAI_LIMIT};
 use crate::weights::{FfnWeights, Matrix};
 
 /// Which logits a sequence wants back from a step.
@@ -182,6 +182,9 @@ impl Runner {
             &mut [&mut *o],
             &mut s.fused,
         );
+        if let Some(b) = &lw.o_bias {
+            o.chunks_exact_mut(d).for_each(|r| ops::add_inplace(r, b));
+        }
         residual_add(
             &self.pool,
             &mut s.x,
@@ -332,10 +335,7 @@ fn dense_ffn(pool: &ThreadPool, model: &Model, w: DenseFfn<'_>, n_tok: usize, s:
     let act = resized(&mut s.attn, n_tok * ff);
     for_rows(pool, act, ff, &|t, row| {
         let (g, u) = (&gate[t * ff..(t + 1) * ff], &up[t * ff..(t + 1) * ff]);
-        match spec.ffn {
-            FfnKind::SwiGlu => ops::silu_mul(g, u, row),
-            FfnKind::GeGlu => ops::gelu_mul(g, u, row),
-        }
+        gated_activation(spec.ffn, g, u, row)
     });
     let down = resized(&mut s.proj, n_tok * d);
     let w_down = [w.down.view(data)];
@@ -347,6 +347,17 @@ fn dense_ffn(pool: &ThreadPool, model: &Model, w: DenseFfn<'_>, n_tok: usize, s:
         &mut [&mut *down],
         &mut s.fused,
     );
+}
+
+/// `out = act(gate) * up` for the FFN kind (dense FFNs and experts alike).
+pub(crate) fn gated_activation(kind: FfnKind, gate: &[f32], up: &[f32], out: &mut [f32]) {
+    match kind {
+        FfnKind::SwiGlu => ops::silu_mul(gate, up, out),
+        FfnKind::GeGlu => ops::gelu_mul(gate, up, out),
+        FfnKind::SwiGluOai => {
+            ops::swiglu_oai_mul(gate, up, SWIGLU_OAI_ALPHA, SWIGLU_OAI_LIMIT, out)
+        }
+    }
 }
 
 /// Checks the batch and lists every token's sequence and position.
@@ -393,6 +404,7 @@ fn attend(
         head_dim: spec.head_dim,
         scale: spec.attn_scale,
         softcap: spec.attn_softcap,
+        sinks: model.weights().layers[il].attn_sinks.as_deref(),
     };
     let sliding_window = spec.layer_attention(il).window;
     rows.clear();

@@ -71,6 +71,10 @@ pub struct LayerWeights {
     pub q_bias: Option<Vec<f32>>,
     pub k_bias: Option<Vec<f32>>,
     pub v_bias: Option<Vec<f32>>,
+    /// The output projection's bias (gpt-oss), wherever the file has one.
+    pub o_bias: Option<Vec<f32>>,
+    /// One sink logit per query head (gpt-oss).
+    pub attn_sinks: Option<Vec<f32>>,
     pub q_norm: Option<Vec<f32>>,
     pub k_norm: Option<Vec<f32>>,
     pub post_attn_norm: Option<Vec<f32>>,
@@ -114,10 +118,29 @@ pub struct ExpertWeights {
     pub spec: MoeSpec,
     /// `n_expert` rows: one logit per expert.
     pub router: Matrix,
+    /// Added to the router's logits (gpt-oss).
+    pub router_bias: Option<Vec<f32>>,
     pub gate: Vec<Matrix>,
     pub up: Vec<Matrix>,
     pub down: Vec<Matrix>,
+    /// Per-expert biases of the three projections (gpt-oss), wherever the file has them.
+    pub biases: Option<ExpertBiases>,
     pub shared: Option<SharedExpert>,
+}
+
+/// Each expert's gate, up and down biases, stacked: expert `e`'s are rows `e` of `{width, n_expert}` tensors.
+#[derive(Clone, Debug)]
+pub struct ExpertBiases {
+    pub gate: Vec<f32>,
+    pub up: Vec<f32>,
+    pub down: Vec<f32>,
+}
+
+impl ExpertBiases {
+    /// Expert `e`'s row of a stacked bias.
+    pub fn row(stacked: &[f32], e: usize, width: usize) -> &[f32] {
+        &stacked[e * width..(e + 1) * width]
+    }
 }
 
 /// Qwen2-MoE's shared expert and its sigmoid gate (`ffn_gate_inp_shexp`, one weight per input).
@@ -309,6 +332,25 @@ impl Loader<'_> {
             .ok_or_else(|| ModelError::MissingTensor(name.to_string()))
     }
 
+    /// A 2-D tensor `{width, n}` of `n` vectors (per-expert biases), read into f32 row after row.
+    fn stacked_vectors(&self, name: &str, width: usize, n: usize) -> Result<Vec<f32>, ModelError> {
+        let t = self.tensor(name)?;
+        let expected = [width as u64, n as u64];
+        if t.shape() != expected {
+            return Err(ModelError::BadShape {
+                name: name.to_string(),
+                expected: expected.to_vec(),
+                found: t.shape().to_vec(),
+            });
+        }
+        let mut out = vec![0.0; width * n];
+        dequantize_row(t.ty(), t.data, &mut out).map_err(|_| ModelError::BadTensorType {
+            name: name.to_string(),
+            ty: t.ty(),
+        })?;
+        Ok(out)
+    }
+
     fn ffn(&self, il: usize) -> Result<FfnWeights, ModelError> {
         let Some(moe) = &self.spec.moe else {
             let [gate, up] = self.gate_up(il)?;
@@ -327,12 +369,28 @@ impl Loader<'_> {
             }),
             None => None,
         };
+        let bias_names = [
+            "ffn_gate_exps.bias",
+            "ffn_up_exps.bias",
+            "ffn_down_exps.bias",
+        ];
+        let biases = if bias_names.iter().any(|b| self.file.tensor(&n(b)).is_some()) {
+            Some(ExpertBiases {
+                gate: self.stacked_vectors(&n(bias_names[0]), ff, x)?,
+                up: self.stacked_vectors(&n(bias_names[1]), ff, x)?,
+                down: self.stacked_vectors(&n(bias_names[2]), d, x)?,
+            })
+        } else {
+            None
+        };
         Ok(FfnWeights::Experts(ExpertWeights {
             spec: moe.clone(),
             router: self.matrix(&n("ffn_gate_inp.weight"), d, x)?,
+            router_bias: self.optional_vector(&n("ffn_gate_inp.bias"), x)?,
             gate: self.experts(&n("ffn_gate_exps.weight"), d, ff, x)?,
             up: self.experts(&n("ffn_up_exps.weight"), d, ff, x)?,
             down: self.experts(&n("ffn_down_exps.weight"), ff, d, x)?,
+            biases,
             shared,
         }))
     }
@@ -357,10 +415,12 @@ impl Loader<'_> {
             q_bias,
             k_bias,
             v_bias,
+            o_bias: self.optional_vector(&n("attn_output.bias"), d)?,
+            attn_sinks: self.vector_if(&n("attn_sinks.weight"), s.n_head, s.attn_sinks)?,
             q_norm: self.vector_if(&n("attn_q_norm.weight"), q_norm_len, qk_norm)?,
             k_norm: self.vector_if(&n("attn_k_norm.weight"), k_norm_len, qk_norm)?,
             post_attn_norm: self.vector_if(&n("post_attention_norm.weight"), d, s.post_norms)?,
-            ffn_norm: self.vector_if(&n("ffn_norm.weight"), d, s.pre_norms)?,
+            ffn_norm: self.vector_if(&n(&format!("{}.weight", s.ffn_norm_name)), d, s.pre_norms)?,
             ffn: self.ffn(il)?,
             post_ffn_norm: self.vector_if(&n("post_ffw_norm.weight"), d, s.post_norms)?,
         })
