@@ -91,7 +91,8 @@ pub enum FfnWeights {
         up: Matrix,
         down: Matrix,
     },
-    Experts(ExpertWeights),
+    /// Boxed: the experts' matrices and biases outweigh a dense FFN's three matrices many times over.
+    Experts(Box<ExpertWeights>),
 }
 
 impl FfnWeights {
@@ -383,7 +384,7 @@ impl Loader<'_> {
         } else {
             None
         };
-        Ok(FfnWeights::Experts(ExpertWeights {
+        Ok(FfnWeights::Experts(Box::new(ExpertWeights {
             spec: moe.clone(),
             router: self.matrix(&n("ffn_gate_inp.weight"), d, x)?,
             router_bias: self.optional_vector(&n("ffn_gate_inp.bias"), x)?,
@@ -392,7 +393,7 @@ impl Loader<'_> {
             down: self.experts(&n("ffn_down_exps.weight"), ff, d, x)?,
             biases,
             shared,
-        }))
+        })))
     }
 
     fn layer(&self, il: usize) -> Result<LayerWeights, ModelError> {
