@@ -9,6 +9,7 @@
 mod act;
 mod attention;
 mod attention_batch;
+mod kv_view;
 mod get_rows;
 mod layer_norm;
 mod norm;
@@ -22,6 +23,7 @@ pub use act::{
 };
 pub use attention::{AttentionParams, attention, attention_ext};
 pub use attention_batch::{CausalBatch, QueryRow, attention_batch, attention_rows};
+pub use kv_view::KvView;
 pub use get_rows::get_rows;
 pub use layer_norm::{layer_norm, layer_norm_inplace};
 pub use norm::{rms_norm, rms_norm_inplace};
