@@ -89,15 +89,7 @@ pub fn attention_ext(
     let group = p.n_head / p.n_kv_head;
     for (h, out_h) in out.chunks_exact_mut(p.head_dim).enumerate() {
         let q_h = &q[h * p.head_dim..(h + 1) * p.head_dim];
-        attend_head(
-            q_h,
-            kv,
-            window.clone(),
-            h / group,
-            p,
-            out_h,
-            scratch,
-        );
+        attend_head(q_h, kv, window.clone(), h / group, p, out_h, scratch);
     }
 }
 

@@ -619,7 +619,8 @@ mod tests {
                 let mut table = Vec::new();
                 for b in 0..n {
                     next -= 1;
-                    let rows = b * block_rows * kv_dim..((b + 1) * block_rows * kv_dim).min(s.0.len());
+                    let rows =
+                        b * block_rows * kv_dim..((b + 1) * block_rows * kv_dim).min(s.0.len());
                     let at = next as usize * block_rows * kv_dim;
                     k[at..at + rows.len()].copy_from_slice(&s.0[rows.clone()]);
                     v[at..at + rows.len()].copy_from_slice(&s.1[rows]);
