@@ -143,7 +143,7 @@ impl Engine {
             .tx
             .lock()
             .map_err(|_| SubmitError::ShuttingDown)?
-            .send(Command::Submit(req, tx));
+            .send(Command::Submit(Box::new(req), tx));
         if sent.is_err() {
             self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
             return Err(self

@@ -17,7 +17,7 @@ use crate::stats::Stats;
 use crate::{Backend, Event, FAULT_ENV, Request, Step, Vocab};
 
 pub(crate) enum Command {
-    Submit(Request, UnboundedSender<Event>),
+    Submit(Box<Request>, UnboundedSender<Event>),
     Shutdown,
 }
 
@@ -175,7 +175,7 @@ impl<B: Backend> Worker<B> {
                 let _ = tx.send(Event::Failed("the server is shutting down".into()));
                 drop(req);
             }
-            Command::Submit(req, tx) => self.waiting.push_back((req, tx)),
+            Command::Submit(req, tx) => self.waiting.push_back((*req, tx)),
             Command::Shutdown => {
                 self.shutting_down = true;
                 for (_, tx) in self.waiting.drain(..) {
