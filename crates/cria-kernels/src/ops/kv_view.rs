@@ -44,7 +44,8 @@ impl<'c> KvView<'c> {
     }
 
     /// The positions of `window` in runs that are contiguous in `k`/`v`: each run's positions and the row
-    /// of its first one.
+    /// of its first one. Blocks that follow each other in the pool make one run (a sequence's blocks often
+    /// do: free blocks are handed out lowest first), so a kernel call covers as many rows as it can.
     pub fn runs(&self, window: Range<usize>) -> impl Iterator<Item = (Range<usize>, usize)> + '_ {
         let bs = self.block_rows;
         let mut t = window.start;
@@ -52,11 +53,15 @@ impl<'c> KvView<'c> {
             if t >= window.end {
                 return None;
             }
-            let (b, off) = (t / bs, t % bs);
-            let n = (bs - off).min(window.end - t);
+            let (mut b, off) = (t / bs, t % bs);
             let row = self.blocks[b] as usize * bs + off;
-            let run = t..t + n;
-            t += n;
+            let mut end = ((b + 1).saturating_mul(bs)).min(window.end);
+            while end < window.end && self.blocks[b + 1] == self.blocks[b] + 1 {
+                b += 1;
+                end = ((b + 1).saturating_mul(bs)).min(window.end);
+            }
+            let run = t..end;
+            t = end;
             Some((run, row))
         })
     }
@@ -92,6 +97,13 @@ mod tests {
         let view = KvView::paged(&pool, &pool, &[3, 0, 2], 4);
         let runs: Vec<_> = view.runs(2..11).collect();
         assert_eq!(runs, vec![(2..4, 14), (4..8, 0), (8..11, 8)]);
+        let adjacent = KvView::paged(&pool, &pool, &[5, 1, 2, 3, 7], 4);
+        let runs: Vec<_> = adjacent.runs(1..19).collect();
+        assert_eq!(
+            runs,
+            vec![(1..4, 21), (4..16, 4), (16..19, 28)],
+            "blocks 1, 2, 3 are one run"
+        );
         let flat = KvView::contiguous(&pool, &pool);
         assert_eq!(flat.runs(5..40).collect::<Vec<_>>(), vec![(5..40, 5)]);
         assert!(flat.is_contiguous() && !view.is_contiguous());
