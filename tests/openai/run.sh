@@ -8,7 +8,13 @@ cd "$root"
 model=${CRIA_SERVE_MODEL:-smollm2-135m-instruct}
 target=${CARGO_TARGET_DIR:-$root/target}
 
-python3 -c 'import openai, pytest' 2>/dev/null || timeout 300 python3 -m pip install -q openai pytest
+python3 -c 'import openai, pytest, yaml' 2>/dev/null || timeout 300 python3 -m pip install -q openai pytest pyyaml
+# promtool (Debian's prometheus package) checks /metrics; CI sets CRIA_REQUIRE_PROMTOOL=1 so the test cannot skip.
+if ! command -v promtool >/dev/null && command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
+  { timeout 600 apt-get install -y -qq --no-install-recommends prometheus \
+    || { timeout 300 apt-get update -qq && timeout 600 apt-get install -y -qq --no-install-recommends prometheus; }; } >/dev/null 2>&1 \
+    || echo "warning: could not install prometheus (promtool)"
+fi
 timeout 1800 cargo build --release -p cria
 bin=$target/release/cria
 

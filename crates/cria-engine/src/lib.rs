@@ -10,6 +10,7 @@
 //! stops the engine for good: every request fails and [`Engine::failure`] says why.
 
 mod backend;
+mod blocks;
 mod engine;
 mod error;
 mod fault;

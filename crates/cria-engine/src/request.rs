@@ -18,6 +18,9 @@ pub struct Request {
     pub ignore_eos: bool,
     /// Only tokens this allows are generated (a compiled grammar or schema); each request needs its own.
     pub constraint: Option<Box<dyn TokenConstraint>>,
+    /// Keys this request's prompt-cache blocks apart: only requests with the same salt share cached KV
+    /// (vLLM's `cache_salt`, against timing attacks between tenants).
+    pub cache_salt: Option<String>,
 }
 
 /// Why generation ended.
@@ -61,6 +64,8 @@ pub enum Event {
         reason: FinishReason,
         prompt_tokens: usize,
         completion_tokens: usize,
+        /// Prompt tokens whose KV came from the prompt cache (OpenAI's `prompt_tokens_details.cached_tokens`).
+        cached_tokens: usize,
     },
     /// The request failed inside the engine.
     Failed(String),

@@ -11,7 +11,8 @@ use cria_kernels::quant::dequantize_row;
 
 use crate::ModelError;
 use crate::fused::{FusedScratch, matmul_fused};
-use crate::kv_cache::KvCache;
+use crate::kv_cache::{KvCache, KvPool};
+use crate::kv_store::{FlatCaches, KvStore, PagedCaches, SeqStep};
 use crate::model::Model;
 use crate::moe::{MoeScratch, moe_ffn};
 use crate::spec::{ArchSpec, FfnKind, QkNorm, SWIGLU_OAI_ALPHA, SWIGLU_OAI_LIMIT};
@@ -30,6 +31,19 @@ pub enum Logits {
 /// One sequence's part of a step: the tokens to append to its cache.
 pub struct SeqBatch<'a> {
     pub cache: &'a mut KvCache,
+    pub tokens: &'a [u32],
+    pub logits: Logits,
+}
+
+/// One sequence's part of a step on a paged cache ([`Runner::forward_paged`]): the tokens to append at
+/// positions `start..`, through its block table.
+pub struct PagedSeq<'a> {
+    /// The pool blocks holding the sequence's positions, in order; they must cover `start + tokens.len()`.
+    pub blocks: &'a [u32],
+    /// Positions already in the cache (computed earlier, by this sequence or one it shares blocks with).
+    pub start: usize,
+    /// The sequence's context size (LongRoPE picks its factors by it).
+    pub ctx: usize,
     pub tokens: &'a [u32],
     pub logits: Logits,
 }
@@ -88,22 +102,78 @@ impl Runner {
         model: &Model,
         batch: &mut [SeqBatch<'_>],
     ) -> Result<Vec<Vec<f32>>, ModelError> {
-        let slots = plan(model, batch)?;
-        if slots.is_empty() {
-            return Ok(batch.iter().map(|_| Vec::new()).collect());
+        for entry in batch.iter() {
+            let needed = entry.cache.len() + entry.tokens.len();
+            if needed > entry.cache.capacity() {
+                return Err(ModelError::ContextFull {
+                    needed,
+                    capacity: entry.cache.capacity(),
+                });
+            }
         }
-        self.embed(model, batch, slots.len());
-        for il in 0..model.spec().n_layer {
-            self.attention_block(model, il, batch, &slots);
-            self.ffn_block(model, il, slots.len());
+        let (steps, caches): (Vec<SeqStep<'_>>, Vec<&mut KvCache>) = batch
+            .iter_mut()
+            .map(|e| {
+                let step = SeqStep {
+                    tokens: e.tokens,
+                    logits: e.logits,
+                    start: e.cache.len(),
+                    ctx: e.cache.capacity(),
+                };
+                (step, &mut *e.cache)
+            })
+            .unzip();
+        let mut store = FlatCaches(caches);
+        let logits = self.run(model, &steps, &mut store)?;
+        for (cache, step) in store.0.iter_mut().zip(&steps) {
+            cache.advance(step.tokens.len());
         }
-        for entry in batch.iter_mut() {
-            entry.cache.advance(entry.tokens.len());
-        }
-        Ok(self.logits(model, batch))
+        Ok(logits)
     }
 
-    fn embed(&mut self, model: &Model, batch: &[SeqBatch<'_>], n_tok: usize) {
+    /// [`forward`](Self::forward) on a paged cache: each entry's tokens are stored through its block table
+    /// into `pool`, and attention reads its positions through the table. Returns, per entry, the logits rows it
+    /// asked for.
+    pub fn forward_paged(
+        &mut self,
+        model: &Model,
+        pool: &mut KvPool,
+        batch: &[PagedSeq<'_>],
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
+        let steps: Vec<SeqStep<'_>> = batch
+            .iter()
+            .map(|e| SeqStep {
+                tokens: e.tokens,
+                logits: e.logits,
+                start: e.start,
+                ctx: e.ctx,
+            })
+            .collect();
+        let tables = batch.iter().map(|e| e.blocks).collect();
+        let mut store = PagedCaches { pool, tables };
+        store.check(&steps)?;
+        self.run(model, &steps, &mut store)
+    }
+
+    fn run(
+        &mut self,
+        model: &Model,
+        steps: &[SeqStep<'_>],
+        store: &mut dyn KvStore,
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
+        let slots = plan(model, steps)?;
+        if slots.is_empty() {
+            return Ok(steps.iter().map(|_| Vec::new()).collect());
+        }
+        self.embed(model, steps, slots.len());
+        for il in 0..model.spec().n_layer {
+            self.attention_block(model, il, steps, store, &slots);
+            self.ffn_block(model, il, slots.len());
+        }
+        Ok(self.logits(model, steps))
+    }
+
+    fn embed(&mut self, model: &Model, batch: &[SeqStep<'_>], n_tok: usize) {
         let spec = model.spec();
         let d = spec.n_embd;
         let emb = &model.weights().token_embd;
@@ -122,7 +192,8 @@ impl Runner {
         &mut self,
         model: &Model,
         il: usize,
-        batch: &mut [SeqBatch<'_>],
+        batch: &[SeqStep<'_>],
+        store: &mut dyn KvStore,
         slots: &[TokenSlot],
     ) {
         let spec = model.spec();
@@ -135,10 +206,7 @@ impl Runner {
         self.project_qkv(model, il, n_tok);
         let s = &mut self.scratch;
         // Each sequence's RoPE (LongRoPE picks its factors by the sequence's context).
-        let ropes: Vec<_> = batch
-            .iter()
-            .map(|e| model.layer_rope(il, e.cache.capacity()))
-            .collect();
+        let ropes: Vec<_> = batch.iter().map(|e| model.layer_rope(il, e.ctx)).collect();
         let heads = [
             (&mut s.q, qd, spec.n_head, &lw.q_norm),
             (&mut s.k, kvd, spec.n_head_kv, &lw.k_norm),
@@ -160,13 +228,13 @@ impl Runner {
         for (t, slot) in slots.iter().enumerate() {
             let k = &s.k[t * kvd..(t + 1) * kvd];
             let v = &s.v[t * kvd..(t + 1) * kvd];
-            batch[slot.seq].cache.store(il, slot.pos, k, v);
+            store.store(slot.seq, il, slot.pos, k, v);
         }
         attend(
             &self.pool,
             model,
             il,
-            batch,
+            &*store,
             slots,
             &mut s.query_rows,
             &s.q,
@@ -252,7 +320,7 @@ impl Runner {
 
     /// Final norm and output matrix for the rows that asked for logits, all in one matmul (the output
     /// matrix is read once per step, however many sequences share it).
-    fn logits(&mut self, model: &Model, batch: &[SeqBatch<'_>]) -> Vec<Vec<f32>> {
+    fn logits(&mut self, model: &Model, batch: &[SeqStep<'_>]) -> Vec<Vec<f32>> {
         let spec = model.spec();
         let (d, n_vocab) = (spec.n_embd, spec.n_vocab);
         let s = &mut self.scratch;
@@ -361,21 +429,14 @@ pub(crate) fn gated_activation(kind: FfnKind, gate: &[f32], up: &[f32], out: &mu
 }
 
 /// Checks the batch and lists every token's sequence and position.
-fn plan(model: &Model, batch: &[SeqBatch<'_>]) -> Result<Vec<TokenSlot>, ModelError> {
+fn plan(model: &Model, batch: &[SeqStep<'_>]) -> Result<Vec<TokenSlot>, ModelError> {
     let n_vocab = model.n_vocab();
     let mut slots = Vec::new();
     for (seq, entry) in batch.iter().enumerate() {
-        let needed = entry.cache.len() + entry.tokens.len();
-        if needed > entry.cache.capacity() {
-            return Err(ModelError::ContextFull {
-                needed,
-                capacity: entry.cache.capacity(),
-            });
-        }
         if let Some(&id) = entry.tokens.iter().find(|&&id| id as usize >= n_vocab) {
             return Err(ModelError::TokenOutOfRange { id, n_vocab });
         }
-        let start = entry.cache.len();
+        let start = entry.start;
         slots.extend((0..entry.tokens.len()).map(|i| TokenSlot {
             seq,
             pos: start + i,
@@ -391,7 +452,7 @@ fn attend(
     pool: &ThreadPool,
     model: &Model,
     il: usize,
-    batch: &[SeqBatch<'_>],
+    store: &dyn KvStore,
     slots: &[TokenSlot],
     rows: &mut Vec<QueryRow>,
     q: &[f32],
@@ -414,7 +475,7 @@ fn attend(
             .iter()
             .map(|slot| QueryRow::causal(slot.seq, slot.pos, sliding_window)),
     );
-    let kv = |seq: usize| batch[seq].cache.layer(il);
+    let kv = |seq: usize| store.view(seq, il);
     ops::attention_rows(pool, q, rows, &kv, &params, out);
 }
 

@@ -86,6 +86,7 @@ pub fn submit(
             logprobs,
             ignore_eos: params.ignore_eos,
             constraint: constraint.as_ref().map(|c| c.box_clone()),
+            cache_salt: params.cache_salt.clone(),
         }
     };
     for prompt in &prompts {
@@ -119,6 +120,8 @@ pub struct Collected {
     pub logprobs: Vec<TokenLogprob>,
     pub prompt_tokens: usize,
     pub completion_tokens: usize,
+    /// Of `prompt_tokens`, those taken from the prompt cache.
+    pub cached_tokens: usize,
 }
 
 /// Follows one choice to its end.
@@ -135,11 +138,12 @@ pub async fn collect(mut choice: ChoiceRx) -> Result<Collected, ApiError> {
                 reason,
                 prompt_tokens,
                 completion_tokens,
+                cached_tokens,
             } => {
-                let prompt_tokens = if choice.counts_prompt {
-                    prompt_tokens
+                let (prompt_tokens, cached_tokens) = if choice.counts_prompt {
+                    (prompt_tokens, cached_tokens)
                 } else {
-                    0
+                    (0, 0)
                 };
                 return Ok(Collected {
                     index: choice.index,
@@ -148,6 +152,7 @@ pub async fn collect(mut choice: ChoiceRx) -> Result<Collected, ApiError> {
                     logprobs,
                     prompt_tokens,
                     completion_tokens,
+                    cached_tokens,
                 });
             }
             Event::Failed(message) => return Err(ApiError::internal(message)),

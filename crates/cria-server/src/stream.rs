@@ -79,12 +79,19 @@ impl<F: ChunkFormat> StreamState<F> {
                 reason,
                 prompt_tokens,
                 completion_tokens,
+                cached_tokens,
             }) => {
                 if let Some(u) = &mut self.usage {
+                    let (prompt, cached) = if counts_prompt {
+                        (prompt_tokens, cached_tokens)
+                    } else {
+                        (0, 0)
+                    };
                     *u = Usage::new(
-                        u.prompt_tokens + if counts_prompt { prompt_tokens } else { 0 },
+                        u.prompt_tokens + prompt,
                         u.completion_tokens + completion_tokens,
-                    );
+                    )
+                    .with_cached(u.prompt_tokens_details.cached_tokens + cached);
                 }
                 let chunk = self.format.finish(index, reason);
                 self.push(chunk);

@@ -8,6 +8,7 @@ use std::ops::Range;
 
 use half::f16;
 
+use super::kv_view::KvView;
 use super::simd;
 #[cfg(test)]
 use super::softmax::softmax_inplace;
@@ -90,31 +91,25 @@ pub fn attention_ext(
     out: &mut [f32],
     scratch: &mut Vec<f32>,
 ) {
-    let cache_len = k_cache.len().min(v_cache.len());
-    check_shapes(p, q.len(), out.len(), cache_len, window.end);
+    let kv = KvView::contiguous(k_cache, v_cache);
+    check_shapes(p, q.len(), out.len(), &kv, window.end);
     out.fill(0.0);
     if window.is_empty() {
         return;
     }
     for (h, out_h) in out.chunks_exact_mut(p.head_dim).enumerate() {
         let q_h = &q[h * p.head_dim..(h + 1) * p.head_dim];
-        attend_head(
-            q_h,
-            (k_cache, v_cache),
-            window.clone(),
-            h,
-            p,
-            out_h,
-            scratch,
-        );
+        attend_head(q_h, kv, window.clone(), h, p, out_h, scratch);
     }
 }
 
 /// Query head `head` against its KV head over the cache positions in `window` (non-empty):
-/// `out_h = softmax(softcap(scale · q_h·K))) · V`, `out_h` zeroed first. `scores` is scratch.
+/// `out_h = softmax(softcap(scale · q_h·K))) · V`, `out_h` zeroed first. `scores` is scratch. The positions are
+/// read run by run ([`KvView::runs`]): each score is its own dot product and V is accumulated row after row,
+/// so a paged cache gives the same bits as a flat one.
 pub(super) fn attend_head(
     q_h: &[f32],
-    (k_cache, v_cache): (&[f16], &[f16]),
+    kv: KvView<'_>,
     window: Range<usize>,
     head: usize,
     p: &AttentionParams,
@@ -124,13 +119,31 @@ pub(super) fn attend_head(
     let kern = simd::kernels();
     let (hd, stride) = (p.head_dim, kv_dim(p));
     let kv_head = head / (p.n_head / p.n_kv_head.max(1)).max(1);
-    let base = window.start * stride + kv_head * hd;
     scores.clear();
     scores.resize(window.len(), 0.0);
-    kern.dot_rows_f16(q_h, &k_cache[base..], stride, scores);
+    for (run, row) in kv.runs(window.clone()) {
+        let dst = &mut scores[run.start - window.start..run.end - window.start];
+        kern.dot_rows_f16(q_h, &kv.k[row * stride + kv_head * hd..], stride, dst);
+    }
     scores_to_probs(scores, p, head);
     out_h.fill(0.0);
-    kern.axpy_rows_f16(out_h, scores, &v_cache[base..], stride);
+    axpy_view(out_h, scores, kv, window, kv_head * hd, stride);
+}
+
+/// `out += Σ_t probs[t - window.start] · V[t][col..]` for the positions `t` of `window`, in order, run by run.
+pub(super) fn axpy_view(
+    out: &mut [f32],
+    probs: &[f32],
+    kv: KvView<'_>,
+    window: Range<usize>,
+    col: usize,
+    stride: usize,
+) {
+    let kern = simd::kernels();
+    for (run, row) in kv.runs(window.clone()) {
+        let probs = &probs[run.start - window.start..run.end - window.start];
+        kern.axpy_rows_f16(out, probs, &kv.v[row * stride + col..], stride);
+    }
 }
 
 /// Raw q·k dot products of query head `head` to attention weights, in place: scale, soft-cap, softmax. The
@@ -169,7 +182,7 @@ pub(super) fn check_shapes(
     p: &AttentionParams,
     q_len: usize,
     out_len: usize,
-    cache_len: usize,
+    kv: &KvView<'_>,
     n_kv_tokens: usize,
 ) {
     assert!(
@@ -180,10 +193,7 @@ pub(super) fn check_shapes(
     );
     assert_eq!(q_len, p.n_head * p.head_dim, "attention: q length");
     assert_eq!(out_len, p.n_head * p.head_dim, "attention: out length");
-    assert!(
-        cache_len >= n_kv_tokens * kv_dim(p),
-        "attention: cache shorter than {n_kv_tokens} tokens"
-    );
+    kv.check(n_kv_tokens, kv_dim(p));
 }
 
 #[inline]

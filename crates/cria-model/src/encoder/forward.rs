@@ -197,6 +197,7 @@ fn attention(
         sinks: None,
     };
     let mut out = vec![0.0; n_tok * s.q_dim()];
-    ops::attention_rows(pool, q, &rows, &|_| (&k16, &v16), &params, &mut out);
+    let kv = ops::KvView::contiguous(&k16, &v16);
+    ops::attention_rows(pool, q, &rows, &|_| kv, &params, &mut out);
     out
 }

@@ -126,7 +126,8 @@ fn response(
     let usage = Usage::new(
         done.iter().map(|c| c.prompt_tokens).sum(),
         done.iter().map(|c| c.completion_tokens).sum(),
-    );
+    )
+    .with_cached(done.iter().map(|c| c.cached_tokens).sum());
     let choices = done
         .into_iter()
         .map(|c| ChatChoice {

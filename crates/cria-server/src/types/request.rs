@@ -34,6 +34,8 @@ pub struct CommonFields {
     pub regex: Option<String>,
     /// llama.cpp's extension: a JSON schema for the output.
     pub json_schema: Option<serde_json::Value>,
+    /// vLLM's extension: only requests with the same salt share prompt-cache entries.
+    pub cache_salt: Option<String>,
 }
 
 /// `response_format`. llama.cpp's `{"type": "json_object", "schema": {...}}` is read too.

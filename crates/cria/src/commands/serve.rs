@@ -69,6 +69,16 @@ pub struct Args {
     /// Connections open at once; one more gets 503 and is closed.
     #[arg(long, default_value_t = 512)]
     max_connections: usize,
+    /// Positions per KV cache block (the unit of the prompt cache: only whole blocks are shared).
+    #[arg(long, default_value_t = 16)]
+    kv_block_size: usize,
+    /// Positions the KV cache holds in all, running sequences and cached prompt prefixes together (default
+    /// and minimum: --parallel x --ctx). Memory is taken as blocks are first written.
+    #[arg(long)]
+    kv_cache_tokens: Option<usize>,
+    /// Compute every prompt from scratch rather than reuse the KV of an earlier request's identical prefix.
+    #[arg(long)]
+    no_prompt_cache: bool,
 }
 
 /// Runs `cria serve`.
@@ -122,6 +132,7 @@ fn check_sizes(args: &Args) -> anyhow::Result<()> {
     settings::at_least("--step-tokens", args.step_tokens, 1)?;
     settings::at_least("--body-limit", args.body_limit, 1)?;
     settings::at_least("--max-connections", args.max_connections, 1)?;
+    settings::at_least("--kv-block-size", args.kv_block_size, 1)?;
     for (flag, secs) in [
         ("--header-timeout", args.header_timeout),
         ("--body-timeout", args.body_timeout),
@@ -150,16 +161,29 @@ fn load(
         max_queue: args.max_queue,
         step_tokens: args.step_tokens,
         fault,
+        block_size: args.kv_block_size,
+        kv_tokens: args.kv_cache_tokens.unwrap_or(0),
+        prompt_cache: !args.no_prompt_cache,
         ..EngineConfig::default()
     };
-    let parallel = args.parallel;
     let backend_model = Arc::clone(&model);
+    let backend_config = engine_config.clone();
+    let kv_tokens = engine_config.kv_blocks() * args.kv_block_size;
     let engine = Engine::start(engine_config, tokenizer.clone(), move || {
-        Ok(ModelBackend::new(backend_model, parallel, ctx, threads))
+        Ok(ModelBackend::for_config(
+            backend_model,
+            &backend_config,
+            threads,
+        ))
     })?;
+    let cache = if args.no_prompt_cache {
+        "prompt cache off"
+    } else {
+        "prompt cache on"
+    };
     eprintln!(
-        "cria serve: ready ({} x {ctx} tokens, {threads} threads)",
-        args.parallel
+        "cria serve: ready ({} x {ctx} tokens, KV cache {kv_tokens} tokens in blocks of {}, {cache}, {threads} threads)",
+        args.parallel, args.kv_block_size
     );
     Ok(Loaded {
         engine: Arc::new(engine),
