@@ -16,6 +16,7 @@ mod logprobs;
 mod metrics;
 mod state;
 mod stream;
+pub mod tools;
 pub mod types;
 pub mod validate;
 

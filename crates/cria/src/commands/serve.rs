@@ -7,11 +7,12 @@ use anyhow::Context;
 use cria_engine::{Engine, EngineConfig, FAULT_ENV, FaultPlan, ModelBackend};
 use cria_model::Model;
 use cria_server::{Loaded, ServerConfig, TokenizerFrontend};
-use cria_tokenizer::{BuiltinTemplate, ChatTemplate, Tokenizer};
+use cria_tokenizer::Tokenizer;
 
 use super::generate::MIN_CTX;
 use super::load::ModelArgs;
 use super::settings;
+use super::template::{TemplateArg, chat_template};
 
 /// Arguments of `cria serve`.
 #[derive(clap::Args)]
@@ -42,9 +43,9 @@ pub struct Args {
     /// The model name clients use (default: the GGUF file's name without .gguf).
     #[arg(long)]
     alias: Option<String>,
-    /// Use a built-in chat template instead of the model's: chatml, llama2, alpaca, vicuna, gemma.
+    /// A built-in chat template (chatml, llama2, alpaca, vicuna, gemma) or a Jinja file, instead of the model's.
     #[arg(long)]
-    chat_template: Option<BuiltinTemplate>,
+    chat_template: Option<TemplateArg>,
     /// Largest request body, in bytes.
     #[arg(long, default_value_t = 4 << 20)]
     body_limit: usize,
@@ -142,7 +143,7 @@ fn load(
 ) -> anyhow::Result<Loaded> {
     let model = Arc::new(Model::load(path).with_context(|| format!("loading {}", path.display()))?);
     let tokenizer = Arc::new(Tokenizer::from_gguf(model.gguf())?);
-    let template = ChatTemplate::for_model(&tokenizer, &model.spec().arch, args.chat_template)?;
+    let template = chat_template(&tokenizer, &model.spec().arch, args.chat_template.as_ref())?;
     let ctx = args.ctx.min(model.n_ctx_train().max(16));
     let engine_config = EngineConfig {
         parallel: args.parallel,
