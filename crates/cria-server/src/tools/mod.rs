@@ -5,11 +5,13 @@ mod family;
 mod grammar;
 mod json_scan;
 mod parse;
+mod setup;
 mod types;
 
 pub use family::{Family, ReasoningFormat, prompt_opens_think, template_thinks};
 pub use grammar::{Opener, ToolChoice, compact_schema, tool_grammar};
 pub use parse::{OutputParser, OutputSyntax, Piece};
+pub use setup::{ChatSetup, prepare};
 pub use types::{
     FunctionCall, FunctionDef, FunctionDelta, FunctionName, NamedToolChoice, Tool, ToolCall,
     ToolCallDelta, ToolChoiceField, call_id,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use cria_engine::{Engine, EngineConfig, FAULT_ENV, FaultPlan, ModelBackend};
 use cria_model::Model;
+use cria_server::tools::ReasoningFormat;
 use cria_server::{Loaded, ServerConfig, TokenizerFrontend};
 use cria_tokenizer::Tokenizer;
 
@@ -46,6 +47,10 @@ pub struct Args {
     /// A built-in chat template (chatml, llama2, alpaca, vicuna, gemma) or a Jinja file, instead of the model's.
     #[arg(long)]
     chat_template: Option<TemplateArg>,
+    /// How `<think>` blocks come back when a request does not say: auto (or deepseek) puts them in
+    /// `reasoning_content`, none leaves them in `content`.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "deepseek", "none"])]
+    reasoning_format: String,
     /// Largest request body, in bytes.
     #[arg(long, default_value_t = 4 << 20)]
     body_limit: usize,
@@ -103,6 +108,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         body_total_timeout: Duration::from_secs(args.body_total_timeout),
         keep_alive_timeout: Duration::from_secs(args.keep_alive_timeout),
         max_connections: args.max_connections,
+        reasoning_format: ReasoningFormat::parse(&args.reasoning_format)
+            .unwrap_or(ReasoningFormat::Split),
     };
     eprintln!(
         "cria serve: {model_id} on http://{}:{} (loading {})",
