@@ -3,9 +3,11 @@
 //! For each grammar (JSON object, a JSON schema, a tool call in Hermes syntax, a Lark grammar) a valid output
 //! is tokenized with the file's tokenizer and replayed token by token; at every step the full mask over the
 //! vocabulary is computed (the slow path: the sampler computes it only when the token it drew is refused) and
-//! timed, as is the check of the one drawn token (the fast path). Prints one JSON line per grammar with p50,
-//! p99 and max in microseconds. With llama.cpp's `models/ggml-vocab-llama-bpe.gguf` the vocabulary is Llama 3's
-//! 128,256 tokens.
+//! timed, as is the check of the one drawn token (the fast path). Each replay starts from a copy of the
+//! compiled grammar, as each request's choice does. Prints one JSON line per grammar with p50, p99 and max in
+//! microseconds, over all steps, the first replay and the later ones. With llama.cpp's
+//! `models/ggml-vocab-llama-bpe.gguf` the vocabulary is Llama 3's 128,256 tokens. `MASK_TRACE=1` prints each
+//! step's token and mask time on stderr.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -35,12 +37,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let ids = tok.encode(&text, false, false);
         let compiled = vocab.compile(&grammar)?;
         let (mut masks, mut checks) = (Vec::new(), Vec::new());
-        for _ in 0..repeats {
+        for _ in 0..repeats.max(2) {
             let mut c = compiled.box_clone();
             for &id in &ids {
                 let t = Instant::now();
                 let mask = c.mask()?;
                 masks.push(t.elapsed().as_secs_f64() * 1e6);
+                if std::env::var_os("MASK_TRACE").is_some() {
+                    eprintln!(
+                        "{name} {:?} {:.1}",
+                        tok.decode(&[id]),
+                        masks[masks.len() - 1]
+                    );
+                }
                 if !mask.allows(id) {
                     return Err(format!("{name}: token {id} refused in {text:?}").into());
                 }
@@ -50,11 +59,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 c.accept(id)?;
             }
         }
+        let steps = masks.len();
+        let all = percentiles(&mut masks.clone());
+        let (first, warm) = masks.split_at_mut(ids.len());
         println!(
-            "{{\"grammar\": \"{name}\", \"tokens\": {}, \"steps\": {}, \"mask_us\": {}, \"check_us\": {}}}",
+            "{{\"grammar\": \"{name}\", \"tokens\": {}, \"steps\": {}, \"mask_us\": {}, \"mask_first_replay_us\": {}, \"mask_warm_us\": {}, \"check_us\": {}}}",
             ids.len(),
-            masks.len(),
-            percentiles(&mut masks),
+            steps,
+            all,
+            percentiles(first),
+            percentiles(warm),
             percentiles(&mut checks)
         );
     }
@@ -87,14 +101,17 @@ fn cases() -> Vec<(&'static str, Grammar, String)> {
         "type": "object", "properties": {"city": {"type": "string"},
         "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}}, "required": ["city", "unit"]}}))
     .unwrap_or_else(|e| panic!("{e}"));
-    let tool = tool_grammar(
-        &[weather],
-        &ToolChoice::Required,
-        true,
-        Family::Hermes,
-        Opener::Text("<tool_call>"),
-    )
-    .unwrap_or_default();
+    let tool = |choice: ToolChoice| {
+        tool_grammar(
+            std::slice::from_ref(&weather),
+            &choice,
+            true,
+            Family::Hermes,
+            Opener::Text("<tool_call>"),
+        )
+        .unwrap_or_default()
+    };
+    let call = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"unit\": \"celsius\"}}\n</tool_call>";
     vec![
         (
             "json_object",
@@ -107,9 +124,14 @@ fn cases() -> Vec<(&'static str, Grammar, String)> {
             r#"{"name": "Lisbon", "country": "Portugal", "population": 545000, "coastal": true}"#.into(),
         ),
         (
-            "tool_call",
-            Grammar::Lark(tool),
-            "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"unit\": \"celsius\"}}\n</tool_call>".into(),
+            "tool_call_required",
+            Grammar::Lark(tool(ToolChoice::Required)),
+            call.into(),
+        ),
+        (
+            "tool_call_auto",
+            Grammar::Lark(tool(ToolChoice::Auto)),
+            format!("Let me look that up for you.\n{call}"),
         ),
         (
             "lark",
