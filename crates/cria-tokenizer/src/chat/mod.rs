@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Tokenizer, TokenizerError};
 
 mod limit;
+mod tojson;
 
 use limit::LimitedWriter;
 
@@ -245,8 +246,8 @@ impl ChatTemplate {
     }
 }
 
-/// An environment with Python-style string methods, `raise_exception`, a fuel limit, HF's whitespace
-/// rules, and no loader (so `include`/`import` of anything but the template itself fails).
+/// An environment with Python-style string methods, `raise_exception`, HF's `tojson`, a fuel limit, HF's
+/// whitespace rules, and no loader (so `include`/`import` of anything but the template itself fails).
 fn sandbox() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_fuel(Some(TEMPLATE_FUEL));
@@ -254,6 +255,7 @@ fn sandbox() -> Environment<'static> {
     env.set_lstrip_blocks(true);
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.add_function("raise_exception", raise_exception);
+    env.add_filter("tojson", tojson::tojson);
     env
 }
 
