@@ -15,7 +15,7 @@ use std::time::Instant;
 use cria_gguf::GgufFile;
 use cria_sampling::TokenConstraint;
 use cria_sampling::grammar::{Grammar, GrammarVocab, VocabToken};
-use cria_server::tools::{Family, FunctionDef, Opener, ToolChoice, tool_grammar};
+use cria_server::tools::{Family, FunctionDef, ToolChoice, tool_grammar};
 use cria_tokenizer::Tokenizer;
 use serde_json::json;
 
@@ -107,7 +107,7 @@ fn cases() -> Vec<(&'static str, Grammar, String)> {
             &choice,
             true,
             Family::Hermes,
-            Opener::Text("<tool_call>"),
+            &|_| None,
         )
         .unwrap_or_default()
     };

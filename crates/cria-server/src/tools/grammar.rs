@@ -17,31 +17,21 @@ pub enum ToolChoice {
     Named(String),
 }
 
-/// How a call opener appears in the vocabulary: plain text, or one special token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Opener<'a> {
-    Text(&'a str),
-    Special(u32),
-}
+/// Which marker texts are one special (control) token of the vocabulary, by id: grammar text never produces
+/// those, so the grammar names the token instead.
+pub type Specials<'a> = &'a dyn Fn(&str) -> Option<u32>;
 
-impl Opener<'_> {
-    fn atom(self) -> String {
-        match self {
-            Opener::Text(t) => lark_string(t),
-            Opener::Special(id) => format!("<[{id}]>"),
-        }
-    }
-}
-
-/// The grammar for `tools` under `choice` in `family`'s syntax (`opener`: how the family's opener is
-/// tokenized). `None` for `Auto` in a family whose calls have no opener to wait for (Llama 3's bare JSON).
+/// The grammar for `tools` under `choice` in `family`'s syntax. `None` for `Auto` in a family whose calls
+/// have no opener to wait for (Llama 3's bare JSON).
 pub fn tool_grammar(
     tools: &[FunctionDef],
     choice: &ToolChoice,
     parallel: bool,
     family: Family,
-    opener: Opener<'_>,
+    specials: Specials<'_>,
 ) -> Option<String> {
+    let atom =
+        |text: &str| specials(text).map_or_else(|| lark_string(text), |id| format!("<[{id}]>"));
     let called: Vec<&FunctionDef> = match choice {
         ToolChoice::Named(name) => tools.iter().filter(|t| &t.name == name).collect(),
         _ => tools.iter().collect(),
@@ -62,10 +52,11 @@ pub fn tool_grammar(
             one.to_string()
         }
     };
-    let open = opener.atom();
+    let opener = family.opener();
+    let open = atom(opener);
     let (call_rest, calls) = match family {
         Family::Hermes | Family::Generic => {
-            let rest = r#""\n" fn "\n</tool_call>""#.to_string();
+            let rest = format!(r#""\n" fn "\n" {}"#, atom("</tool_call>"));
             let calls = repeat(&format!("{open} call_rest"), r#""\n""#);
             (rest, calls)
         }
@@ -84,11 +75,11 @@ pub fn tool_grammar(
     };
     rules.push(format!("call_rest: {call_rest}"));
     rules.push(format!("calls: {calls}"));
-    match (choice, opener) {
-        (ToolChoice::Auto, Opener::Text(trigger)) => {
+    match (choice, specials(opener)) {
+        (ToolChoice::Auto, None) => {
             // Text without the opener, or text up to the first opener and then calls (the opener written once
             // by PREFIX). Two disjoint lexemes, so the lexer never has to guess.
-            let t = regex_escape(trigger);
+            let t = regex_escape(opener);
             rules.push(format!(
                 "start: TEXT | PREFIX call_rest{}",
                 if parallel { r#" ("\n" calls)?"# } else { "" }
@@ -96,7 +87,8 @@ pub fn tool_grammar(
             rules.push(format!(r"TEXT: /(?s:.*)/ & ~/(?s:.*{t}.*)/"));
             rules.push(format!(r"PREFIX: /(?s:.*){t}/ & ~/(?s:.*{t}.+)/"));
         }
-        (ToolChoice::Auto, Opener::Special(_)) => {
+        // Text never produces a special token, so any text, then calls from the opener token on.
+        (ToolChoice::Auto, Some(_)) => {
             rules.push("start: TEXT? calls?".to_string());
             rules.push(r"TEXT: /(?s:.+)/".to_string());
         }

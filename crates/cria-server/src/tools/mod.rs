@@ -9,7 +9,7 @@ mod setup;
 mod types;
 
 pub use family::{Family, ReasoningFormat, prompt_opens_think, template_thinks};
-pub use grammar::{Opener, ToolChoice, compact_schema, tool_grammar};
+pub use grammar::{Specials, ToolChoice, compact_schema, tool_grammar};
 pub use parse::{OutputParser, OutputSyntax, Piece};
 pub use setup::{ChatSetup, prepare};
 pub use types::{

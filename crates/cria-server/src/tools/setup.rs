@@ -4,7 +4,7 @@ use cria_sampling::grammar::Grammar;
 use serde_json::{Map, Value, json};
 
 use super::family::{Family, ReasoningFormat, prompt_opens_think, template_thinks};
-use super::grammar::{Opener, tool_grammar};
+use super::grammar::tool_grammar;
 use super::parse::OutputSyntax;
 use super::{ToolRequest, generic_system_prompt};
 use crate::error::ApiError;
@@ -50,13 +50,9 @@ pub fn prepare(
         reasoning: thinks,
         starts_in_think: thinks && prompt_opens_think(&rendered.text),
     });
+    let specials = |text: &str| frontend.special_token(text);
     let grammar = tools.and_then(|t| {
-        let opener = family.opener();
-        let opener = match frontend.special_token(opener) {
-            Some(id) => Opener::Special(id),
-            None => Opener::Text(opener),
-        };
-        tool_grammar(&t.functions(), &t.choice, t.parallel, family, opener).map(Grammar::Lark)
+        tool_grammar(&t.functions(), &t.choice, t.parallel, family, &specials).map(Grammar::Lark)
     });
     Ok(ChatSetup {
         prompt: rendered.tokens,

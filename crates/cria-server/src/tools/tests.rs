@@ -250,8 +250,10 @@ mod grammars {
     use super::*;
 
     const EOS: u32 = 256;
+    const OPEN: u32 = 257;
+    const CLOSE: u32 = 258;
 
-    /// Bytes as tokens, and an end-of-text token.
+    /// Bytes as tokens, an end-of-text token, and `<tool_call>` / `</tool_call>` as special tokens.
     fn vocab() -> GrammarVocab {
         let mut tokens: Vec<VocabToken> = (0..=255u8)
             .map(|b| VocabToken {
@@ -259,36 +261,73 @@ mod grammars {
                 special: false,
             })
             .collect();
-        tokens.push(VocabToken {
-            bytes: b"<|end|>".to_vec(),
-            special: true,
-        });
+        for text in ["<|end|>", "<tool_call>", "</tool_call>"] {
+            tokens.push(VocabToken {
+                bytes: text.as_bytes().to_vec(),
+                special: true,
+            });
+        }
         let tokenize: Tokenize = Arc::new(|s: &[u8]| s.iter().map(|&b| u32::from(b)).collect());
         GrammarVocab::new(&tokens, &[EOS], tokenize).unwrap()
     }
 
-    /// Whether `text` then end of generation is allowed.
-    fn accepts(lark: &str, text: &str) -> bool {
+    /// Whether `tokens` then end of generation are allowed.
+    fn accepts_tokens(lark: &str, tokens: &[u32]) -> bool {
         let mut c = vocab().compile(&Grammar::Lark(lark.to_string())).unwrap();
-        for b in text.bytes() {
-            if !c.allows(u32::from(b)).unwrap() {
+        for &t in tokens {
+            if !c.allows(t).unwrap() {
                 return false;
             }
-            c.accept(u32::from(b)).unwrap();
+            c.accept(t).unwrap();
         }
         c.allows(EOS).unwrap()
     }
 
+    /// Whether `text` (one token a byte) then end of generation is allowed.
+    fn accepts(lark: &str, text: &str) -> bool {
+        let tokens: Vec<u32> = text.bytes().map(u32::from).collect();
+        accepts_tokens(lark, &tokens)
+    }
+
+    fn bytes(text: &str) -> Vec<u32> {
+        text.bytes().map(u32::from).collect()
+    }
+
+    #[test]
+    fn special_token_markers_are_named_by_id() {
+        let fns = [weather().function];
+        let specials = |t: &str| match t {
+            "<tool_call>" => Some(OPEN),
+            "</tool_call>" => Some(CLOSE),
+            _ => None,
+        };
+        let body = bytes(
+            "\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\", \"unit\": \"f\"}}\n",
+        );
+        let call: Vec<u32> = [vec![OPEN], body, vec![CLOSE]].concat();
+        for choice in [ToolChoice::Required, ToolChoice::Auto] {
+            let g = tool_grammar(&fns, &choice, true, Family::Hermes, &specials).unwrap();
+            assert!(accepts_tokens(&g, &call), "{g}");
+            // The markers as plain text are not the tokens.
+            let as_text = [
+                bytes("<tool_call>"),
+                call[1..call.len() - 1].to_vec(),
+                bytes("</tool_call>"),
+            ]
+            .concat();
+            assert!(
+                !accepts_tokens(&g, &as_text) || choice == ToolChoice::Auto,
+                "{g}"
+            );
+        }
+        let auto = tool_grammar(&fns, &ToolChoice::Auto, true, Family::Hermes, &specials).unwrap();
+        assert!(accepts_tokens(&auto, &[bytes("Sure. "), call].concat()));
+        assert!(accepts(&auto, "No call at all."));
+    }
+
     fn lark(choice: ToolChoice, parallel: bool, family: Family) -> String {
         let fns: Vec<FunctionDef> = [weather()].iter().map(|t| t.function.clone()).collect();
-        tool_grammar(
-            &fns,
-            &choice,
-            parallel,
-            family,
-            Opener::Text(family.opener()),
-        )
-        .unwrap()
+        tool_grammar(&fns, &choice, parallel, family, &|_| None).unwrap()
     }
 
     const CALL: &str = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"unit\": \"c\"}}\n</tool_call>";
@@ -327,15 +366,6 @@ mod grammars {
         assert!(accepts(&l, &one), "{l}");
         assert!(accepts(&l, &format!("{one}; {one}")));
         let fns = [weather().function];
-        assert!(
-            tool_grammar(
-                &fns,
-                &ToolChoice::Auto,
-                true,
-                Family::Llama3,
-                Opener::Text("")
-            )
-            .is_none()
-        );
+        assert!(tool_grammar(&fns, &ToolChoice::Auto, true, Family::Llama3, &|_| None).is_none());
     }
 }
