@@ -9,8 +9,8 @@ pub enum Family {
     Llama3,
     /// Mistral (v3 tokenizers): `[TOOL_CALLS][{"name": ..., "arguments": {...}}, ...]`.
     Mistral,
-    /// A template that does not render tools: Cria describes them in a system message and asks for the Hermes
-    /// syntax (llama.cpp's generic format does the same with its own JSON shape).
+    /// A template that does not render tools (or in a syntax not above): Cria describes them in a system
+    /// message and asks for the Hermes syntax (llama.cpp's generic format does the same with its own JSON).
     Generic,
 }
 
