@@ -16,6 +16,7 @@ mod logprobs;
 mod metrics;
 mod state;
 mod stream;
+pub mod tools;
 pub mod types;
 pub mod validate;
 
@@ -35,7 +36,7 @@ use listen::Connections;
 pub use error::ApiError;
 #[cfg(feature = "model")]
 pub use frontend::TokenizerFrontend;
-pub use frontend::{ChatTurn, Frontend};
+pub use frontend::{ChatInput, ChatTurn, Frontend, RenderedChat};
 pub use state::{AppState, Loaded, ServerConfig, Shared};
 
 /// Why the server stopped with an error.

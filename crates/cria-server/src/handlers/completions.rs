@@ -159,15 +159,15 @@ impl ChunkFormat for CompletionFormat {
     }
 
     fn token(
-        &self,
+        &mut self,
         index: usize,
         text: String,
         logprob: Option<&TokenLogprob>,
         _frontend: &dyn Frontend,
-    ) -> Value {
+    ) -> Vec<Value> {
         let logprobs = logprob
             .map(|lp| logprobs::completion(self.frontend.as_ref(), std::slice::from_ref(lp), 0));
-        self.chunk(
+        vec![self.chunk(
             vec![CompletionChoice {
                 index,
                 text,
@@ -175,17 +175,17 @@ impl ChunkFormat for CompletionFormat {
                 finish_reason: None,
             }],
             None,
-        )
+        )]
     }
 
-    fn finish(&self, index: usize, reason: FinishReason) -> Value {
+    fn finish(&mut self, index: usize, reason: FinishReason) -> Vec<Value> {
         let choice = CompletionChoice {
             index,
             text: String::new(),
             logprobs: None,
             finish_reason: Some(reason.as_str()),
         };
-        self.chunk(vec![choice], None)
+        vec![self.chunk(vec![choice], None)]
     }
 
     fn usage(&self, usage: Usage) -> Value {

@@ -1,6 +1,7 @@
 //! The endpoints.
 
 pub mod chat;
+mod chat_stream;
 pub mod completions;
 pub mod misc;
 

@@ -6,12 +6,14 @@ use std::time::Duration;
 use anyhow::Context;
 use cria_engine::{Engine, EngineConfig, FAULT_ENV, FaultPlan, ModelBackend};
 use cria_model::Model;
+use cria_server::tools::ReasoningFormat;
 use cria_server::{Loaded, ServerConfig, TokenizerFrontend};
-use cria_tokenizer::{BuiltinTemplate, ChatTemplate, Tokenizer};
+use cria_tokenizer::Tokenizer;
 
 use super::generate::MIN_CTX;
 use super::load::ModelArgs;
 use super::settings;
+use super::template::{TemplateArg, chat_template};
 
 /// Arguments of `cria serve`.
 #[derive(clap::Args)]
@@ -42,9 +44,13 @@ pub struct Args {
     /// The model name clients use (default: the GGUF file's name without .gguf).
     #[arg(long)]
     alias: Option<String>,
-    /// Use a built-in chat template instead of the model's: chatml, llama2, alpaca, vicuna, gemma.
+    /// A built-in chat template (chatml, llama2, alpaca, vicuna, gemma) or a Jinja file, instead of the model's.
     #[arg(long)]
-    chat_template: Option<BuiltinTemplate>,
+    chat_template: Option<TemplateArg>,
+    /// How `<think>` blocks come back when a request does not say: auto (or deepseek) puts them in
+    /// `reasoning_content`, none leaves them in `content`.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "deepseek", "none"])]
+    reasoning_format: String,
     /// Largest request body, in bytes.
     #[arg(long, default_value_t = 4 << 20)]
     body_limit: usize,
@@ -112,6 +118,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         body_total_timeout: Duration::from_secs(args.body_total_timeout),
         keep_alive_timeout: Duration::from_secs(args.keep_alive_timeout),
         max_connections: args.max_connections,
+        reasoning_format: ReasoningFormat::parse(&args.reasoning_format)
+            .unwrap_or(ReasoningFormat::Split),
     };
     eprintln!(
         "cria serve: {model_id} on http://{}:{} (loading {})",
@@ -153,7 +161,7 @@ fn load(
 ) -> anyhow::Result<Loaded> {
     let model = Arc::new(Model::load(path).with_context(|| format!("loading {}", path.display()))?);
     let tokenizer = Arc::new(Tokenizer::from_gguf(model.gguf())?);
-    let template = ChatTemplate::for_model(&tokenizer, &model.spec().arch, args.chat_template)?;
+    let template = chat_template(&tokenizer, &model.spec().arch, args.chat_template.as_ref())?;
     let ctx = args.ctx.min(model.n_ctx_train().max(16));
     let engine_config = EngineConfig {
         parallel: args.parallel,
