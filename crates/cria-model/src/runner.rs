@@ -88,9 +88,44 @@ impl Runner {
         model: &Model,
         batch: &mut [SeqBatch<'_>],
     ) -> Result<Vec<Vec<f32>>, ModelError> {
+        if !self.layers(model, batch)? {
+            return Ok(batch.iter().map(|_| Vec::new()).collect());
+        }
+        Ok(self.logits(model, batch))
+    }
+
+    /// Appends each entry's tokens to its cache and returns, per entry, every token's last-layer output after
+    /// the output norm (`n_embd` floats a row): llama.cpp's `result_norm`, what its embeddings pool for a
+    /// decoder model. The entries' `logits` are ignored.
+    pub fn hidden_states(
+        &mut self,
+        model: &Model,
+        batch: &mut [SeqBatch<'_>],
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
+        if !self.layers(model, batch)? {
+            return Ok(batch.iter().map(|_| Vec::new()).collect());
+        }
+        let d = model.spec().n_embd;
+        let x = &self.scratch.x;
+        let mut first = 0;
+        Ok(batch
+            .iter()
+            .map(|entry| {
+                let rows = &x[first * d..(first + entry.tokens.len()) * d];
+                first += entry.tokens.len();
+                let mut out = vec![0.0; rows.len()];
+                self.output_norm(model, rows, &mut out);
+                out
+            })
+            .collect())
+    }
+
+    /// Runs every layer over the batch (the residual stream ends in `scratch.x`) and advances the caches;
+    /// false when the batch has no tokens.
+    fn layers(&mut self, model: &Model, batch: &mut [SeqBatch<'_>]) -> Result<bool, ModelError> {
         let slots = plan(model, batch)?;
         if slots.is_empty() {
-            return Ok(batch.iter().map(|_| Vec::new()).collect());
+            return Ok(false);
         }
         self.embed(model, batch, slots.len());
         for il in 0..model.spec().n_layer {
@@ -100,7 +135,17 @@ impl Runner {
         for entry in batch.iter_mut() {
             entry.cache.advance(entry.tokens.len());
         }
-        Ok(self.logits(model, batch))
+        Ok(true)
+    }
+
+    /// `out` = the output norm of each row of `rows`.
+    fn output_norm(&self, model: &Model, rows: &[f32], out: &mut [f32]) {
+        let spec = model.spec();
+        let d = spec.n_embd;
+        let weight = &model.weights().output_norm;
+        for_rows(&self.pool, out, d, &|i, dst| {
+            ops::rms_norm(&rows[i * d..(i + 1) * d], weight, spec.norm_eps, dst)
+        });
     }
 
     fn embed(&mut self, model: &Model, batch: &[SeqBatch<'_>], n_tok: usize) {

@@ -38,10 +38,12 @@ fn bearer_token(value: &str) -> Option<&str> {
 /// Counts every response by endpoint and status.
 pub async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let endpoint = match req.uri().path() {
-        p
-        @ ("/v1/chat/completions" | "/v1/completions" | "/v1/models" | "/health" | "/metrics") => {
-            p.to_string()
-        }
+        p @ ("/v1/chat/completions"
+        | "/v1/completions"
+        | "/v1/embeddings"
+        | "/v1/models"
+        | "/health"
+        | "/metrics") => p.to_string(),
         _ => "other".to_string(),
     };
     let response = next.run(req).await;

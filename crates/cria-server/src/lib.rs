@@ -65,6 +65,7 @@ pub fn router(state: AppState) -> Router {
     let protected = Router::new()
         .route("/v1/chat/completions", post(handlers::chat_completions))
         .route("/v1/completions", post(handlers::completions))
+        .route("/v1/embeddings", post(handlers::embeddings))
         .route("/v1/models", get(handlers::models))
         .route("/metrics", get(handlers::metrics))
         .route_layer(middleware::from_fn_with_state(
@@ -176,7 +177,7 @@ where
         Stop::EngineFailed(reason) => tracing::error!("the engine failed, stopping: {reason}"),
     }
     if let Some(loaded) = state.loaded.get() {
-        loaded.engine.shutdown();
+        loaded.shutdown();
     }
     conns.stop();
     let finished = tokio::time::timeout(timeout, conns.all_closed())
@@ -210,7 +211,7 @@ enum Stop {
 /// Completes with the reason when the loaded engine has failed for good.
 async fn engine_failure(state: &AppState) -> String {
     loop {
-        if let Some(reason) = state.loaded.get().and_then(|l| l.engine.failure()) {
+        if let Some(reason) = state.loaded.get().and_then(Loaded::failure) {
             return reason;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -4,8 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use cria_engine::{Engine, EngineConfig, FAULT_ENV, FaultPlan, ModelBackend};
-use cria_model::Model;
+use cria_engine::{
+    DecoderEmbedder, Embedder, EmbedderConfig, EncoderEmbedder, Engine, EngineConfig, FAULT_ENV,
+    FaultPlan, ModelBackend,
+};
+use cria_gguf::GgufFile;
+use cria_model::encoder::ENCODER_ARCHS;
+use cria_model::{Encoder, Model, Pooling};
 use cria_server::{Loaded, ServerConfig, TokenizerFrontend};
 use cria_tokenizer::{BuiltinTemplate, ChatTemplate, Tokenizer};
 
@@ -69,6 +74,10 @@ pub struct Args {
     /// Connections open at once; one more gets 503 and is closed.
     #[arg(long, default_value_t = 512)]
     max_connections: usize,
+    /// How /v1/embeddings pools a model's last hidden states: mean, cls or last (default: the GGUF's
+    /// pooling_type; a model without one, most decoders, serves embeddings only with this flag).
+    #[arg(long, value_parser = super::embed::parse_pooling)]
+    pooling: Option<Pooling>,
 }
 
 /// Runs `cria serve`.
@@ -133,14 +142,20 @@ fn check_sizes(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Loads the model, tokenizer and template, and starts the engine.
+/// Loads the model, tokenizer and template, and starts the engine and the embedding worker (an encoder
+/// gets only the latter).
 fn load(
     path: &std::path::Path,
     args: &Args,
     threads: usize,
     fault: Option<FaultPlan>,
 ) -> anyhow::Result<Loaded> {
-    let model = Arc::new(Model::load(path).with_context(|| format!("loading {}", path.display()))?);
+    let file = GgufFile::open(path).with_context(|| format!("opening {}", path.display()))?;
+    if ENCODER_ARCHS.contains(&file.architecture()?) {
+        return load_encoder(file, path, args, threads);
+    }
+    let model =
+        Arc::new(Model::from_gguf(file).with_context(|| format!("loading {}", path.display()))?);
     let tokenizer = Arc::new(Tokenizer::from_gguf(model.gguf())?);
     let template = ChatTemplate::for_model(&tokenizer, &model.spec().arch, args.chat_template)?;
     let ctx = args.ctx.min(model.n_ctx_train().max(16));
@@ -157,12 +172,83 @@ fn load(
     let engine = Engine::start(engine_config, tokenizer.clone(), move || {
         Ok(ModelBackend::new(backend_model, parallel, ctx, threads))
     })?;
+    let embedder = decoder_embedder(&model, args, ctx, threads)?;
     eprintln!(
-        "cria serve: ready ({} x {ctx} tokens, {threads} threads)",
-        args.parallel
+        "cria serve: ready ({} x {ctx} tokens, {threads} threads; embeddings: {})",
+        args.parallel,
+        embedder.as_ref().map_or("off", |_| "on")
     );
     Ok(Loaded {
-        engine: Arc::new(engine),
+        engine: Some(Arc::new(engine)),
         frontend: Arc::new(TokenizerFrontend::new(tokenizer, template)),
+        embedder,
+    })
+}
+
+/// The embedding worker over the decoder, or why there is none (no pooling given or in the file).
+fn decoder_embedder(
+    model: &Arc<Model>,
+    args: &Args,
+    ctx: usize,
+    threads: usize,
+) -> anyhow::Result<Result<Arc<Embedder>, String>> {
+    let key = format!("{}.pooling_type", model.spec().arch);
+    let pooling = match args.pooling {
+        Some(p) => p,
+        None => Pooling::from_gguf(model.gguf(), &key)?,
+    };
+    if pooling == Pooling::None {
+        return Ok(Err(no_pooling_reason(args)));
+    }
+    let config = EmbedderConfig {
+        max_tokens: ctx,
+        max_queue: args.max_queue,
+    };
+    let model = Arc::clone(model);
+    let embedder = Embedder::start(config, move || {
+        DecoderEmbedder::new(model, pooling, ctx, threads)
+    })?;
+    Ok(Ok(Arc::new(embedder)))
+}
+
+fn no_pooling_reason(args: &Args) -> String {
+    format!(
+        "The model {} has no pooling type (its vectors would be one per token): start cria serve with \
+         --pooling mean, cls or last to serve embeddings.",
+        args.alias.as_deref().unwrap_or(&args.model.model)
+    )
+}
+
+/// An encoder (`bert`, `nomic-bert`): embeddings only; generation requests get a 400.
+fn load_encoder(
+    file: GgufFile,
+    path: &std::path::Path,
+    args: &Args,
+    threads: usize,
+) -> anyhow::Result<Loaded> {
+    let tokenizer = Arc::new(Tokenizer::from_gguf(&file)?);
+    let arch = file.architecture()?.to_string();
+    let template = ChatTemplate::for_model(&tokenizer, &arch, args.chat_template)?;
+    let encoder =
+        Encoder::from_gguf(file, threads).with_context(|| format!("loading {}", path.display()))?;
+    let pooling = args.pooling.unwrap_or(encoder.spec().pooling);
+    let max_tokens = encoder.spec().n_ctx_train.min(args.ctx);
+    let embedder = if pooling == Pooling::None {
+        Err(no_pooling_reason(args))
+    } else {
+        let config = EmbedderConfig {
+            max_tokens,
+            max_queue: args.max_queue,
+        };
+        let embedder = Embedder::start(config, move || EncoderEmbedder::new(encoder, pooling))?;
+        Ok(Arc::new(embedder))
+    };
+    eprintln!(
+        "cria serve: ready (encoder {arch}: embeddings only, {max_tokens} tokens, {threads} threads)"
+    );
+    Ok(Loaded {
+        engine: None,
+        frontend: Arc::new(TokenizerFrontend::new(tokenizer, template)),
+        embedder,
     })
 }
