@@ -194,3 +194,121 @@ fn run_job<B: EmbedBackend>(backend: &mut B, job: &Job) -> EmbedResult {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc::SyncSender;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Each input's vector is `[len, first id]`; id 99 panics; id 98 blocks until told to go on.
+    struct Fake {
+        gate: Option<Receiver<()>>,
+        started: Option<SyncSender<()>>,
+    }
+
+    impl EmbedBackend for Fake {
+        fn n_embd(&self) -> usize {
+            2
+        }
+
+        fn embed(&mut self, ids: &[u32]) -> Result<Vec<f32>, EngineError> {
+            match ids[0] {
+                99 => panic!("boom"),
+                98 => {
+                    if let Some(s) = &self.started {
+                        let _ = s.send(());
+                    }
+                    if let Some(g) = &self.gate {
+                        let _ = g.recv();
+                    }
+                }
+                _ => {}
+            }
+            Ok(vec![ids.len() as f32, ids[0] as f32])
+        }
+    }
+
+    fn start(max_queue: usize) -> (Embedder, mpsc::Sender<()>, Receiver<()>) {
+        let (go, gate) = mpsc::channel();
+        let (started_tx, started) = mpsc::sync_channel(8);
+        let config = EmbedderConfig {
+            max_tokens: 4,
+            max_queue,
+        };
+        let embedder = Embedder::start(config, move || {
+            Ok(Fake {
+                gate: Some(gate),
+                started: Some(started_tx),
+            })
+        });
+        (embedder.expect("starts"), go, started)
+    }
+
+    #[test]
+    fn vectors_come_back_in_input_order() {
+        let (e, _go, _started) = start(4);
+        assert_eq!(e.n_embd(), 2);
+        let rx = e.submit(vec![vec![5, 1], vec![7], vec![1, 2, 3, 4]]);
+        let got = rx.expect("queued").blocking_recv().expect("answered");
+        assert_eq!(
+            got,
+            Ok(vec![vec![2.0, 5.0], vec![1.0, 7.0], vec![4.0, 1.0]])
+        );
+    }
+
+    #[test]
+    fn empty_and_too_long_inputs_are_refused_before_queueing() {
+        let (e, _go, _started) = start(4);
+        assert_eq!(e.submit(vec![]).err(), Some(SubmitError::EmptyPrompt));
+        assert_eq!(
+            e.submit(vec![vec![1], vec![]]).err(),
+            Some(SubmitError::EmptyPrompt)
+        );
+        assert_eq!(
+            e.submit(vec![vec![1; 5]]).err(),
+            Some(SubmitError::PromptTooLong { prompt: 5, ctx: 4 })
+        );
+    }
+
+    #[test]
+    fn a_panicking_job_fails_alone_and_the_worker_goes_on() {
+        let (e, _go, _started) = start(4);
+        let failed = e.submit(vec![vec![99]]).expect("queued").blocking_recv();
+        assert!(matches!(failed, Ok(Err(m)) if m.contains("boom")));
+        let next = e.submit(vec![vec![3]]).expect("queued").blocking_recv();
+        assert_eq!(next, Ok(Ok(vec![vec![1.0, 3.0]])));
+        assert_eq!(e.failure(), None);
+    }
+
+    #[test]
+    fn a_full_queue_refuses_and_a_dropped_job_is_skipped() {
+        let (e, go, started) = start(1);
+        let busy = e.submit(vec![vec![98]]).expect("queued");
+        started
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the worker took the job");
+        let waiting = e.submit(vec![vec![1]]).expect("one may wait");
+        assert_eq!(
+            e.submit(vec![vec![2]]).err(),
+            Some(SubmitError::QueueFull { limit: 1 })
+        );
+        drop(waiting);
+        go.send(()).expect("worker alive");
+        assert_eq!(busy.blocking_recv(), Ok(Ok(vec![vec![1.0, 98.0]])));
+        let after = e.submit(vec![vec![4]]).expect("queued").blocking_recv();
+        assert_eq!(after, Ok(Ok(vec![vec![1.0, 4.0]])));
+    }
+
+    #[test]
+    fn shutdown_refuses_new_jobs_without_reporting_a_failure() {
+        let (e, _go, _started) = start(4);
+        e.shutdown();
+        assert_eq!(
+            e.submit(vec![vec![1]]).err(),
+            Some(SubmitError::ShuttingDown)
+        );
+        assert_eq!(e.failure(), None);
+    }
+}
