@@ -1,8 +1,11 @@
 //! cria-server: the OpenAI-compatible HTTP API over a [`cria_engine::Engine`].
 //!
-//! Routes: `POST /v1/chat/completions`, `POST /v1/completions`, `GET /v1/models`, `GET /health`, `GET /metrics`.
-//! Every error is OpenAI's `{"error": {...}}` body with the matching status ([`ApiError`]).
+//! Routes: `POST /v1/chat/completions`, `POST /v1/completions`, `POST /v1/embeddings`, `GET /v1/models`,
+//! `GET /health`, `GET /metrics`; Anthropic's `POST /v1/messages` and `/v1/messages/count_tokens`
+//! (`anthropic`). Every OpenAI error is OpenAI's `{"error": {...}}` body with the matching status
+//! ([`ApiError`]); the other dialects write theirs in their own shape.
 
+mod anthropic;
 mod auth;
 mod body_timeout;
 mod conn;
@@ -14,6 +17,7 @@ mod handlers;
 mod listen;
 mod logprobs;
 mod metrics;
+mod single;
 mod state;
 mod stream;
 pub mod types;
@@ -74,6 +78,7 @@ pub fn router(state: AppState) -> Router {
         ));
     Router::new()
         .merge(protected)
+        .merge(anthropic::routes(state.clone()))
         .route("/health", get(handlers::health))
         .fallback(handlers::fallback)
         .method_not_allowed_fallback(handlers::method_not_allowed)
