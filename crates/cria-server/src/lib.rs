@@ -2,7 +2,7 @@
 //!
 //! Routes: `POST /v1/chat/completions`, `POST /v1/completions`, `POST /v1/embeddings`, `GET /v1/models`,
 //! `GET /health`, `GET /metrics`; Anthropic's `POST /v1/messages` and `/v1/messages/count_tokens`
-//! (`anthropic`). Every OpenAI error is OpenAI's `{"error": {...}}` body with the matching status
+//! (`anthropic`); Ollama's `/api/*` (`ollama`). Every OpenAI error is OpenAI's `{"error": {...}}` body with the matching status
 //! ([`ApiError`]); the other dialects write theirs in their own shape.
 
 mod anthropic;
@@ -17,6 +17,7 @@ mod handlers;
 mod listen;
 mod logprobs;
 mod metrics;
+mod ollama;
 mod single;
 mod state;
 mod stream;
@@ -40,7 +41,7 @@ pub use error::ApiError;
 #[cfg(feature = "model")]
 pub use frontend::TokenizerFrontend;
 pub use frontend::{ChatTurn, Frontend};
-pub use state::{AppState, Loaded, ServerConfig, Shared};
+pub use state::{AppState, Loaded, ModelInfo, ServerConfig, Shared};
 
 /// Why the server stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +80,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(protected)
         .merge(anthropic::routes(state.clone()))
+        .merge(ollama::routes(state.clone()))
         .route("/health", get(handlers::health))
         .fallback(handlers::fallback)
         .method_not_allowed_fallback(handlers::method_not_allowed)

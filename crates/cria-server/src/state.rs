@@ -61,6 +61,27 @@ pub struct Loaded {
     pub frontend: Arc<dyn Frontend>,
     /// The embedding worker, or why this model serves no embeddings (a 400 on the embedding routes).
     pub embedder: Result<Arc<Embedder>, String>,
+    /// What the model is (for Ollama's `/api/tags`, `/api/show`, `/api/ps`).
+    pub info: ModelInfo,
+}
+
+/// Facts about the served model file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// `general.architecture`.
+    pub arch: String,
+    /// Weights in the file.
+    pub parameters: u64,
+    /// The tensor type holding the most weights (`Q4_1`, `F16`...).
+    pub quantization: String,
+    /// File size, bytes.
+    pub file_size: u64,
+    /// The file's modification time, Unix seconds.
+    pub modified: u64,
+    /// The context each sequence gets.
+    pub context_length: usize,
+    /// Width of the hidden state (an embedding's length).
+    pub embedding_length: usize,
 }
 
 impl Loaded {
@@ -70,6 +91,7 @@ impl Loaded {
             engine: Some(engine),
             frontend,
             embedder: Err("this server was started without embeddings".into()),
+            info: ModelInfo::default(),
         }
     }
 

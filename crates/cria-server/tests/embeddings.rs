@@ -12,7 +12,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use base64::Engine as _;
 use cria_engine::{EmbedBackend, Embedder, EmbedderConfig, EngineConfig, EngineError};
-use cria_server::{Loaded, ServerConfig, Shared};
+use cria_server::{Loaded, ModelInfo, ServerConfig, Shared};
 use serde_json::Value;
 
 use common::{ByteVocab, MODEL, get, post, start_engine};
@@ -59,6 +59,7 @@ fn app(generates: bool, embeddings: bool) -> Router {
         } else {
             Err("no pooling: start with --pooling".into())
         },
+        info: ModelInfo::default(),
     };
     assert!(state.loaded.set(loaded).is_ok());
     cria_server::router(state)

@@ -65,7 +65,7 @@ pub async fn messages(
         .pop()
         .ok_or_else(|| ApiError::internal("no choice was submitted"))?;
     let head = MessageOut {
-        id: generate::response_id("msg"),
+        id: generate::response_id("msg").replacen('-', "_", 1),
         kind: "message",
         role: "assistant",
         content: Vec::new(),
@@ -122,7 +122,7 @@ pub fn stop_reason(finish: FinishReason, stops: &[String]) -> (&'static str, Opt
 fn params(req: &MessagesRequest, vocab_size: usize) -> Result<GenParams, ApiError> {
     let max_tokens = req
         .max_tokens
-        .ok_or_else(|| ApiError::invalid("max_tokens", "max_tokens: Field required"))?;
+        .ok_or_else(|| ApiError::invalid("max_tokens", "Field required"))?;
     if req.tools.as_ref().is_some_and(|t| !t.is_empty()) {
         return Err(ApiError::invalid(
             "tools",

@@ -11,7 +11,7 @@ use cria_engine::{
 use cria_gguf::GgufFile;
 use cria_model::encoder::ENCODER_ARCHS;
 use cria_model::{Encoder, Model, Pooling};
-use cria_server::{Loaded, ServerConfig, TokenizerFrontend};
+use cria_server::{Loaded, ModelInfo, ServerConfig, TokenizerFrontend};
 use cria_tokenizer::{BuiltinTemplate, ChatTemplate, Tokenizer};
 
 use super::generate::MIN_CTX;
@@ -182,6 +182,7 @@ fn load(
         engine: Some(Arc::new(engine)),
         frontend: Arc::new(TokenizerFrontend::new(tokenizer, template)),
         embedder,
+        info: model_info(path, model.gguf(), ctx, model.spec().n_embd),
     })
 }
 
@@ -228,11 +229,13 @@ fn load_encoder(
 ) -> anyhow::Result<Loaded> {
     let tokenizer = Arc::new(Tokenizer::from_gguf(&file)?);
     let arch = file.architecture()?.to_string();
+
     let template = ChatTemplate::for_model(&tokenizer, &arch, args.chat_template)?;
     let encoder =
         Encoder::from_gguf(file, threads).with_context(|| format!("loading {}", path.display()))?;
     let pooling = args.pooling.unwrap_or(encoder.spec().pooling);
     let max_tokens = encoder.spec().n_ctx_train.min(args.ctx);
+    let info = model_info(path, encoder.gguf(), max_tokens, encoder.n_embd());
     let embedder = if pooling == Pooling::None {
         Err(no_pooling_reason(args))
     } else {
@@ -250,5 +253,36 @@ fn load_encoder(
         engine: None,
         frontend: Arc::new(TokenizerFrontend::new(tokenizer, template)),
         embedder,
+        info,
     })
+}
+
+/// What Ollama's `/api/tags`, `/api/show` and `/api/ps` say about the model.
+fn model_info(path: &std::path::Path, file: &GgufFile, ctx: usize, n_embd: usize) -> ModelInfo {
+    let mut by_type: Vec<(&str, u64)> = Vec::new();
+    for t in file.tensors().iter().filter(|t| t.shape.len() >= 2) {
+        match by_type.iter_mut().find(|(name, _)| *name == t.ty.name()) {
+            Some((_, n)) => *n += t.n_elements(),
+            None => by_type.push((t.ty.name(), t.n_elements())),
+        }
+    }
+    let quantization = by_type
+        .iter()
+        .max_by_key(|(_, n)| *n)
+        .map_or("unknown", |(name, _)| name);
+    let meta = std::fs::metadata(path).ok();
+    let modified = meta
+        .as_ref()
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    ModelInfo {
+        arch: file.architecture().unwrap_or("unknown").to_string(),
+        parameters: file.tensors().iter().map(|t| t.n_elements()).sum(),
+        quantization: quantization.to_string(),
+        file_size: meta.map_or(0, |m| m.len()),
+        modified,
+        context_length: ctx,
+        embedding_length: n_embd,
+    }
 }
