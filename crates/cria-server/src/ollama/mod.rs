@@ -106,7 +106,8 @@ pub fn tagged_name(state: &Shared) -> String {
 /// 404 in Ollama's words unless `model` is absent, the served id, or its listed name.
 fn check_model(state: &Shared, model: Option<&str>) -> Result<(), ApiError> {
     match model {
-        Some(m) if m != state.config.model_id && m != tagged_name(state) => {
+        // The Python client sends `""` when no model is named.
+        Some(m) if !m.is_empty() && m != state.config.model_id && m != tagged_name(state) => {
             let e = ApiError::unknown_model(m);
             Err(ApiError {
                 message: format!("model '{m}' not found"),
