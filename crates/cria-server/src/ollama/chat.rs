@@ -151,7 +151,8 @@ async fn run(
 ) -> Result<Response, OllamaError> {
     let loaded = state.ready()?;
     let started = Instant::now();
-    let mut choices = generate::submit(state, loaded, vec![prompt], params, None, usize::MAX)?;
+    let mut choices = generate::submit(state, loaded, vec![prompt], params, None, usize::MAX)
+        .map_err(format_param)?;
     let choice = choices
         .pop()
         .ok_or_else(|| ApiError::internal("no choice was submitted"))?;
@@ -181,6 +182,17 @@ async fn run(
         ))
     });
     Ok(axum::Json(body).into_response())
+}
+
+/// A schema the grammar engine refused names Ollama's `format`.
+fn format_param(e: ApiError) -> ApiError {
+    match e.param.as_deref() {
+        Some("json_schema" | "response_format") => ApiError {
+            param: Some("format".into()),
+            ..e
+        },
+        _ => e,
+    }
 }
 
 /// The streamed answer: one JSON object a line.
