@@ -172,15 +172,13 @@ async fn run(
         started,
         first: None,
     };
-    let mut body = line.text(&done.text, true);
-    body.as_object_mut().map(|o| {
-        o.extend(line.stats(
-            done.finish,
-            done.prompt_tokens,
-            done.completion_tokens,
-            &timing,
-        ))
-    });
+    let body = line.finished(
+        &done.text,
+        done.finish,
+        done.prompt_tokens,
+        done.completion_tokens,
+        &timing,
+    );
     Ok(axum::Json(body).into_response())
 }
 
@@ -211,12 +209,7 @@ fn ndjson(state: &AppState, line: Line, started: Instant, choice: ChoiceRx) -> R
                 reason,
                 prompt_tokens,
                 completion_tokens,
-            } => {
-                let mut last = line.text("", true);
-                let stats = line.stats(reason, prompt_tokens, completion_tokens, &timing);
-                last.as_object_mut().map(|o| o.extend(stats));
-                last
-            }
+            } => line.finished("", reason, prompt_tokens, completion_tokens, &timing),
             Piece::Failed(e) => OllamaError(e).body(),
         };
         Ok::<_, Infallible>(Bytes::from(format!("{value}\n")))
@@ -251,7 +244,22 @@ impl Line {
         v
     }
 
-    /// The last line's `done_reason`, counts and durations (ns).
+    /// The last line (or the whole answer): `text` with the `done_reason`, counts and durations (ns).
+    fn finished(
+        &self,
+        text: &str,
+        reason: FinishReason,
+        prompt_tokens: usize,
+        completion_tokens: usize,
+        t: &Timing,
+    ) -> Value {
+        let mut v = self.text(text, true);
+        if let Value::Object(o) = &mut v {
+            o.extend(self.stats(reason, prompt_tokens, completion_tokens, t));
+        }
+        v
+    }
+
     fn stats(
         &self,
         reason: FinishReason,
