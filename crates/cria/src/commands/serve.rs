@@ -35,7 +35,8 @@ pub struct Args {
     /// Context per sequence, in tokens (prompt and generation); capped at the model's training context.
     #[arg(long, default_value_t = 4096)]
     ctx: usize,
-    /// Require `Authorization: Bearer KEY` on /v1/* and /metrics (or set CRIA_API_KEY).
+    /// Require the key (`Authorization: Bearer KEY` or `x-api-key: KEY`) on /v1/*, /api/* and /metrics (or
+    /// set CRIA_API_KEY).
     #[arg(long)]
     api_key: Option<String>,
     /// Requests that may wait for a free sequence before new ones get 429.
