@@ -26,8 +26,10 @@ pub struct Request {
 /// Why generation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FinishReason {
-    /// An end-of-generation token or a stop string.
+    /// An end-of-generation token.
     Stop,
+    /// The stop string at this index of [`Request::stop`] (the non-empty ones, in order).
+    StopSequence(usize),
     /// `max_tokens` or the context was reached.
     Length,
 }
@@ -36,7 +38,7 @@ impl FinishReason {
     /// The OpenAI name.
     pub fn as_str(self) -> &'static str {
         match self {
-            FinishReason::Stop => "stop",
+            FinishReason::Stop | FinishReason::StopSequence(_) => "stop",
             FinishReason::Length => "length",
         }
     }

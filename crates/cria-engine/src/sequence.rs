@@ -166,7 +166,8 @@ impl Sequence {
         match self.text.push(vocab.token_bytes(id)) {
             Push::Stop(text) => {
                 self.send_text(text, logprob);
-                return self.done(FinishReason::Stop);
+                let which = self.text.matched_stop().unwrap_or(0);
+                return self.done(FinishReason::StopSequence(which));
             }
             Push::Emit(text) => self.send(Event::Token { text, logprob }),
         }

@@ -231,7 +231,10 @@ fn stop_string_ends_generation_before_it() {
         ..request(&[9, 9], 40)
     };
     let (text, reason, _) = collect(h.engine.submit(req).unwrap());
-    assert_eq!((text.as_str(), reason), (expected, FinishReason::Stop));
+    assert_eq!(
+        (text.as_str(), reason),
+        (expected, FinishReason::StopSequence(0))
+    );
 }
 
 #[test]

@@ -48,6 +48,13 @@ pub struct PagedSeq<'a> {
     pub logits: Logits,
 }
 
+/// What a step returns: logits rows, or every token's normed hidden state (embeddings).
+#[derive(Clone, Copy)]
+enum Output {
+    Logits,
+    Hidden,
+}
+
 /// Where each stacked token row came from.
 #[derive(Clone, Copy)]
 struct TokenSlot {
@@ -102,6 +109,27 @@ impl Runner {
         model: &Model,
         batch: &mut [SeqBatch<'_>],
     ) -> Result<Vec<Vec<f32>>, ModelError> {
+        self.forward_flat(model, batch, Output::Logits)
+    }
+
+    /// Appends each entry's tokens to its cache and returns, per entry, every token's last-layer output after
+    /// the output norm (`n_embd` floats a row): llama.cpp's `result_norm`, what its embeddings pool for a
+    /// decoder model. The entries' `logits` are ignored.
+    pub fn hidden_states(
+        &mut self,
+        model: &Model,
+        batch: &mut [SeqBatch<'_>],
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
+        self.forward_flat(model, batch, Output::Hidden)
+    }
+
+    /// [`forward`](Self::forward) or [`hidden_states`](Self::hidden_states) on each entry's own cache.
+    fn forward_flat(
+        &mut self,
+        model: &Model,
+        batch: &mut [SeqBatch<'_>],
+        output: Output,
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
         for entry in batch.iter() {
             let needed = entry.cache.len() + entry.tokens.len();
             if needed > entry.cache.capacity() {
@@ -124,11 +152,32 @@ impl Runner {
             })
             .unzip();
         let mut store = FlatCaches(caches);
-        let logits = self.run(model, &steps, &mut store)?;
+        let out = self.run(model, &steps, &mut store, output)?;
         for (cache, step) in store.0.iter_mut().zip(&steps) {
             cache.advance(step.tokens.len());
         }
-        Ok(logits)
+        Ok(out)
+    }
+
+    /// Every token's row of the residual stream (`scratch.x`) through the output norm, per entry.
+    fn hidden(&self, model: &Model, batch: &[SeqStep<'_>]) -> Vec<Vec<f32>> {
+        let spec = model.spec();
+        let d = spec.n_embd;
+        let weight = &model.weights().output_norm;
+        let x = &self.scratch.x;
+        let mut first = 0;
+        batch
+            .iter()
+            .map(|entry| {
+                let rows = &x[first * d..(first + entry.tokens.len()) * d];
+                first += entry.tokens.len();
+                let mut out = vec![0.0; rows.len()];
+                for_rows(&self.pool, &mut out, d, &|i, dst| {
+                    ops::rms_norm(&rows[i * d..(i + 1) * d], weight, spec.norm_eps, dst)
+                });
+                out
+            })
+            .collect()
     }
 
     /// [`forward`](Self::forward) on a paged cache: each entry's tokens are stored through its block table
@@ -152,7 +201,7 @@ impl Runner {
         let tables = batch.iter().map(|e| e.blocks).collect();
         let mut store = PagedCaches { pool, tables };
         store.check(&steps)?;
-        self.run(model, &steps, &mut store)
+        self.run(model, &steps, &mut store, Output::Logits)
     }
 
     fn run(
@@ -160,6 +209,7 @@ impl Runner {
         model: &Model,
         steps: &[SeqStep<'_>],
         store: &mut dyn KvStore,
+        output: Output,
     ) -> Result<Vec<Vec<f32>>, ModelError> {
         let slots = plan(model, steps)?;
         if slots.is_empty() {
@@ -170,7 +220,10 @@ impl Runner {
             self.attention_block(model, il, steps, store, &slots);
             self.ffn_block(model, il, slots.len());
         }
-        Ok(self.logits(model, steps))
+        Ok(match output {
+            Output::Logits => self.logits(model, steps),
+            Output::Hidden => self.hidden(model, steps),
+        })
     }
 
     fn embed(&mut self, model: &Model, batch: &[SeqStep<'_>], n_tok: usize) {

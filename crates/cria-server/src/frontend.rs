@@ -32,6 +32,11 @@ pub trait Frontend: Send + Sync {
     fn chat_prompt(&self, turns: &[ChatTurn]) -> Result<Vec<u32>, String>;
     /// Tokenizes a completions prompt.
     fn text_prompt(&self, text: &str) -> Vec<u32>;
+    /// Tokenizes an embedding input as llama.cpp's `llama-embedding` does (special tokens added and parsed,
+    /// nothing removed).
+    fn embedding_prompt(&self, text: &str) -> Vec<u32> {
+        self.text_prompt(text)
+    }
     /// The raw bytes of a token (for logprobs).
     fn token_bytes(&self, id: u32) -> Vec<u8>;
     fn vocab_size(&self) -> usize;
@@ -168,6 +173,10 @@ mod tokenizer {
 
         fn text_prompt(&self, text: &str) -> Vec<u32> {
             self.encode(text)
+        }
+
+        fn embedding_prompt(&self, text: &str) -> Vec<u32> {
+            self.tokenizer.encode(text, true, true)
         }
 
         fn token_bytes(&self, id: u32) -> Vec<u8> {

@@ -65,6 +65,7 @@ pub fn submit(
     default_max_tokens: usize,
 ) -> Result<Vec<ChoiceRx>, ApiError> {
     let started = Instant::now();
+    let engine = loaded.engine()?;
     // Compiled once, before anything is generated (an unusable grammar is a 400); each choice gets a copy.
     let constraint = match &params.grammar {
         Some((grammar, field)) => Some(
@@ -90,13 +91,13 @@ pub fn submit(
         }
     };
     for prompt in &prompts {
-        loaded.engine.check(&make(prompt, 0))?;
+        engine.check(&make(prompt, 0))?;
     }
     let mut choices = Vec::with_capacity(prompts.len() * params.n);
     for (p, prompt) in prompts.iter().enumerate() {
         for i in 0..params.n {
             // On error the choices already submitted are dropped here, which cancels them.
-            let rx = loaded.engine.submit(make(prompt, i))?;
+            let rx = engine.submit(make(prompt, i))?;
             let index = p * params.n + i;
             choices.push(ChoiceRx {
                 index,

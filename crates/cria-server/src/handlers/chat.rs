@@ -28,6 +28,7 @@ pub async fn chat_completions(
 ) -> Result<Response, ApiError> {
     state.check_model(req.common.model.as_deref())?;
     let loaded = state.ready()?;
+    loaded.engine()?;
     let max_tokens = req.max_completion_tokens.or(req.common.max_tokens);
     let mut params = validate::common(&req.common, max_tokens, loaded.frontend.vocab_size())?;
     let logprobs = validate::chat_logprobs(req.logprobs, req.top_logprobs)?;

@@ -25,6 +25,7 @@ pub async fn completions(
 ) -> Result<Response, ApiError> {
     state.check_model(req.common.model.as_deref())?;
     let loaded = state.ready()?;
+    loaded.engine()?;
     let params = validate::common(
         &req.common,
         req.common.max_tokens,
