@@ -1,6 +1,7 @@
 //! cria-server: the OpenAI-compatible HTTP API over a [`cria_engine::Engine`].
 //!
-//! Routes: `POST /v1/chat/completions`, `POST /v1/completions`, `GET /v1/models`, `GET /health`, `GET /metrics`.
+//! Routes: `POST /v1/chat/completions`, `POST /v1/completions`, `GET /v1/models`, `GET /health`, `GET /metrics`,
+//! and the chat page at `GET /` ([`webui`], unless `ServerConfig::webui` is off).
 //! Every error is OpenAI's `{"error": {...}}` body with the matching status ([`ApiError`]).
 
 mod auth;
@@ -18,6 +19,7 @@ mod state;
 mod stream;
 pub mod types;
 pub mod validate;
+mod webui;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -71,10 +73,13 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::require_key,
         ));
-    Router::new()
+    let mut app = Router::new()
         .merge(protected)
-        .route("/health", get(handlers::health))
-        .fallback(handlers::fallback)
+        .route("/health", get(handlers::health));
+    if state.config.webui {
+        app = app.merge(webui::routes());
+    }
+    app.fallback(handlers::fallback)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.body_limit))
         .layer(middleware::from_fn_with_state(

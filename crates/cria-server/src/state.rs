@@ -34,6 +34,8 @@ pub struct ServerConfig {
     pub keep_alive_timeout: Duration,
     /// Connections open at once; one more gets a 503 and is closed.
     pub max_connections: usize,
+    /// Serve the chat page at `/` (off with `--no-webui`).
+    pub webui: bool,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +52,7 @@ impl Default for ServerConfig {
             body_total_timeout: Duration::from_secs(60),
             keep_alive_timeout: Duration::from_secs(60),
             max_connections: 512,
+            webui: true,
         }
     }
 }

@@ -69,6 +69,9 @@ pub struct Args {
     /// Connections open at once; one more gets 503 and is closed.
     #[arg(long, default_value_t = 512)]
     max_connections: usize,
+    /// Do not serve the web chat page at / (the API stays as it is).
+    #[arg(long)]
+    no_webui: bool,
 }
 
 /// Runs `cria serve`.
@@ -102,6 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         body_total_timeout: Duration::from_secs(args.body_total_timeout),
         keep_alive_timeout: Duration::from_secs(args.keep_alive_timeout),
         max_connections: args.max_connections,
+        webui: !args.no_webui,
     };
     eprintln!(
         "cria serve: {model_id} on http://{}:{} (loading {})",
