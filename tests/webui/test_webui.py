@@ -200,12 +200,10 @@ def test_phone_width_layout(page):
         assert page.js("return document.getElementById('sidebar').getBoundingClientRect().right") <= 0
         composer = page.js("return document.getElementById('composer').getBoundingClientRect().toJSON()")
         assert composer["right"] <= width and composer["bottom"] <= page.js("return window.innerHeight")
-        page.el("#open-sidebar").click()
-        page.wait(lambda: page.js("return document.getElementById('sidebar').getBoundingClientRect().left") >= 0,
-                  "the side bar to slide in")
+        page.open_settings()  # the drawer slides in
         page.el("#close-sidebar").click()
         page.new_chat()  # closes the drawer
-        page.set_field("max_tokens", 16)
+        page.set_field("max_tokens", 48)
         page.el("#close-sidebar").click()
         page.send("Write a Python function that adds two numbers.")
         _, (state, _, meta) = page.watch_reply()

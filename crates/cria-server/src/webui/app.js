@@ -131,8 +131,9 @@ function requestBody(chat) {
   const s = readSettings();
   const messages = [];
   if (s.system.trim()) messages.push({ role: "system", content: s.system });
+  // Failed replies and the one being written are not part of the conversation; stopped ones are.
   for (const m of chat.messages) {
-    if (m.role === "user" || (m.role === "assistant" && m.state !== "error")) {
+    if (m.role === "user" || (m.role === "assistant" && m.state !== "error" && m.state !== "streaming")) {
       messages.push({ role: m.role, content: m.content });
     }
   }

@@ -113,6 +113,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.port,
         path.display()
     );
+    if !args.no_webui {
+        eprintln!("cria serve: chat page at http://{}:{}/", args.host, args.port);
+    }
     let load = move || load(&path, &args, threads, fault).map_err(|e| format!("{e:#}"));
     cria_server::serve(config, load)?;
     eprintln!("cria serve: stopped");
