@@ -193,6 +193,7 @@ async function streamReply(chat, message) {
     } else {
       message.state = "error";
       message.error = e.message;
+      controller.abort(); // closes a stream that ended with an error event
     }
   }
   message.stats = stats(started, firstAt, lastAt, usage ? usage.completion_tokens : chunks, !!usage);
@@ -469,7 +470,8 @@ function wire() {
   $("regenerate").addEventListener("click", regenerate);
   $("new-chat").addEventListener("click", () => {
     stop();
-    newChat();
+    const chat = currentChat();
+    if (!chat || chat.messages.length) newChat(); // an empty conversation is reused
     closeSidebar();
     renderAll();
     $("input").focus();
