@@ -39,7 +39,7 @@ def test_page_asks_for_the_key_then_lists_the_model(page):
 
 def test_markdown_is_rendered_as_nodes_never_as_html(page):
     reply = "\n".join([
-        "## Title with `code`", "", "Some **bold**, *italic*, ~~gone~~ and snake_case_name.",
+        "## Title with `code`", "", "Underlined", "===", "", "Span `a ``b`` c` here", "", "Some **bold**, *italic*, ~~gone~~ and snake_case_name.",
         "<img src=x onerror=\"window.pwned=1\"><script>window.pwned=2</script>",
         "[safe](https://example.com) [unsafe](javascript:window.pwned=3)", "",
         "- one", "- two", "  - nested", "", "1. first", "2. second", "",
@@ -51,7 +51,7 @@ def test_markdown_is_rendered_as_nodes_never_as_html(page):
         document.body.appendChild(root);  // attached, so an injected handler would run
         const q = (s) => [...root.querySelectorAll(s)].map((n) => n.textContent);
         const out = {
-          h2: q('h2'), inlineCode: q('h2 code'), strong: q('strong'), em: q('em'), del: q('del'),
+          h2: q('h2'), h1: q('h1'), spans: q('p > code'), inlineCode: q('h2 code'), strong: q('strong'), em: q('em'), del: q('del'),
           tags: root.querySelectorAll('img, script, iframe, [onerror]').length,
           links: [...root.querySelectorAll('a')].map((a) => [a.textContent, a.getAttribute('href')]),
           items: q(':scope > ul > li').length, nested: q('ul ul li'), ordered: q('ol li'),
@@ -64,7 +64,8 @@ def test_markdown_is_rendered_as_nodes_never_as_html(page):
     assert page.js("return window.pwned === undefined")
     assert r["tags"] == 0
     assert '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>' in r["text"]
-    assert r["h2"] == ["Title with code"] and r["inlineCode"] == ["code"]
+    assert r["h2"] == ["Title with code"] and r["inlineCode"] == ["code"] and r["h1"] == ["Underlined"]
+    assert r["spans"] == ["a ``b`` c"]
     assert (r["strong"], r["em"], r["del"]) == (["bold"], ["italic"], ["gone"])  # not snake_case_name
     assert r["links"] == [["safe", "https://example.com"]] and "unsafe" in r["text"]
     assert r["items"] == 2 and r["nested"] == ["nested"] and r["ordered"] == ["first", "second"]

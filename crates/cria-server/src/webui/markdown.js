@@ -12,6 +12,7 @@ const CriaMarkdown = (() => {
   const QUOTE = /^ {0,3}> ?(.*)$/;
   const ITEM = /^( *)([-*+]|\d{1,9}[.)])(?:\s+(.*)|$)/;
   const TABLE_RULE = /^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$/;
+  const SETEXT = /^ {0,3}(={2,}|-{2,})\s*$/; // two at least: a streaming "-" may start a list
   const SAFE_URL = /^(https?:\/\/|mailto:)/i;
 
   function el(tag, className) {
@@ -187,9 +188,15 @@ const CriaMarkdown = (() => {
   function paragraph(lines, start, parent) {
     const body = [lines[start]];
     let i = start + 1;
-    while (i < lines.length && lines[i].trim() && !startsBlock(lines[i])) {
+    while (i < lines.length && lines[i].trim() && !startsBlock(lines[i]) && !SETEXT.test(lines[i])) {
       body.push(lines[i]);
       i++;
+    }
+    if (i < lines.length && SETEXT.test(lines[i])) {
+      const h = el(lines[i].trim()[0] === "=" ? "h1" : "h2"); // "Title\n====="
+      inline(body.join("\n"), h);
+      parent.appendChild(h);
+      return i + 1;
     }
     const p = el("p");
     inline(body.join("\n"), p);
@@ -221,7 +228,9 @@ const CriaMarkdown = (() => {
       let consumed = m[0].length;
       if (m.index > 0) appendText(parent, text.slice(0, m.index));
       if (span.code) {
-        const close = text.indexOf(m[0], m.index + m[0].length);
+        const after = m.index + m[0].length;
+        const run = new RegExp("(?<!`)" + m[0] + "(?!`)").exec(text.slice(after)); // same length closes
+        const close = run ? after + run.index : -1;
         if (close < 0) {
           appendText(parent, m[0]);
         } else {

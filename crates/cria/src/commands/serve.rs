@@ -114,7 +114,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         path.display()
     );
     if !args.no_webui {
-        eprintln!("cria serve: chat page at http://{}:{}/", args.host, args.port);
+        eprintln!(
+            "cria serve: chat page at http://{}:{}/",
+            args.host, args.port
+        );
     }
     let load = move || load(&path, &args, threads, fault).map_err(|e| format!("{e:#}"));
     cria_server::serve(config, load)?;
