@@ -47,7 +47,8 @@ for i in $(seq 600); do
   sleep 0.2
 done
 
-export CRIA_BASE_URL="http://127.0.0.1:$port" CRIA_MODEL_ID="$model" CRIA_API_KEY_FOR_TESTS="$key"
+# SE_OFFLINE: Selenium Manager never downloads a browser or driver; Debian's are used.
+export SE_OFFLINE=true CRIA_BASE_URL="http://127.0.0.1:$port" CRIA_MODEL_ID="$model" CRIA_API_KEY_FOR_TESTS="$key"
 mkdir -p "$WEBUI_ARTIFACTS"
 status=0
 timeout 600 python3 -m pytest -q -p no:cacheprovider tests/webui ${PYTEST_ARGS:-} || status=$?

@@ -118,6 +118,27 @@ def test_reply_streams_incrementally_and_equals_the_api_answer(page):
     page.screenshot("desktop.png")
 
 
+def test_settings_reach_the_request(page):
+    """System prompt, temperature, top_p, max tokens and seed: a seeded sampled reply equals the API's."""
+    page.new_chat()
+    system = "You are a pirate. Answer in one sentence."
+    settings = {"temperature": 0.9, "top_p": 0.9, "max_tokens": 20, "seed": 7}
+    page.set_field("system", system)
+    for field, value in settings.items():
+        page.set_field(field, value)
+    page.send("Hello, who are you?")
+    _, (state, _, meta) = page.watch_reply()
+    assert state == "done", meta
+    status, _, body = http("POST", "/v1/chat/completions", {
+        "model": MODEL, "messages": [{"role": "system", "content": system},
+                                     {"role": "user", "content": "Hello, who are you?"}], **settings})
+    assert status == 200, body
+    assert page.stored_chat()["messages"][1]["content"] == json.loads(body)["choices"][0]["message"]["content"]
+    page.set_field("system", "")
+    page.set_field("seed", "")
+    page.set_field("temperature", 0)
+
+
 def test_korean_input_is_shown_and_titled_as_typed(page):
     page.new_chat()
     words = "안녕하세요, 세계! 한국어 입력 시험입니다. 日本語も 中文也"
