@@ -4,12 +4,28 @@ The tests run in file order on one browser session: the second enters the API ke
 """
 
 import json
+import os
 import re
 import time
 
-from conftest import API_KEY, MODEL, PHONE, DESKTOP, http
+import pytest
+
+from browser import API_KEY, ARTIFACTS, DESKTOP, MODEL, PHONE, Page, chromium_driver, http
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]+")
+
+
+# Fixtures here, not in a conftest.py: tests/openai imports helpers `from conftest`, which a second conftest.py
+# would shadow when both folders are collected together.
+@pytest.fixture(scope="module")
+def page():
+    """The page in one browser for the whole file (the second test enters the API key the rest rely on)."""
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    driver = chromium_driver()
+    p = Page(driver)
+    p.open()
+    yield p
+    driver.quit()
 
 
 def test_page_and_its_files_load_without_the_key():

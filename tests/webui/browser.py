@@ -1,4 +1,4 @@
-"""Fixtures: headless Debian chromium on the page of the server that run.sh started (with --api-key)."""
+"""Headless Debian chromium on the page of the server that run.sh started (with --api-key), and HTTP to it."""
 
 import json
 import os
@@ -7,7 +7,6 @@ import time
 import urllib.error
 import urllib.request
 
-import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -46,14 +45,6 @@ def chromium_driver():
     driver = webdriver.Chrome(service=service, options=options)
     driver.set_script_timeout(60)
     return driver
-
-
-@pytest.fixture(scope="session")
-def driver():
-    os.makedirs(ARTIFACTS, exist_ok=True)
-    d = chromium_driver()
-    yield d
-    d.quit()
 
 
 class Page:
@@ -143,11 +134,3 @@ class Page:
         path = os.path.join(ARTIFACTS, name)
         self.d.save_screenshot(path)
         return path
-
-
-@pytest.fixture(scope="session")
-def page(driver):
-    """The page, opened once with the API key entered (the first test checks that it asks for it)."""
-    p = Page(driver)
-    p.open()
-    return p
