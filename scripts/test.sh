@@ -23,3 +23,8 @@ CRIA_ISA=scalar cargo test -p cria-model --release --test batching --test confor
 if [ -f tests/openai/run.sh ]; then
     bash tests/openai/run.sh
 fi
+# The chat page in headless chromium (installs chromium and chromium-driver with apt-get when missing);
+# screenshots in target/webui-artifacts.
+if [ -f tests/webui/run.sh ]; then
+    bash tests/webui/run.sh
+fi

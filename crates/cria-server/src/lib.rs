@@ -2,8 +2,9 @@
 //!
 //! Routes: `POST /v1/chat/completions`, `POST /v1/completions`, `POST /v1/embeddings`, `GET /v1/models`,
 //! `GET /health`, `GET /metrics`; Anthropic's `POST /v1/messages` and `/v1/messages/count_tokens`
-//! (`anthropic`); Ollama's `/api/*` (`ollama`). Every OpenAI error is OpenAI's `{"error": {...}}` body with the matching status
-//! ([`ApiError`]); the other dialects write theirs in their own shape.
+//! (`anthropic`); Ollama's `/api/*` (`ollama`); the chat page at `GET /` ([`webui`], unless
+//! `ServerConfig::webui` is off). Every OpenAI error is OpenAI's `{"error": {...}}` body with the matching
+//! status ([`ApiError`]); the other dialects write theirs in their own shape.
 
 mod anthropic;
 mod auth;
@@ -24,6 +25,7 @@ mod stream;
 pub mod tools;
 pub mod types;
 pub mod validate;
+mod webui;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -78,12 +80,15 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::require_key,
         ));
-    Router::new()
+    let mut app = Router::new()
         .merge(protected)
         .merge(anthropic::routes(state.clone()))
         .merge(ollama::routes(state.clone()))
-        .route("/health", get(handlers::health))
-        .fallback(handlers::fallback)
+        .route("/health", get(handlers::health));
+    if state.config.webui {
+        app = app.merge(webui::routes());
+    }
+    app.fallback(handlers::fallback)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.body_limit))
         .layer(middleware::from_fn_with_state(

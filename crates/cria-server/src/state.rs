@@ -36,6 +36,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// How `<think>` blocks are returned when a request does not say (`reasoning_format`).
     pub reasoning_format: crate::tools::ReasoningFormat,
+    /// Serve the chat page at `/` (off with `--no-webui`).
+    pub webui: bool,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +55,7 @@ impl Default for ServerConfig {
             keep_alive_timeout: Duration::from_secs(60),
             max_connections: 512,
             reasoning_format: crate::tools::ReasoningFormat::Split,
+            webui: true,
         }
     }
 }

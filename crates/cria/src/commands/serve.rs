@@ -95,6 +95,9 @@ pub struct Args {
     /// pooling_type; a model without one, most decoders, serves embeddings only with this flag).
     #[arg(long, value_parser = super::embed::parse_pooling)]
     pooling: Option<Pooling>,
+    /// Do not serve the web chat page at / (the API stays as it is).
+    #[arg(long)]
+    no_webui: bool,
 }
 
 /// Runs `cria serve`.
@@ -130,6 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         max_connections: args.max_connections,
         reasoning_format: ReasoningFormat::parse(&args.reasoning_format)
             .unwrap_or(ReasoningFormat::Split),
+        webui: !args.no_webui,
     };
     eprintln!(
         "cria serve: {model_id} on http://{}:{} (loading {})",
@@ -137,6 +141,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.port,
         path.display()
     );
+    if !args.no_webui {
+        eprintln!(
+            "cria serve: chat page at http://{}:{}/",
+            args.host, args.port
+        );
+    }
     let load = move || load(&path, &args, threads, fault).map_err(|e| format!("{e:#}"));
     cria_server::serve(config, load)?;
     eprintln!("cria serve: stopped");
