@@ -43,6 +43,7 @@ pub fn pieces(state: &AppState, choice: ChoiceRx) -> BoxStream<'static, Piece> {
                     reason,
                     prompt_tokens,
                     completion_tokens,
+                    ..
                 }) => {
                     let done = Piece::Done {
                         reason,
