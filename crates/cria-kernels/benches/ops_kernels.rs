@@ -216,6 +216,7 @@ fn paged_attention(pool: &ThreadPool) {
         head_dim: hd,
         scale: 0.125,
         softcap: None,
+        sinks: None,
     };
     let kv: Vec<f16> = row(ctx * nkv * hd)
         .iter()
