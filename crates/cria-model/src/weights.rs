@@ -51,6 +51,11 @@ impl Matrix {
         Some(parts.collect())
     }
 
+    /// The whole matrix, still in its block format.
+    pub fn bytes<'a>(&self, data: &'a [u8]) -> &'a [u8] {
+        &data[self.bytes.clone()]
+    }
+
     /// Row `i` of the matrix, still in its block format.
     pub fn row<'a>(&self, data: &'a [u8], i: usize) -> &'a [u8] {
         let row_bytes = self.bytes.len() / self.rows;
@@ -181,30 +186,7 @@ impl Loader<'_> {
     }
 
     fn matrix(&self, name: &str, cols: usize, rows: usize) -> Result<Matrix, ModelError> {
-        let t = self.tensor(name)?;
-        let expected = [cols as u64, rows as u64];
-        if t.shape() != expected {
-            return Err(ModelError::BadShape {
-                name: name.to_string(),
-                expected: expected.to_vec(),
-                found: t.shape().to_vec(),
-            });
-        }
-        if matches!(t.ty(), GgmlType::Q8_1 | GgmlType::Q8_K) {
-            // Activation-only formats: ggml has no dot product with them as weights.
-            return Err(ModelError::BadTensorType {
-                name: name.to_string(),
-                ty: t.ty(),
-            });
-        }
-        let start =
-            usize::try_from(t.info.offset).map_err(|_| ModelError::MissingTensor(name.into()))?;
-        Ok(Matrix {
-            ty: t.ty(),
-            rows,
-            cols,
-            bytes: start..start + t.data.len(),
-        })
+        read_matrix(self.file, name, cols, rows)
     }
 
     fn vector(&self, name: &str, len: usize) -> Result<Vec<f32>, ModelError> {
@@ -456,6 +438,41 @@ impl Weights {
     pub fn output_matrix(&self) -> &Matrix {
         self.output.as_ref().unwrap_or(&self.token_embd)
     }
+}
+
+/// The `rows` x `cols` matrix `name` of `file`: its shape checked, and refused in a format that is only
+/// ever an activation (ggml has no dot product with Q8_1 or Q8_K as weights).
+pub(crate) fn read_matrix(
+    file: &GgufFile,
+    name: &str,
+    cols: usize,
+    rows: usize,
+) -> Result<Matrix, ModelError> {
+    let t = file
+        .tensor(name)
+        .ok_or_else(|| ModelError::MissingTensor(name.to_string()))?;
+    let expected = [cols as u64, rows as u64];
+    if t.shape() != expected {
+        return Err(ModelError::BadShape {
+            name: name.to_string(),
+            expected: expected.to_vec(),
+            found: t.shape().to_vec(),
+        });
+    }
+    if matches!(t.ty(), GgmlType::Q8_1 | GgmlType::Q8_K) {
+        return Err(ModelError::BadTensorType {
+            name: name.to_string(),
+            ty: t.ty(),
+        });
+    }
+    let start =
+        usize::try_from(t.info.offset).map_err(|_| ModelError::MissingTensor(name.into()))?;
+    Ok(Matrix {
+        ty: t.ty(),
+        rows,
+        cols,
+        bytes: start..start + t.data.len(),
+    })
 }
 
 /// A 1-D tensor of `len` values (norm weights, biases) read into f32.
