@@ -6,7 +6,7 @@ cargo build --release --bin cria
 for model in smollm2-135m-instruct gemma-3-270m; do
     ./target/release/cria pull "$model"
 done
-cargo test --workspace --release
+cargo test --workspace --release --no-fail-fast
 # The forward pass keeps llama.cpp's parity on every forced kernel path, not just the fastest one this CPU has
 # (issue 4): parity and batching under AVX2, and batching (which includes the position-0 check against
 # llama.cpp) under the scalar reference path, which is slow. The conformance suite (tiny models, well under a
@@ -22,4 +22,9 @@ fi
 CRIA_ISA=scalar cargo test -p cria-model --release --test batching --test conformance --test moe_batching
 if [ -f tests/openai/run.sh ]; then
     bash tests/openai/run.sh
+fi
+# The chat page in headless chromium (installs chromium and chromium-driver with apt-get when missing);
+# screenshots in target/webui-artifacts.
+if [ -f tests/webui/run.sh ]; then
+    bash tests/webui/run.sh
 fi

@@ -87,6 +87,14 @@ class Case:
     n_ff_shared: int | None = None
     # The experts' matrices in this format (quantized by the `gguf` package), else F32.
     expert_type: str | None = None
+    # gpt-oss: a bias on every expert's gate/up/down and on the router; the gate and up matrices this many times
+    # the usual scale (so the clamped SwiGLU's limits are reached).
+    expert_biases: bool = False
+    expert_gain: float = 1.0
+    # gpt-oss: a bias on the attention output, one sink logit per head, and the FFN's pre-norm under this name.
+    o_bias: bool = False
+    attn_sinks: bool = False
+    ffn_norm_name: str = "ffn_norm"
     rope_freqs: bool = False
     long_rope: bool = False
     seed: int = 0
@@ -201,13 +209,17 @@ def write_case(case: Case, path: Path) -> None:
             w.add_tensor(p + "attn_q_norm.weight", norm(q_dim))
             w.add_tensor(p + "attn_k_norm.weight", norm(kv_dim))
         w.add_tensor(p + "attn_output.weight", mat(e, q_dim))
+        if case.o_bias:
+            w.add_tensor(p + "attn_output.bias", vec(e))
+        if case.attn_sinks:
+            w.add_tensor(p + "attn_sinks.weight", vec(nh, 1.5))
         if case.post_norms:
             w.add_tensor(p + "post_attention_norm.weight", norm(e, case.post_norm_gain))
             w.add_tensor(p + "post_ffw_norm.weight", norm(e, case.post_norm_gain))
         if case.pre_norms:
-            w.add_tensor(p + "ffn_norm.weight", norm(e))
+            w.add_tensor(p + f"{case.ffn_norm_name}.weight", norm(e))
         if case.n_expert:
-            add_experts(w, p, case, mat)
+            add_experts(w, p, case, mat, vec)
         elif case.fused_up:
             w.add_tensor(p + "ffn_up.weight", mat(2 * ff, e))
         else:
@@ -221,19 +233,24 @@ def write_case(case: Case, path: Path) -> None:
     w.close()
 
 
-def add_experts(w: GGUFWriter, p: str, case: Case, mat) -> None:
+def add_experts(w: GGUFWriter, p: str, case: Case, mat, vec) -> None:
     """The router (F32, as in real files), the stacked experts and the shared expert of one layer."""
     e, x = case.n_embd, case.n_expert
     ff = case.n_ff_exp or case.n_ff
     # A router 4x the usual scale: clear choices, so a rounding difference rarely swaps an expert.
     w.add_tensor(p + "ffn_gate_inp.weight", 4.0 * mat(x, e))
+    if case.expert_biases:
+        w.add_tensor(p + "ffn_gate_inp.bias", vec(x))
     for name, rows, cols in [("gate", ff, e), ("up", ff, e), ("down", e, ff)]:
-        stacked = np.stack([mat(rows, cols) for _ in range(x)])
+        gain = case.expert_gain if name != "down" else 1.0
+        stacked = np.stack([gain * mat(rows, cols) for _ in range(x)])
         if case.expert_type:
             qtype = GGMLQuantizationType[case.expert_type]
             w.add_tensor(p + f"ffn_{name}_exps.weight", quants.quantize(stacked, qtype), raw_dtype=qtype)
         else:
             w.add_tensor(p + f"ffn_{name}_exps.weight", stacked)
+        if case.expert_biases:
+            w.add_tensor(p + f"ffn_{name}_exps.bias", np.stack([vec(rows) for _ in range(x)]))
     if case.n_ff_shared:
         sff = case.n_ff_shared
         w.add_tensor(p + "ffn_gate_inp_shexp.weight", mat(1, e)[0])
@@ -380,6 +397,33 @@ def cases() -> list[Case]:
             keys={
                 "attention.sliding_window": 8,
                 "attention.sliding_window_pattern": [True, True, True, False] * 16,
+            },
+        ),
+        # gpt-oss: 4 experts in MXFP4 (as the real files), 2 chosen by raw router logit + bias and weighted by a
+        # softmax over the two; biased experts with the clamped SwiGLU (gate/up x4: the clamps are reached);
+        # Q/K/V/O biases, a sink per head; window 8 on the even layers; YaRN factor 8 from an original context
+        # of 16; Q width 128 != E.
+        Case(
+            "gpt_oss",
+            "gpt-oss",
+            n_layer=4,
+            head_dim=32,
+            qkv_bias=True,
+            o_bias=True,
+            attn_sinks=True,
+            ffn_norm_name="post_attention_norm",
+            n_expert=4,
+            n_expert_used=2,
+            n_ff_exp=64,
+            expert_type="MXFP4",
+            expert_biases=True,
+            expert_gain=4.0,
+            keys={
+                "attention.sliding_window": 8,
+                "rope.freq_base": 150000.0,
+                "rope.scaling.type": "yarn",
+                "rope.scaling.factor": 8.0,
+                "rope.scaling.original_context_length": 16,
             },
         ),
     ]

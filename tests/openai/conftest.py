@@ -57,9 +57,9 @@ def metric(base_url, name, headers=None):
 
 
 class Server:
-    """A second `cria serve` with its own flags (for auth, queue limits, shutdown)."""
+    """A second `cria serve` with its own flags (for auth, queue limits, shutdown), on `model`."""
 
-    def __init__(self, *flags):
+    def __init__(self, *flags, model=MODEL):
         binary = os.environ.get("CRIA_BIN")
         if not binary:
             pytest.fail("CRIA_BIN is not set: run these tests through tests/openai/run.sh")
@@ -67,7 +67,7 @@ class Server:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [binary, "serve", "-m", MODEL, "--port", str(self.port), *flags]
+        cmd = [binary, "serve", "-m", model, "--port", str(self.port), *flags]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 120
         while time.time() < deadline:
@@ -97,8 +97,8 @@ class Server:
 def server_factory():
     started = []
 
-    def start(*flags):
-        s = Server(*flags)
+    def start(*flags, model=MODEL):
+        s = Server(*flags, model=model)
         started.append(s)
         return s
 

@@ -3,22 +3,26 @@
 
 use crate::EngineError;
 
-/// One sequence's share of a step: append `tokens` to slot `slot`'s cache, and return the last row's logits
-/// when `want_logits`.
+/// One sequence's share of a step: store `tokens` at positions `start..` through the block table `blocks`
+/// (the positions before `start` are there already), and return the last row's logits when `want_logits`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step<'a> {
+    /// The sequence's slot (which request it is; the KV lives in `blocks`).
     pub slot: usize,
+    /// The KV pool blocks of the sequence's positions, in order; they cover `start + tokens.len()`.
+    pub blocks: &'a [u32],
+    pub start: usize,
     pub tokens: &'a [u32],
     pub want_logits: bool,
 }
 
-/// A model with `n` sequence slots, each with its own KV cache.
+/// A model with a paged KV pool that sequences address through block tables.
 pub trait Backend {
-    /// Empties slot `slot`'s cache for a new sequence.
+    /// A slot is taken by a new sequence or given back (a backend that keeps per-slot state resets it).
     fn reset_slot(&mut self, slot: usize);
     /// Runs one batched step; returns, per step in order, the last row's logits (empty when not wanted).
     fn forward(&mut self, steps: &[Step<'_>]) -> Result<Vec<Vec<f32>>, EngineError>;
-    /// Bytes of KV cache allocated across all slots.
+    /// Bytes of KV cache allocated.
     fn kv_bytes(&self) -> usize;
 }
 

@@ -33,6 +33,24 @@ pub struct EngineConfig {
     pub max_consecutive_faults: usize,
     /// Test-only: panic at these steps ([`FaultPlan`]).
     pub fault: Option<FaultPlan>,
+    /// Positions per KV block (`--kv-block-size`).
+    pub block_size: usize,
+    /// Positions the KV pool holds in all (`--kv-cache-tokens`), rounded up to whole blocks; at least (and by
+    /// default) `parallel` contexts' worth, so running sequences always fit. What sequences do not hold keeps
+    /// cached prefixes.
+    pub kv_tokens: usize,
+    /// Whether a request starts from the cached KV of an earlier one with the same prompt prefix
+    /// (`--no-prompt-cache` turns it off).
+    pub prompt_cache: bool,
+}
+
+impl EngineConfig {
+    /// Blocks in the KV pool: `kv_tokens` worth, and never fewer than `parallel` full contexts need.
+    pub fn kv_blocks(&self) -> usize {
+        let bs = self.block_size.max(1);
+        let per_seq = self.ctx.div_ceil(bs);
+        (self.parallel.max(1) * per_seq).max(self.kv_tokens.div_ceil(bs))
+    }
 }
 
 impl Default for EngineConfig {
@@ -45,6 +63,9 @@ impl Default for EngineConfig {
             prefill_chunk: 64,
             max_consecutive_faults: 3,
             fault: None,
+            block_size: 16,
+            kv_tokens: 0,
+            prompt_cache: true,
         }
     }
 }
@@ -122,7 +143,7 @@ impl Engine {
             .tx
             .lock()
             .map_err(|_| SubmitError::ShuttingDown)?
-            .send(Command::Submit(req, tx));
+            .send(Command::Submit(Box::new(req), tx));
         if sent.is_err() {
             self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
             return Err(self
@@ -162,7 +183,8 @@ impl Engine {
 
     /// The engine's gauges now.
     pub fn stats(&self) -> StatsSnapshot {
-        self.stats.snapshot(self.config.parallel * self.config.ctx)
+        self.stats
+            .snapshot(self.config.kv_blocks(), self.config.block_size.max(1))
     }
 
     /// Why the engine can no longer serve, if it cannot: it gave up after panics, or its thread ended

@@ -8,8 +8,14 @@
 //! A panic inside a step is caught: the requests of that step fail, their slots are emptied, and the engine
 //! goes on. A panic it cannot recover from (outside a step, while freeing a slot, or too many steps in a row)
 //! stops the engine for good: every request fails and [`Engine::failure`] says why.
+//!
+//! Embeddings run on a worker of their own ([`Embedder`]), beside the generation engine.
 
 mod backend;
+mod blocks;
+mod embed;
+#[cfg(feature = "model")]
+mod embed_model;
 mod engine;
 mod error;
 mod fault;
@@ -23,6 +29,9 @@ pub mod text;
 mod worker;
 
 pub use backend::{Backend, Step, Vocab};
+pub use embed::{EmbedBackend, EmbedResult, Embedder, EmbedderConfig};
+#[cfg(feature = "model")]
+pub use embed_model::{DecoderEmbedder, EncoderEmbedder};
 pub use engine::{Engine, EngineConfig};
 pub use error::{EngineError, SubmitError};
 pub use fault::{FAULT_ENV, FaultPlan};

@@ -1,72 +1,71 @@
-//! The real model behind the [`Backend`] trait: one KV cache per slot, allocated on first use.
+//! The real model behind the [`Backend`] trait: one paged KV pool that every sequence addresses through its
+//! block table.
 
 use std::sync::Arc;
 
-use cria_model::{KvCache, Logits, Model, Runner, SeqBatch};
+use cria_model::{KvPool, Logits, Model, PagedSeq, Runner};
 
 use crate::{Backend, EngineError, Step};
 
-/// A [`cria_model::Model`] with a runner and `parallel` KV caches of `ctx` tokens each.
+/// A [`cria_model::Model`] with a runner and a KV pool.
 pub struct ModelBackend {
     model: Arc<Model>,
     runner: Runner,
-    caches: Vec<Option<KvCache>>,
+    pool: KvPool,
     ctx: usize,
 }
 
 impl ModelBackend {
-    /// A backend with `parallel` slots of `ctx` tokens, running on `threads` threads.
-    pub fn new(model: Arc<Model>, parallel: usize, ctx: usize, threads: usize) -> Self {
+    /// A backend with a pool of `n_blocks` blocks of `block_size` positions for sequences of up to `ctx`
+    /// tokens, running on `threads` threads. The pool's memory is mapped as blocks are first written.
+    pub fn new(
+        model: Arc<Model>,
+        n_blocks: usize,
+        block_size: usize,
+        ctx: usize,
+        threads: usize,
+    ) -> Self {
         let runner = Runner::new(&model, threads);
-        let caches = (0..parallel).map(|_| None).collect();
+        let pool = model.new_pool(block_size, n_blocks);
         ModelBackend {
             model,
             runner,
-            caches,
+            pool,
             ctx,
         }
+    }
+
+    /// A backend sized as the engine with `config` sizes its pool.
+    pub fn for_config(model: Arc<Model>, config: &crate::EngineConfig, threads: usize) -> Self {
+        let (blocks, bs) = (config.kv_blocks(), config.block_size.max(1));
+        ModelBackend::new(model, blocks, bs, config.ctx, threads)
     }
 }
 
 impl Backend for ModelBackend {
-    fn reset_slot(&mut self, slot: usize) {
-        if let Some(Some(cache)) = self.caches.get_mut(slot) {
-            cache.clear();
-        }
-    }
+    fn reset_slot(&mut self, _slot: usize) {}
 
     fn forward(&mut self, steps: &[Step<'_>]) -> Result<Vec<Vec<f32>>, EngineError> {
-        for step in steps {
-            let cache = self
-                .caches
-                .get_mut(step.slot)
-                .ok_or_else(|| EngineError::Backend(format!("no slot {}", step.slot)))?;
-            if cache.is_none() {
-                *cache = Some(self.model.new_cache(self.ctx));
-            }
-        }
-        let mut by_slot: Vec<Option<&mut KvCache>> =
-            self.caches.iter_mut().map(Option::as_mut).collect();
-        let mut batch = Vec::with_capacity(steps.len());
-        for step in steps {
-            let cache = by_slot[step.slot].take().ok_or_else(|| {
-                EngineError::Backend(format!("slot {} twice in a step", step.slot))
-            })?;
-            let logits = if step.want_logits {
-                Logits::Last
-            } else {
-                Logits::None
-            };
-            batch.push(SeqBatch {
-                cache,
+        let batch: Vec<PagedSeq<'_>> = steps
+            .iter()
+            .map(|step| PagedSeq {
+                blocks: step.blocks,
+                start: step.start,
+                ctx: self.ctx,
                 tokens: step.tokens,
-                logits,
-            });
-        }
-        Ok(self.runner.forward(&self.model, &mut batch)?)
+                logits: if step.want_logits {
+                    Logits::Last
+                } else {
+                    Logits::None
+                },
+            })
+            .collect();
+        Ok(self
+            .runner
+            .forward_paged(&self.model, &mut self.pool, &batch)?)
     }
 
     fn kv_bytes(&self) -> usize {
-        self.caches.iter().flatten().map(KvCache::bytes).sum()
+        self.pool.bytes()
     }
 }

@@ -18,13 +18,18 @@ pub struct Request {
     pub ignore_eos: bool,
     /// Only tokens this allows are generated (a compiled grammar or schema); each request needs its own.
     pub constraint: Option<Box<dyn TokenConstraint>>,
+    /// Keys this request's prompt-cache blocks apart: only requests with the same salt share cached KV
+    /// (vLLM's `cache_salt`, against timing attacks between tenants).
+    pub cache_salt: Option<String>,
 }
 
 /// Why generation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FinishReason {
-    /// An end-of-generation token or a stop string.
+    /// An end-of-generation token.
     Stop,
+    /// The stop string at this index of [`Request::stop`] (the non-empty ones, in order).
+    StopSequence(usize),
     /// `max_tokens` or the context was reached.
     Length,
 }
@@ -33,7 +38,7 @@ impl FinishReason {
     /// The OpenAI name.
     pub fn as_str(self) -> &'static str {
         match self {
-            FinishReason::Stop => "stop",
+            FinishReason::Stop | FinishReason::StopSequence(_) => "stop",
             FinishReason::Length => "length",
         }
     }
@@ -61,6 +66,8 @@ pub enum Event {
         reason: FinishReason,
         prompt_tokens: usize,
         completion_tokens: usize,
+        /// Prompt tokens whose KV came from the prompt cache (OpenAI's `prompt_tokens_details.cached_tokens`).
+        cached_tokens: usize,
     },
     /// The request failed inside the engine.
     Failed(String),

@@ -1,8 +1,9 @@
-//! One running request: its tokens, how far it is fed into its slot's cache, its sampler and stop rules.
+//! One running request: its tokens, how far they are fed into its KV blocks, its sampler and stop rules.
 
 use cria_sampling::{Sampler, log_softmax_top};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::blocks::{BlockManager, root_hash};
 use crate::scheduler::Need;
 use crate::text::{Push, TextStream};
 use crate::{Event, FinishReason, Request, TokenLogprob, Vocab};
@@ -14,6 +15,13 @@ pub(crate) struct Sequence {
     prompt_len: usize,
     /// How many of `tokens` are in the cache.
     fed: usize,
+    /// The pool blocks holding its positions, in order (the block table the model reads through).
+    pub blocks: Vec<u32>,
+    /// Full blocks keyed in the prompt cache so far, and the last one's key hash (the next one's parent).
+    registered: usize,
+    parent: u64,
+    /// Prompt tokens taken from the prompt cache rather than computed.
+    cached_prompt: usize,
     max_new: usize,
     sampler: Sampler,
     text: TextStream,
@@ -25,12 +33,17 @@ impl Sequence {
     /// A sequence for `req` in `slot`, allowed `ctx` tokens in all.
     pub fn new(req: Request, slot: usize, ctx: usize, tx: UnboundedSender<Event>) -> Self {
         let prompt_len = req.prompt.len();
+        let root = root_hash(req.cache_salt.as_deref());
         let max_new = req.max_tokens.min(ctx.saturating_sub(prompt_len)).max(1);
         Sequence {
             slot,
             tokens: req.prompt,
             prompt_len,
             fed: 0,
+            blocks: Vec::new(),
+            registered: 0,
+            parent: root,
+            cached_prompt: 0,
             max_new,
             sampler: match req.constraint {
                 Some(constraint) => Sampler::new(req.sampling).with_constraint(constraint),
@@ -39,6 +52,55 @@ impl Sequence {
             text: TextStream::new(req.stop),
             logprobs: req.logprobs,
             tx,
+        }
+    }
+
+    /// The prompt tokens.
+    pub fn prompt(&self) -> &[u32] {
+        &self.tokens[..self.prompt_len]
+    }
+
+    /// The hash chain's root: the request's salt.
+    pub fn root(&self) -> u64 {
+        self.parent
+    }
+
+    /// Starts from cached blocks (`found`: ids and key hashes, from [`BlockManager::lookup`]) of
+    /// `block_size` positions: their positions count as fed.
+    pub fn start_from_cache(&mut self, found: &[(u32, u64)], block_size: usize) {
+        if let Some(&(_, hash)) = found.last() {
+            self.parent = hash;
+        }
+        self.blocks = found.iter().map(|f| f.0).collect();
+        self.registered = found.len();
+        self.fed = found.len() * block_size;
+        self.cached_prompt = self.fed;
+    }
+
+    /// Prompt tokens taken from the prompt cache.
+    pub fn cached_prompt(&self) -> usize {
+        self.cached_prompt
+    }
+
+    /// Allocates blocks until positions `..upto` have one; false when the pool has none left.
+    pub fn reserve(&mut self, upto: usize, blocks: &mut BlockManager) -> bool {
+        while self.blocks.len() * blocks.block_size() < upto {
+            match blocks.allocate() {
+                Some(id) => self.blocks.push(id),
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// Keys the blocks that are full and computed, so later requests can start from them.
+    pub fn register_full_blocks(&mut self, blocks: &mut BlockManager) {
+        let bs = blocks.block_size();
+        while (self.registered + 1) * bs <= self.fed {
+            let r = self.registered;
+            let tokens = &self.tokens[r * bs..(r + 1) * bs];
+            self.parent = blocks.register(self.blocks[r], self.parent, tokens);
+            self.registered += 1;
         }
     }
 
@@ -51,6 +113,11 @@ impl Sequence {
         } else {
             Need::Decode
         }
+    }
+
+    /// Positions in the cache before the next feed.
+    pub fn fed(&self) -> usize {
+        self.fed
     }
 
     /// The next `n` tokens to feed.
@@ -99,7 +166,8 @@ impl Sequence {
         match self.text.push(vocab.token_bytes(id)) {
             Push::Stop(text) => {
                 self.send_text(text, logprob);
-                return self.done(FinishReason::Stop);
+                let which = self.text.matched_stop().unwrap_or(0);
+                return self.done(FinishReason::StopSequence(which));
             }
             Push::Emit(text) => self.send(Event::Token { text, logprob }),
         }
@@ -127,6 +195,7 @@ impl Sequence {
             reason,
             prompt_tokens: self.prompt_len,
             completion_tokens,
+            cached_tokens: self.cached_prompt,
         });
         Some(reason)
     }

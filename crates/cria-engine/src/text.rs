@@ -17,6 +17,8 @@ pub struct TextStream {
     partial: Vec<u8>,
     /// Decoded text held back because it could be the start of a stop string.
     held: String,
+    /// Which stop string ended the text (its index among the non-empty ones, in the order given).
+    matched: Option<usize>,
 }
 
 impl TextStream {
@@ -34,7 +36,8 @@ impl TextStream {
         self.partial.extend_from_slice(bytes);
         let decoded = take_utf8(&mut self.partial);
         self.held.push_str(&decoded);
-        if let Some(pos) = self.first_stop() {
+        if let Some((pos, which)) = self.first_stop() {
+            self.matched = Some(which);
             self.held.truncate(pos);
             return Push::Stop(std::mem::take(&mut self.held));
         }
@@ -50,10 +53,18 @@ impl TextStream {
         out
     }
 
-    fn first_stop(&self) -> Option<usize> {
+    /// The stop string that ended the text, once [`push`](Self::push) returned [`Push::Stop`]: its index
+    /// among the non-empty stop strings given.
+    pub fn matched_stop(&self) -> Option<usize> {
+        self.matched
+    }
+
+    /// The earliest stop string in `held` (the first listed on a tie): its position and index.
+    fn first_stop(&self) -> Option<(usize, usize)> {
         self.stops
             .iter()
-            .filter_map(|s| self.held.find(s.as_str()))
+            .enumerate()
+            .filter_map(|(i, s)| self.held.find(s.as_str()).map(|pos| (pos, i)))
             .min()
     }
 
@@ -136,6 +147,15 @@ mod tests {
     fn text_before_stop_in_same_token_is_sent() {
         let mut t = TextStream::new(vec!["\n\n".into(), "stop".into()]);
         assert_eq!(t.push(b"hi\n\nthere"), Push::Stop("hi".into()));
+        assert_eq!(t.matched_stop(), Some(0));
+    }
+
+    #[test]
+    fn the_stop_string_found_earliest_is_the_one_matched() {
+        let mut t = TextStream::new(vec!["zz".into(), String::new(), "b".into(), "ab".into()]);
+        assert_eq!(t.push(b"xabzz"), Push::Stop("x".into()));
+        // "ab" starts before "b"; empty strings are not counted.
+        assert_eq!(t.matched_stop(), Some(2));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::sync::mpsc::TryRecvError;
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::blocks::BlockManager;
 use crate::engine::{Commands, EngineConfig};
 use crate::fault::panic_message;
 use crate::scheduler::{self, Need, Slots};
@@ -16,7 +17,7 @@ use crate::stats::Stats;
 use crate::{Backend, Event, FAULT_ENV, Request, Step, Vocab};
 
 pub(crate) enum Command {
-    Submit(Request, UnboundedSender<Event>),
+    Submit(Box<Request>, UnboundedSender<Event>),
     Shutdown,
 }
 
@@ -26,6 +27,7 @@ pub(crate) struct Worker<B> {
     config: EngineConfig,
     stats: Arc<Stats>,
     slots: Slots,
+    blocks: BlockManager,
     waiting: VecDeque<(Request, UnboundedSender<Event>)>,
     running: Vec<Sequence>,
     shutting_down: bool,
@@ -40,12 +42,14 @@ pub(crate) struct Worker<B> {
 impl<B: Backend> Worker<B> {
     pub fn new(backend: B, vocab: Arc<dyn Vocab>, config: EngineConfig, stats: Arc<Stats>) -> Self {
         let slots = Slots::new(config.parallel.max(1));
+        let blocks = BlockManager::new(config.kv_blocks(), config.block_size, config.prompt_cache);
         Worker {
             backend,
             vocab,
             config,
             stats,
             slots,
+            blocks,
             waiting: VecDeque::new(),
             running: Vec::new(),
             shutting_down: false,
@@ -93,6 +97,7 @@ impl<B: Backend> Worker<B> {
             .partition(|s| in_step.contains(&s.slot));
         self.running = kept;
         for seq in &failed {
+            self.blocks.release(&seq.blocks);
             seq.fail(format!(
                 "internal error: the engine failed while generating this request ({message}); the request was stopped"
             ));
@@ -112,6 +117,8 @@ impl<B: Backend> Worker<B> {
         }
         let held: Vec<usize> = self.running.iter().map(|s| s.slot).collect();
         self.slots = Slots::all_but(self.config.parallel.max(1), &held);
+        // Whatever the panic interrupted, no block it might have half written stays in the prompt cache.
+        self.blocks.forget_unreferenced();
         self.consecutive_faults += 1;
         if self.consecutive_faults >= self.config.max_consecutive_faults.max(1) {
             return Err(format!(
@@ -168,7 +175,7 @@ impl<B: Backend> Worker<B> {
                 let _ = tx.send(Event::Failed("the server is shutting down".into()));
                 drop(req);
             }
-            Command::Submit(req, tx) => self.waiting.push_back((req, tx)),
+            Command::Submit(req, tx) => self.waiting.push_back((*req, tx)),
             Command::Shutdown => {
                 self.shutting_down = true;
                 for (_, tx) in self.waiting.drain(..) {
@@ -190,7 +197,7 @@ impl<B: Backend> Worker<B> {
         self.running = kept;
         for seq in gone {
             tracing::debug!(slot = seq.slot, "request cancelled");
-            self.release(seq.slot);
+            self.release(&seq);
         }
     }
 
@@ -207,9 +214,10 @@ impl<B: Backend> Worker<B> {
             }
             self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
             let Some(slot) = self.slots.take() else { break };
+            let mut seq = Sequence::new(req, slot, self.config.ctx, tx);
+            self.start_from_cache(&mut seq);
             // Held before the reset, so a panic there still reaches the request.
-            self.running
-                .push(Sequence::new(req, slot, self.config.ctx, tx));
+            self.running.push(seq);
             self.backend.reset_slot(slot);
         }
         // At once, not after the step: `Engine::submit` sizes the queue by the free slots.
@@ -218,15 +226,42 @@ impl<B: Backend> Worker<B> {
             .store(self.running.len(), Ordering::SeqCst);
     }
 
-    fn release(&mut self, slot: usize) {
-        self.backend.reset_slot(slot);
-        self.slots.release(slot);
+    /// Takes the longest cached prefix of the sequence's prompt. At least the last prompt token is computed
+    /// (its logits give the first generated token), and the reused part ends at a multiple of the prefill
+    /// chunk as well as of the block size, so what is left is fed in exactly the chunks a cold run feeds.
+    fn start_from_cache(&mut self, seq: &mut Sequence) {
+        let bs = self.blocks.block_size();
+        let unit = lcm(bs, self.config.prefill_chunk.max(1));
+        let prompt = seq.prompt();
+        let limit = prompt.len().saturating_sub(1) / unit * unit;
+        let mut found = self.blocks.lookup(seq.root(), &prompt[..limit]);
+        let keep = found.len() * bs / unit * unit / bs;
+        let extra: Vec<u32> = found.drain(keep..).map(|f| f.0).collect();
+        self.blocks.release(&extra);
+        seq.start_from_cache(&found, bs);
+        if self.config.prompt_cache {
+            let queried = seq.prompt().len() as u64;
+            self.stats
+                .prefix_queries
+                .fetch_add(queried, Ordering::Relaxed);
+            let hits = seq.cached_prompt() as u64;
+            self.stats.prefix_hits.fetch_add(hits, Ordering::Relaxed);
+        }
+    }
+
+    fn release(&mut self, seq: &Sequence) {
+        self.blocks.release(&seq.blocks);
+        self.backend.reset_slot(seq.slot);
+        self.slots.release(seq.slot);
     }
 
     /// One forward pass over the running batch.
     fn step(&mut self) {
         let needs: Vec<Need> = self.running.iter().map(Sequence::need).collect();
         let counts = scheduler::plan(&needs, self.config.step_tokens, self.config.prefill_chunk);
+        if !self.reserve_blocks(&counts) {
+            return;
+        }
         let wants: Vec<bool> = self
             .running
             .iter()
@@ -241,6 +276,8 @@ impl<B: Backend> Worker<B> {
             .filter(|((_, n), _)| **n > 0)
             .map(|((s, &n), &want_logits)| Step {
                 slot: s.slot,
+                blocks: &s.blocks,
+                start: s.fed(),
                 tokens: s.pending(n),
                 want_logits,
             })
@@ -270,6 +307,7 @@ impl<B: Backend> Worker<B> {
             }
             let logits = outputs.next().unwrap_or_default();
             seq.advance(counts[i]);
+            seq.register_full_blocks(&mut self.blocks);
             if wants[i] && seq.on_logits(&logits, self.vocab.as_ref()).is_some() {
                 finished.push(i);
             }
@@ -290,8 +328,24 @@ impl<B: Backend> Worker<B> {
     fn remove(&mut self, indices: &[usize]) {
         for &i in indices.iter().rev() {
             let seq = self.running.remove(i);
-            self.release(seq.slot);
+            self.release(&seq);
         }
+    }
+
+    /// Gives each sequence of the step the blocks its new positions need. The pool holds `parallel` full
+    /// contexts, so this fails only on a bookkeeping bug; the sequences it fails for are failed, and the step
+    /// is skipped (false).
+    fn reserve_blocks(&mut self, counts: &[usize]) -> bool {
+        let mut failed = Vec::new();
+        for (i, seq) in self.running.iter_mut().enumerate() {
+            let upto = seq.fed() + counts[i];
+            if counts[i] > 0 && !seq.reserve(upto, &mut self.blocks) {
+                seq.fail("internal error: the KV cache has no free block".into());
+                failed.push(i);
+            }
+        }
+        self.remove(&failed);
+        failed.is_empty()
     }
 
     fn publish_stats(&self) {
@@ -301,7 +355,17 @@ impl<B: Backend> Worker<B> {
         let kv_tokens = self.running.iter().map(Sequence::cached).sum();
         self.stats.kv_tokens.store(kv_tokens, Ordering::Relaxed);
         self.stats
+            .kv_blocks_used
+            .store(self.blocks.used(), Ordering::Relaxed);
+        self.stats
             .kv_bytes
             .store(self.backend.kv_bytes(), Ordering::Relaxed);
     }
+}
+
+fn lcm(a: usize, b: usize) -> usize {
+    fn gcd(a: usize, b: usize) -> usize {
+        if b == 0 { a } else { gcd(b, a % b) }
+    }
+    a / gcd(a, b).max(1) * b
 }

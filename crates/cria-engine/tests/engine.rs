@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,16 +19,17 @@ const EOG: u32 = 63;
 /// Next-token logits depend only on the sequence's own history, like a real model's.
 type StepLog = Arc<Mutex<Vec<Vec<(usize, usize)>>>>;
 
+/// A paged KV pool of token ids: each step stores its tokens through the block table and reads the whole
+/// history back through it, so a wrong table or a wrongly reused block changes the logits.
 struct FakeBackend {
-    caches: Vec<Vec<u32>>,
+    pool: HashMap<(u32, usize), u32>,
+    block_size: usize,
     log: StepLog,
     delay: Duration,
 }
 
 impl Backend for FakeBackend {
-    fn reset_slot(&mut self, slot: usize) {
-        self.caches[slot].clear();
-    }
+    fn reset_slot(&mut self, _slot: usize) {}
 
     fn forward(&mut self, steps: &[Step<'_>]) -> Result<Vec<Vec<f32>>, EngineError> {
         std::thread::sleep(self.delay);
@@ -39,18 +41,24 @@ impl Backend for FakeBackend {
     }
 
     fn kv_bytes(&self) -> usize {
-        self.caches.len() * 1000
+        self.pool.len() * 4
     }
 }
 
 impl FakeBackend {
     fn feed(&mut self, step: &Step<'_>) -> Vec<f32> {
-        let cache = &mut self.caches[step.slot];
-        cache.extend_from_slice(step.tokens);
+        let bs = self.block_size;
+        let at = |pos: usize| (step.blocks[pos / bs], pos % bs);
+        for (i, &t) in step.tokens.iter().enumerate() {
+            self.pool.insert(at(step.start + i), t);
+        }
         if !step.want_logits {
             return Vec::new();
         }
-        let h = cache
+        let history: Vec<u32> = (0..step.start + step.tokens.len())
+            .map(|pos| self.pool[&at(pos)])
+            .collect();
+        let h = history
             .iter()
             .fold(7u64, |h, &t| h.wrapping_mul(31).wrapping_add(u64::from(t)));
         (0..VOCAB as u64)
@@ -97,10 +105,11 @@ struct Harness {
 fn start(config: EngineConfig, delay: Duration) -> Harness {
     let log = Arc::new(Mutex::new(Vec::new()));
     let backend_log = Arc::clone(&log);
-    let parallel = config.parallel;
+    let block_size = config.block_size;
     let engine = Engine::start(config, Arc::new(FakeVocab::new()), move || {
         Ok(FakeBackend {
-            caches: vec![Vec::new(); parallel],
+            pool: HashMap::new(),
+            block_size,
             log: backend_log,
             delay,
         })
@@ -118,6 +127,7 @@ fn request(prompt: &[u32], max_tokens: usize) -> Request {
         logprobs: None,
         ignore_eos: false,
         constraint: None,
+        cache_salt: None,
     }
 }
 
@@ -221,7 +231,10 @@ fn stop_string_ends_generation_before_it() {
         ..request(&[9, 9], 40)
     };
     let (text, reason, _) = collect(h.engine.submit(req).unwrap());
-    assert_eq!((text.as_str(), reason), (expected, FinishReason::Stop));
+    assert_eq!(
+        (text.as_str(), reason),
+        (expected, FinishReason::StopSequence(0))
+    );
 }
 
 #[test]
@@ -542,4 +555,106 @@ fn ignore_eos_generates_max_tokens_past_the_end_of_generation_token() {
     req.ignore_eos = true;
     let (_, reason, n) = collect(h.engine.submit(req).unwrap());
     assert_eq!((reason, n), (FinishReason::Length, 10));
+}
+
+/// Text, finish reason and cached prompt tokens of a request.
+fn collect_cached(mut rx: UnboundedReceiver<Event>) -> (String, usize) {
+    let mut text = String::new();
+    while let Some(ev) = rx.blocking_recv() {
+        match ev {
+            Event::Token { text: t, .. } => text.push_str(&t),
+            Event::Done { cached_tokens, .. } => return (text, cached_tokens),
+            Event::Failed(m) => panic!("request failed: {m}"),
+        }
+    }
+    panic!("events ended without Done");
+}
+
+fn cache_config(prompt_cache: bool) -> EngineConfig {
+    EngineConfig {
+        block_size: 4,
+        prefill_chunk: 4,
+        prompt_cache,
+        ..EngineConfig::default()
+    }
+}
+
+fn salted(prompt: &[u32], salt: Option<&str>) -> Request {
+    Request {
+        cache_salt: salt.map(str::to_string),
+        ..request(prompt, 12)
+    }
+}
+
+/// A prompt sent again starts from its cached blocks (all but the last block, which holds the token whose
+/// logits are needed) and generates what computing it all gives.
+#[test]
+fn a_repeated_prompt_starts_from_cached_blocks_with_the_same_output() {
+    let prompt: Vec<u32> = (0..40).map(|i| i % 50).collect();
+    let cold = start(cache_config(false), Duration::ZERO);
+    let (want, none) = collect_cached(cold.engine.submit(salted(&prompt, None)).unwrap());
+    assert_eq!(none, 0);
+    let h = start(cache_config(true), Duration::ZERO);
+    let (first, cached) = collect_cached(h.engine.submit(salted(&prompt, None)).unwrap());
+    assert_eq!((first.as_str(), cached), (want.as_str(), 0));
+    h.log.lock().unwrap().clear();
+    let (second, cached) = collect_cached(h.engine.submit(salted(&prompt, None)).unwrap());
+    assert_eq!((second.as_str(), cached), (want.as_str(), 36));
+    let first_step = h.log.lock().unwrap()[0].clone();
+    assert_eq!(first_step, vec![(0, 4)], "only the last block is computed");
+    let stats = h.engine.stats();
+    assert_eq!(
+        (stats.prefix_cache_queries, stats.prefix_cache_hits),
+        (80, 36)
+    );
+}
+
+/// n > 1: the same prompt several times at once (and again after) gives the same greedy text as no cache.
+#[test]
+fn parallel_copies_of_a_prompt_agree_with_the_cache_on_and_off() {
+    let prompt: Vec<u32> = (0..30).map(|i| (i * 7) % 50).collect();
+    let texts = |prompt_cache: bool| -> Vec<String> {
+        let h = start(cache_config(prompt_cache), Duration::ZERO);
+        let rxs: Vec<_> = (0..3)
+            .map(|_| h.engine.submit(salted(&prompt, None)).unwrap())
+            .collect();
+        let mut texts: Vec<String> = rxs.into_iter().map(|rx| collect_cached(rx).0).collect();
+        texts.push(collect_cached(h.engine.submit(salted(&prompt, None)).unwrap()).0);
+        texts
+    };
+    let on = texts(true);
+    assert!(on.iter().all(|t| t == &on[0]));
+    assert_eq!(on, texts(false));
+}
+
+#[test]
+fn a_different_cache_salt_never_hits() {
+    let prompt: Vec<u32> = (0..40).collect();
+    let h = start(cache_config(true), Duration::ZERO);
+    let (a, _) = collect_cached(h.engine.submit(salted(&prompt, Some("a"))).unwrap());
+    for salt in [Some("b"), None] {
+        let (text, cached) = collect_cached(h.engine.submit(salted(&prompt, salt)).unwrap());
+        assert_eq!((text.as_str(), cached), (a.as_str(), 0), "salt {salt:?}");
+    }
+    let (_, cached) = collect_cached(h.engine.submit(salted(&prompt, Some("a"))).unwrap());
+    assert_eq!(cached, 36);
+}
+
+/// With a pool of one context, another prompt evicts most of the first one's blocks (the tail first): the
+/// first prompt sent again reuses what is left and still generates the same text.
+#[test]
+fn output_is_unchanged_after_eviction_from_a_small_pool() {
+    let config = EngineConfig {
+        parallel: 1,
+        ctx: 64,
+        ..cache_config(true)
+    };
+    let h = start(config, Duration::ZERO);
+    let a: Vec<u32> = (0..40).map(|i| i % 50).collect();
+    let b: Vec<u32> = (0..40).map(|i| (i * 3 + 1) % 50).collect();
+    let (want, _) = collect_cached(h.engine.submit(salted(&a, None)).unwrap());
+    collect_cached(h.engine.submit(salted(&b, None)).unwrap());
+    let (again, cached) = collect_cached(h.engine.submit(salted(&a, None)).unwrap());
+    assert_eq!(again, want);
+    assert!(cached > 0 && cached < 36, "partly evicted: {cached} cached");
 }

@@ -43,33 +43,75 @@ fn argmax(v: &[f32]) -> u32 {
         .expect("no constraint")
 }
 
+const BLOCK: usize = 16;
+
+/// A backend for direct calls with fixed block tables: slot `s` owns the blocks `s * per_slot ..`.
+struct Direct {
+    backend: ModelBackend,
+    tables: Vec<Vec<u32>>,
+    fed: Vec<usize>,
+}
+
+impl Direct {
+    fn new(model: Arc<Model>, slots: usize, ctx: usize) -> Self {
+        let per_slot = ctx.div_ceil(BLOCK);
+        let tables = (0..slots)
+            .map(|s| {
+                (s * per_slot..(s + 1) * per_slot)
+                    .map(|b| b as u32)
+                    .collect()
+            })
+            .collect();
+        Direct {
+            backend: ModelBackend::new(model, slots * per_slot, BLOCK, ctx, 2),
+            tables,
+            fed: vec![0; slots],
+        }
+    }
+
+    fn reset(&mut self, slot: usize) {
+        self.fed[slot] = 0;
+    }
+
+    /// One step: (slot, tokens, want logits) each.
+    fn forward(&mut self, parts: &[(usize, &[u32], bool)]) -> Vec<Vec<f32>> {
+        let steps: Vec<Step<'_>> = parts
+            .iter()
+            .map(|&(slot, tokens, want_logits)| Step {
+                slot,
+                blocks: &self.tables[slot],
+                start: self.fed[slot],
+                tokens,
+                want_logits,
+            })
+            .collect();
+        let out = self.backend.forward(&steps).unwrap();
+        for &(slot, tokens, _) in parts {
+            self.fed[slot] += tokens.len();
+        }
+        out
+    }
+}
+
 /// Decodes `steps` greedy tokens for slot 0, alone or alongside other slots that decode or prefill.
 fn decode(
-    backend: &mut ModelBackend,
+    backend: &mut Direct,
     prompt: &[u32],
     others: &[Vec<u32>],
     steps: usize,
 ) -> Vec<Vec<f32>> {
     for slot in 0..=others.len() {
-        backend.reset_slot(slot);
+        backend.reset(slot);
     }
     let mut rows = Vec::new();
     let mut next = prompt.to_vec();
     let mut other_next: Vec<Vec<u32>> = others.to_vec();
     for _ in 0..steps {
-        let mut batch = vec![Step {
-            slot: 0,
-            tokens: &next,
-            want_logits: true,
-        }];
+        let mut batch = vec![(0, &next[..], true)];
         for (i, t) in other_next.iter().enumerate() {
-            batch.push(Step {
-                slot: i + 1,
-                tokens: t,
-                want_logits: true,
-            });
+            batch.push((i + 1, &t[..], true));
         }
-        let out = backend.forward(&batch).unwrap();
+        let out = backend.forward(&batch);
         let fresh: Vec<Vec<u32>> = out[1..].iter().map(|l| vec![argmax(l)]).collect();
         next = vec![argmax(&out[0])];
         rows.push(out.into_iter().next().unwrap());
@@ -81,7 +123,7 @@ fn decode(
 #[test]
 fn logits_do_not_depend_on_the_rest_of_the_batch() {
     let Some((model, tok)) = load() else { return };
-    let mut backend = ModelBackend::new(model, 8, 256, 2);
+    let mut backend = Direct::new(model, 8, 256);
     let prompt = tok.encode("The sea is", true, false);
     let alone = decode(&mut backend, &prompt, &[], 6);
     let others: Vec<Vec<u32>> = (0..7)
@@ -104,30 +146,22 @@ fn logits_do_not_depend_on_the_rest_of_the_batch() {
 /// Feeds `prompt` to slot 0 in chunks of the given sizes (the rest of the batch: another slot's prompt, fed
 /// whole on the first step) and returns the logits after the last chunk.
 fn prefill_in_chunks(
-    backend: &mut ModelBackend,
+    backend: &mut Direct,
     prompt: &[u32],
     chunks: &[usize],
     other: &[u32],
 ) -> Vec<f32> {
-    backend.reset_slot(0);
-    backend.reset_slot(1);
+    backend.reset(0);
+    backend.reset(1);
     let mut fed = 0;
     let mut last = Vec::new();
     for (i, &n) in chunks.iter().enumerate() {
-        let mut batch = vec![Step {
-            slot: 0,
-            tokens: &prompt[fed..fed + n],
-            want_logits: fed + n == prompt.len(),
-        }];
+        let mut batch = vec![(0, &prompt[fed..fed + n], fed + n == prompt.len())];
         if i == 0 && !other.is_empty() {
-            batch.push(Step {
-                slot: 1,
-                tokens: other,
-                want_logits: true,
-            });
+            batch.push((1, other, true));
         }
         fed += n;
-        last = backend.forward(&batch).unwrap().swap_remove(0);
+        last = backend.forward(&batch).swap_remove(0);
     }
     assert_eq!(fed, prompt.len());
     last
@@ -139,7 +173,7 @@ fn prefill_in_chunks(
 #[test]
 fn prompt_logits_do_not_depend_on_chunk_boundaries() {
     let Some((model, tok)) = load() else { return };
-    let mut backend = ModelBackend::new(model, 2, 256, 2);
+    let mut backend = Direct::new(model, 2, 256);
     let prompt = tok.encode(
         "The lighthouse keeper climbed the stairs every evening, counting each step as the storm rolled in",
         true,
@@ -187,6 +221,7 @@ fn greedy_text(engine: &Engine, prompt: &[u32], max_tokens: usize) -> String {
         logprobs: None,
         ignore_eos: false,
         constraint: None,
+        cache_salt: None,
     };
     let mut rx = engine.submit(req).unwrap();
     let mut text = String::new();
@@ -266,11 +301,14 @@ fn recording_engine(model: Arc<Model>, tok: Arc<Tokenizer>) -> (Arc<Engine>, Arc
         ctx: CTX,
         step_tokens: 24,
         prefill_chunk: 8,
+        // Every record feeds its whole prompt.
+        prompt_cache: false,
         ..EngineConfig::default()
     };
+    let backend_config = config.clone();
     let engine = Engine::start(config, tok, move || {
         Ok(Recording {
-            inner: ModelBackend::new(model, PARALLEL, CTX, 2),
+            inner: ModelBackend::for_config(model, &backend_config, 2),
             tape: backend_tape,
         })
     })
@@ -396,7 +434,7 @@ fn engine_text_equals_direct_greedy_decoding_and_cancellation_frees_the_slot() {
         content: "Name three colors.".into(),
     }];
     let prompt = tok.encode(&template.render(&messages, true).unwrap(), true, true);
-    let mut backend = ModelBackend::new(Arc::clone(&model), 1, 512, 2);
+    let mut backend = Direct::new(Arc::clone(&model), 1, 512);
     let ids: Vec<u32> = decode(&mut backend, &prompt, &[], 40)
         .iter()
         .map(|row| argmax(row))
@@ -413,8 +451,9 @@ fn engine_text_equals_direct_greedy_decoding_and_cancellation_frees_the_slot() {
         ctx: 512,
         ..EngineConfig::default()
     };
+    let backend_config = config.clone();
     let engine = Engine::start(config, tok.clone(), move || {
-        Ok(ModelBackend::new(model, 2, 512, 2))
+        Ok(ModelBackend::for_config(model, &backend_config, 2))
     })
     .unwrap();
     let text = greedy_text(&engine, &prompt, 40);
@@ -429,6 +468,7 @@ fn engine_text_equals_direct_greedy_decoding_and_cancellation_frees_the_slot() {
         logprobs: None,
         ignore_eos: false,
         constraint: None,
+        cache_salt: None,
     };
     let mut rx = engine.submit(req).unwrap();
     assert!(matches!(rx.blocking_recv(), Some(Event::Token { .. })));

@@ -171,6 +171,7 @@ fn small_ops(pool: &ThreadPool) {
             head_dim: hd,
             scale: 0.125,
             softcap: None,
+            sinks: None,
         };
         let kv: Vec<f16> = row(ctx * nkv * hd)
             .iter()
@@ -203,6 +204,65 @@ fn small_ops(pool: &ThreadPool) {
     }
 }
 
+/// Attention through a paged cache (16-row blocks, in reverse order in the pool) against the same rows flat:
+/// one decode token per sequence for 8 sequences at 2,048 positions, and a 128-token prefill chunk.
+fn paged_attention(pool: &ThreadPool) {
+    let row = |n: usize| {
+        (0..n)
+            .map(|i| (i as f32 * 0.013).sin() * 3.0)
+            .collect::<Vec<f32>>()
+    };
+    let (nh, nkv, hd, ctx, bs) = (9, 3, 64, 2048, 16);
+    let p = AttentionParams {
+        n_head: nh,
+        n_kv_head: nkv,
+        head_dim: hd,
+        scale: 0.125,
+        softcap: None,
+        sinks: None,
+    };
+    let kv: Vec<f16> = row(ctx * nkv * hd)
+        .iter()
+        .map(|&v| f16::from_f32(v))
+        .collect();
+    let table: Vec<u32> = (0..(ctx / bs) as u32).rev().collect();
+    let mut pooled = vec![f16::ZERO; kv.len()];
+    for (b, &at) in table.iter().enumerate() {
+        let (src, dst) = (b * bs * nkv * hd, at as usize * bs * nkv * hd);
+        pooled[dst..dst + bs * nkv * hd].copy_from_slice(&kv[src..src + bs * nkv * hd]);
+    }
+    let flat = |_| ops::KvView::contiguous(&kv, &kv);
+    let paged = |_| ops::KvView::paged(&pooled, &pooled, &table, bs);
+    let in_order: Vec<u32> = (0..(ctx / bs) as u32).collect();
+    let paged_in_order = |_: usize| ops::KvView::paged(&kv, &kv, &in_order, bs);
+    for (what, n_rows, first) in [
+        ("decode, 8 sequences", 8, ctx - 1),
+        ("prefill chunk", 128, ctx - 128),
+    ] {
+        let rows: Vec<ops::QueryRow> = (0..n_rows)
+            .map(|i| {
+                let pos = if n_rows == 8 { first } else { first + i };
+                ops::QueryRow::causal(i % 8, pos, None)
+            })
+            .collect();
+        let q = row(n_rows * nh * hd);
+        let mut out = vec![0.0; q.len()];
+        let reps = if n_rows == 8 { 200 } else { 10 };
+        let t_flat = median_us(reps, || {
+            ops::attention_rows(pool, &q, &rows, &flat, &p, &mut out)
+        });
+        let t_paged = median_us(reps, || {
+            ops::attention_rows(pool, &q, &rows, &paged, &p, &mut out)
+        });
+        let t_in_order = median_us(reps, || {
+            ops::attention_rows(pool, &q, &rows, &paged_in_order, &p, &mut out)
+        });
+        println!(
+            "| attention {what} at {ctx} (smollm2 heads), flat / by {bs}: scattered, adjacent | {t_flat:.0} / {t_paged:.0}, {t_in_order:.0} |"
+        );
+    }
+}
+
 fn main() {
     let n = std::thread::available_parallelism().map_or(2, |n| n.get());
     let pool = ThreadPool::new(n);
@@ -212,8 +272,13 @@ fn main() {
         "isa {isa:?} ({:?} op kernels), {n} threads, read bandwidth {roof:.1} GB/s (1 GiB, all threads)\n",
         ops::simd::testing::active_isa()
     );
+    if std::env::args().any(|a| a == "--paged-only") {
+        paged_attention(&pool);
+        return;
+    }
     if std::env::args().any(|a| a == "--ops-only") {
         small_ops(&pool);
+        paged_attention(&pool);
         return;
     }
     formats(&pool, roof);

@@ -1,13 +1,13 @@
 //! Attention against a plain f64 reference on random shapes (GQA groups, head sizes that are not a
-//! multiple of any vector width, sliding windows, soft-cap), and the batched entry point against the
-//! one-token one.
+//! multiple of any vector width, sliding windows, soft-cap, attention sinks), and the batched entry point
+//! against the one-token one.
 
 use cria_kernels::ops::{AttentionParams, CausalBatch, attention_batch, attention_ext};
 use cria_kernels::pool::ThreadPool;
 use half::f16;
 use proptest::prelude::*;
 
-/// softmax(softcap(scale q·k)) · v in f64, per head.
+/// softmax(softcap(scale q·k)) · v in f64, per head; a head's sink joins the softmax's denominator only.
 fn reference(
     q: &[f32],
     k: &[f16],
@@ -30,9 +30,14 @@ fn reference(
                     .map_or(d, |c| f64::from(c) * (d / f64::from(c)).tanh())
             })
             .collect();
-        let m = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let sink = p.sinks.map(|s| f64::from(s[h]));
+        let m = s
+            .iter()
+            .copied()
+            .chain(sink)
+            .fold(f64::NEG_INFINITY, f64::max);
         let e: Vec<f64> = s.iter().map(|x| (x - m).exp()).collect();
-        let z: f64 = e.iter().sum();
+        let z: f64 = e.iter().sum::<f64>() + sink.map_or(0.0, |s| (s - m).exp());
         for j in 0..hd {
             let acc: f64 = win
                 .clone()
@@ -51,7 +56,9 @@ fn f16s(v: &[f32]) -> Vec<f16> {
 
 #[derive(Debug, Clone)]
 struct Case {
-    p: AttentionParams,
+    p: AttentionParams<'static>,
+    /// One sink logit per query head, or none.
+    sinks: Option<Vec<f32>>,
     n_kv: usize,
     q: Vec<f32>,
     k: Vec<f16>,
@@ -75,18 +82,21 @@ fn case() -> impl Strategy<Value = Case> {
                 head_dim,
                 scale,
                 softcap: cap.then_some(5.0),
+                sinks: None,
             };
             let kv_len = n_kv * n_kv_head * head_dim;
             (
                 Just(p),
+                prop::option::of(prop::collection::vec(-4.0f32..4.0, n_head)),
                 Just(n_kv),
                 prop::collection::vec(-3.0f32..3.0, n_head * head_dim),
                 prop::collection::vec(-3.0f32..3.0, kv_len),
                 prop::collection::vec(-3.0f32..3.0, kv_len),
             )
         })
-        .prop_map(|(p, n_kv, q, k, v)| Case {
+        .prop_map(|(p, sinks, n_kv, q, k, v)| Case {
             p,
+            sinks,
             n_kv,
             q,
             k: f16s(&k),
@@ -100,9 +110,10 @@ proptest! {
     #[test]
     fn attention_matches_f64_reference(c in case(), start_frac in 0.0f64..1.0) {
         let start = (start_frac * c.n_kv as f64) as usize;
+        let p = AttentionParams { sinks: c.sinks.as_deref(), ..c.p };
         let mut out = vec![0.0; c.q.len()];
-        attention_ext(&c.q, &c.k, &c.v, start..c.n_kv, &c.p, &mut out, &mut Vec::new());
-        let want = reference(&c.q, &c.k, &c.v, start..c.n_kv, &c.p);
+        attention_ext(&c.q, &c.k, &c.v, start..c.n_kv, &p, &mut out, &mut Vec::new());
+        let want = reference(&c.q, &c.k, &c.v, start..c.n_kv, &p);
         for (i, (g, w)) in out.iter().zip(&want).enumerate() {
             prop_assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "[{i}] {g} vs {w}");
         }
@@ -113,13 +124,14 @@ proptest! {
         // The last n_tok cache rows are the batch's own tokens.
         let n_tok = c.n_kv.min(5);
         let b = CausalBatch { first_pos: c.n_kv - n_tok, n_tokens: n_tok, sliding_window: win };
+        let p = AttentionParams { sinks: c.sinks.as_deref(), ..c.p };
         let q: Vec<f32> = (0..n_tok).flat_map(|i| c.q.iter().map(move |x| x * (i as f32 + 1.0))).collect();
         let mut out = vec![f32::NAN; q.len()];
-        attention_batch(&ThreadPool::new(threads), &q, &c.k, &c.v, &b, &c.p, &mut out);
+        attention_batch(&ThreadPool::new(threads), &q, &c.k, &c.v, &b, &p, &mut out);
         let qd = c.q.len();
         for i in 0..n_tok {
             let mut one = vec![0.0; qd];
-            attention_ext(&q[i * qd..(i + 1) * qd], &c.k, &c.v, b.window(i), &c.p, &mut one, &mut Vec::new());
+            attention_ext(&q[i * qd..(i + 1) * qd], &c.k, &c.v, b.window(i), &p, &mut one, &mut Vec::new());
             prop_assert_eq!(&out[i * qd..(i + 1) * qd], &one[..], "token {}", i);
         }
     }
@@ -138,6 +150,7 @@ fn attention_contract_signature_is_attention_ext_without_softcap() {
         head_dim: 2,
         scale: 0.7,
         softcap: None,
+        sinks: None,
     };
     let want = reference(&q, &k, &v, 0..2, &p);
     for (g, w) in a.iter().zip(&want) {

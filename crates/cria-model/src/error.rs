@@ -28,6 +28,8 @@ pub enum ModelError {
     BadHyperparameter { key: String, why: String },
     #[error("context full: {needed} tokens needed, the sequence holds at most {capacity}")]
     ContextFull { needed: usize, capacity: usize },
+    #[error("KV block {block} is outside the pool ({n_blocks} blocks)")]
+    NoSuchBlock { block: u32, n_blocks: usize },
     #[error("token id {id} is outside the vocabulary ({n_vocab} tokens)")]
     TokenOutOfRange { id: u32, n_vocab: usize },
     #[error(transparent)]

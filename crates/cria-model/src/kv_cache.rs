@@ -7,6 +7,7 @@
 //! operating system maps a page only when a position in it is first written: resident memory grows with the
 //! context actually used, not with `capacity` (llama.cpp clears its whole cache up front instead).
 
+use cria_kernels::ops::KvView;
 use half::f16;
 use half::slice::HalfBitsSliceExt;
 
@@ -84,5 +85,88 @@ impl KvCache {
 
     pub(crate) fn advance(&mut self, n: usize) {
         self.len += n;
+    }
+}
+
+impl KvCache {
+    /// Layer `layer`'s rows as a flat view for attention.
+    pub(crate) fn view(&self, layer: usize) -> KvView<'_> {
+        let (k, v) = self.layer(layer);
+        KvView::contiguous(k, v)
+    }
+}
+
+/// Keys and values of every layer in `n_blocks` blocks of `block_size` positions, shared by many sequences
+/// (a paged cache): a sequence's block table says which blocks hold its positions, in order. Which block
+/// belongs to whom, and when a block is free, is the engine's bookkeeping; the pool only stores rows.
+///
+/// Zero-initialised like [`KvCache`], so memory is mapped as blocks are first written.
+#[derive(Debug)]
+pub struct KvPool {
+    kv_dim: usize,
+    block_size: usize,
+    n_blocks: usize,
+    /// Per layer: `n_blocks * block_size` rows of `kv_dim` keys, as f16 bits.
+    keys: Vec<Vec<u16>>,
+    values: Vec<Vec<u16>>,
+}
+
+impl KvPool {
+    pub(crate) fn new(n_layer: usize, kv_dim: usize, block_size: usize, n_blocks: usize) -> Self {
+        let block_size = block_size.max(1);
+        let layer = || vec![0u16; kv_dim * block_size * n_blocks];
+        KvPool {
+            kv_dim,
+            block_size,
+            n_blocks,
+            keys: (0..n_layer).map(|_| layer()).collect(),
+            values: (0..n_layer).map(|_| layer()).collect(),
+        }
+    }
+
+    /// Positions a block holds.
+    pub fn block_size(&self) -> usize {
+        self.block_size
+    }
+
+    /// Blocks in the pool.
+    pub fn n_blocks(&self) -> usize {
+        self.n_blocks
+    }
+
+    /// Memory held, in bytes.
+    pub fn bytes(&self) -> usize {
+        2 * self.keys.len()
+            * self.kv_dim
+            * self.block_size
+            * self.n_blocks
+            * std::mem::size_of::<u16>()
+    }
+
+    /// Bytes one block takes across all layers, keys and values.
+    pub fn block_bytes(&self) -> usize {
+        2 * self.keys.len() * self.kv_dim * self.block_size * std::mem::size_of::<u16>()
+    }
+
+    /// Stores position `pos` of the sequence whose block table is `blocks`.
+    pub(crate) fn store(&mut self, blocks: &[u32], layer: usize, pos: usize, k: &[f32], v: &[f32]) {
+        let row = blocks[pos / self.block_size] as usize * self.block_size + pos % self.block_size;
+        let row = row * self.kv_dim..(row + 1) * self.kv_dim;
+        for (dst, src) in self.keys[layer][row.clone()].iter_mut().zip(k) {
+            *dst = f16::from_f32(*src).to_bits();
+        }
+        for (dst, src) in self.values[layer][row].iter_mut().zip(v) {
+            *dst = f16::from_f32(*src).to_bits();
+        }
+    }
+
+    /// Layer `layer` of the sequence whose block table is `blocks`.
+    pub(crate) fn view<'a>(&'a self, blocks: &'a [u32], layer: usize) -> KvView<'a> {
+        KvView::paged(
+            self.keys[layer].reinterpret_cast(),
+            self.values[layer].reinterpret_cast(),
+            blocks,
+            self.block_size,
+        )
     }
 }

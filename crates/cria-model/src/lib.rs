@@ -7,6 +7,7 @@ pub mod encoder;
 mod error;
 mod fused;
 mod kv_cache;
+mod kv_store;
 mod model;
 mod moe;
 mod runner;
@@ -15,7 +16,7 @@ mod weights;
 
 pub use encoder::{Encoder, Pooling};
 pub use error::ModelError;
-pub use kv_cache::KvCache;
+pub use kv_cache::{KvCache, KvPool};
 pub use model::Model;
-pub use runner::{Logits, Runner, SeqBatch};
+pub use runner::{Logits, PagedSeq, Runner, SeqBatch};
 pub use spec::ArchSpec;

@@ -7,7 +7,7 @@ use cria_kernels::ops::{RopeParams, RopeStyle, Yarn, yarn_corr_dims};
 
 use crate::ModelError;
 use crate::arch::{YARN_BETA_FAST, YARN_BETA_SLOW};
-use crate::kv_cache::KvCache;
+use crate::kv_cache::{KvCache, KvPool};
 use crate::spec::{ArchSpec, RopeKind, RopeSpec};
 use crate::weights::{FfnWeights, Weights};
 
@@ -82,6 +82,11 @@ impl Model {
     /// A KV cache for one sequence of up to `max_tokens` positions.
     pub fn new_cache(&self, max_tokens: usize) -> KvCache {
         KvCache::new(self.spec.n_layer, self.spec.kv_dim(), max_tokens)
+    }
+
+    /// A paged KV cache of `n_blocks` blocks of `block_size` positions, shared by many sequences.
+    pub fn new_pool(&self, block_size: usize, n_blocks: usize) -> KvPool {
+        KvPool::new(self.spec.n_layer, self.spec.kv_dim(), block_size, n_blocks)
     }
 
     /// Bytes of weight data read per generated token (every matrix once, one embedding row aside).

@@ -6,7 +6,9 @@ use cria_kernels::ops;
 use cria_kernels::pool::ThreadPool;
 
 use crate::fused::{FusedScratch, matmul_fused};
-use crate::weights::{ExpertWeights, Matrix};
+use crate::runner::gated_activation;
+use crate::spec::{ExpertGating, FfnKind};
+use crate::weights::{ExpertBiases, ExpertWeights, Matrix};
 
 /// llama.cpp clamps the sum of the chosen weights from below before renormalizing by it.
 const MIN_WEIGHT_SUM: f32 = 6.103_515_6e-5;
@@ -53,7 +55,19 @@ pub(crate) fn moe_ffn(
         if s.rows.is_empty() {
             continue;
         }
-        run_expert(pool, data, [&w.gate[e], &w.up[e], &w.down[e]], xn, d, k, s);
+        let expert = Expert {
+            mats: [&w.gate[e], &w.up[e], &w.down[e]],
+            biases: w.biases.as_ref().map(|b| {
+                let ff = w.gate[e].rows;
+                [
+                    ExpertBiases::row(&b.gate, e, ff),
+                    ExpertBiases::row(&b.up, e, ff),
+                    ExpertBiases::row(&b.down, e, d),
+                ]
+            }),
+            act: spec.act,
+        };
+        run_expert(pool, data, &expert, xn, d, k, s);
     }
     // Σ over the choices in rank order, as llama.cpp adds its per-choice views.
     for (t, row) in out.chunks_exact_mut(d).enumerate() {
@@ -67,7 +81,8 @@ pub(crate) fn moe_ffn(
     }
 }
 
-/// Router logits, softmax, top-k by probability, weights (renormalized and scaled as the spec says).
+/// Router logits (plus the router's bias), then the chosen experts and their weights as the spec's gating says
+/// (renormalized and scaled as it says).
 fn route(
     pool: &ThreadPool,
     data: &[u8],
@@ -90,36 +105,60 @@ fn route(
     );
     s.chosen.clear();
     let mut order: Vec<usize> = Vec::with_capacity(n_expert);
-    for probs in s.router.chunks_exact_mut(n_expert) {
-        ops::softmax_inplace(probs);
+    let mut weights: Vec<f32> = Vec::with_capacity(spec.n_expert_used);
+    for logits in s.router.chunks_exact_mut(n_expert) {
+        if let Some(b) = &w.router_bias {
+            ops::add_inplace(logits, b);
+        }
+        if spec.gating == ExpertGating::Softmax {
+            ops::softmax_inplace(logits);
+        }
         order.clear();
         order.extend(0..n_expert);
         // Best first; a tie goes to the lower expert index (a stable sort).
-        order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+        order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
         let picked = &order[..spec.n_expert_used];
-        let sum: f32 = picked.iter().map(|&e| probs[e]).sum();
+        weights.clear();
+        weights.extend(picked.iter().map(|&e| logits[e]));
+        if spec.gating == ExpertGating::SoftmaxOfChosen {
+            ops::softmax_inplace(&mut weights);
+        }
+        let sum: f32 = weights.iter().sum();
         let norm = if spec.norm_weights {
             1.0 / sum.max(MIN_WEIGHT_SUM)
         } else {
             1.0
         };
         let scale = spec.weights_scale.unwrap_or(1.0);
-        s.chosen
-            .extend(picked.iter().map(|&e| (e, probs[e] * norm * scale)));
+        s.chosen.extend(
+            picked
+                .iter()
+                .zip(&weights)
+                .map(|(&e, &p)| (e, p * norm * scale)),
+        );
     }
 }
 
-/// One expert over the choices in `s.rows`: gathers their input rows, runs gate/up, SwiGLU and down as one
-/// batch, and writes each weighted output row to its choice's slot of `s.per_choice`.
+/// One expert's matrices (gate, up, down), their biases where the layer has them, and its activation.
+struct Expert<'a> {
+    mats: [&'a Matrix; 3],
+    biases: Option<[&'a [f32]; 3]>,
+    act: FfnKind,
+}
+
+/// One expert over the choices in `s.rows`: gathers their input rows, runs gate/up (plus biases), the
+/// activation and down (plus bias) as one batch, and writes each weighted output row to its choice's slot of
+/// `s.per_choice`.
 fn run_expert(
     pool: &ThreadPool,
     data: &[u8],
-    [gate, up, down]: [&Matrix; 3],
+    expert: &Expert<'_>,
     xn: &[f32],
     d: usize,
     k: usize,
     s: &mut MoeScratch,
 ) {
+    let [gate, up, down] = expert.mats;
     let (n, ff) = (s.rows.len(), gate.rows);
     resize(&mut s.x, n * d);
     for (dst, &c) in s.x.chunks_exact_mut(d).zip(&s.rows) {
@@ -137,6 +176,13 @@ fn run_expert(
         &mut [&mut s.gate[..], &mut s.up[..]],
         &mut s.fused,
     );
+    if let Some([bg, bu, _]) = expert.biases {
+        s.gate
+            .chunks_exact_mut(ff)
+            .for_each(|r| ops::add_inplace(r, bg));
+        s.up.chunks_exact_mut(ff)
+            .for_each(|r| ops::add_inplace(r, bu));
+    }
     resize(&mut s.act, n * ff);
     for ((a, g), u) in s
         .act
@@ -144,11 +190,15 @@ fn run_expert(
         .zip(s.gate.chunks_exact(ff))
         .zip(s.up.chunks_exact(ff))
     {
-        ops::silu_mul(g, u, a);
+        gated_activation(expert.act, g, u, a);
     }
     resize(&mut s.y, n * d);
     let w_down = [down.view(data)];
     matmul_fused(pool, &w_down, &s.act, n, &mut [&mut s.y[..]], &mut s.fused);
+    if let Some([_, _, bd]) = expert.biases {
+        s.y.chunks_exact_mut(d)
+            .for_each(|r| ops::add_inplace(r, bd));
+    }
     for (y, &c) in s.y.chunks_exact(d).zip(&s.rows) {
         let weight = s.chosen[c].1;
         let dst = &mut s.per_choice[c * d..(c + 1) * d];

@@ -11,10 +11,11 @@ use cria_kernels::quant::dequantize_row;
 
 use crate::ModelError;
 use crate::fused::{FusedScratch, matmul_fused};
-use crate::kv_cache::KvCache;
+use crate::kv_cache::{KvCache, KvPool};
+use crate::kv_store::{FlatCaches, KvStore, PagedCaches, SeqStep};
 use crate::model::Model;
 use crate::moe::{MoeScratch, moe_ffn};
-use crate::spec::{ArchSpec, FfnKind, QkNorm};
+use crate::spec::{ArchSpec, FfnKind, QkNorm, SWIGLU_OAI_ALPHA, SWIGLU_OAI_LIMIT};
 use crate::weights::{FfnWeights, Matrix};
 
 /// Which logits a sequence wants back from a step.
@@ -32,6 +33,26 @@ pub struct SeqBatch<'a> {
     pub cache: &'a mut KvCache,
     pub tokens: &'a [u32],
     pub logits: Logits,
+}
+
+/// One sequence's part of a step on a paged cache ([`Runner::forward_paged`]): the tokens to append at
+/// positions `start..`, through its block table.
+pub struct PagedSeq<'a> {
+    /// The pool blocks holding the sequence's positions, in order; they must cover `start + tokens.len()`.
+    pub blocks: &'a [u32],
+    /// Positions already in the cache (computed earlier, by this sequence or one it shares blocks with).
+    pub start: usize,
+    /// The sequence's context size (LongRoPE picks its factors by it).
+    pub ctx: usize,
+    pub tokens: &'a [u32],
+    pub logits: Logits,
+}
+
+/// What a step returns: logits rows, or every token's normed hidden state (embeddings).
+#[derive(Clone, Copy)]
+enum Output {
+    Logits,
+    Hidden,
 }
 
 /// Where each stacked token row came from.
@@ -88,22 +109,124 @@ impl Runner {
         model: &Model,
         batch: &mut [SeqBatch<'_>],
     ) -> Result<Vec<Vec<f32>>, ModelError> {
-        let slots = plan(model, batch)?;
-        if slots.is_empty() {
-            return Ok(batch.iter().map(|_| Vec::new()).collect());
-        }
-        self.embed(model, batch, slots.len());
-        for il in 0..model.spec().n_layer {
-            self.attention_block(model, il, batch, &slots);
-            self.ffn_block(model, il, slots.len());
-        }
-        for entry in batch.iter_mut() {
-            entry.cache.advance(entry.tokens.len());
-        }
-        Ok(self.logits(model, batch))
+        self.forward_flat(model, batch, Output::Logits)
     }
 
-    fn embed(&mut self, model: &Model, batch: &[SeqBatch<'_>], n_tok: usize) {
+    /// Appends each entry's tokens to its cache and returns, per entry, every token's last-layer output after
+    /// the output norm (`n_embd` floats a row): llama.cpp's `result_norm`, what its embeddings pool for a
+    /// decoder model. The entries' `logits` are ignored.
+    pub fn hidden_states(
+        &mut self,
+        model: &Model,
+        batch: &mut [SeqBatch<'_>],
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
+        self.forward_flat(model, batch, Output::Hidden)
+    }
+
+    /// [`forward`](Self::forward) or [`hidden_states`](Self::hidden_states) on each entry's own cache.
+    fn forward_flat(
+        &mut self,
+        model: &Model,
+        batch: &mut [SeqBatch<'_>],
+        output: Output,
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
+        for entry in batch.iter() {
+            let needed = entry.cache.len() + entry.tokens.len();
+            if needed > entry.cache.capacity() {
+                return Err(ModelError::ContextFull {
+                    needed,
+                    capacity: entry.cache.capacity(),
+                });
+            }
+        }
+        let (steps, caches): (Vec<SeqStep<'_>>, Vec<&mut KvCache>) = batch
+            .iter_mut()
+            .map(|e| {
+                let step = SeqStep {
+                    tokens: e.tokens,
+                    logits: e.logits,
+                    start: e.cache.len(),
+                    ctx: e.cache.capacity(),
+                };
+                (step, &mut *e.cache)
+            })
+            .unzip();
+        let mut store = FlatCaches(caches);
+        let out = self.run(model, &steps, &mut store, output)?;
+        for (cache, step) in store.0.iter_mut().zip(&steps) {
+            cache.advance(step.tokens.len());
+        }
+        Ok(out)
+    }
+
+    /// Every token's row of the residual stream (`scratch.x`) through the output norm, per entry.
+    fn hidden(&self, model: &Model, batch: &[SeqStep<'_>]) -> Vec<Vec<f32>> {
+        let spec = model.spec();
+        let d = spec.n_embd;
+        let weight = &model.weights().output_norm;
+        let x = &self.scratch.x;
+        let mut first = 0;
+        batch
+            .iter()
+            .map(|entry| {
+                let rows = &x[first * d..(first + entry.tokens.len()) * d];
+                first += entry.tokens.len();
+                let mut out = vec![0.0; rows.len()];
+                for_rows(&self.pool, &mut out, d, &|i, dst| {
+                    ops::rms_norm(&rows[i * d..(i + 1) * d], weight, spec.norm_eps, dst)
+                });
+                out
+            })
+            .collect()
+    }
+
+    /// [`forward`](Self::forward) on a paged cache: each entry's tokens are stored through its block table
+    /// into `pool`, and attention reads its positions through the table. Returns, per entry, the logits rows it
+    /// asked for.
+    pub fn forward_paged(
+        &mut self,
+        model: &Model,
+        pool: &mut KvPool,
+        batch: &[PagedSeq<'_>],
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
+        let steps: Vec<SeqStep<'_>> = batch
+            .iter()
+            .map(|e| SeqStep {
+                tokens: e.tokens,
+                logits: e.logits,
+                start: e.start,
+                ctx: e.ctx,
+            })
+            .collect();
+        let tables = batch.iter().map(|e| e.blocks).collect();
+        let mut store = PagedCaches { pool, tables };
+        store.check(&steps)?;
+        self.run(model, &steps, &mut store, Output::Logits)
+    }
+
+    fn run(
+        &mut self,
+        model: &Model,
+        steps: &[SeqStep<'_>],
+        store: &mut dyn KvStore,
+        output: Output,
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
+        let slots = plan(model, steps)?;
+        if slots.is_empty() {
+            return Ok(steps.iter().map(|_| Vec::new()).collect());
+        }
+        self.embed(model, steps, slots.len());
+        for il in 0..model.spec().n_layer {
+            self.attention_block(model, il, steps, store, &slots);
+            self.ffn_block(model, il, slots.len());
+        }
+        Ok(match output {
+            Output::Logits => self.logits(model, steps),
+            Output::Hidden => self.hidden(model, steps),
+        })
+    }
+
+    fn embed(&mut self, model: &Model, batch: &[SeqStep<'_>], n_tok: usize) {
         let spec = model.spec();
         let d = spec.n_embd;
         let emb = &model.weights().token_embd;
@@ -122,7 +245,8 @@ impl Runner {
         &mut self,
         model: &Model,
         il: usize,
-        batch: &mut [SeqBatch<'_>],
+        batch: &[SeqStep<'_>],
+        store: &mut dyn KvStore,
         slots: &[TokenSlot],
     ) {
         let spec = model.spec();
@@ -135,10 +259,7 @@ impl Runner {
         self.project_qkv(model, il, n_tok);
         let s = &mut self.scratch;
         // Each sequence's RoPE (LongRoPE picks its factors by the sequence's context).
-        let ropes: Vec<_> = batch
-            .iter()
-            .map(|e| model.layer_rope(il, e.cache.capacity()))
-            .collect();
+        let ropes: Vec<_> = batch.iter().map(|e| model.layer_rope(il, e.ctx)).collect();
         let heads = [
             (&mut s.q, qd, spec.n_head, &lw.q_norm),
             (&mut s.k, kvd, spec.n_head_kv, &lw.k_norm),
@@ -160,13 +281,13 @@ impl Runner {
         for (t, slot) in slots.iter().enumerate() {
             let k = &s.k[t * kvd..(t + 1) * kvd];
             let v = &s.v[t * kvd..(t + 1) * kvd];
-            batch[slot.seq].cache.store(il, slot.pos, k, v);
+            store.store(slot.seq, il, slot.pos, k, v);
         }
         attend(
             &self.pool,
             model,
             il,
-            batch,
+            &*store,
             slots,
             &mut s.query_rows,
             &s.q,
@@ -182,6 +303,9 @@ impl Runner {
             &mut [&mut *o],
             &mut s.fused,
         );
+        if let Some(b) = &lw.o_bias {
+            o.chunks_exact_mut(d).for_each(|r| ops::add_inplace(r, b));
+        }
         residual_add(
             &self.pool,
             &mut s.x,
@@ -249,7 +373,7 @@ impl Runner {
 
     /// Final norm and output matrix for the rows that asked for logits, all in one matmul (the output
     /// matrix is read once per step, however many sequences share it).
-    fn logits(&mut self, model: &Model, batch: &[SeqBatch<'_>]) -> Vec<Vec<f32>> {
+    fn logits(&mut self, model: &Model, batch: &[SeqStep<'_>]) -> Vec<Vec<f32>> {
         let spec = model.spec();
         let (d, n_vocab) = (spec.n_embd, spec.n_vocab);
         let s = &mut self.scratch;
@@ -332,10 +456,7 @@ fn dense_ffn(pool: &ThreadPool, model: &Model, w: DenseFfn<'_>, n_tok: usize, s:
     let act = resized(&mut s.attn, n_tok * ff);
     for_rows(pool, act, ff, &|t, row| {
         let (g, u) = (&gate[t * ff..(t + 1) * ff], &up[t * ff..(t + 1) * ff]);
-        match spec.ffn {
-            FfnKind::SwiGlu => ops::silu_mul(g, u, row),
-            FfnKind::GeGlu => ops::gelu_mul(g, u, row),
-        }
+        gated_activation(spec.ffn, g, u, row)
     });
     let down = resized(&mut s.proj, n_tok * d);
     let w_down = [w.down.view(data)];
@@ -349,22 +470,26 @@ fn dense_ffn(pool: &ThreadPool, model: &Model, w: DenseFfn<'_>, n_tok: usize, s:
     );
 }
 
+/// `out = act(gate) * up` for the FFN kind (dense FFNs and experts alike).
+pub(crate) fn gated_activation(kind: FfnKind, gate: &[f32], up: &[f32], out: &mut [f32]) {
+    match kind {
+        FfnKind::SwiGlu => ops::silu_mul(gate, up, out),
+        FfnKind::GeGlu => ops::gelu_mul(gate, up, out),
+        FfnKind::SwiGluOai => {
+            ops::swiglu_oai_mul(gate, up, SWIGLU_OAI_ALPHA, SWIGLU_OAI_LIMIT, out)
+        }
+    }
+}
+
 /// Checks the batch and lists every token's sequence and position.
-fn plan(model: &Model, batch: &[SeqBatch<'_>]) -> Result<Vec<TokenSlot>, ModelError> {
+fn plan(model: &Model, batch: &[SeqStep<'_>]) -> Result<Vec<TokenSlot>, ModelError> {
     let n_vocab = model.n_vocab();
     let mut slots = Vec::new();
     for (seq, entry) in batch.iter().enumerate() {
-        let needed = entry.cache.len() + entry.tokens.len();
-        if needed > entry.cache.capacity() {
-            return Err(ModelError::ContextFull {
-                needed,
-                capacity: entry.cache.capacity(),
-            });
-        }
         if let Some(&id) = entry.tokens.iter().find(|&&id| id as usize >= n_vocab) {
             return Err(ModelError::TokenOutOfRange { id, n_vocab });
         }
-        let start = entry.cache.len();
+        let start = entry.start;
         slots.extend((0..entry.tokens.len()).map(|i| TokenSlot {
             seq,
             pos: start + i,
@@ -380,7 +505,7 @@ fn attend(
     pool: &ThreadPool,
     model: &Model,
     il: usize,
-    batch: &[SeqBatch<'_>],
+    store: &dyn KvStore,
     slots: &[TokenSlot],
     rows: &mut Vec<QueryRow>,
     q: &[f32],
@@ -393,6 +518,7 @@ fn attend(
         head_dim: spec.head_dim,
         scale: spec.attn_scale,
         softcap: spec.attn_softcap,
+        sinks: model.weights().layers[il].attn_sinks.as_deref(),
     };
     let sliding_window = spec.layer_attention(il).window;
     rows.clear();
@@ -402,7 +528,7 @@ fn attend(
             .iter()
             .map(|slot| QueryRow::causal(slot.seq, slot.pos, sliding_window)),
     );
-    let kv = |seq: usize| batch[seq].cache.layer(il);
+    let kv = |seq: usize| store.view(seq, il);
     ops::attention_rows(pool, q, rows, &kv, &params, out);
 }
 

@@ -11,6 +11,24 @@ pub enum FfnKind {
     SwiGlu,
     /// gelu_tanh(gate) * up (Gemma).
     GeGlu,
+    /// gpt-oss's clamped SwiGLU (llama.cpp's `swiglu_oai`): with g = min(gate, limit) and u = clamp(up, -limit,
+    /// limit), `g * sigmoid(alpha * g) * (u + 1)`; alpha and limit are [`SWIGLU_OAI_ALPHA`] and
+    /// [`SWIGLU_OAI_LIMIT`] (constants of the model, not stored in its files).
+    SwiGluOai,
+}
+
+/// gpt-oss's SwiGLU slope and clamp (llama.cpp hard-codes them too).
+pub const SWIGLU_OAI_ALPHA: f32 = 1.702;
+pub const SWIGLU_OAI_LIMIT: f32 = 7.0;
+
+/// How the router turns its logits into the chosen experts and their weights (llama.cpp's
+/// `llama_expert_gating_func_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpertGating {
+    /// Softmax over all experts, then the top k by probability (`SOFTMAX`: Mixtral, Qwen-MoE).
+    Softmax,
+    /// The top k by raw logit, then a softmax over the k chosen (`SOFTMAX_WEIGHT`: gpt-oss).
+    SoftmaxOfChosen,
 }
 
 /// Which pairs of dimensions RoPE rotates together.
@@ -96,6 +114,9 @@ pub struct MoeSpec {
     pub weights_scale: Option<f32>,
     /// Hidden width of the shared expert every token also runs, gated by a sigmoid (Qwen2-MoE).
     pub n_ff_shared: Option<usize>,
+    pub gating: ExpertGating,
+    /// The experts' gated activation.
+    pub act: FfnKind,
 }
 
 /// A declarative description of a decoder-only transformer, made from GGUF metadata.
@@ -136,6 +157,11 @@ pub struct ArchSpec {
     pub logit_scale: Option<f32>,
     /// Final logits soft-capped as cap * tanh(x / cap) (Gemma 2 metadata asks for it).
     pub final_logit_softcap: Option<f32>,
+    /// A learned logit per head in each layer's attention softmax (`attn_sinks`, gpt-oss).
+    pub attn_sinks: bool,
+    /// The tensor (`blk.N.<name>.weight`) of the RMS norm before the FFN: `ffn_norm`, or gpt-oss's
+    /// `post_attention_norm`.
+    pub ffn_norm_name: &'static str,
 }
 
 /// How one layer attends: the RoPE it uses (none: NoPE) and the window it sees.
@@ -148,7 +174,7 @@ pub struct LayerAttention<'a> {
 /// The architectures [`ArchSpec::from_gguf`] reads.
 pub const SUPPORTED_ARCHITECTURES: &[&str] = &[
     "llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3", "granite",
-    "olmo2", "smollm3", "exaone", "exaone4",
+    "olmo2", "smollm3", "exaone", "exaone4", "gpt-oss",
 ];
 
 impl ArchSpec {
@@ -169,6 +195,7 @@ impl ArchSpec {
             "smollm3" => arch::llama::spec_smollm3(file)?,
             "exaone" => arch::llama::spec_exaone(file)?,
             "exaone4" => arch::olmo2::spec_exaone4(file)?,
+            "gpt-oss" => arch::gpt_oss::spec(file)?,
             other => return Err(ModelError::UnsupportedArchitecture(other.to_string())),
         };
         spec.validate()?;
@@ -453,6 +480,30 @@ mod tests {
             ("expert_used_count", Value::U32(3)),
         ];
         assert!(ArchSpec::from_gguf(&file_with("llama", &too_many)).is_err());
+    }
+
+    #[test]
+    fn gpt_oss_slides_even_layers_and_gates_on_raw_logits() {
+        let mut extra = vec![
+            ("expert_count", Value::U32(4)),
+            ("expert_used_count", Value::U32(2)),
+            ("expert_feed_forward_length", Value::U32(32)),
+        ];
+        let err = ArchSpec::from_gguf(&file_with("gpt-oss", &extra)).unwrap_err();
+        assert!(err.to_string().contains("sliding_window"), "{err}");
+        extra.push(("attention.sliding_window", Value::U32(128)));
+        let mut spec = ArchSpec::from_gguf(&file_with("gpt-oss", &extra)).unwrap();
+        spec.n_layer = 4;
+        let windows: Vec<_> = (0..4).map(|il| spec.layer_attention(il).window).collect();
+        assert_eq!(windows, [Some(128), None, Some(128), None]);
+        assert!(spec.attn_sinks && spec.pre_norms && !spec.post_norms);
+        assert_eq!(spec.ffn_norm_name, "post_attention_norm");
+        assert_eq!(spec.rope.kind, RopeKind::Neox);
+        let m = spec.moe.unwrap();
+        assert_eq!((m.n_expert, m.n_expert_used, m.n_ff_exp), (4, 2, 32));
+        assert_eq!(m.gating, ExpertGating::SoftmaxOfChosen);
+        assert_eq!(m.act, FfnKind::SwiGluOai);
+        assert!(!m.norm_weights);
     }
 
     #[test]

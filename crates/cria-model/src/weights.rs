@@ -84,6 +84,11 @@ impl Matrix {
         Some(parts.collect())
     }
 
+    /// The whole matrix, still in its block format, from the file (embeddings; never repacked).
+    pub fn bytes<'a>(&self, data: &'a [u8]) -> &'a [u8] {
+        &data[self.bytes.clone()]
+    }
+
     /// Row `i` of the matrix, still in its block format, from the file (the embeddings; never repacked).
     pub fn row<'a>(&self, data: &'a [u8], i: usize) -> &'a [u8] {
         let row_bytes = self.bytes.len() / self.rows;
@@ -104,6 +109,10 @@ pub struct LayerWeights {
     pub q_bias: Option<Vec<f32>>,
     pub k_bias: Option<Vec<f32>>,
     pub v_bias: Option<Vec<f32>>,
+    /// The output projection's bias (gpt-oss), wherever the file has one.
+    pub o_bias: Option<Vec<f32>>,
+    /// One sink logit per query head (gpt-oss).
+    pub attn_sinks: Option<Vec<f32>>,
     pub q_norm: Option<Vec<f32>>,
     pub k_norm: Option<Vec<f32>>,
     pub post_attn_norm: Option<Vec<f32>>,
@@ -136,7 +145,8 @@ pub enum FfnWeights {
         up: Matrix,
         down: Matrix,
     },
-    Experts(ExpertWeights),
+    /// Boxed: the experts' matrices and biases outweigh a dense FFN's three matrices many times over.
+    Experts(Box<ExpertWeights>),
 }
 
 impl FfnWeights {
@@ -163,10 +173,29 @@ pub struct ExpertWeights {
     pub spec: MoeSpec,
     /// `n_expert` rows: one logit per expert.
     pub router: Matrix,
+    /// Added to the router's logits (gpt-oss).
+    pub router_bias: Option<Vec<f32>>,
     pub gate: Vec<Matrix>,
     pub up: Vec<Matrix>,
     pub down: Vec<Matrix>,
+    /// Per-expert biases of the three projections (gpt-oss), wherever the file has them.
+    pub biases: Option<ExpertBiases>,
     pub shared: Option<SharedExpert>,
+}
+
+/// Each expert's gate, up and down biases, stacked: expert `e`'s are rows `e` of `{width, n_expert}` tensors.
+#[derive(Clone, Debug)]
+pub struct ExpertBiases {
+    pub gate: Vec<f32>,
+    pub up: Vec<f32>,
+    pub down: Vec<f32>,
+}
+
+impl ExpertBiases {
+    /// Expert `e`'s row of a stacked bias.
+    pub fn row(stacked: &[f32], e: usize, width: usize) -> &[f32] {
+        &stacked[e * width..(e + 1) * width]
+    }
 }
 
 /// Qwen2-MoE's shared expert and its sigmoid gate (`ffn_gate_inp_shexp`, one weight per input).
@@ -206,31 +235,7 @@ impl Loader<'_> {
     }
 
     fn matrix(&self, name: &str, cols: usize, rows: usize) -> Result<Matrix, ModelError> {
-        let t = self.tensor(name)?;
-        let expected = [cols as u64, rows as u64];
-        if t.shape() != expected {
-            return Err(ModelError::BadShape {
-                name: name.to_string(),
-                expected: expected.to_vec(),
-                found: t.shape().to_vec(),
-            });
-        }
-        if matches!(t.ty(), GgmlType::Q8_1 | GgmlType::Q8_K) {
-            // Activation-only formats: ggml has no dot product with them as weights.
-            return Err(ModelError::BadTensorType {
-                name: name.to_string(),
-                ty: t.ty(),
-            });
-        }
-        let start =
-            usize::try_from(t.info.offset).map_err(|_| ModelError::MissingTensor(name.into()))?;
-        Ok(Matrix {
-            ty: t.ty(),
-            rows,
-            cols,
-            bytes: start..start + t.data.len(),
-            packed: None,
-        })
+        read_matrix(self.file, name, cols, rows)
     }
 
     fn vector(&self, name: &str, len: usize) -> Result<Vec<f32>, ModelError> {
@@ -360,6 +365,25 @@ impl Loader<'_> {
             .ok_or_else(|| ModelError::MissingTensor(name.to_string()))
     }
 
+    /// A 2-D tensor `{width, n}` of `n` vectors (per-expert biases), read into f32 row after row.
+    fn stacked_vectors(&self, name: &str, width: usize, n: usize) -> Result<Vec<f32>, ModelError> {
+        let t = self.tensor(name)?;
+        let expected = [width as u64, n as u64];
+        if t.shape() != expected {
+            return Err(ModelError::BadShape {
+                name: name.to_string(),
+                expected: expected.to_vec(),
+                found: t.shape().to_vec(),
+            });
+        }
+        let mut out = vec![0.0; width * n];
+        dequantize_row(t.ty(), t.data, &mut out).map_err(|_| ModelError::BadTensorType {
+            name: name.to_string(),
+            ty: t.ty(),
+        })?;
+        Ok(out)
+    }
+
     fn ffn(&self, il: usize) -> Result<FfnWeights, ModelError> {
         let Some(moe) = &self.spec.moe else {
             let [gate, up] = self.gate_up(il)?;
@@ -378,14 +402,30 @@ impl Loader<'_> {
             }),
             None => None,
         };
-        Ok(FfnWeights::Experts(ExpertWeights {
+        let bias_names = [
+            "ffn_gate_exps.bias",
+            "ffn_up_exps.bias",
+            "ffn_down_exps.bias",
+        ];
+        let biases = if bias_names.iter().any(|b| self.file.tensor(&n(b)).is_some()) {
+            Some(ExpertBiases {
+                gate: self.stacked_vectors(&n(bias_names[0]), ff, x)?,
+                up: self.stacked_vectors(&n(bias_names[1]), ff, x)?,
+                down: self.stacked_vectors(&n(bias_names[2]), d, x)?,
+            })
+        } else {
+            None
+        };
+        Ok(FfnWeights::Experts(Box::new(ExpertWeights {
             spec: moe.clone(),
             router: self.matrix(&n("ffn_gate_inp.weight"), d, x)?,
+            router_bias: self.optional_vector(&n("ffn_gate_inp.bias"), x)?,
             gate: self.experts(&n("ffn_gate_exps.weight"), d, ff, x)?,
             up: self.experts(&n("ffn_up_exps.weight"), d, ff, x)?,
             down: self.experts(&n("ffn_down_exps.weight"), ff, d, x)?,
+            biases,
             shared,
-        }))
+        })))
     }
 
     fn layer(&self, il: usize) -> Result<LayerWeights, ModelError> {
@@ -408,10 +448,12 @@ impl Loader<'_> {
             q_bias,
             k_bias,
             v_bias,
+            o_bias: self.optional_vector(&n("attn_output.bias"), d)?,
+            attn_sinks: self.vector_if(&n("attn_sinks.weight"), s.n_head, s.attn_sinks)?,
             q_norm: self.vector_if(&n("attn_q_norm.weight"), q_norm_len, qk_norm)?,
             k_norm: self.vector_if(&n("attn_k_norm.weight"), k_norm_len, qk_norm)?,
             post_attn_norm: self.vector_if(&n("post_attention_norm.weight"), d, s.post_norms)?,
-            ffn_norm: self.vector_if(&n("ffn_norm.weight"), d, s.pre_norms)?,
+            ffn_norm: self.vector_if(&n(&format!("{}.weight", s.ffn_norm_name)), d, s.pre_norms)?,
             ffn: self.ffn(il)?,
             post_ffn_norm: self.vector_if(&n("post_ffw_norm.weight"), d, s.post_norms)?,
         })
@@ -450,6 +492,42 @@ impl Weights {
     pub fn output_matrix(&self) -> &Matrix {
         self.output.as_ref().unwrap_or(&self.token_embd)
     }
+}
+
+/// The `rows` x `cols` matrix `name` of `file`: its shape checked, and refused in a format that is only
+/// ever an activation (ggml has no dot product with Q8_1 or Q8_K as weights).
+pub(crate) fn read_matrix(
+    file: &GgufFile,
+    name: &str,
+    cols: usize,
+    rows: usize,
+) -> Result<Matrix, ModelError> {
+    let t = file
+        .tensor(name)
+        .ok_or_else(|| ModelError::MissingTensor(name.to_string()))?;
+    let expected = [cols as u64, rows as u64];
+    if t.shape() != expected {
+        return Err(ModelError::BadShape {
+            name: name.to_string(),
+            expected: expected.to_vec(),
+            found: t.shape().to_vec(),
+        });
+    }
+    if matches!(t.ty(), GgmlType::Q8_1 | GgmlType::Q8_K) {
+        return Err(ModelError::BadTensorType {
+            name: name.to_string(),
+            ty: t.ty(),
+        });
+    }
+    let start =
+        usize::try_from(t.info.offset).map_err(|_| ModelError::MissingTensor(name.into()))?;
+    Ok(Matrix {
+        ty: t.ty(),
+        rows,
+        cols,
+        bytes: start..start + t.data.len(),
+        packed: None,
+    })
 }
 
 /// A 1-D tensor of `len` values (norm weights, biases) read into f32.

@@ -69,6 +69,7 @@ fn moe_logits_do_not_depend_on_who_shares_the_step() {
         "qwen3moe",
         "qwen3moe_q8_0",
         "qwen2moe",
+        "gpt_oss",
     ] {
         let model = conformance_model(case);
         let tokens: Vec<u32> = (0..40).map(|i| (i * 97 + 13) % 256).collect();

@@ -166,6 +166,18 @@ impl ApiError {
         }
     }
 
+    /// 400 for a generation request to a model that only embeds.
+    pub fn cannot_generate() -> Self {
+        let e = Self::invalid(
+            "model",
+            "This model is an embedding model (an encoder): it cannot generate text. Use /v1/embeddings.",
+        );
+        ApiError {
+            code: Some("model_cannot_generate"),
+            ..e
+        }
+    }
+
     /// 500 for a failure that is the server's, not the client's.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", message)

@@ -10,18 +10,63 @@ pub struct ChatTurn {
     pub content: String,
 }
 
+/// A chat request's template input: messages as JSON objects (`role`, `content`, `tool_calls`,
+/// `tool_call_id`, `name`), the `tools` value, and extra template variables (`chat_template_kwargs`).
+#[derive(Debug, Clone, Copy)]
+pub struct ChatInput<'a> {
+    pub messages: &'a [serde_json::Value],
+    pub tools: Option<&'a serde_json::Value>,
+    pub extra: &'a serde_json::Map<String, serde_json::Value>,
+}
+
+/// A rendered chat prompt: its tokens and its text (whose end says whether a `<think>` block is open).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedChat {
+    pub tokens: Vec<u32>,
+    pub text: String,
+}
+
 /// Prompt building and token text.
 pub trait Frontend: Send + Sync {
     /// Renders the chat template (with the assistant's generation prompt) and tokenizes it.
     fn chat_prompt(&self, turns: &[ChatTurn]) -> Result<Vec<u32>, String>;
     /// Tokenizes a completions prompt.
     fn text_prompt(&self, text: &str) -> Vec<u32>;
+    /// Tokenizes an embedding input as llama.cpp's `llama-embedding` does (special tokens added and parsed,
+    /// nothing removed).
+    fn embedding_prompt(&self, text: &str) -> Vec<u32> {
+        self.text_prompt(text)
+    }
     /// The raw bytes of a token (for logprobs).
     fn token_bytes(&self, id: u32) -> Vec<u8>;
     fn vocab_size(&self) -> usize;
     /// Compiles `grammar` against the vocabulary for one request (copies serve its other choices); an error
     /// says why the grammar is unusable, before anything is generated.
     fn constrain(&self, grammar: &Grammar) -> Result<Box<dyn TokenConstraint>, String>;
+    /// Renders a chat with tools and template variables. By default the messages' roles and text contents go
+    /// through [`Frontend::chat_prompt`] (for front ends without a template engine).
+    fn chat_input(&self, input: &ChatInput<'_>) -> Result<RenderedChat, String> {
+        let turns: Vec<ChatTurn> = input
+            .messages
+            .iter()
+            .map(|m| ChatTurn {
+                role: m["role"].as_str().unwrap_or_default().to_string(),
+                content: m["content"].as_str().unwrap_or_default().to_string(),
+            })
+            .collect();
+        Ok(RenderedChat {
+            tokens: self.chat_prompt(&turns)?,
+            text: String::new(),
+        })
+    }
+    /// The chat template's source (its tool-call syntax and `<think>` use are read from it).
+    fn template_source(&self) -> &str {
+        ""
+    }
+    /// The id of a special (control) token written as `text`, such as `<|python_tag|>`.
+    fn special_token(&self, _text: &str) -> Option<u32> {
+        None
+    }
 }
 
 #[cfg(feature = "model")]
@@ -30,9 +75,9 @@ mod tokenizer {
 
     use cria_sampling::TokenConstraint;
     use cria_sampling::grammar::{Grammar, GrammarVocab, VocabToken};
-    use cria_tokenizer::{ChatMessage, ChatTemplate, Tokenizer};
+    use cria_tokenizer::{ChatMessage, ChatTemplate, TemplateInput, Tokenizer};
 
-    use super::{ChatTurn, Frontend};
+    use super::{ChatInput, ChatTurn, Frontend, RenderedChat};
 
     /// The model's tokenizer and chat template.
     pub struct TokenizerFrontend {
@@ -100,8 +145,38 @@ mod tokenizer {
             Ok(self.encode(&text))
         }
 
+        fn chat_input(&self, input: &ChatInput<'_>) -> Result<RenderedChat, String> {
+            let text = self
+                .template
+                .render_input(&TemplateInput {
+                    messages: input.messages,
+                    tools: input.tools,
+                    extra: input.extra,
+                    add_generation_prompt: true,
+                })
+                .map_err(|e| e.to_string())?;
+            Ok(RenderedChat {
+                tokens: self.encode(&text),
+                text,
+            })
+        }
+
+        fn template_source(&self) -> &str {
+            self.template.source()
+        }
+
+        fn special_token(&self, text: &str) -> Option<u32> {
+            self.tokenizer
+                .token_id(text)
+                .filter(|&id| self.tokenizer.is_control(id))
+        }
+
         fn text_prompt(&self, text: &str) -> Vec<u32> {
             self.encode(text)
+        }
+
+        fn embedding_prompt(&self, text: &str) -> Vec<u32> {
+            self.tokenizer.encode(text, true, true)
         }
 
         fn token_bytes(&self, id: u32) -> Vec<u8> {

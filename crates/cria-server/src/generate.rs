@@ -65,6 +65,7 @@ pub fn submit(
     default_max_tokens: usize,
 ) -> Result<Vec<ChoiceRx>, ApiError> {
     let started = Instant::now();
+    let engine = loaded.engine()?;
     // Compiled once, before anything is generated (an unusable grammar is a 400); each choice gets a copy.
     let constraint = match &params.grammar {
         Some((grammar, field)) => Some(
@@ -86,16 +87,17 @@ pub fn submit(
             logprobs,
             ignore_eos: params.ignore_eos,
             constraint: constraint.as_ref().map(|c| c.box_clone()),
+            cache_salt: params.cache_salt.clone(),
         }
     };
     for prompt in &prompts {
-        loaded.engine.check(&make(prompt, 0))?;
+        engine.check(&make(prompt, 0))?;
     }
     let mut choices = Vec::with_capacity(prompts.len() * params.n);
     for (p, prompt) in prompts.iter().enumerate() {
         for i in 0..params.n {
             // On error the choices already submitted are dropped here, which cancels them.
-            let rx = loaded.engine.submit(make(prompt, i))?;
+            let rx = engine.submit(make(prompt, i))?;
             let index = p * params.n + i;
             choices.push(ChoiceRx {
                 index,
@@ -119,6 +121,8 @@ pub struct Collected {
     pub logprobs: Vec<TokenLogprob>,
     pub prompt_tokens: usize,
     pub completion_tokens: usize,
+    /// Of `prompt_tokens`, those taken from the prompt cache.
+    pub cached_tokens: usize,
 }
 
 /// Follows one choice to its end.
@@ -135,11 +139,12 @@ pub async fn collect(mut choice: ChoiceRx) -> Result<Collected, ApiError> {
                 reason,
                 prompt_tokens,
                 completion_tokens,
+                cached_tokens,
             } => {
-                let prompt_tokens = if choice.counts_prompt {
-                    prompt_tokens
+                let (prompt_tokens, cached_tokens) = if choice.counts_prompt {
+                    (prompt_tokens, cached_tokens)
                 } else {
-                    0
+                    (0, 0)
                 };
                 return Ok(Collected {
                     index: choice.index,
@@ -148,6 +153,7 @@ pub async fn collect(mut choice: ChoiceRx) -> Result<Collected, ApiError> {
                     logprobs,
                     prompt_tokens,
                     completion_tokens,
+                    cached_tokens,
                 });
             }
             Event::Failed(message) => return Err(ApiError::internal(message)),

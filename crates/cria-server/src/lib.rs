@@ -1,8 +1,12 @@
 //! cria-server: the OpenAI-compatible HTTP API over a [`cria_engine::Engine`].
 //!
-//! Routes: `POST /v1/chat/completions`, `POST /v1/completions`, `GET /v1/models`, `GET /health`, `GET /metrics`.
-//! Every error is OpenAI's `{"error": {...}}` body with the matching status ([`ApiError`]).
+//! Routes: `POST /v1/chat/completions`, `POST /v1/completions`, `POST /v1/embeddings`, `GET /v1/models`,
+//! `GET /health`, `GET /metrics`; Anthropic's `POST /v1/messages` and `/v1/messages/count_tokens`
+//! (`anthropic`); Ollama's `/api/*` (`ollama`); the chat page at `GET /` ([`webui`], unless
+//! `ServerConfig::webui` is off). Every OpenAI error is OpenAI's `{"error": {...}}` body with the matching
+//! status ([`ApiError`]); the other dialects write theirs in their own shape.
 
+mod anthropic;
 mod auth;
 mod body_timeout;
 mod conn;
@@ -14,10 +18,14 @@ mod handlers;
 mod listen;
 mod logprobs;
 mod metrics;
+mod ollama;
+mod single;
 mod state;
 mod stream;
+pub mod tools;
 pub mod types;
 pub mod validate;
+mod webui;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -35,8 +43,8 @@ use listen::Connections;
 pub use error::ApiError;
 #[cfg(feature = "model")]
 pub use frontend::TokenizerFrontend;
-pub use frontend::{ChatTurn, Frontend};
-pub use state::{AppState, Loaded, ServerConfig, Shared};
+pub use frontend::{ChatInput, ChatTurn, Frontend, RenderedChat};
+pub use state::{AppState, Loaded, ModelInfo, ServerConfig, Shared};
 
 /// Why the server stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -65,16 +73,22 @@ pub fn router(state: AppState) -> Router {
     let protected = Router::new()
         .route("/v1/chat/completions", post(handlers::chat_completions))
         .route("/v1/completions", post(handlers::completions))
+        .route("/v1/embeddings", post(handlers::embeddings))
         .route("/v1/models", get(handlers::models))
         .route("/metrics", get(handlers::metrics))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
         ));
-    Router::new()
+    let mut app = Router::new()
         .merge(protected)
-        .route("/health", get(handlers::health))
-        .fallback(handlers::fallback)
+        .merge(anthropic::routes(state.clone()))
+        .merge(ollama::routes(state.clone()))
+        .route("/health", get(handlers::health));
+    if state.config.webui {
+        app = app.merge(webui::routes());
+    }
+    app.fallback(handlers::fallback)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.body_limit))
         .layer(middleware::from_fn_with_state(
@@ -176,7 +190,7 @@ where
         Stop::EngineFailed(reason) => tracing::error!("the engine failed, stopping: {reason}"),
     }
     if let Some(loaded) = state.loaded.get() {
-        loaded.engine.shutdown();
+        loaded.shutdown();
     }
     conns.stop();
     let finished = tokio::time::timeout(timeout, conns.all_closed())
@@ -210,7 +224,7 @@ enum Stop {
 /// Completes with the reason when the loaded engine has failed for good.
 async fn engine_failure(state: &AppState) -> String {
     loop {
-        if let Some(reason) = state.loaded.get().and_then(|l| l.engine.failure()) {
+        if let Some(reason) = state.loaded.get().and_then(Loaded::failure) {
             return reason;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

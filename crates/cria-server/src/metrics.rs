@@ -1,9 +1,15 @@
 //! Prometheus metrics: requests by status, tokens, engine gauges, time-to-first-token and inter-token latency.
+//!
+//! Beside Cria's own, the gauges the Kubernetes Gateway API Inference Extension's endpoint picker reads, under
+//! vLLM's names (its default mapping): `vllm:num_requests_waiting`, `vllm:num_requests_running`,
+//! `vllm:kv_cache_usage_perc` (0 to 1), `vllm:cache_config_info{block_size,num_gpu_blocks}`, and the prefix
+//! cache's counters of tokens. The colons are vLLM's; `promtool check metrics` lists them as its one lint
+//! ("metric names should not contain ':'"), which the protocol's names make unavoidable.
 
 use cria_engine::StatsSnapshot;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 /// The server's metrics and their registry.
@@ -23,6 +29,20 @@ pub struct Metrics {
     kv_tokens: IntGauge,
     kv_capacity: IntGauge,
     kv_bytes: IntGauge,
+    kv_blocks_used: IntGauge,
+    prefix_queries: IntCounter,
+    prefix_hits: IntCounter,
+    gateway: GatewayMetrics,
+}
+
+/// The model-server protocol's metrics, under vLLM's names.
+struct GatewayMetrics {
+    waiting: IntGauge,
+    running: IntGauge,
+    kv_usage: Gauge,
+    cache_config: IntGaugeVec,
+    prefix_queries: IntCounter,
+    prefix_hits: IntCounter,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -82,6 +102,40 @@ impl Metrics {
                 "Tokens the KV caches can hold",
             ),
             kv_bytes: gauge("cria_kv_cache_bytes", "Bytes of KV cache allocated"),
+            kv_blocks_used: gauge(
+                "cria_kv_cache_blocks_used",
+                "KV cache blocks held by running sequences",
+            ),
+            prefix_queries: counter(
+                "cria_prefix_cache_queries_total",
+                "Prompt tokens looked up in the prompt cache",
+            ),
+            prefix_hits: counter(
+                "cria_prefix_cache_hits_total",
+                "Prompt tokens found in the prompt cache (not computed)",
+            ),
+            gateway: GatewayMetrics {
+                waiting: gauge("vllm:num_requests_waiting", "Requests waiting to be run"),
+                running: gauge("vllm:num_requests_running", "Requests running"),
+                kv_usage: Gauge::new(
+                    "vllm:kv_cache_usage_perc",
+                    "Share of KV cache blocks in use, 0 to 1",
+                )
+                .expect("valid metric"),
+                cache_config: IntGaugeVec::new(
+                    Opts::new("vllm:cache_config_info", "KV cache configuration"),
+                    &["block_size", "num_gpu_blocks"],
+                )
+                .expect("valid metric"),
+                prefix_queries: counter(
+                    "vllm:prefix_cache_queries_total",
+                    "Prompt tokens looked up in the prefix cache",
+                ),
+                prefix_hits: counter(
+                    "vllm:prefix_cache_hits_total",
+                    "Prompt tokens found in the prefix cache",
+                ),
+            },
             registry,
         };
         m.register_all().expect("metrics register once");
@@ -105,14 +159,29 @@ impl Metrics {
             &self.kv_tokens,
             &self.kv_capacity,
             &self.kv_bytes,
+            &self.kv_blocks_used,
+            &self.gateway.waiting,
+            &self.gateway.running,
         ] {
             self.registry.register(Box::new(g.clone()))?;
         }
+        for c in [
+            &self.prefix_queries,
+            &self.prefix_hits,
+            &self.gateway.prefix_queries,
+            &self.gateway.prefix_hits,
+        ] {
+            self.registry.register(Box::new(c.clone()))?;
+        }
+        self.registry
+            .register(Box::new(self.gateway.kv_usage.clone()))?;
+        self.registry
+            .register(Box::new(self.gateway.cache_config.clone()))?;
         Ok(())
     }
 
-    /// The text exposition, with the engine's gauges as of now.
-    pub fn render(&self, stats: Option<StatsSnapshot>) -> String {
+    /// The gauges and counters that mirror the engine's.
+    fn update(&self, stats: Option<StatsSnapshot>) {
         let s = stats.unwrap_or_default();
         let set = |g: &IntGauge, v: usize| g.set(i64::try_from(v).unwrap_or(i64::MAX));
         set(&self.queue, s.waiting);
@@ -120,6 +189,29 @@ impl Metrics {
         set(&self.kv_tokens, s.kv_tokens);
         set(&self.kv_capacity, s.kv_capacity_tokens);
         set(&self.kv_bytes, s.kv_bytes);
+        set(&self.kv_blocks_used, s.kv_blocks_used);
+        let g = &self.gateway;
+        set(&g.waiting, s.waiting);
+        set(&g.running, s.running);
+        g.kv_usage.set(s.kv_usage());
+        // The engine's counters only grow; a counter here catches up with them.
+        let catch_up = |c: &IntCounter, v: u64| c.inc_by(v.saturating_sub(c.get()));
+        catch_up(&self.prefix_queries, s.prefix_cache_queries);
+        catch_up(&self.prefix_hits, s.prefix_cache_hits);
+        catch_up(&g.prefix_queries, s.prefix_cache_queries);
+        catch_up(&g.prefix_hits, s.prefix_cache_hits);
+        g.cache_config.reset();
+        if stats.is_some() {
+            let labels = [s.block_size.to_string(), s.kv_blocks.to_string()];
+            g.cache_config
+                .with_label_values(&[labels[0].as_str(), labels[1].as_str()])
+                .set(1);
+        }
+    }
+
+    /// The text exposition, with the engine's gauges as of now.
+    pub fn render(&self, stats: Option<StatsSnapshot>) -> String {
+        self.update(stats);
         let mut buf = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
             tracing::error!("metrics encoding failed: {e}");

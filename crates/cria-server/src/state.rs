@@ -3,7 +3,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cria_engine::Engine;
+use cria_engine::{Embedder, Engine};
 use tokio::sync::watch;
 
 use crate::error::ApiError;
@@ -34,6 +34,10 @@ pub struct ServerConfig {
     pub keep_alive_timeout: Duration,
     /// Connections open at once; one more gets a 503 and is closed.
     pub max_connections: usize,
+    /// How `<think>` blocks are returned when a request does not say (`reasoning_format`).
+    pub reasoning_format: crate::tools::ReasoningFormat,
+    /// Serve the chat page at `/` (off with `--no-webui`).
+    pub webui: bool,
 }
 
 impl Default for ServerConfig {
@@ -50,14 +54,87 @@ impl Default for ServerConfig {
             body_total_timeout: Duration::from_secs(60),
             keep_alive_timeout: Duration::from_secs(60),
             max_connections: 512,
+            reasoning_format: crate::tools::ReasoningFormat::Split,
+            webui: true,
         }
     }
 }
 
 /// The model-dependent half, set once loading is done.
 pub struct Loaded {
-    pub engine: Arc<Engine>,
+    /// The generation engine; `None` for a model that cannot generate (an encoder).
+    pub engine: Option<Arc<Engine>>,
     pub frontend: Arc<dyn Frontend>,
+    /// The embedding worker, or why this model serves no embeddings (a 400 on the embedding routes).
+    pub embedder: Result<Arc<Embedder>, String>,
+    /// What the model is (for Ollama's `/api/tags`, `/api/show`, `/api/ps`).
+    pub info: ModelInfo,
+}
+
+/// Facts about the served model file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// `general.architecture`.
+    pub arch: String,
+    /// Weights in the file.
+    pub parameters: u64,
+    /// The tensor type holding the most weights (`Q4_1`, `F16`...).
+    pub quantization: String,
+    /// File size, bytes.
+    pub file_size: u64,
+    /// The file's modification time, Unix seconds.
+    pub modified: u64,
+    /// The context each sequence gets.
+    pub context_length: usize,
+    /// Width of the hidden state (an embedding's length).
+    pub embedding_length: usize,
+}
+
+impl Loaded {
+    /// A generating model without embeddings.
+    pub fn generator(engine: Arc<Engine>, frontend: Arc<dyn Frontend>) -> Self {
+        Loaded {
+            engine: Some(engine),
+            frontend,
+            embedder: Err("this server was started without embeddings".into()),
+            info: ModelInfo::default(),
+        }
+    }
+
+    /// The generation engine, or a 400 for an embedding-only model.
+    pub fn engine(&self) -> Result<&Arc<Engine>, ApiError> {
+        self.engine.as_ref().ok_or_else(ApiError::cannot_generate)
+    }
+
+    /// The embedding worker, or a 400 saying why there is none.
+    pub fn embedder(&self) -> Result<&Arc<Embedder>, ApiError> {
+        self.embedder
+            .as_ref()
+            .map_err(|why| ApiError::invalid("model", why.clone()))
+    }
+
+    /// Why the loaded model can no longer serve, if it cannot.
+    pub fn failure(&self) -> Option<String> {
+        match &self.engine {
+            Some(engine) => engine.failure(),
+            None => self.embedder.as_ref().ok().and_then(|e| e.failure()),
+        }
+    }
+
+    /// False once shutdown has begun.
+    pub fn is_accepting(&self) -> bool {
+        self.engine.as_ref().is_none_or(|e| e.is_accepting())
+    }
+
+    /// Stops both workers taking requests (running generations finish).
+    pub fn shutdown(&self) {
+        if let Some(engine) = &self.engine {
+            engine.shutdown();
+        }
+        if let Ok(embedder) = &self.embedder {
+            embedder.shutdown();
+        }
+    }
 }
 
 /// Shared state behind an `Arc`.

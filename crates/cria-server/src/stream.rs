@@ -23,14 +23,16 @@ use crate::types::Usage;
 pub trait ChunkFormat: Send + 'static {
     /// The chunk opening choice `index`, if the format has one (chat sends the role).
     fn start(&self, index: usize) -> Option<Value>;
+    /// The chunks for a token's text (none while text is held back, several when it completes pieces).
     fn token(
-        &self,
+        &mut self,
         index: usize,
         text: String,
         logprob: Option<&TokenLogprob>,
         frontend: &dyn Frontend,
-    ) -> Value;
-    fn finish(&self, index: usize, reason: FinishReason) -> Value;
+    ) -> Vec<Value>;
+    /// The chunks closing choice `index` (what was held back, then the finish reason).
+    fn finish(&mut self, index: usize, reason: FinishReason) -> Vec<Value>;
     fn usage(&self, usage: Usage) -> Value;
 }
 
@@ -69,25 +71,35 @@ impl<F: ChunkFormat> StreamState<F> {
     fn on_event(&mut self, index: usize, counts_prompt: bool, event: Option<Event>) {
         match event {
             Some(Event::Token { text, logprob }) if !text.is_empty() || logprob.is_some() => {
-                let chunk =
+                let chunks =
                     self.format
                         .token(index, text, logprob.as_ref(), self.frontend.as_ref());
-                self.push(chunk);
+                for chunk in chunks {
+                    self.push(chunk);
+                }
             }
             Some(Event::Token { .. }) => {}
             Some(Event::Done {
                 reason,
                 prompt_tokens,
                 completion_tokens,
+                cached_tokens,
             }) => {
                 if let Some(u) = &mut self.usage {
+                    let (prompt, cached) = if counts_prompt {
+                        (prompt_tokens, cached_tokens)
+                    } else {
+                        (0, 0)
+                    };
                     *u = Usage::new(
-                        u.prompt_tokens + if counts_prompt { prompt_tokens } else { 0 },
+                        u.prompt_tokens + prompt,
                         u.completion_tokens + completion_tokens,
-                    );
+                    )
+                    .with_cached(u.prompt_tokens_details.cached_tokens + cached);
                 }
-                let chunk = self.format.finish(index, reason);
-                self.push(chunk);
+                for chunk in self.format.finish(index, reason) {
+                    self.push(chunk);
+                }
             }
             Some(Event::Failed(message)) => self.fail(ApiError::internal(message)),
             None => {}

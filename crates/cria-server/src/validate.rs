@@ -23,6 +23,8 @@ pub struct GenParams {
     pub ignore_eos: bool,
     /// What the output must match, with the request field that asked for it.
     pub grammar: Option<(Grammar, &'static str)>,
+    /// Keys the request's prompt-cache blocks apart from other salts'.
+    pub cache_salt: Option<String>,
 }
 
 /// Checks the fields shared by both endpoints. `max_tokens` is the endpoint's own choice of field.
@@ -40,6 +42,7 @@ pub fn common(
         include_usage: c.stream_options.as_ref().is_some_and(|o| o.include_usage),
         ignore_eos: c.ignore_eos.unwrap_or(false),
         grammar: grammar(c)?,
+        cache_salt: c.cache_salt.clone(),
     })
 }
 

@@ -52,10 +52,7 @@ async fn start_with(
         ..EngineConfig::default()
     };
     let engine = start_engine(engine_config, step_delay);
-    let loaded = Loaded {
-        engine: Arc::clone(&engine),
-        frontend,
-    };
+    let loaded = Loaded::generator(Arc::clone(&engine), frontend);
     let (stop, stopped) = oneshot::channel::<()>();
     let done = tokio::spawn(cria_server::serve_on(
         listener,

@@ -496,3 +496,77 @@ async fn metrics_expose_counts_and_latencies() {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
     }
 }
+
+/// The chat page and its files: content types, revalidation by ETag, no key needed; `--no-webui` removes them.
+#[tokio::test]
+async fn web_page_is_served_without_the_key_and_revalidates() {
+    let mut setup = Setup::default();
+    setup.config.api_key = Some("k1".into());
+    let (app, _) = app(setup);
+    for (path, kind) in [
+        ("/", "text/html; charset=utf-8"),
+        ("/webui/app.js", "text/javascript; charset=utf-8"),
+        ("/webui/markdown.js", "text/javascript; charset=utf-8"),
+        ("/webui/app.css", "text/css; charset=utf-8"),
+    ] {
+        let a = get(&app, path).await;
+        assert_eq!(a.status, StatusCode::OK, "{path}");
+        assert_eq!(a.headers["content-type"], kind, "{path}");
+        assert_eq!(a.headers["cache-control"], "no-cache", "{path}");
+        assert_eq!(a.headers["x-content-type-options"], "nosniff", "{path}");
+        assert!(!a.text.is_empty(), "{path}");
+        let etag = a.headers["etag"].to_str().unwrap().to_string();
+        assert!(
+            etag.len() == 18 && etag.starts_with('"') && etag.ends_with('"'),
+            "{etag}"
+        );
+        for tags in [
+            etag.clone(),
+            format!("\"other\", W/{etag}"),
+            "*".to_string(),
+        ] {
+            let req = Request::get(path)
+                .header("if-none-match", tags.as_str())
+                .body(Body::empty())
+                .unwrap();
+            let again = common::send(&app, req).await;
+            assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{path} {tags}");
+            assert_eq!(
+                (again.headers["etag"].to_str().unwrap(), again.text.as_str()),
+                (etag.as_str(), "")
+            );
+        }
+        let req = Request::get(path)
+            .header("if-none-match", "\"0000000000000000\"")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(
+            common::send(&app, req).await.status,
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+    let page = get(&app, "/").await;
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert!(page.text.contains("/webui/app.js") && page.text.contains("/webui/app.css"));
+    assert_eq!(
+        get(&app, "/v1/models").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn no_webui_leaves_slash_unrouted() {
+    let mut setup = Setup::default();
+    setup.config.webui = false;
+    let (app, _) = app(setup);
+    for path in ["/", "/webui/app.js"] {
+        let err = get(&app, path).await.error(StatusCode::NOT_FOUND);
+        assert_eq!(err["code"], "unknown_url", "{path}");
+    }
+    assert_eq!(get(&app, "/health").await.status, StatusCode::OK);
+}

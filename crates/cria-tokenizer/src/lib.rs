@@ -18,7 +18,7 @@ mod wpm;
 
 use rustc_hash::FxHashMap;
 
-pub use chat::{BuiltinTemplate, ChatMessage, ChatTemplate};
+pub use chat::{BuiltinTemplate, ChatMessage, ChatTemplate, TemplateInput};
 pub use decode::DecodeOptions;
 pub use error::TokenizerError;
 pub use stream::{IncrementalDecoder, Utf8Stream};

@@ -106,3 +106,43 @@ fn a_builtin_can_override_the_models_template() {
         "{prompt}"
     );
 }
+
+/// gpt-oss's "harmony" template (llama.cpp's `models/templates/openai-gpt-oss-120b.jinja`, the one its GGUF
+/// files carry) against jinja2's rendering of the same conversations
+/// (`scripts/chat-templates/render_reference.py`); only the date `strftime_now` prints differs.
+#[test]
+fn gpt_oss_harmony_template_renders_as_jinja2_does() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/chat-templates");
+    let source = std::fs::read_to_string(dir.join("gpt-oss.jinja")).unwrap();
+    let expected = std::fs::read_to_string(dir.join("gpt-oss.expected.json")).unwrap();
+    let cases: Vec<serde_json::Value> = serde_json::from_str(&expected).unwrap();
+    let tok = cria_tokenizer::Tokenizer::from_spec(&cria_tokenizer::TokenizerSpec {
+        model: "gpt2".into(),
+        tokens: vec!["<|startoftext|>".into(), "<|return|>".into(), "a".into()],
+        token_types: Some(vec![3, 3, 1]),
+        bos: Some(0),
+        eos: Some(1),
+        ..Default::default()
+    })
+    .unwrap();
+    let tmpl = ChatTemplate::from_source(&tok, source).unwrap();
+    const DATE: &str = "Current date: ";
+    for case in &cases {
+        let messages: Vec<ChatMessage> = serde_json::from_value(case["messages"].clone()).unwrap();
+        let want = case["prompt"].as_str().unwrap();
+        let mut got = tmpl.render(&messages, true).unwrap();
+        let at = got.find(DATE).unwrap() + DATE.len();
+        let date = &got[at..at + 10];
+        assert!(
+            date.bytes().enumerate().all(|(i, b)| match i {
+                4 | 7 => b == b'-',
+                _ => b.is_ascii_digit(),
+            }),
+            "{date:?}"
+        );
+        let want_at = want.find(DATE).unwrap() + DATE.len();
+        got.replace_range(at..at + 10, &want[want_at..want_at + 10]);
+        assert_eq!(got, want);
+    }
+}

@@ -108,7 +108,9 @@ fn unsupported_architecture_is_named_with_the_supported_ones() {
         .lines()
         .find(|l| l.starts_with("runs in Cria:"))
         .unwrap_or_else(|| panic!("no support line in:\n{text}"));
-    for needle in ["no", "'mamba'", "qwen3", "gemma2", "phi3", "exaone4"] {
+    for needle in [
+        "no", "'mamba'", "qwen3", "gemma2", "phi3", "exaone4", "gpt-oss",
+    ] {
         assert!(line.contains(needle), "missing {needle:?} in {line:?}");
     }
 }

@@ -65,6 +65,21 @@ pub fn gelu_mul(gate: &[f32], up: &[f32], out: &mut [f32]) {
     simd::kernels().gelu_mul(gate, up, out);
 }
 
+/// gpt-oss's clamped SwiGLU (ggml's `swiglu_oai`): `out = g · sigmoid(alpha · g) · (u + 1)` with
+/// `g = min(gate, limit)` and `u = clamp(up, -limit, limit)`. Scalar: it runs on the experts' hidden rows only,
+/// a small part of a step next to their matmuls.
+///
+/// # Panics
+/// If the three slices differ in length.
+pub fn swiglu_oai_mul(gate: &[f32], up: &[f32], alpha: f32, limit: f32, out: &mut [f32]) {
+    check3("swiglu_oai_mul", gate, up, out);
+    for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
+        let g = g.min(limit);
+        let u = u.clamp(-limit, limit);
+        *o = g / (1.0 + (alpha * -g).exp()) * (u + 1.0);
+    }
+}
+
 /// `x += y`.
 ///
 /// # Panics
@@ -133,6 +148,28 @@ mod tests {
         for i in 0..5 {
             assert!((out[i] - gelu_as_ggml(gate[i]) * up[i]).abs() < 1e-6);
         }
+    }
+
+    /// Values worked by hand from ggml's formula: the gate clamps from above only, the up value both ways.
+    #[test]
+    fn swiglu_oai_clamps_gate_above_and_up_both_ways() {
+        let (alpha, limit) = (1.702, 7.0);
+        let gate = [-9.0f32, 0.0, 1.0, 9.0, 2.0];
+        let up = [0.5f32, 3.0, -1.0, 0.0, -12.0];
+        let mut out = [0.0; 5];
+        swiglu_oai_mul(&gate, &up, alpha, limit, &mut out);
+        let glu = |g: f32| g / (1.0 + (-alpha * g).exp());
+        let want = [
+            glu(-9.0) * 1.5,
+            0.0,
+            glu(1.0) * 0.0,
+            glu(7.0) * 1.0,
+            glu(2.0) * -6.0,
+        ];
+        for (g, w) in out.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{out:?} vs {want:?}");
+        }
+        assert!((out[3] - 6.999_954).abs() < 1e-4, "{}", out[3]);
     }
 
     #[test]

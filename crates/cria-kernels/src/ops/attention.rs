@@ -8,13 +8,14 @@ use std::ops::Range;
 
 use half::f16;
 
+use super::kv_view::KvView;
 use super::simd;
 #[cfg(test)]
 use super::softmax::softmax_inplace;
 
 /// Shape and scaling of one attention call.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct AttentionParams {
+pub struct AttentionParams<'a> {
     /// Query heads.
     pub n_head: usize,
     /// KV heads; `n_head` must be a multiple (grouped-query: query head `h` reads KV head `h / (n_head / n_kv_head)`).
@@ -24,6 +25,16 @@ pub struct AttentionParams {
     pub scale: f32,
     /// Logit soft-cap (Gemma 2): scores become `cap * tanh(score / cap)` after `scale`. `None` for none.
     pub softcap: Option<f32>,
+    /// Attention sinks (gpt-oss): one learned logit per query head that joins the softmax's denominator but
+    /// has no value, so a head can attend to "nothing". `None` for none; else `n_head` of them.
+    pub sinks: Option<&'a [f32]>,
+}
+
+impl AttentionParams<'_> {
+    /// The sink logit of query head `h`, if the call has sinks.
+    fn sink(&self, h: usize) -> Option<f32> {
+        self.sinks.and_then(|s| s.get(h).copied())
+    }
 }
 
 /// Attention for one query token, as the contract states it (no soft-cap); see [`attention_ext`].
@@ -50,6 +61,7 @@ pub fn attention(
         head_dim,
         scale,
         softcap: None,
+        sinks: None,
     };
     attention_ext(
         q,
@@ -79,66 +91,86 @@ pub fn attention_ext(
     out: &mut [f32],
     scratch: &mut Vec<f32>,
 ) {
-    let cache_len = k_cache.len().min(v_cache.len());
-    check_shapes(p, q.len(), out.len(), cache_len, window.end);
+    let kv = KvView::contiguous(k_cache, v_cache);
+    check_shapes(p, q.len(), out.len(), &kv, window.end);
     out.fill(0.0);
     if window.is_empty() {
         return;
     }
-    let group = p.n_head / p.n_kv_head;
     for (h, out_h) in out.chunks_exact_mut(p.head_dim).enumerate() {
         let q_h = &q[h * p.head_dim..(h + 1) * p.head_dim];
-        attend_head(
-            q_h,
-            (k_cache, v_cache),
-            window.clone(),
-            h / group,
-            p,
-            out_h,
-            scratch,
-        );
+        attend_head(q_h, kv, window.clone(), h, p, out_h, scratch);
     }
 }
 
-/// One query head against KV head `kv_head` over the cache positions in `window` (non-empty):
-/// `out_h = softmax(softcap(scale · q_h·K))) · V`, `out_h` zeroed first. `scores` is scratch.
+/// Query head `head` against its KV head over the cache positions in `window` (non-empty):
+/// `out_h = softmax(softcap(scale · q_h·K))) · V`, `out_h` zeroed first. `scores` is scratch. The positions are
+/// read run by run ([`KvView::runs`]): each score is its own dot product and V is accumulated row after row,
+/// so a paged cache gives the same bits as a flat one.
 pub(super) fn attend_head(
     q_h: &[f32],
-    (k_cache, v_cache): (&[f16], &[f16]),
+    kv: KvView<'_>,
     window: Range<usize>,
-    kv_head: usize,
+    head: usize,
     p: &AttentionParams,
     out_h: &mut [f32],
     scores: &mut Vec<f32>,
 ) {
     let kern = simd::kernels();
     let (hd, stride) = (p.head_dim, kv_dim(p));
-    let base = window.start * stride + kv_head * hd;
+    let kv_head = head / (p.n_head / p.n_kv_head.max(1)).max(1);
     scores.clear();
     scores.resize(window.len(), 0.0);
-    kern.dot_rows_f16(q_h, &k_cache[base..], stride, scores);
-    scores_to_probs(scores, p);
+    for (run, row) in kv.runs(window.clone()) {
+        let dst = &mut scores[run.start - window.start..run.end - window.start];
+        kern.dot_rows_f16(q_h, &kv.k[row * stride + kv_head * hd..], stride, dst);
+    }
+    scores_to_probs(scores, p, head);
     out_h.fill(0.0);
-    kern.axpy_rows_f16(out_h, scores, &v_cache[base..], stride);
+    axpy_view(out_h, scores, kv, window, kv_head * hd, stride);
 }
 
-/// Raw q·k dot products to attention weights, in place: scale, soft-cap, softmax. The softmax is
-/// [`softmax_inplace`]'s steps (maximum, `exp(x - max)` and its sum, times `1 / sum`), with the maximum taken
-/// while scaling and the steps vectorized: the same bits.
-pub(super) fn scores_to_probs(scores: &mut [f32], p: &AttentionParams) {
+/// `out += Σ_t probs[t - window.start] · V[t][col..]` for the positions `t` of `window`, in order, run by run.
+pub(super) fn axpy_view(
+    out: &mut [f32],
+    probs: &[f32],
+    kv: KvView<'_>,
+    window: Range<usize>,
+    col: usize,
+    stride: usize,
+) {
     let kern = simd::kernels();
-    let max = match p.softcap {
+    for (run, row) in kv.runs(window.clone()) {
+        let probs = &probs[run.start - window.start..run.end - window.start];
+        kern.axpy_rows_f16(out, probs, &kv.v[row * stride + col..], stride);
+    }
+}
+
+/// Raw q·k dot products of query head `head` to attention weights, in place: scale, soft-cap, softmax. The
+/// softmax is [`softmax_inplace`]'s steps (maximum, `exp(x - max)` and its sum, times `1 / sum`), with the
+/// maximum taken while scaling and the steps vectorized: the same bits. With a sink `s` (ggml's `soft_max`
+/// with sinks): the maximum includes `s` and the sum `exp(s - max)`, so the weights add up to less than 1.
+pub(super) fn scores_to_probs(scores: &mut [f32], p: &AttentionParams, head: usize) {
+    let kern = simd::kernels();
+    let mut max = match p.softcap {
         None => kern.scale_max(scores, p.scale),
         Some(_) => scores.iter_mut().fold(f32::NEG_INFINITY, |m, s| {
             *s = softcap(p.scale * *s, p.softcap);
             m.max(*s)
         }),
     };
+    let sink = p.sink(head);
+    if let Some(s) = sink {
+        max = max.max(s);
+    }
     if max == f32::NEG_INFINITY {
         scores.fill(0.0);
         return;
     }
-    let sum = kern.exp_sub_sum(scores, max);
+    let mut sum = kern.exp_sub_sum(scores, max);
+    if let Some(s) = sink {
+        sum += (s - max).exp();
+    }
     kern.scale(scores, 1.0 / sum);
 }
 
@@ -150,7 +182,7 @@ pub(super) fn check_shapes(
     p: &AttentionParams,
     q_len: usize,
     out_len: usize,
-    cache_len: usize,
+    kv: &KvView<'_>,
     n_kv_tokens: usize,
 ) {
     assert!(
@@ -161,10 +193,7 @@ pub(super) fn check_shapes(
     );
     assert_eq!(q_len, p.n_head * p.head_dim, "attention: q length");
     assert_eq!(out_len, p.n_head * p.head_dim, "attention: out length");
-    assert!(
-        cache_len >= n_kv_tokens * kv_dim(p),
-        "attention: cache shorter than {n_kv_tokens} tokens"
-    );
+    kv.check(n_kv_tokens, kv_dim(p));
 }
 
 #[inline]
@@ -290,6 +319,7 @@ mod tests {
                 head_dim: 64,
                 scale: 0.125,
                 softcap,
+                sinks: None,
             };
             for n in [1, 2, 15, 16, 17, 31, 33, 100, 513] {
                 for special in [None, Some(f32::NEG_INFINITY), Some(f32::NAN), Some(0.0)] {
@@ -306,7 +336,7 @@ mod tests {
                             .for_each(|s| *s = super::softcap(p.scale * *s, p.softcap));
                         softmax_inplace(&mut want);
                         let mut got = raw.clone();
-                        scores_to_probs(&mut got, &p);
+                        scores_to_probs(&mut got, &p, 0);
                         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                         assert_eq!(bits(&got), bits(&want), "n {n} {special:?} {softcap:?}");
                     }
@@ -326,6 +356,7 @@ mod tests {
             head_dim: 1,
             scale: 1.0,
             softcap: Some(1.0),
+            sinks: None,
         };
         let mut out = vec![0.0];
         attention_ext(&[1.0], &k, &v, 0..2, &p, &mut out, &mut Vec::new());

@@ -7,7 +7,10 @@ use std::ops::Range;
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 
-use super::attention::{AttentionParams, attend_head, check_shapes, kv_dim, scores_to_probs};
+use super::attention::{
+    AttentionParams, attend_head, axpy_view, check_shapes, kv_dim, scores_to_probs,
+};
+use super::kv_view::KvView;
 use super::simd::{self, KvElem};
 use crate::pool::ThreadPool;
 
@@ -79,7 +82,8 @@ pub fn attention_batch(
     let rows: Vec<QueryRow> = (0..b.n_tokens)
         .map(|i| QueryRow::causal(0, b.first_pos + i, b.sliding_window))
         .collect();
-    attention_rows(pool, q, &rows, &|_| (k_cache, v_cache), p, out);
+    let kv = KvView::contiguous(k_cache, v_cache);
+    attention_rows(pool, q, &rows, &|_| kv, p, out);
 }
 
 /// One query row of [`attention_rows`]: the sequence whose KV cache it reads, and the cache positions it sees.
@@ -103,7 +107,7 @@ impl QueryRow {
 }
 
 /// Attention of query rows from any number of sequences in one parallel loop over (row, head): row `i` reads
-/// the caches `kv(rows[i].seq)` over `rows[i].window`. Each output equals what
+/// the cache `kv(rows[i].seq)` (flat or paged) over `rows[i].window`. Each output equals what
 /// [`attention_ext`](super::attention_ext) gives for that row alone, so a sequence's result does not depend on
 /// which others share the call. `q` and `out` are `[rows.len()][n_head * head_dim]`.
 ///
@@ -113,7 +117,7 @@ pub fn attention_rows<'c>(
     pool: &ThreadPool,
     q: &[f32],
     rows: &[QueryRow],
-    kv: &(dyn Fn(usize) -> (&'c [f16], &'c [f16]) + Sync),
+    kv: &SeqKv<'c>,
     p: &AttentionParams,
     out: &mut [f32],
 ) {
@@ -129,18 +133,33 @@ pub fn attention_rows<'c>(
         attention_rows_grouped(pool, q, rows, kv, p, out);
         return;
     }
-    let group = p.n_head / p.n_kv_head.max(1);
+    attention_rows_single(pool, q, rows, kv, p, out);
+}
+
+/// Each sequence's cache, by the sequence number of a [`QueryRow`].
+pub type SeqKv<'c> = dyn Fn(usize) -> KvView<'c> + Sync + 'c;
+
+/// [`attention_rows`] one task per (row, head).
+fn attention_rows_single<'c>(
+    pool: &ThreadPool,
+    q: &[f32],
+    rows: &[QueryRow],
+    kv: &SeqKv<'c>,
+    p: &AttentionParams,
+    out: &mut [f32],
+) {
+    let q_dim = p.n_head * p.head_dim;
     pool.for_each_chunk_mut(out, p.head_dim, &|task, out_h| {
         let (i, h) = (task / p.n_head, task % p.n_head);
         let row = &rows[i];
-        let (k, v) = kv(row.seq);
+        let view = kv(row.seq);
         if h == 0 {
-            check_shapes(p, q_dim, q_dim, k.len().min(v.len()), row.window.end);
+            check_shapes(p, q_dim, q_dim, &view, row.window.end);
         }
         assert!(!row.window.is_empty(), "attention_rows: empty window");
         let q_h = &q[task * p.head_dim..(task + 1) * p.head_dim];
         SCORES.with_borrow_mut(|scores| {
-            attend_head(q_h, (k, v), row.window.clone(), h / group, p, out_h, scores);
+            attend_head(q_h, view, row.window.clone(), h, p, out_h, scores);
         });
     });
 }
@@ -167,15 +186,14 @@ fn attention_rows_grouped<'c>(
     pool: &ThreadPool,
     q: &[f32],
     rows: &[QueryRow],
-    kv: &(dyn Fn(usize) -> (&'c [f16], &'c [f16]) + Sync),
+    kv: &SeqKv<'c>,
     p: &AttentionParams,
     out: &mut [f32],
 ) {
     let (q_dim, kv_dim) = (p.n_head * p.head_dim, kv_dim(p));
     let mut copies: Vec<SeqCopy> = Vec::new();
     for row in rows {
-        let (k, v) = kv(row.seq);
-        check_shapes(p, q_dim, q_dim, k.len().min(v.len()), row.window.end);
+        check_shapes(p, q_dim, q_dim, &kv(row.seq), row.window.end);
         assert!(!row.window.is_empty(), "attention_rows: empty window");
         let w = &row.window;
         match copies.iter_mut().find(|c| c.seq == row.seq) {
@@ -195,9 +213,13 @@ fn attention_rows_grouped<'c>(
         total = c.v + c.rows.len() * kv_dim;
     }
     if total > KV_F32_MAX {
+        // A paged cache has no one run of rows to hand the multi kernels: the one-query path (same bits).
+        if !copies.iter().all(|c| kv(c.seq).is_contiguous()) {
+            return attention_rows_single(pool, q, rows, kv, p, out);
+        }
         let cache = |seq: usize| {
-            let (k, v) = kv(seq);
-            (k, v, 0)
+            let view = kv(seq);
+            (view.k, view.v, 0)
         };
         grouped_tasks(pool, q, rows, kv, &cache, p, out);
         return;
@@ -207,10 +229,14 @@ fn attention_rows_grouped<'c>(
             buf.resize(total, 0.0);
         }
         for c in &copies {
-            let (k, v) = kv(c.seq);
-            let (r, n) = (c.rows.start * kv_dim..c.rows.end * kv_dim, c.v - c.k);
-            k[r.clone()].convert_to_f32_slice(&mut buf[c.k..c.v]);
-            v[r].convert_to_f32_slice(&mut buf[c.v..c.v + n]);
+            let view = kv(c.seq);
+            for (run, row) in view.runs(c.rows.clone()) {
+                let src = row * kv_dim..(row + run.len()) * kv_dim;
+                let at = (run.start - c.rows.start) * kv_dim;
+                let n = run.len() * kv_dim;
+                view.k[src.clone()].convert_to_f32_slice(&mut buf[c.k + at..c.k + at + n]);
+                view.v[src].convert_to_f32_slice(&mut buf[c.v + at..c.v + at + n]);
+            }
         }
         let buf = &buf[..];
         let copy = |seq: usize| {
@@ -232,7 +258,7 @@ fn grouped_tasks<'c, T: KvElem>(
     pool: &ThreadPool,
     q: &[f32],
     rows: &[QueryRow],
-    kv: &(dyn Fn(usize) -> (&'c [f16], &'c [f16]) + Sync),
+    kv: &SeqKv<'c>,
     shared: &SharedRows<'_, T>,
     p: &AttentionParams,
     out: &mut [f32],
@@ -289,7 +315,7 @@ struct Group<'a> {
 fn attend_group<'c, T: KvElem>(
     g: &Group<'_>,
     (q_blk, out_blk): (&[f32], &mut [f32]),
-    kv: &(dyn Fn(usize) -> (&'c [f16], &'c [f16]) + Sync),
+    kv: &SeqKv<'c>,
     shared: &SharedRows<'_, T>,
     p: &AttentionParams,
     s: &mut GroupScratch,
@@ -301,13 +327,13 @@ fn attend_group<'c, T: KvElem>(
     let q_dim = p.n_head * hd;
     let at = |&(i, h): &(usize, usize)| i * q_dim + h * hd..i * q_dim + (h + 1) * hd;
     let win = |&(i, _): &(usize, usize)| g.blk[i].window.clone();
-    let (k, v) = kv(g.blk[i0].seq);
+    let view = kv(g.blk[i0].seq);
     let lo = g.members.iter().map(|m| win(m).start).max().unwrap_or(0);
     let hi = g.members.iter().map(|m| win(m).end).min().unwrap_or(0);
     if g.members.len() == 1 || lo >= hi || !simd::kernels().has_multi(hd) {
         for m in g.members {
             let (q_h, out_h) = (&q_blk[at(m)], &mut out_blk[at(m)]);
-            attend_head(q_h, (k, v), win(m), g.kv_head, p, out_h, &mut s.scores);
+            attend_head(q_h, view, win(m), m.1, p, out_h, &mut s.scores);
         }
         return;
     }
@@ -359,6 +385,7 @@ fn attend_group<'c, T: KvElem>(
         scores_to_probs(
             &mut scores[j * span + w.start - first..j * span + w.end - first],
             p,
+            m.1,
         );
     }
     let acc: &mut [f32] = if in_place {
@@ -375,7 +402,7 @@ fn attend_group<'c, T: KvElem>(
         if !r.is_empty() {
             let probs = &scores[j * span + r.start - first..j * span + r.end - first];
             let acc_j = &mut acc[j * hd..(j + 1) * hd];
-            kern.axpy_rows_f16(acc_j, probs, &v[r.start * stride + col..], stride);
+            axpy_view(acc_j, probs, view, r, col, stride);
         }
     }
     kern.axpy_rows_multi(
@@ -389,7 +416,7 @@ fn attend_group<'c, T: KvElem>(
         if !r.is_empty() {
             let probs = &scores[j * span + r.start - first..j * span + r.end - first];
             let acc_j = &mut acc[j * hd..(j + 1) * hd];
-            kern.axpy_rows_f16(acc_j, probs, &v[r.start * stride + col..], stride);
+            axpy_view(acc_j, probs, view, r, col, stride);
         }
     }
     if !in_place {
@@ -411,6 +438,7 @@ mod tests {
             head_dim: 8,
             scale: 0.3,
             softcap: None,
+            sinks: None,
         };
         let kv_dim = p.n_kv_head * p.head_dim;
         let cache = |seed: f32, n: usize| -> Vec<f16> {
@@ -442,11 +470,11 @@ mod tests {
             .collect();
         let mut out = vec![0.0; q.len()];
         let pool = ThreadPool::new(3);
-        let kv = |s: usize| (&seqs[s].0[..], &seqs[s].1[..]);
+        let kv = |s: usize| KvView::contiguous(&seqs[s].0[..], &seqs[s].1[..]);
         attention_rows(&pool, &q, &rows, &kv, &p, &mut out);
         for (i, row) in rows.iter().enumerate() {
             let mut alone = vec![0.0; q_dim];
-            let (k, v) = kv(row.seq);
+            let KvView { k, v, .. } = kv(row.seq);
             let q_i = &q[i * q_dim..(i + 1) * q_dim];
             super::super::attention_ext(
                 q_i,
@@ -480,20 +508,28 @@ mod tests {
 
     /// The grouped (multi-query) path against the one-query path, bit for bit: head sizes the AVX-512 kernels
     /// specialize and one they do not, GQA ratios, full and sliding windows (ragged group ends), blocks that
-    /// mix two sequences, a soft-cap, and row counts that leave a short last block.
+    /// mix two sequences, a soft-cap, attention sinks, and row counts that leave a short last block.
     #[test]
     fn grouped_rows_equal_one_query_path_bit_for_bit() {
         let heads = [(1, 1), (2, 2), (4, 1), (9, 3), (8, 2)];
+        let sinks: Vec<f32> = (0..9).map(|h| h as f32 * 0.7 - 2.0).collect();
         let mut seed = 1;
         for hd in [64, 128, 256, 80] {
             for (n_head, n_kv_head) in heads {
-                for (win, softcap) in [(None, None), (Some(5), None), (Some(13), Some(30.0))] {
+                let variants = [
+                    (None, None, false),
+                    (Some(5), None, true),
+                    (Some(13), Some(30.0), false),
+                    (None, None, true),
+                ];
+                for (win, softcap, with_sinks) in variants {
                     let p = AttentionParams {
                         n_head,
                         n_kv_head,
                         head_dim: hd,
                         scale: 1.0 / (hd as f32).sqrt(),
                         softcap,
+                        sinks: with_sinks.then_some(&sinks[..n_head]),
                     };
                     seed += 1;
                     check_grouped(&p, win, seed);
@@ -521,10 +557,10 @@ mod tests {
             .chain((0..lens[1]).map(|pos| QueryRow::causal(1, pos, win)))
             .collect();
         let q = noise(seed * 13, rows.len() * q_dim);
-        let kv = |s: usize| (&seqs[s].0[..], &seqs[s].1[..]);
+        let kv = |s: usize| KvView::contiguous(&seqs[s].0[..], &seqs[s].1[..]);
         let mut want = vec![0.0; q.len()];
         for (i, row) in rows.iter().enumerate() {
-            let (k, v) = kv(row.seq);
+            let KvView { k, v, .. } = kv(row.seq);
             let r = i * q_dim..(i + 1) * q_dim;
             let out = &mut want[r.clone()];
             super::super::attention_ext(&q[r], k, v, row.window.clone(), p, out, &mut Vec::new());
@@ -535,6 +571,23 @@ mod tests {
             attention_rows_grouped(&pool, &q, &rows, &kv, p, &mut got);
             let mut through_rows = vec![f32::NAN; q.len()];
             attention_rows(&pool, &q, &rows, &kv, p, &mut through_rows);
+            // The same caches scattered in blocks of 3 rows over a pool, in another order: the same bits.
+            let paged = Paged::scatter(&seqs, kv_dim, 3);
+            let paged_kv = |s: usize| paged.view(s);
+            let mut through_blocks = vec![f32::NAN; q.len()];
+            attention_rows(&pool, &q, &rows, &paged_kv, p, &mut through_blocks);
+            let mut grouped_blocks = vec![f32::NAN; q.len()];
+            attention_rows_grouped(&pool, &q, &rows, &paged_kv, p, &mut grouped_blocks);
+            let mut single_blocks = vec![f32::NAN; q.len()];
+            attention_rows_single(&pool, &q, &rows, &paged_kv, p, &mut single_blocks);
+            for (i, w) in want.iter().enumerate() {
+                let got = [through_blocks[i], grouped_blocks[i], single_blocks[i]];
+                assert_eq!(
+                    [w.to_bits(); 3],
+                    got.map(f32::to_bits),
+                    "{p:?} window {win:?}, paged: element {i}"
+                );
+            }
             // The path a batch too large for f32 copies takes: the multi kernels on the f16 cache.
             let mut from_f16 = vec![f32::NAN; q.len()];
             let cache = |s: usize| (&seqs[s].0[..], &seqs[s].1[..], 0);
@@ -549,6 +602,51 @@ mod tests {
                     i % q_dim
                 );
             }
+        }
+    }
+
+    /// Sequences' K/V rows copied into one pool in blocks, the blocks of all sequences interleaved backwards.
+    struct Paged {
+        k: Vec<f16>,
+        v: Vec<f16>,
+        tables: Vec<Vec<u32>>,
+        block_rows: usize,
+    }
+
+    impl Paged {
+        fn scatter(seqs: &[(Vec<f16>, Vec<f16>)], kv_dim: usize, block_rows: usize) -> Paged {
+            let counts: Vec<usize> = seqs
+                .iter()
+                .map(|s| (s.0.len() / kv_dim).div_ceil(block_rows))
+                .collect();
+            let total: usize = counts.iter().sum();
+            let (mut k, mut v) = (vec![f16::ZERO; total * block_rows * kv_dim], Vec::new());
+            v.resize(k.len(), f16::ZERO);
+            let mut next = total as u32;
+            let mut tables = Vec::new();
+            for (s, &n) in seqs.iter().zip(&counts) {
+                let mut table = Vec::new();
+                for b in 0..n {
+                    next -= 1;
+                    let rows =
+                        b * block_rows * kv_dim..((b + 1) * block_rows * kv_dim).min(s.0.len());
+                    let at = next as usize * block_rows * kv_dim;
+                    k[at..at + rows.len()].copy_from_slice(&s.0[rows.clone()]);
+                    v[at..at + rows.len()].copy_from_slice(&s.1[rows]);
+                    table.push(next);
+                }
+                tables.push(table);
+            }
+            Paged {
+                k,
+                v,
+                tables,
+                block_rows,
+            }
+        }
+
+        fn view(&self, seq: usize) -> KvView<'_> {
+            KvView::paged(&self.k, &self.v, &self.tables[seq], self.block_rows)
         }
     }
 

@@ -10,6 +10,7 @@ mod act;
 mod attention;
 mod attention_batch;
 mod get_rows;
+mod kv_view;
 mod layer_norm;
 mod norm;
 mod rope;
@@ -19,10 +20,12 @@ mod softmax;
 
 pub use act::{
     add_inplace, gelu, gelu_as_ggml, gelu_mul, mul_inplace, scale_inplace, silu, silu_mul,
+    swiglu_oai_mul,
 };
 pub use attention::{AttentionParams, attention, attention_ext};
 pub use attention_batch::{CausalBatch, QueryRow, attention_batch, attention_rows};
 pub use get_rows::get_rows;
+pub use kv_view::KvView;
 pub use layer_norm::{layer_norm, layer_norm_inplace};
 pub use norm::{rms_norm, rms_norm_inplace};
 pub use rope::{RopeParams, RopeStyle, Yarn, rope_inplace, yarn_corr_dims};

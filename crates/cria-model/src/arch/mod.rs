@@ -2,6 +2,7 @@
 
 pub mod gemma2;
 pub mod gemma3;
+pub mod gpt_oss;
 pub mod llama;
 pub mod olmo2;
 pub mod phi3;
@@ -10,7 +11,9 @@ pub mod qwen2;
 use cria_gguf::{GgufError, GgufFile, Value};
 
 use crate::ModelError;
-use crate::spec::{ArchSpec, FfnKind, MoeSpec, NoRope, QkNorm, RopeKind, RopeSpec, SwaLayers};
+use crate::spec::{
+    ArchSpec, ExpertGating, FfnKind, MoeSpec, NoRope, QkNorm, RopeKind, RopeSpec, SwaLayers,
+};
 
 /// Reads `{arch}.{key}` as a count.
 fn count(file: &GgufFile, arch: &str, key: &str) -> Result<usize, ModelError> {
@@ -156,8 +159,8 @@ fn rope_spec(
 
 /// Experts where `{arch}.expert_count` > 0: `expert_used_count` of them a token, each as wide as
 /// `expert_feed_forward_length` (else `feed_forward_length`), weights renormalized (architectures that do not
-/// renormalize say so afterwards).
-fn moe_spec(file: &GgufFile, arch: &str) -> Result<Option<MoeSpec>, ModelError> {
+/// renormalize say so afterwards), softmax gating, the architecture's activation `act`.
+fn moe_spec(file: &GgufFile, arch: &str, act: FfnKind) -> Result<Option<MoeSpec>, ModelError> {
     let n_expert = count_or(file, arch, "expert_count", 0)?;
     if n_expert == 0 {
         return Ok(None);
@@ -171,6 +174,8 @@ fn moe_spec(file: &GgufFile, arch: &str) -> Result<Option<MoeSpec>, ModelError> 
         weights_scale: float_opt(file, arch, "expert_weights_scale")?
             .filter(|s| *s != 0.0 && *s != 1.0),
         n_ff_shared: None,
+        gating: ExpertGating::Softmax,
+        act,
     }))
 }
 
@@ -197,7 +202,7 @@ fn base(file: &GgufFile, arch: &str, ffn: FfnKind, rope: RopeKind) -> Result<Arc
         sliding_window: None,
         no_rope: NoRope::Never,
         ffn,
-        moe: moe_spec(file, arch)?,
+        moe: moe_spec(file, arch, ffn)?,
         qkv_bias: false,
         qk_norm: QkNorm::None,
         pre_norms: true,
@@ -208,5 +213,7 @@ fn base(file: &GgufFile, arch: &str, ffn: FfnKind, rope: RopeKind) -> Result<Arc
         residual_scale: None,
         logit_scale: None,
         final_logit_softcap: float_opt(file, arch, "final_logit_softcapping")?.filter(|c| *c > 0.0),
+        attn_sinks: false,
+        ffn_norm_name: "ffn_norm",
     })
 }

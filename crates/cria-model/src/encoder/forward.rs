@@ -8,8 +8,9 @@ use cria_kernels::pool::ThreadPool;
 use half::f16;
 
 use super::spec::{EncoderFfn, EncoderSpec, Positions};
-use super::weights::{EncMatrix, EncoderLayer, EncoderWeights, Norm, Qkv};
+use super::weights::{EncoderLayer, EncoderWeights, Norm, Qkv};
 use crate::ModelError;
+use crate::weights::Matrix;
 
 /// What a forward pass reads: the spec, the weights and the file's tensor data.
 pub(crate) struct Pass<'a> {
@@ -133,7 +134,7 @@ impl Pass<'_> {
     /// `x · Wᵀ (+ bias)` for `n_tok` rows.
     fn project(
         &self,
-        w: &EncMatrix,
+        w: &Matrix,
         bias: Option<&[f32]>,
         x: &[f32],
         n_tok: usize,
@@ -150,7 +151,7 @@ impl Pass<'_> {
     }
 }
 
-fn get_rows(m: &EncMatrix, data: &[u8], ids: &[u32], out: &mut [f32]) -> Result<(), ModelError> {
+fn get_rows(m: &Matrix, data: &[u8], ids: &[u32], out: &mut [f32]) -> Result<(), ModelError> {
     ops::get_rows(m.ty, m.bytes(data), m.cols, ids, out).map_err(|_| ModelError::BadTensorType {
         name: "embedding table".to_string(),
         ty: m.ty,
@@ -194,8 +195,10 @@ fn attention(
         head_dim: s.head_dim,
         scale: 1.0 / (s.head_dim as f32).sqrt(),
         softcap: None,
+        sinks: None,
     };
     let mut out = vec![0.0; n_tok * s.q_dim()];
-    ops::attention_rows(pool, q, &rows, &|_| (&k16, &v16), &params, &mut out);
+    let kv = ops::KvView::contiguous(&k16, &v16);
+    ops::attention_rows(pool, q, &rows, &|_| kv, &params, &mut out);
     out
 }

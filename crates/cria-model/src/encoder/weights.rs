@@ -1,41 +1,12 @@
 //! The encoder's tensors, found by name and checked against its spec: matrices stay in the memory map (as
 //! byte ranges of the file's tensor data), vectors (norms, biases, the type row) are read into f32 once.
 
-use std::ops::Range;
-
-use cria_gguf::{GgmlType, GgufFile, TensorView};
-use cria_kernels::matmul::WeightRef;
-use cria_kernels::packed::Layout;
+use cria_gguf::GgufFile;
 use cria_kernels::quant::dequantize_row;
 
 use super::spec::{EncoderFfn, EncoderSpec, Positions};
 use crate::ModelError;
-use crate::weights::{read_optional_vector, read_vector};
-
-/// A `rows` x `cols` weight matrix in the file's tensor data.
-#[derive(Clone, Debug)]
-pub(crate) struct EncMatrix {
-    pub ty: GgmlType,
-    pub rows: usize,
-    pub cols: usize,
-    bytes: Range<usize>,
-}
-
-impl EncMatrix {
-    pub fn view<'a>(&self, data: &'a [u8]) -> WeightRef<'a> {
-        WeightRef {
-            ty: self.ty,
-            rows: self.rows,
-            cols: self.cols,
-            data: &data[self.bytes.clone()],
-            layout: Layout::Rows,
-        }
-    }
-
-    pub fn bytes<'a>(&self, data: &'a [u8]) -> &'a [u8] {
-        &data[self.bytes.clone()]
-    }
-}
+use crate::weights::{Matrix, read_matrix, read_optional_vector, read_vector};
 
 /// A LayerNorm's weight and bias.
 #[derive(Clone, Debug)]
@@ -48,13 +19,13 @@ pub(crate) struct Norm {
 #[derive(Clone, Debug)]
 pub(crate) enum Qkv {
     Fused {
-        w: EncMatrix,
+        w: Matrix,
         bias: Option<Vec<f32>>,
     },
     Split {
-        q: EncMatrix,
-        k: EncMatrix,
-        v: EncMatrix,
+        q: Matrix,
+        k: Matrix,
+        v: Matrix,
         q_bias: Option<Vec<f32>>,
         k_bias: Option<Vec<f32>>,
         v_bias: Option<Vec<f32>>,
@@ -64,24 +35,24 @@ pub(crate) enum Qkv {
 #[derive(Clone, Debug)]
 pub(crate) struct EncoderLayer {
     pub qkv: Qkv,
-    pub wo: EncMatrix,
+    pub wo: Matrix,
     pub wo_bias: Option<Vec<f32>>,
     pub attn_out_norm: Norm,
-    pub up: EncMatrix,
+    pub up: Matrix,
     pub up_bias: Option<Vec<f32>>,
     /// SwiGLU's gate (nomic-bert).
-    pub gate: Option<EncMatrix>,
-    pub down: EncMatrix,
+    pub gate: Option<Matrix>,
+    pub down: Matrix,
     pub down_bias: Option<Vec<f32>>,
     pub layer_out_norm: Norm,
 }
 
 #[derive(Clone, Debug)]
 pub(crate) struct EncoderWeights {
-    pub token_embd: EncMatrix,
+    pub token_embd: Matrix,
     /// Row 0 of `token_types` (llama.cpp feeds every token as type 0, "sentence A").
     pub type_row0: Option<Vec<f32>>,
-    pub position_embd: Option<EncMatrix>,
+    pub position_embd: Option<Matrix>,
     pub embd_norm: Norm,
     pub layers: Vec<EncoderLayer>,
 }
@@ -91,36 +62,15 @@ struct Loader<'a> {
 }
 
 impl Loader<'_> {
-    fn tensor(&self, name: &str) -> Result<TensorView<'_>, ModelError> {
-        self.file
-            .tensor(name)
-            .ok_or_else(|| ModelError::MissingTensor(name.to_string()))
-    }
-
-    fn matrix(&self, name: &str, cols: usize, rows: usize) -> Result<EncMatrix, ModelError> {
-        let t = self.tensor(name)?;
-        let expected = [cols as u64, rows as u64];
-        if t.shape() != expected {
-            return Err(ModelError::BadShape {
-                name: name.to_string(),
-                expected: expected.to_vec(),
-                found: t.shape().to_vec(),
-            });
-        }
-        if matches!(t.ty(), GgmlType::Q8_1 | GgmlType::Q8_K) || t.ty().row_bytes(cols).is_none() {
+    fn matrix(&self, name: &str, cols: usize, rows: usize) -> Result<Matrix, ModelError> {
+        let m = read_matrix(self.file, name, cols, rows)?;
+        if m.ty.row_bytes(cols).is_none() {
             return Err(ModelError::BadTensorType {
                 name: name.to_string(),
-                ty: t.ty(),
+                ty: m.ty,
             });
         }
-        let start =
-            usize::try_from(t.info.offset).map_err(|_| ModelError::MissingTensor(name.into()))?;
-        Ok(EncMatrix {
-            ty: t.ty(),
-            rows,
-            cols,
-            bytes: start..start + t.data.len(),
-        })
+        Ok(m)
     }
 
     fn optional_matrix(
@@ -128,7 +78,7 @@ impl Loader<'_> {
         name: &str,
         cols: usize,
         rows: usize,
-    ) -> Result<Option<EncMatrix>, ModelError> {
+    ) -> Result<Option<Matrix>, ModelError> {
         match self.file.tensor(name) {
             Some(_) => self.matrix(name, cols, rows).map(Some),
             None => Ok(None),

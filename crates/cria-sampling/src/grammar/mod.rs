@@ -90,10 +90,12 @@ impl GrammarVocab {
     /// A constraint for one sequence, or why `grammar` is not usable.
     pub fn compile(&self, grammar: &Grammar) -> Result<GrammarConstraint, ConstraintError> {
         let top = match grammar {
-            Grammar::JsonObject => {
-                TopLevelGrammar::from_json_schema(serde_json::json!({"type": "object"}))
+            Grammar::JsonObject => TopLevelGrammar::from_json_schema(bounded_whitespace(
+                serde_json::json!({"type": "object"}),
+            )),
+            Grammar::JsonSchema(schema) => {
+                TopLevelGrammar::from_json_schema(bounded_whitespace(schema.clone()))
             }
-            Grammar::JsonSchema(schema) => TopLevelGrammar::from_json_schema(schema.clone()),
             Grammar::Lark(text) => TopLevelGrammar::from_lark(text.clone()),
             Grammar::Gbnf(text) => TopLevelGrammar::from_lark(gbnf_to_lark(text)?),
             Grammar::Regex(pattern) => TopLevelGrammar::from_regex(pattern),
@@ -104,6 +106,27 @@ impl GrammarVocab {
             None => Ok(GrammarConstraint { matcher }),
         }
     }
+}
+
+/// Most whitespace characters in a row between two JSON tokens (llama.cpp's JSON grammars allow a newline and
+/// up to 20 more).
+pub const JSON_MAX_WHITESPACE: usize = 20;
+
+/// llguidance lets whitespace run on without end between JSON tokens (a model that favours spaces never
+/// finishes its object); this bounds each run to [`JSON_MAX_WHITESPACE`], unless the schema sets its own
+/// `x-guidance` options (llguidance's per-schema settings, read only from the schema's top level).
+fn bounded_whitespace(mut schema: serde_json::Value) -> serde_json::Value {
+    if let serde_json::Value::Object(map) = &mut schema
+        && !map.contains_key("x-guidance")
+    {
+        map.insert(
+            "x-guidance".into(),
+            serde_json::json!({
+                "whitespace_pattern": format!("[\\x20\\x0A\\x0D\\x09]{{1,{JSON_MAX_WHITESPACE}}}")
+            }),
+        );
+    }
+    schema
 }
 
 /// Special tokens are marked so that grammar text never produces them (llguidance's convention).

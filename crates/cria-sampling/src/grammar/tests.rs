@@ -154,3 +154,48 @@ fn gbnf_grammar_constrains_like_its_lark_twin() {
         );
     }
 }
+
+/// How many spaces in a row a JSON grammar takes after `prefix`.
+fn spaces_allowed_after(grammar: &Grammar, prefix: &str) -> usize {
+    let (vocab, _, _) = vocab();
+    let mut c = vocab.compile(grammar).unwrap();
+    for b in prefix.bytes() {
+        assert!(c.allows(u32::from(b)).unwrap(), "{prefix:?}");
+        c.accept(u32::from(b)).unwrap();
+    }
+    let mut n = 0;
+    while n < 200 && c.allows(u32::from(b' ')).unwrap() {
+        c.accept(u32::from(b' ')).unwrap();
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn json_whitespace_is_bounded() {
+    let schema = serde_json::json!({"type": "object", "properties": {"a": {"type": "integer"}}});
+    for g in [Grammar::JsonObject, Grammar::JsonSchema(schema)] {
+        for prefix in ["", "{", "{\"a\"", "{\"a\":", "{\"a\": 1", "{\"a\": 1}"] {
+            let n = spaces_allowed_after(&g, prefix);
+            assert!(
+                n <= JSON_MAX_WHITESPACE,
+                "{g:?} after {prefix:?}: {n} spaces"
+            );
+        }
+    }
+    // Indented output is still allowed.
+    let (vocab, _, eos) = vocab();
+    let mut c = vocab.compile(&Grammar::JsonObject).unwrap();
+    for b in "{\n  \"a\": [\n    1,\n    2\n  ]\n}".bytes() {
+        assert!(c.allows(u32::from(b)).unwrap(), "{:?}", b as char);
+        c.accept(u32::from(b)).unwrap();
+    }
+    assert!(c.allows(eos).unwrap());
+}
+
+#[test]
+fn json_schema_keeps_its_own_guidance_options() {
+    let schema =
+        serde_json::json!({"type": "object", "x-guidance": {"whitespace_flexible": false}});
+    assert_eq!(spaces_allowed_after(&Grammar::JsonSchema(schema), "{"), 0);
+}

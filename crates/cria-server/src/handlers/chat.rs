@@ -3,19 +3,20 @@
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use cria_engine::{FinishReason, TokenLogprob};
-use serde_json::{Value, json};
+use cria_engine::FinishReason;
+use serde_json::{Map, Value, json};
 
 use super::FINGERPRINT;
+use super::chat_stream::{ChatFormat, Meta};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::frontend::{ChatTurn, Frontend};
+use crate::frontend::Frontend;
 use crate::generate::{self, Collected};
 use crate::state::{AppState, unix_now};
-use crate::stream::{self, ChunkFormat};
+use crate::stream;
+use crate::tools::{self, OutputSyntax, ReasoningFormat, ToolCall};
 use crate::types::{
-    ChatChoice, ChatChunk, ChatChunkChoice, ChatMessageOut, ChatRequest, ChatResponse, Content,
-    Delta, Message, Usage,
+    ChatChoice, ChatMessageOut, ChatRequest, ChatResponse, Content, Message, Usage,
 };
 use crate::{logprobs, validate};
 
@@ -27,25 +28,57 @@ pub async fn chat_completions(
 ) -> Result<Response, ApiError> {
     state.check_model(req.common.model.as_deref())?;
     let loaded = state.ready()?;
+    loaded.engine()?;
     let max_tokens = req.max_completion_tokens.or(req.common.max_tokens);
-    let params = validate::common(&req.common, max_tokens, loaded.frontend.vocab_size())?;
+    let mut params = validate::common(&req.common, max_tokens, loaded.frontend.vocab_size())?;
     let logprobs = validate::chat_logprobs(req.logprobs, req.top_logprobs)?;
-    let turns = turns(&req.messages)?;
-    let prompt = loaded
-        .frontend
-        .chat_prompt(&turns)
-        .map_err(|e| ApiError::invalid("messages", e))?;
-    let choices = generate::submit(&state, loaded, vec![prompt], &params, logprobs, usize::MAX)?;
+    let tool_request = tools::check(
+        req.tools.as_deref(),
+        req.tool_choice.as_ref(),
+        req.parallel_tool_calls,
+    )?;
+    if tool_request.is_some()
+        && let Some((_, field)) = &params.grammar
+    {
+        return Err(ApiError::invalid(
+            field,
+            "A request with tools cannot constrain its output otherwise.",
+        ));
+    }
+    let reasoning = match req.reasoning_format.as_deref() {
+        None => state.config.reasoning_format,
+        Some(name) => ReasoningFormat::parse(name).ok_or_else(|| {
+            ApiError::invalid(
+                "reasoning_format",
+                format!("Unknown reasoning_format {name:?}: use none, auto or deepseek."),
+            )
+        })?,
+    };
+    let setup = tools::prepare(
+        loaded.frontend.as_ref(),
+        messages(&req.messages)?,
+        tool_request.as_ref(),
+        req.chat_template_kwargs.as_ref().unwrap_or(&Map::new()),
+        reasoning,
+    )?;
+    if let Some(grammar) = setup.grammar {
+        params.grammar = Some((grammar, "tools"));
+    }
+    let choices = generate::submit(
+        &state,
+        loaded,
+        vec![setup.prompt],
+        &params,
+        logprobs,
+        usize::MAX,
+    )?;
     let meta = Meta {
         id: generate::response_id("chatcmpl"),
         created: unix_now(),
         model: state.config.model_id.clone(),
     };
     if params.stream {
-        let format = ChatFormat {
-            meta,
-            include_usage: params.include_usage,
-        };
+        let format = ChatFormat::new(meta, params.include_usage, setup.syntax);
         return Ok(stream::sse(
             &state,
             format,
@@ -61,12 +94,14 @@ pub async fn chat_completions(
         done,
         logprobs.is_some(),
         loaded.frontend.as_ref(),
+        setup.syntax,
     ))
     .into_response())
 }
 
-/// The messages as plain turns: content parts joined, `developer` read as `system`.
-fn turns(messages: &[Message]) -> Result<Vec<ChatTurn>, ApiError> {
+/// The messages as the template reads them: content parts joined into `content` (always a string),
+/// `developer` read as `system`, calls' `arguments` as JSON objects (templates write them with `tojson`).
+fn messages(messages: &[Message]) -> Result<Vec<Value>, ApiError> {
     if messages.is_empty() {
         return Err(ApiError::invalid("messages", "messages must not be empty."));
     }
@@ -81,16 +116,37 @@ fn turns(messages: &[Message]) -> Result<Vec<ChatTurn>, ApiError> {
                 ));
             }
             let role = if m.role == "developer" {
-                "system".to_string()
+                "system"
             } else {
-                m.role.clone()
+                m.role.as_str()
             };
-            Ok(ChatTurn {
-                role,
-                content: content_text(m.content.as_ref(), i)?,
-            })
+            let mut out = json!({"role": role, "content": content_text(m.content.as_ref(), i)?});
+            if let Some(calls) = &m.tool_calls {
+                out["tool_calls"] = Value::Array(calls.iter().map(call_for_template).collect());
+            }
+            for (key, value) in [
+                ("tool_call_id", &m.tool_call_id),
+                ("name", &m.name),
+                ("reasoning_content", &m.reasoning_content),
+            ] {
+                if let Some(v) = value {
+                    out[key] = Value::String(v.clone());
+                }
+            }
+            Ok(out)
         })
         .collect()
+}
+
+/// A call sent back in an assistant message, with `arguments` parsed when it is a JSON text.
+fn call_for_template(call: &Value) -> Value {
+    let mut call = call.clone();
+    if let Some(text) = call["function"]["arguments"].as_str()
+        && let Ok(parsed) = serde_json::from_str::<Value>(text)
+    {
+        call["function"]["arguments"] = parsed;
+    }
+    call
 }
 
 fn content_text(content: Option<&Content>, i: usize) -> Result<String, ApiError> {
@@ -111,10 +167,48 @@ fn content_text(content: Option<&Content>, i: usize) -> Result<String, ApiError>
     }
 }
 
-struct Meta {
-    id: String,
-    created: u64,
-    model: String,
+/// `finish_reason`: `tool_calls` when the model ended its turn after calling tools.
+pub fn finish_reason(reason: FinishReason, calls: usize) -> &'static str {
+    if calls > 0 && reason == FinishReason::Stop {
+        "tool_calls"
+    } else {
+        reason.as_str()
+    }
+}
+
+fn message(text: String, syntax: Option<OutputSyntax>) -> (ChatMessageOut, usize) {
+    let Some(syntax) = syntax else {
+        return (
+            ChatMessageOut {
+                role: "assistant",
+                content: Some(text),
+                reasoning_content: None,
+                reasoning: None,
+                tool_calls: None,
+            },
+            0,
+        );
+    };
+    let parsed = tools::parse_output(syntax, &text);
+    let calls: Vec<ToolCall> = parsed
+        .calls
+        .into_iter()
+        .map(|function| ToolCall {
+            id: tools::call_id(),
+            kind: "function",
+            function,
+        })
+        .collect();
+    let n = calls.len();
+    let reasoning = (!parsed.reasoning.is_empty()).then_some(parsed.reasoning);
+    let message = ChatMessageOut {
+        role: "assistant",
+        content: (n == 0 || !parsed.content.is_empty()).then_some(parsed.content),
+        reasoning_content: reasoning.clone(),
+        reasoning,
+        tool_calls: (n > 0).then_some(calls),
+    };
+    (message, n)
 }
 
 fn response(
@@ -122,21 +216,23 @@ fn response(
     done: Vec<Collected>,
     with_logprobs: bool,
     frontend: &dyn Frontend,
+    syntax: Option<OutputSyntax>,
 ) -> ChatResponse {
     let usage = Usage::new(
         done.iter().map(|c| c.prompt_tokens).sum(),
         done.iter().map(|c| c.completion_tokens).sum(),
-    );
+    )
+    .with_cached(done.iter().map(|c| c.cached_tokens).sum());
     let choices = done
         .into_iter()
-        .map(|c| ChatChoice {
-            index: c.index,
-            logprobs: with_logprobs.then(|| logprobs::chat(frontend, &c.logprobs)),
-            message: ChatMessageOut {
-                role: "assistant",
-                content: c.text,
-            },
-            finish_reason: Some(c.finish.as_str()),
+        .map(|c| {
+            let (message, calls) = message(c.text, syntax);
+            ChatChoice {
+                index: c.index,
+                logprobs: with_logprobs.then(|| logprobs::chat(frontend, &c.logprobs)),
+                message,
+                finish_reason: Some(finish_reason(c.finish, calls)),
+            }
         })
         .collect();
     ChatResponse {
@@ -147,74 +243,5 @@ fn response(
         system_fingerprint: FINGERPRINT,
         choices,
         usage,
-    }
-}
-
-struct ChatFormat {
-    meta: Meta,
-    include_usage: bool,
-}
-
-impl ChatFormat {
-    fn chunk(&self, choices: Vec<ChatChunkChoice>, usage: Option<Usage>) -> Value {
-        let chunk = ChatChunk {
-            id: self.meta.id.clone(),
-            object: "chat.completion.chunk",
-            created: self.meta.created,
-            model: self.meta.model.clone(),
-            system_fingerprint: FINGERPRINT,
-            choices,
-            usage: self.include_usage.then_some(usage),
-        };
-        serde_json::to_value(chunk).unwrap_or_else(|e| json!({"error": e.to_string()}))
-    }
-
-    fn choice(index: usize, delta: Delta, finish: Option<FinishReason>) -> ChatChunkChoice {
-        ChatChunkChoice {
-            index,
-            delta,
-            logprobs: None,
-            finish_reason: finish.map(FinishReason::as_str),
-        }
-    }
-}
-
-impl ChunkFormat for ChatFormat {
-    fn start(&self, index: usize) -> Option<Value> {
-        let delta = Delta {
-            role: Some("assistant"),
-            content: Some(String::new()),
-        };
-        Some(self.chunk(vec![Self::choice(index, delta, None)], None))
-    }
-
-    fn token(
-        &self,
-        index: usize,
-        text: String,
-        logprob: Option<&TokenLogprob>,
-        frontend: &dyn Frontend,
-    ) -> Value {
-        let mut choice = Self::choice(
-            index,
-            Delta {
-                role: None,
-                content: Some(text),
-            },
-            None,
-        );
-        choice.logprobs = logprob.map(|lp| logprobs::chat(frontend, std::slice::from_ref(lp)));
-        self.chunk(vec![choice], None)
-    }
-
-    fn finish(&self, index: usize, reason: FinishReason) -> Value {
-        self.chunk(
-            vec![Self::choice(index, Delta::default(), Some(reason))],
-            None,
-        )
-    }
-
-    fn usage(&self, usage: Usage) -> Value {
-        self.chunk(Vec::new(), Some(usage))
     }
 }

@@ -25,6 +25,7 @@ pub async fn completions(
 ) -> Result<Response, ApiError> {
     state.check_model(req.common.model.as_deref())?;
     let loaded = state.ready()?;
+    loaded.engine()?;
     let params = validate::common(
         &req.common,
         req.common.max_tokens,
@@ -111,7 +112,8 @@ fn response(
     let usage = Usage::new(
         done.iter().map(|c| c.prompt_tokens).sum(),
         done.iter().map(|c| c.completion_tokens).sum(),
-    );
+    )
+    .with_cached(done.iter().map(|c| c.cached_tokens).sum());
     let choices = done
         .into_iter()
         .map(|c| CompletionChoice {
@@ -158,15 +160,15 @@ impl ChunkFormat for CompletionFormat {
     }
 
     fn token(
-        &self,
+        &mut self,
         index: usize,
         text: String,
         logprob: Option<&TokenLogprob>,
         _frontend: &dyn Frontend,
-    ) -> Value {
+    ) -> Vec<Value> {
         let logprobs = logprob
             .map(|lp| logprobs::completion(self.frontend.as_ref(), std::slice::from_ref(lp), 0));
-        self.chunk(
+        vec![self.chunk(
             vec![CompletionChoice {
                 index,
                 text,
@@ -174,17 +176,17 @@ impl ChunkFormat for CompletionFormat {
                 finish_reason: None,
             }],
             None,
-        )
+        )]
     }
 
-    fn finish(&self, index: usize, reason: FinishReason) -> Value {
+    fn finish(&mut self, index: usize, reason: FinishReason) -> Vec<Value> {
         let choice = CompletionChoice {
             index,
             text: String::new(),
             logprobs: None,
             finish_reason: Some(reason.as_str()),
         };
-        self.chunk(vec![choice], None)
+        vec![self.chunk(vec![choice], None)]
     }
 
     fn usage(&self, usage: Usage) -> Value {

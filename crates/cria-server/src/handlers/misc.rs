@@ -32,17 +32,20 @@ pub async fn health(State(state): State<AppState>) -> Response {
     let Some(loaded) = state.loaded.get() else {
         return unavailable(json!({"status": "loading model"}));
     };
-    if let Some(reason) = loaded.engine.failure() {
+    if let Some(reason) = loaded.failure() {
         return unavailable(json!({"status": "error", "error": reason}));
     }
-    if !loaded.engine.is_accepting() {
+    if !loaded.is_accepting() {
         return unavailable(json!({"status": "shutting down"}));
     }
     Json(json!({"status": "ok"})).into_response()
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let stats = state.loaded.get().map(|l| l.engine.stats());
+    let stats = state
+        .loaded
+        .get()
+        .and_then(|l| l.engine.as_ref().map(|e| e.stats()));
     let body = state.metrics.render(stats);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

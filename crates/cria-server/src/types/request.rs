@@ -5,6 +5,8 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
+use crate::tools::{Tool, ToolChoiceField};
+
 /// Fields shared by chat and text completions.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct CommonFields {
@@ -34,6 +36,8 @@ pub struct CommonFields {
     pub regex: Option<String>,
     /// llama.cpp's extension: a JSON schema for the output.
     pub json_schema: Option<serde_json::Value>,
+    /// vLLM's extension: only requests with the same salt share prompt-cache entries.
+    pub cache_salt: Option<String>,
 }
 
 /// `response_format`. llama.cpp's `{"type": "json_object", "schema": {...}}` is read too.
@@ -74,6 +78,13 @@ pub struct ChatRequest {
     pub max_completion_tokens: Option<i64>,
     pub logprobs: Option<bool>,
     pub top_logprobs: Option<i64>,
+    pub tools: Option<Vec<Tool>>,
+    pub tool_choice: Option<ToolChoiceField>,
+    pub parallel_tool_calls: Option<bool>,
+    /// Extra variables for the chat template (e.g. `enable_thinking`).
+    pub chat_template_kwargs: Option<serde_json::Map<String, serde_json::Value>>,
+    /// llama.cpp's extension: `none` keeps `<think>` blocks in `content`; `auto` / `deepseek` split them out.
+    pub reasoning_format: Option<String>,
     #[serde(flatten)]
     pub common: CommonFields,
 }
@@ -83,6 +94,13 @@ pub struct Message {
     pub role: String,
     #[serde(default)]
     pub content: Option<Content>,
+    /// An assistant turn's calls, sent back with the tools' results.
+    pub tool_calls: Option<Vec<serde_json::Value>>,
+    /// A `tool` message: the call it answers.
+    pub tool_call_id: Option<String>,
+    pub name: Option<String>,
+    /// An assistant turn's reasoning, sent back (templates that show it may use it).
+    pub reasoning_content: Option<String>,
 }
 
 /// A message's content: a string, or an array of parts (text parts only are supported).

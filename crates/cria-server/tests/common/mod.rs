@@ -159,10 +159,7 @@ pub fn app(setup: Setup) -> (Router, Option<Arc<Engine>>) {
     if setup.loaded {
         let e = start_engine(setup.engine, setup.delay);
         engine = Some(e.clone());
-        let loaded = Loaded {
-            engine: e,
-            frontend: Arc::new(ByteVocab::new()),
-        };
+        let loaded = Loaded::generator(e, Arc::new(ByteVocab::new()));
         assert!(state.loaded.set(loaded).is_ok());
     }
     (cria_server::router(state), engine)

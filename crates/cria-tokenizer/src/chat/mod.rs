@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::{Tokenizer, TokenizerError};
 
 mod limit;
+mod strftime;
+mod tojson;
 
 use limit::LimitedWriter;
 
@@ -104,6 +106,19 @@ pub struct ChatTemplate {
     strip_bos: bool,
     strip_eos: bool,
     builtin: Option<BuiltinTemplate>,
+    source: String,
+}
+
+/// What a template renders beyond plain turns: messages as JSON objects (with `tool_calls`,
+/// `tool_call_id`, `name`), the request's `tools`, and extra variables (`chat_template_kwargs`, such as
+/// `enable_thinking`). The fixed variables (`messages`, `tools`, `add_generation_prompt`, `bos_token`,
+/// `eos_token`) win over an extra variable of the same name.
+#[derive(Debug, Clone, Copy)]
+pub struct TemplateInput<'a> {
+    pub messages: &'a [serde_json::Value],
+    pub tools: Option<&'a serde_json::Value>,
+    pub extra: &'a serde_json::Map<String, serde_json::Value>,
+    pub add_generation_prompt: bool,
 }
 
 impl ChatTemplate {
@@ -146,7 +161,7 @@ impl ChatTemplate {
                 .unwrap_or_default()
         };
         let mut env = sandbox();
-        env.add_template_owned("chat", source)
+        env.add_template_owned("chat", source.clone())
             .map_err(template_error)?;
         Ok(ChatTemplate {
             env,
@@ -155,7 +170,13 @@ impl ChatTemplate {
             strip_bos: tok.adds_bos(),
             strip_eos: tok.adds_eos(),
             builtin,
+            source,
         })
+    }
+
+    /// The Jinja source (tool-call syntax is recognised from it).
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// Which built-in this is, if it is one.
@@ -170,14 +191,32 @@ impl ChatTemplate {
         messages: &[ChatMessage],
         add_generation_prompt: bool,
     ) -> Result<String, TokenizerError> {
-        let mut out = self.render_raw(messages, add_generation_prompt)?;
+        let out = self.render_raw(messages, add_generation_prompt)?;
+        Ok(self.strip_special(out))
+    }
+
+    /// [`ChatTemplate::render`] with tools, structured messages and extra variables.
+    pub fn render_input(&self, input: &TemplateInput<'_>) -> Result<String, TokenizerError> {
+        let ctx = context! {
+            messages => minijinja::Value::from_serialize(input.messages),
+            tools => input.tools.map(minijinja::Value::from_serialize),
+            add_generation_prompt => input.add_generation_prompt,
+            bos_token => &self.bos_token,
+            eos_token => &self.eos_token,
+            ..minijinja::Value::from_serialize(input.extra)
+        };
+        let out = self.render_context(ctx)?;
+        Ok(self.strip_special(out))
+    }
+
+    fn strip_special(&self, mut out: String) -> String {
         if self.strip_bos && !self.bos_token.is_empty() && out.starts_with(&self.bos_token) {
             out.drain(..self.bos_token.len());
         }
         if self.strip_eos && !self.eos_token.is_empty() && out.ends_with(&self.eos_token) {
             out.truncate(out.len() - self.eos_token.len());
         }
-        Ok(out)
+        out
     }
 
     /// Exactly what the template writes.
@@ -186,13 +225,17 @@ impl ChatTemplate {
         messages: &[ChatMessage],
         add_generation_prompt: bool,
     ) -> Result<String, TokenizerError> {
-        let tmpl = self.env.get_template("chat").map_err(template_error)?;
         let ctx = context! {
             messages => messages,
             add_generation_prompt => add_generation_prompt,
             bos_token => &self.bos_token,
             eos_token => &self.eos_token,
         };
+        self.render_context(ctx)
+    }
+
+    fn render_context(&self, ctx: minijinja::Value) -> Result<String, TokenizerError> {
+        let tmpl = self.env.get_template("chat").map_err(template_error)?;
         let mut w = LimitedWriter::new(TEMPLATE_MAX_OUTPUT);
         match tmpl.render_captured_to(ctx, &mut w) {
             Ok(_) => Ok(w.into_string()),
@@ -204,8 +247,9 @@ impl ChatTemplate {
     }
 }
 
-/// An environment with Python-style string methods, `raise_exception`, a fuel limit, HF's whitespace
-/// rules, and no loader (so `include`/`import` of anything but the template itself fails).
+/// An environment with Python-style string methods, `raise_exception`, `strftime_now` (UTC), HF's `tojson`, a
+/// fuel limit, HF's whitespace rules, and no loader (so `include`/`import` of anything but the template itself
+/// fails).
 fn sandbox() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_fuel(Some(TEMPLATE_FUEL));
@@ -213,6 +257,8 @@ fn sandbox() -> Environment<'static> {
     env.set_lstrip_blocks(true);
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.add_function("raise_exception", raise_exception);
+    env.add_function("strftime_now", strftime::strftime_now);
+    env.add_filter("tojson", tojson::tojson);
     env
 }
 

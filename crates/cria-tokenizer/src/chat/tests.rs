@@ -128,3 +128,64 @@ fn templates_cannot_reach_files_or_python_internals() {
     let rendered = t.and_then(|t| t.render(&[], false));
     assert!(rendered.is_err() || !rendered.unwrap().contains("class"));
 }
+
+#[test]
+fn render_input_passes_tools_structured_messages_and_extra_variables() {
+    let source = "{% for m in messages %}{{ m.role }}:{{ m.content }}\
+        {% for c in m.tool_calls or [] %}[{{ c.function.name }} {{ c.function.arguments | tojson }}]{% endfor %}\
+        {% if m.tool_call_id %}({{ m.tool_call_id }}){% endif %};{% endfor %}\
+        {% for t in tools or [] %}<{{ t.function.name }}>{% endfor %}{{ enable_thinking }}|{{ add_generation_prompt }}";
+    let t = ChatTemplate::from_source(&tok(false), source).unwrap();
+    let messages = [
+        serde_json::json!({"role": "assistant", "content": "", "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": {"x": 1}}}]}),
+        serde_json::json!({"role": "tool", "content": "42", "tool_call_id": "call_1"}),
+    ];
+    let tools = serde_json::json!([{"type": "function", "function": {"name": "f"}}]);
+    let mut extra = serde_json::Map::new();
+    extra.insert("enable_thinking".into(), false.into());
+    // A fixed variable is not overridden by an extra one of the same name.
+    extra.insert("add_generation_prompt".into(), "overridden".into());
+    let out = t
+        .render_input(&TemplateInput {
+            messages: &messages,
+            tools: Some(&tools),
+            extra: &extra,
+            add_generation_prompt: true,
+        })
+        .unwrap();
+    assert_eq!(
+        out,
+        "assistant:[f {\"x\": 1}];tool:42(call_1);<f>False|True"
+    );
+}
+
+#[test]
+fn tojson_writes_what_python_json_dumps_writes() {
+    let render = |src: &str| {
+        let t = ChatTemplate::from_source(&tok(false), src).unwrap();
+        let messages = [
+            serde_json::json!({"role": "user", "content": "a < b & 'c' é",
+            "z": 1, "a": [1, 2.5, true, null], "o": {}}),
+        ];
+        let extra = serde_json::Map::new();
+        t.render_input(&TemplateInput {
+            messages: &messages,
+            tools: None,
+            extra: &extra,
+            add_generation_prompt: false,
+        })
+        .unwrap()
+    };
+    // json.dumps(m, ensure_ascii=False): key order kept, ", " and ": ", no HTML escapes.
+    assert_eq!(
+        render("{{ messages[0] | tojson }}"),
+        r#"{"role": "user", "content": "a < b & 'c' é", "z": 1, "a": [1, 2.5, true, null], "o": {}}"#
+    );
+    assert_eq!(
+        render(
+            "{{ messages[0].a | tojson(indent=2) }}|{{ messages[0] | tojson(ensure_ascii=False, sort_keys=true, separators=[',', ':']) }}"
+        ),
+        "[\n  1,\n  2.5,\n  true,\n  null\n]|{\"a\":[1,2.5,true,null],\"content\":\"a < b & 'c' é\",\"o\":{},\"role\":\"user\",\"z\":1}"
+    );
+}

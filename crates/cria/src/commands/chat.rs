@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use cria_tokenizer::{BuiltinTemplate, ChatMessage, ChatTemplate};
+use cria_tokenizer::ChatMessage;
 use rustyline::error::ReadlineError;
 
 use super::generate::{SamplingArgs, Session};
 use super::load::{ModelArgs, load_model};
+use super::template::{TemplateArg, chat_template};
 
 /// Arguments of `cria chat`.
 #[derive(clap::Args)]
@@ -21,9 +22,9 @@ pub struct Args {
     /// A system message that opens the conversation.
     #[arg(long)]
     system: Option<String>,
-    /// Use a built-in chat template instead of the model's: chatml, llama2, alpaca, vicuna, gemma.
+    /// A built-in chat template (chatml, llama2, alpaca, vicuna, gemma) or a Jinja file, instead of the model's.
     #[arg(long)]
-    chat_template: Option<BuiltinTemplate>,
+    chat_template: Option<TemplateArg>,
 }
 
 const HELP: &str =
@@ -35,8 +36,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut sampler = args.sampling.sampler()?;
     let model = load_model(&args.model)?;
     let mut session = Session::new(&model, threads, args.sampling.ctx(&model))?;
-    let template =
-        ChatTemplate::for_model(&session.tokenizer, &model.spec().arch, args.chat_template)?;
+    let template = chat_template(
+        &session.tokenizer,
+        &model.spec().arch,
+        args.chat_template.as_ref(),
+    )?;
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&interrupted);
     ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))

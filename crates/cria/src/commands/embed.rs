@@ -26,7 +26,7 @@ pub struct Args {
     pub no_normalize: bool,
 }
 
-fn parse_pooling(s: &str) -> Result<Pooling, String> {
+pub(crate) fn parse_pooling(s: &str) -> Result<Pooling, String> {
     match s {
         "none" => Ok(Pooling::None),
         "mean" => Ok(Pooling::Mean),

@@ -12,4 +12,5 @@ pub mod pull;
 pub mod run;
 pub mod serve;
 pub mod settings;
+mod template;
 pub mod tokenize;

@@ -3,11 +3,12 @@
 use std::io::Write;
 use std::sync::atomic::AtomicBool;
 
-use cria_tokenizer::{BuiltinTemplate, ChatMessage, ChatTemplate};
+use cria_tokenizer::ChatMessage;
 
 use super::generate::{SamplingArgs, Session};
 use super::load::{ModelArgs, load_model};
 use super::settings;
+use super::template::{TemplateArg, chat_template};
 
 /// Arguments of `cria run`.
 #[derive(clap::Args)]
@@ -25,9 +26,9 @@ pub struct Args {
     /// Feed the prompt as it is, without the chat template.
     #[arg(long)]
     raw: bool,
-    /// Use a built-in chat template instead of the model's: chatml, llama2, alpaca, vicuna, gemma.
+    /// A built-in chat template (chatml, llama2, alpaca, vicuna, gemma) or a Jinja file, instead of the model's.
     #[arg(long)]
-    chat_template: Option<BuiltinTemplate>,
+    chat_template: Option<TemplateArg>,
 }
 
 /// Runs `cria run`.
@@ -42,8 +43,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let tokens = if args.raw {
         session.tokenizer.encode(&prompt, true, false)
     } else {
-        let template =
-            ChatTemplate::for_model(&session.tokenizer, &model.spec().arch, args.chat_template)?;
+        let template = chat_template(
+            &session.tokenizer,
+            &model.spec().arch,
+            args.chat_template.as_ref(),
+        )?;
         let messages = [ChatMessage {
             role: "user".into(),
             content: prompt,

@@ -4,14 +4,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use cria_engine::{Engine, EngineConfig, FAULT_ENV, FaultPlan, ModelBackend};
-use cria_model::Model;
-use cria_server::{Loaded, ServerConfig, TokenizerFrontend};
-use cria_tokenizer::{BuiltinTemplate, ChatTemplate, Tokenizer};
+use cria_engine::{
+    DecoderEmbedder, Embedder, EmbedderConfig, EncoderEmbedder, Engine, EngineConfig, FAULT_ENV,
+    FaultPlan, ModelBackend,
+};
+use cria_gguf::GgufFile;
+use cria_model::encoder::ENCODER_ARCHS;
+use cria_model::{Encoder, Model, Pooling};
+use cria_server::tools::ReasoningFormat;
+use cria_server::{Loaded, ModelInfo, ServerConfig, TokenizerFrontend};
+use cria_tokenizer::Tokenizer;
 
 use super::generate::MIN_CTX;
 use super::load::ModelArgs;
 use super::settings;
+use super::template::{TemplateArg, chat_template};
 
 /// Arguments of `cria serve`.
 #[derive(clap::Args)]
@@ -30,7 +37,8 @@ pub struct Args {
     /// Context per sequence, in tokens (prompt and generation); capped at the model's training context.
     #[arg(long, default_value_t = 4096)]
     ctx: usize,
-    /// Require `Authorization: Bearer KEY` on /v1/* and /metrics (or set CRIA_API_KEY).
+    /// Require the key (`Authorization: Bearer KEY` or `x-api-key: KEY`) on /v1/*, /api/* and /metrics (or
+    /// set CRIA_API_KEY).
     #[arg(long)]
     api_key: Option<String>,
     /// Requests that may wait for a free sequence before new ones get 429.
@@ -42,9 +50,13 @@ pub struct Args {
     /// The model name clients use (default: the GGUF file's name without .gguf).
     #[arg(long)]
     alias: Option<String>,
-    /// Use a built-in chat template instead of the model's: chatml, llama2, alpaca, vicuna, gemma.
+    /// A built-in chat template (chatml, llama2, alpaca, vicuna, gemma) or a Jinja file, instead of the model's.
     #[arg(long)]
-    chat_template: Option<BuiltinTemplate>,
+    chat_template: Option<TemplateArg>,
+    /// How `<think>` blocks come back when a request does not say: auto (or deepseek) puts them in
+    /// `reasoning_content`, none leaves them in `content`.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "deepseek", "none"])]
+    reasoning_format: String,
     /// Largest request body, in bytes.
     #[arg(long, default_value_t = 4 << 20)]
     body_limit: usize,
@@ -69,6 +81,23 @@ pub struct Args {
     /// Connections open at once; one more gets 503 and is closed.
     #[arg(long, default_value_t = 512)]
     max_connections: usize,
+    /// Positions per KV cache block (the unit of the prompt cache: only whole blocks are shared).
+    #[arg(long, default_value_t = 16)]
+    kv_block_size: usize,
+    /// Positions the KV cache holds in all, running sequences and cached prompt prefixes together (default
+    /// and minimum: --parallel x --ctx). Memory is taken as blocks are first written.
+    #[arg(long)]
+    kv_cache_tokens: Option<usize>,
+    /// Compute every prompt from scratch rather than reuse the KV of an earlier request's identical prefix.
+    #[arg(long)]
+    no_prompt_cache: bool,
+    /// How /v1/embeddings pools a model's last hidden states: mean, cls or last (default: the GGUF's
+    /// pooling_type; a model without one, most decoders, serves embeddings only with this flag).
+    #[arg(long, value_parser = super::embed::parse_pooling)]
+    pooling: Option<Pooling>,
+    /// Do not serve the web chat page at / (the API stays as it is).
+    #[arg(long)]
+    no_webui: bool,
 }
 
 /// Runs `cria serve`.
@@ -102,6 +131,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         body_total_timeout: Duration::from_secs(args.body_total_timeout),
         keep_alive_timeout: Duration::from_secs(args.keep_alive_timeout),
         max_connections: args.max_connections,
+        reasoning_format: ReasoningFormat::parse(&args.reasoning_format)
+            .unwrap_or(ReasoningFormat::Split),
+        webui: !args.no_webui,
     };
     eprintln!(
         "cria serve: {model_id} on http://{}:{} (loading {})",
@@ -109,6 +141,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.port,
         path.display()
     );
+    if !args.no_webui {
+        eprintln!(
+            "cria serve: chat page at http://{}:{}/",
+            args.host, args.port
+        );
+    }
     let load = move || load(&path, &args, threads, fault).map_err(|e| format!("{e:#}"));
     cria_server::serve(config, load)?;
     eprintln!("cria serve: stopped");
@@ -122,6 +160,7 @@ fn check_sizes(args: &Args) -> anyhow::Result<()> {
     settings::at_least("--step-tokens", args.step_tokens, 1)?;
     settings::at_least("--body-limit", args.body_limit, 1)?;
     settings::at_least("--max-connections", args.max_connections, 1)?;
+    settings::at_least("--kv-block-size", args.kv_block_size, 1)?;
     for (flag, secs) in [
         ("--header-timeout", args.header_timeout),
         ("--body-timeout", args.body_timeout),
@@ -133,16 +172,22 @@ fn check_sizes(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Loads the model, tokenizer and template, and starts the engine.
+/// Loads the model, tokenizer and template, and starts the engine and the embedding worker (an encoder
+/// gets only the latter).
 fn load(
     path: &std::path::Path,
     args: &Args,
     threads: usize,
     fault: Option<FaultPlan>,
 ) -> anyhow::Result<Loaded> {
-    let model = Arc::new(Model::load(path).with_context(|| format!("loading {}", path.display()))?);
+    let file = GgufFile::open(path).with_context(|| format!("opening {}", path.display()))?;
+    if ENCODER_ARCHS.contains(&file.architecture()?) {
+        return load_encoder(file, path, args, threads);
+    }
+    let model =
+        Arc::new(Model::from_gguf(file).with_context(|| format!("loading {}", path.display()))?);
     let tokenizer = Arc::new(Tokenizer::from_gguf(model.gguf())?);
-    let template = ChatTemplate::for_model(&tokenizer, &model.spec().arch, args.chat_template)?;
+    let template = chat_template(&tokenizer, &model.spec().arch, args.chat_template.as_ref())?;
     let ctx = args.ctx.min(model.n_ctx_train().max(16));
     let engine_config = EngineConfig {
         parallel: args.parallel,
@@ -150,19 +195,138 @@ fn load(
         max_queue: args.max_queue,
         step_tokens: args.step_tokens,
         fault,
+        block_size: args.kv_block_size,
+        kv_tokens: args.kv_cache_tokens.unwrap_or(0),
+        prompt_cache: !args.no_prompt_cache,
         ..EngineConfig::default()
     };
-    let parallel = args.parallel;
     let backend_model = Arc::clone(&model);
+    let backend_config = engine_config.clone();
+    let kv_tokens = engine_config.kv_blocks() * args.kv_block_size;
     let engine = Engine::start(engine_config, tokenizer.clone(), move || {
-        Ok(ModelBackend::new(backend_model, parallel, ctx, threads))
+        Ok(ModelBackend::for_config(
+            backend_model,
+            &backend_config,
+            threads,
+        ))
     })?;
+    let cache = if args.no_prompt_cache {
+        "prompt cache off"
+    } else {
+        "prompt cache on"
+    };
+    let embedder = decoder_embedder(&model, args, ctx, threads)?;
     eprintln!(
-        "cria serve: ready ({} x {ctx} tokens, {threads} threads)",
-        args.parallel
+        "cria serve: ready ({} x {ctx} tokens, KV cache {kv_tokens} tokens in blocks of {}, {cache}, {threads} threads; embeddings: {})",
+        args.parallel,
+        args.kv_block_size,
+        embedder.as_ref().map_or("off", |_| "on")
     );
     Ok(Loaded {
-        engine: Arc::new(engine),
+        engine: Some(Arc::new(engine)),
         frontend: Arc::new(TokenizerFrontend::new(tokenizer, template)),
+        embedder,
+        info: model_info(path, model.gguf(), ctx, model.spec().n_embd),
     })
+}
+
+/// The embedding worker over the decoder, or why there is none (no pooling given or in the file).
+fn decoder_embedder(
+    model: &Arc<Model>,
+    args: &Args,
+    ctx: usize,
+    threads: usize,
+) -> anyhow::Result<Result<Arc<Embedder>, String>> {
+    let key = format!("{}.pooling_type", model.spec().arch);
+    let pooling = match args.pooling {
+        Some(p) => p,
+        None => Pooling::from_gguf(model.gguf(), &key)?,
+    };
+    if pooling == Pooling::None {
+        return Ok(Err(no_pooling_reason(args)));
+    }
+    let config = EmbedderConfig {
+        max_tokens: ctx,
+        max_queue: args.max_queue,
+    };
+    let model = Arc::clone(model);
+    let embedder = Embedder::start(config, move || {
+        DecoderEmbedder::new(model, pooling, ctx, threads)
+    })?;
+    Ok(Ok(Arc::new(embedder)))
+}
+
+fn no_pooling_reason(args: &Args) -> String {
+    format!(
+        "The model {} has no pooling type (its vectors would be one per token): start cria serve with \
+         --pooling mean, cls or last to serve embeddings.",
+        args.alias.as_deref().unwrap_or(&args.model.model)
+    )
+}
+
+/// An encoder (`bert`, `nomic-bert`): embeddings only; generation requests get a 400.
+fn load_encoder(
+    file: GgufFile,
+    path: &std::path::Path,
+    args: &Args,
+    threads: usize,
+) -> anyhow::Result<Loaded> {
+    let tokenizer = Arc::new(Tokenizer::from_gguf(&file)?);
+    let arch = file.architecture()?.to_string();
+
+    let template = chat_template(&tokenizer, &arch, args.chat_template.as_ref())?;
+    let encoder =
+        Encoder::from_gguf(file, threads).with_context(|| format!("loading {}", path.display()))?;
+    let pooling = args.pooling.unwrap_or(encoder.spec().pooling);
+    let max_tokens = encoder.spec().n_ctx_train.min(args.ctx);
+    let info = model_info(path, encoder.gguf(), max_tokens, encoder.n_embd());
+    let embedder = if pooling == Pooling::None {
+        Err(no_pooling_reason(args))
+    } else {
+        let config = EmbedderConfig {
+            max_tokens,
+            max_queue: args.max_queue,
+        };
+        let embedder = Embedder::start(config, move || EncoderEmbedder::new(encoder, pooling))?;
+        Ok(Arc::new(embedder))
+    };
+    eprintln!(
+        "cria serve: ready (encoder {arch}: embeddings only, {max_tokens} tokens, {threads} threads)"
+    );
+    Ok(Loaded {
+        engine: None,
+        frontend: Arc::new(TokenizerFrontend::new(tokenizer, template)),
+        embedder,
+        info,
+    })
+}
+
+/// What Ollama's `/api/tags`, `/api/show` and `/api/ps` say about the model.
+fn model_info(path: &std::path::Path, file: &GgufFile, ctx: usize, n_embd: usize) -> ModelInfo {
+    let mut by_type: Vec<(&str, u64)> = Vec::new();
+    for t in file.tensors().iter().filter(|t| t.shape.len() >= 2) {
+        match by_type.iter_mut().find(|(name, _)| *name == t.ty.name()) {
+            Some((_, n)) => *n += t.n_elements(),
+            None => by_type.push((t.ty.name(), t.n_elements())),
+        }
+    }
+    let quantization = by_type
+        .iter()
+        .max_by_key(|(_, n)| *n)
+        .map_or("unknown", |(name, _)| name);
+    let meta = std::fs::metadata(path).ok();
+    let modified = meta
+        .as_ref()
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    ModelInfo {
+        arch: file.architecture().unwrap_or("unknown").to_string(),
+        parameters: file.tensors().iter().map(|t| t.n_elements()).sum(),
+        quantization: quantization.to_string(),
+        file_size: meta.map_or(0, |m| m.len()),
+        modified,
+        context_length: ctx,
+        embedding_length: n_embd,
+    }
 }

@@ -1,0 +1,162 @@
+//! The prompt cache on the real default model: greedy text is byte-identical with the cache on and off, for
+//! n > 1 copies of a prompt, after eviction, and a conversation sent back with one more turn reuses the KV of
+//! what it already computed.
+
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use cria_engine::{Engine, EngineConfig, Event, ModelBackend, Request};
+use cria_model::Model;
+use cria_sampling::SamplingParams;
+use cria_tokenizer::{ChatMessage, ChatTemplate, Tokenizer};
+
+const NAME: &str = "smollm2-135m-instruct";
+
+fn load() -> Option<(Arc<Model>, Arc<Tokenizer>)> {
+    if std::env::var("CRIA_SKIP_MODEL_TESTS").is_ok_and(|v| v == "1") {
+        return None;
+    }
+    let home = std::env::var("CRIA_HOME").map_or_else(
+        |_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/cria"),
+        PathBuf::from,
+    );
+    let path = home.join("models").join(format!("{NAME}.gguf"));
+    assert!(
+        path.exists(),
+        "{} is missing: run `cria pull {NAME}`",
+        path.display()
+    );
+    let model = Arc::new(Model::load(&path).unwrap());
+    let tok = Arc::new(Tokenizer::from_gguf(model.gguf()).unwrap());
+    Some((model, tok))
+}
+
+fn engine(model: &Arc<Model>, tok: &Arc<Tokenizer>, config: EngineConfig) -> Engine {
+    let (model, backend_config) = (Arc::clone(model), config.clone());
+    Engine::start(config, tok.clone(), move || {
+        Ok(ModelBackend::for_config(model, &backend_config, 2))
+    })
+    .unwrap()
+}
+
+fn config(prompt_cache: bool) -> EngineConfig {
+    EngineConfig {
+        parallel: 4,
+        ctx: 512,
+        prompt_cache,
+        ..EngineConfig::default()
+    }
+}
+
+/// Submits `prompt` `n` times at once; each copy's greedy text and cached prompt tokens.
+fn generate(engine: &Engine, prompt: &[u32], n: usize) -> Vec<(String, usize)> {
+    let rxs: Vec<_> = (0..n)
+        .map(|_| {
+            let req = Request {
+                prompt: prompt.to_vec(),
+                sampling: SamplingParams::greedy(),
+                max_tokens: 24,
+                stop: vec![],
+                logprobs: None,
+                ignore_eos: false,
+                constraint: None,
+                cache_salt: None,
+            };
+            engine.submit(req).unwrap()
+        })
+        .collect();
+    rxs.into_iter()
+        .map(|mut rx| {
+            let mut text = String::new();
+            while let Some(ev) = rx.blocking_recv() {
+                match ev {
+                    Event::Token { text: t, .. } => text.push_str(&t),
+                    Event::Done { cached_tokens, .. } => return (text, cached_tokens),
+                    Event::Failed(m) => panic!("{m}"),
+                }
+            }
+            panic!("no Done event");
+        })
+        .collect()
+}
+
+fn story(tok: &Tokenizer, topic: &str) -> Vec<u32> {
+    let text = format!(
+        "Write one sentence about {topic}. Here are some notes first. {}",
+        "The harbour was quiet, the boats were tied up and the gulls circled over the nets. "
+            .repeat(8)
+    );
+    tok.encode(&text, true, false)
+}
+
+#[test]
+fn greedy_text_is_identical_with_the_cache_on_and_off_for_n_copies() {
+    let Some((model, tok)) = load() else { return };
+    let prompt = story(&tok, "the sea");
+    assert!(prompt.len() > 130, "the prompt spans several blocks");
+    let cold = generate(&engine(&model, &tok, config(false)), &prompt, 1);
+    let want = cold[0].0.clone();
+    assert!(!want.is_empty());
+    let warm = engine(&model, &tok, config(true));
+    let first = generate(&warm, &prompt, 3);
+    let again = generate(&warm, &prompt, 2);
+    for (text, _) in first.iter().chain(&again) {
+        assert_eq!(text, &want);
+    }
+    let reusable = (prompt.len() - 1) / 64 * 64;
+    assert!(
+        again.iter().all(|&(_, cached)| cached == reusable),
+        "{again:?}"
+    );
+}
+
+#[test]
+fn greedy_text_is_identical_after_eviction() {
+    let Some((model, tok)) = load() else { return };
+    let small = EngineConfig {
+        parallel: 1,
+        ctx: 256,
+        ..config(true)
+    };
+    let engine = engine(&model, &tok, small);
+    let (a, b) = (story(&tok, "the sea"), story(&tok, "a mountain"));
+    let want = generate(&engine, &a, 1).remove(0).0;
+    generate(&engine, &b, 1);
+    let (text, cached) = generate(&engine, &a, 1).remove(0);
+    assert_eq!(text, want);
+    let reusable = (a.len() - 1) / 64 * 64;
+    assert!(
+        cached < reusable,
+        "b evicted some of a's blocks ({cached} cached)"
+    );
+}
+
+/// A chat sent back with the reply and one more user turn starts from the blocks of the first turn.
+#[test]
+fn a_conversation_with_one_more_turn_reuses_its_earlier_blocks() {
+    let Some((model, tok)) = load() else { return };
+    let template = ChatTemplate::for_model(&tok, &model.spec().arch, None).unwrap();
+    let engine = engine(&model, &tok, config(true));
+    let mut messages = vec![
+        ChatMessage::new(
+            "system",
+            "You are a helpful assistant who answers in one sentence. ".repeat(6),
+        ),
+        ChatMessage::new("user", "Name three colors of the rainbow."),
+    ];
+    let encode = |m: &[ChatMessage]| tok.encode(&template.render(m, true).unwrap(), true, true);
+    let first = encode(&messages);
+    let (reply, _) = generate(&engine, &first, 1).remove(0);
+    messages.push(ChatMessage::new("assistant", reply.trim()));
+    messages.push(ChatMessage::new("user", "And two more?"));
+    let second = encode(&messages);
+    assert!(second.starts_with(&first[..first.len() - 8]));
+    let (_, cached) = generate(&engine, &second, 1).remove(0);
+    assert!(
+        cached >= (first.len() - 8) / 64 * 64 && cached > 0,
+        "{cached} of the {} tokens of the first turn reused",
+        first.len()
+    );
+}

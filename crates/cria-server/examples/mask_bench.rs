@@ -1,0 +1,156 @@
+//! Grammar mask time per token on a real vocabulary: `mask_bench VOCAB.gguf [REPEATS]`.
+//!
+//! For each grammar (JSON object, a JSON schema, a tool call in Hermes syntax, a Lark grammar) a valid output
+//! is tokenized with the file's tokenizer and replayed token by token; at every step the full mask over the
+//! vocabulary is computed (the slow path: the sampler computes it only when the token it drew is refused) and
+//! timed, as is the check of the one drawn token (the fast path). Each replay starts from a copy of the
+//! compiled grammar, as each request's choice does. Prints one JSON line per grammar with p50, p99 and max in
+//! microseconds, over all steps, the first replay and the later ones. With llama.cpp's
+//! `models/ggml-vocab-llama-bpe.gguf` the vocabulary is Llama 3's 128,256 tokens. `MASK_TRACE=1` prints each
+//! step's token and mask time on stderr.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use cria_gguf::GgufFile;
+use cria_sampling::TokenConstraint;
+use cria_sampling::grammar::{Grammar, GrammarVocab, VocabToken};
+use cria_server::tools::{Family, FunctionDef, ToolChoice, tool_grammar};
+use cria_tokenizer::Tokenizer;
+use serde_json::json;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let Some(path) = args.get(1) else {
+        return Err("usage: mask_bench VOCAB.gguf [REPEATS]".into());
+    };
+    let repeats: usize = args.get(2).map(|r| r.parse()).transpose()?.unwrap_or(20);
+    let tok = Arc::new(Tokenizer::from_gguf(&GgufFile::open(path)?)?);
+    let t0 = Instant::now();
+    let vocab = grammar_vocab(&tok)?;
+    println!(
+        "{{\"vocab\": {}, \"trie_build_ms\": {:.1}}}",
+        tok.vocab_size(),
+        t0.elapsed().as_secs_f64() * 1e3
+    );
+    for (name, grammar, text) in cases() {
+        let ids = tok.encode(&text, false, false);
+        let compiled = vocab.compile(&grammar)?;
+        let (mut masks, mut checks) = (Vec::new(), Vec::new());
+        for _ in 0..repeats.max(2) {
+            let mut c = compiled.box_clone();
+            for &id in &ids {
+                let t = Instant::now();
+                let mask = c.mask()?;
+                masks.push(t.elapsed().as_secs_f64() * 1e6);
+                if std::env::var_os("MASK_TRACE").is_some() {
+                    eprintln!(
+                        "{name} {:?} {:.1}",
+                        tok.decode(&[id]),
+                        masks[masks.len() - 1]
+                    );
+                }
+                if !mask.allows(id) {
+                    return Err(format!("{name}: token {id} refused in {text:?}").into());
+                }
+                let t = Instant::now();
+                c.allows(id)?;
+                checks.push(t.elapsed().as_secs_f64() * 1e6);
+                c.accept(id)?;
+            }
+        }
+        let steps = masks.len();
+        let all = percentiles(&mut masks.clone());
+        let (first, warm) = masks.split_at_mut(ids.len());
+        println!(
+            "{{\"grammar\": \"{name}\", \"tokens\": {}, \"steps\": {}, \"mask_us\": {}, \"mask_first_replay_us\": {}, \"mask_warm_us\": {}, \"check_us\": {}}}",
+            ids.len(),
+            steps,
+            all,
+            percentiles(first),
+            percentiles(warm),
+            percentiles(&mut checks)
+        );
+    }
+    Ok(())
+}
+
+fn grammar_vocab(tok: &Arc<Tokenizer>) -> Result<GrammarVocab, Box<dyn std::error::Error>> {
+    let tokens: Vec<VocabToken> = (0..tok.vocab_size() as u32)
+        .map(|id| VocabToken {
+            bytes: tok.token_bytes(id).to_vec(),
+            special: tok.is_control(id),
+        })
+        .collect();
+    let for_text = Arc::clone(tok);
+    let tokenize =
+        Arc::new(move |b: &[u8]| for_text.encode(&String::from_utf8_lossy(b), false, false));
+    Ok(GrammarVocab::new(
+        &tokens,
+        tok.end_of_generation_ids(),
+        tokenize,
+    )?)
+}
+
+fn cases() -> Vec<(&'static str, Grammar, String)> {
+    let city = json!({"type": "object", "properties": {
+        "name": {"type": "string"}, "country": {"type": "string"},
+        "population": {"type": "integer"}, "coastal": {"type": "boolean"}},
+        "required": ["name", "country", "population", "coastal"], "additionalProperties": false});
+    let weather: FunctionDef = serde_json::from_value(json!({"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"},
+        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}}, "required": ["city", "unit"]}}))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let tool = |choice: ToolChoice| {
+        tool_grammar(
+            std::slice::from_ref(&weather),
+            &choice,
+            true,
+            Family::Hermes,
+            &|_| None,
+        )
+        .unwrap_or_default()
+    };
+    let call = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"unit\": \"celsius\"}}\n</tool_call>";
+    vec![
+        (
+            "json_object",
+            Grammar::JsonObject,
+            r#"{"title": "Notes on cats", "tags": ["pets", "animals"], "count": 12, "ok": true}"#.into(),
+        ),
+        (
+            "json_schema",
+            Grammar::JsonSchema(city),
+            r#"{"name": "Lisbon", "country": "Portugal", "population": 545000, "coastal": true}"#.into(),
+        ),
+        (
+            "tool_call_required",
+            Grammar::Lark(tool(ToolChoice::Required)),
+            call.into(),
+        ),
+        (
+            "tool_call_auto",
+            Grammar::Lark(tool(ToolChoice::Auto)),
+            format!("Let me look that up for you.\n{call}"),
+        ),
+        (
+            "lark",
+            Grammar::Lark(
+                "start: sentence (\" \" sentence)*\nsentence: WORD (\" \" WORD)* \".\"\nWORD: /[A-Za-z]+/".into(),
+            ),
+            "The cat sat on the mat. It was warm there.".into(),
+        ),
+    ]
+}
+
+/// `{"p50": .., "p99": .., "max": ..}` of `xs`.
+fn percentiles(xs: &mut [f64]) -> String {
+    xs.sort_by(f64::total_cmp);
+    let at = |q: f64| xs[((xs.len() - 1) as f64 * q).round() as usize];
+    format!(
+        "{{\"p50\": {:.1}, \"p99\": {:.1}, \"max\": {:.1}}}",
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    )
+}

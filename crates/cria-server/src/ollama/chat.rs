@@ -1,0 +1,299 @@
+//! `POST /api/chat` and `POST /api/generate`: one choice, streamed as NDJSON lines (the default) or
+//! answered whole; the last line (or the whole answer) carries `done_reason` and Ollama's counts and
+//! durations (nanoseconds).
+
+use std::convert::Infallible;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use cria_engine::FinishReason;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use super::types::{ChatRequest, GenerateRequest};
+use super::{Json, OllamaError, check_model, params, refuse_if};
+use crate::error::ApiError;
+use crate::frontend::ChatTurn;
+use crate::generate::{self, ChoiceRx};
+use crate::single::{self, Piece};
+use crate::state::AppState;
+use crate::validate::GenParams;
+
+const ROLES: &[&str] = &["system", "user", "assistant", "tool"];
+
+/// Which endpoint a line is for: chat puts text in `message.content`, generate in `response`.
+#[derive(Clone, Copy)]
+enum Kind {
+    Chat,
+    Generate,
+}
+
+pub async fn chat(
+    State(state): State<AppState>,
+    Json(req): Json<ChatRequest>,
+) -> Result<Response, OllamaError> {
+    check_model(&state, req.model.as_deref())?;
+    let loaded = state.ready()?;
+    loaded.engine()?;
+    refuse_if(
+        req.tools.as_ref().is_some_and(|t| !t.is_empty()),
+        "tools",
+        "tool calling is not supported by this server yet",
+    )?;
+    let turns = turns(&req)?;
+    let stream = req.stream.unwrap_or(true);
+    let params = params(
+        &req.options,
+        req.format.as_ref(),
+        stream,
+        loaded.frontend.vocab_size(),
+    )?;
+    let prompt = loaded
+        .frontend
+        .chat_prompt(&turns)
+        .map_err(|e| ApiError::invalid("messages", e))?;
+    run(&state, Kind::Chat, prompt, &params).await
+}
+
+pub async fn generate(
+    State(state): State<AppState>,
+    Json(req): Json<GenerateRequest>,
+) -> Result<Response, OllamaError> {
+    check_model(&state, req.model.as_deref())?;
+    let loaded = state.ready()?;
+    loaded.engine()?;
+    refuse_if(
+        req.suffix.as_ref().is_some_and(|s| !s.is_empty()),
+        "suffix",
+        "this model does not support insert (suffix)",
+    )?;
+    refuse_if(
+        req.template.as_ref().is_some_and(|s| !s.is_empty()),
+        "template",
+        "template overrides are not supported; start cria serve with --chat-template",
+    )?;
+    refuse_if(
+        req.images.as_ref().is_some_and(|i| !i.is_empty()),
+        "images",
+        "this model does not support images",
+    )?;
+    let model = state.config.model_id.clone();
+    if req.prompt.is_empty() && req.system.is_none() {
+        // Ollama's way to load a model: an empty prompt answers at once.
+        return Ok(axum::Json(json!({
+            "model": model, "created_at": now(), "response": "", "done": true, "done_reason": "load",
+        }))
+        .into_response());
+    }
+    let stream = req.stream.unwrap_or(true);
+    let params = params(
+        &req.options,
+        req.format.as_ref(),
+        stream,
+        loaded.frontend.vocab_size(),
+    )?;
+    let prompt = if req.raw {
+        loaded.frontend.text_prompt(&req.prompt)
+    } else {
+        let mut turns = Vec::new();
+        if let Some(system) = &req.system {
+            turns.push(turn("system", system));
+        }
+        turns.push(turn("user", &req.prompt));
+        loaded
+            .frontend
+            .chat_prompt(&turns)
+            .map_err(|e| ApiError::invalid("prompt", e))?
+    };
+    run(&state, Kind::Generate, prompt, &params).await
+}
+
+fn turn(role: &str, content: &str) -> ChatTurn {
+    ChatTurn {
+        role: role.into(),
+        content: content.into(),
+    }
+}
+
+fn turns(req: &ChatRequest) -> Result<Vec<ChatTurn>, ApiError> {
+    if req.messages.is_empty() {
+        return Err(ApiError::invalid("messages", "messages must not be empty"));
+    }
+    req.messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            if !ROLES.contains(&m.role.as_str()) {
+                return Err(ApiError::invalid(
+                    &format!("messages[{i}].role"),
+                    format!("unknown role {:?}", m.role),
+                ));
+            }
+            refuse_if(
+                m.images.as_ref().is_some_and(|i| !i.is_empty()),
+                &format!("messages[{i}].images"),
+                "this model does not support images",
+            )?;
+            Ok(turn(&m.role, &m.content))
+        })
+        .collect()
+}
+
+/// Submits the prompt and answers as NDJSON or whole.
+async fn run(
+    state: &AppState,
+    kind: Kind,
+    prompt: Vec<u32>,
+    params: &GenParams,
+) -> Result<Response, OllamaError> {
+    let loaded = state.ready()?;
+    let started = Instant::now();
+    let mut choices = generate::submit(state, loaded, vec![prompt], params, None, usize::MAX)
+        .map_err(format_param)?;
+    let choice = choices
+        .pop()
+        .ok_or_else(|| ApiError::internal("no choice was submitted"))?;
+    let line = Line {
+        kind,
+        model: state.config.model_id.clone(),
+    };
+    if params.stream {
+        return Ok(ndjson(state, line, started, choice));
+    }
+    let done = generate::collect_all(state, vec![choice]).await?;
+    let done = done
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::internal("no choice was collected"))?;
+    let timing = Timing {
+        started,
+        first: None,
+    };
+    let body = line.finished(
+        &done.text,
+        done.finish,
+        done.prompt_tokens,
+        done.completion_tokens,
+        &timing,
+    );
+    Ok(axum::Json(body).into_response())
+}
+
+/// A schema the grammar engine refused names Ollama's `format`.
+fn format_param(e: ApiError) -> ApiError {
+    match e.param.as_deref() {
+        Some("json_schema" | "response_format") => ApiError {
+            param: Some("format".into()),
+            ..e
+        },
+        _ => e,
+    }
+}
+
+/// The streamed answer: one JSON object a line.
+fn ndjson(state: &AppState, line: Line, started: Instant, choice: ChoiceRx) -> Response {
+    let mut timing = Timing {
+        started,
+        first: None,
+    };
+    let lines = single::pieces(state, choice).map(move |piece| {
+        let value = match piece {
+            Piece::Text(text) => {
+                timing.first.get_or_insert_with(Instant::now);
+                line.text(&text, false)
+            }
+            Piece::Done {
+                reason,
+                prompt_tokens,
+                completion_tokens,
+            } => line.finished("", reason, prompt_tokens, completion_tokens, &timing),
+            Piece::Failed(e) => OllamaError(e).body(),
+        };
+        Ok::<_, Infallible>(Bytes::from(format!("{value}\n")))
+    });
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(lines),
+    )
+        .into_response()
+}
+
+/// When the request started and its first token came.
+struct Timing {
+    started: Instant,
+    first: Option<Instant>,
+}
+
+struct Line {
+    kind: Kind,
+    model: String,
+}
+
+impl Line {
+    /// A line (or whole answer) carrying `text`.
+    fn text(&self, text: &str, done: bool) -> Value {
+        let mut v = json!({"model": self.model, "created_at": now(), "done": done});
+        let (key, value) = match self.kind {
+            Kind::Chat => ("message", json!({"role": "assistant", "content": text})),
+            Kind::Generate => ("response", json!(text)),
+        };
+        v[key] = value;
+        v
+    }
+
+    /// The last line (or the whole answer): `text` with the `done_reason`, counts and durations (ns).
+    fn finished(
+        &self,
+        text: &str,
+        reason: FinishReason,
+        prompt_tokens: usize,
+        completion_tokens: usize,
+        t: &Timing,
+    ) -> Value {
+        let mut v = self.text(text, true);
+        if let Value::Object(o) = &mut v {
+            o.extend(self.stats(reason, prompt_tokens, completion_tokens, t));
+        }
+        v
+    }
+
+    fn stats(
+        &self,
+        reason: FinishReason,
+        prompt_tokens: usize,
+        completion_tokens: usize,
+        t: &Timing,
+    ) -> serde_json::Map<String, Value> {
+        let end = Instant::now();
+        let first = t.first.unwrap_or(end);
+        let ns = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let done_reason = match reason {
+            FinishReason::Length => "length",
+            FinishReason::Stop | FinishReason::StopSequence(_) => "stop",
+        };
+        let v = json!({
+            "done_reason": done_reason,
+            "total_duration": ns(end - t.started),
+            "load_duration": 0,
+            "prompt_eval_count": prompt_tokens,
+            "prompt_eval_duration": ns(first - t.started),
+            "eval_count": completion_tokens,
+            "eval_duration": ns(end - first),
+        });
+        match v {
+            Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        }
+    }
+}
+
+/// Now as RFC 3339 (`created_at`).
+fn now() -> String {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    super::info::rfc3339(since.as_secs(), since.subsec_nanos())
+}
