@@ -1,7 +1,5 @@
 //! RMS normalisation (LLaMA, Gemma).
 
-use super::simd;
-
 /// `out = x / sqrt(mean(x²) + eps) * weight`, over one row.
 ///
 /// # Panics
@@ -27,16 +25,41 @@ pub fn rms_norm_inplace(x: &mut [f32], weight: &[f32], eps: f32) {
     }
 }
 
-/// `1 / sqrt(mean(x²) + eps)`; 0-length rows give `1/sqrt(eps)`.
+/// `1 / sqrt(mean(x²) + eps)`; 0-length rows give `1/sqrt(eps)`. In ggml's order
+/// (`ggml_compute_forward_rms_norm_f32`): each square in f32, summed one after the other in f64, the mean
+/// rounded to f32. A vector f32 sum is off by an ulp in a sixth of the outputs, which flips 8-bit roundings
+/// of the next matmul's activations; with this order gemma-3's first layer norm is llama.cpp's to the bit.
 fn rms_scale(x: &[f32], eps: f32) -> f32 {
-    let n = x.len().max(1) as f32;
-    let mean = simd::kernels().sum_sq(x) / n;
+    let n = x.len().max(1) as f64;
+    let sum: f64 = x.iter().map(|&v| f64::from(v * v)).sum();
+    let mean = (sum / n) as f32;
     1.0 / (mean + eps).sqrt()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (issue 13, gemma-3-270m's confident top-1 on AVX-512): the sum of squares is ggml's,
+    /// sequential in f64, not an f32 sum (which here loses the small terms next to the large one).
+    #[test]
+    fn rms_norm_sums_squares_sequentially_in_f64_as_ggml() {
+        let mut x = vec![4096.0f32];
+        x.extend((0..639).map(|i| 0.01 + i as f32 * 1e-4));
+        let w = vec![1.0; x.len()];
+        let mut out = vec![0.0; x.len()];
+        rms_norm(&x, &w, 1e-6, &mut out);
+        let mut sum = 0.0f64;
+        for &v in &x {
+            sum += f64::from(v * v);
+        }
+        let scale = 1.0 / ((sum / x.len() as f64) as f32 + 1e-6).sqrt();
+        let f32_sum: f32 = x.iter().map(|v| v * v).sum();
+        assert_ne!(f32_sum as f64, sum, "the case must tell the two sums apart");
+        for (o, v) in out.iter().zip(&x) {
+            assert_eq!(o.to_bits(), (v * scale).to_bits());
+        }
+    }
 
     #[test]
     fn rms_norm_unit_weight_gives_unit_rms() {

@@ -220,6 +220,8 @@ fn rope_yarn(theta_extrap: f32, i: usize, p: &RopeParams) -> (f32, f32) {
     (theta.cos() * mscale, theta.sin() * mscale)
 }
 
+/// ggml's `rotate_pairs` as GCC compiles it with FMA (llama.cpp's x86 builds contract `a*b - c*d` into
+/// `fma(a, b, -(c*d))`): so the rotated Q and K are llama.cpp's bits, not an ulp off in a fifth of them.
 fn rotate_head(head: &mut [f32], cs: &[(f32, f32)], style: RopeStyle) {
     let half = cs.len();
     for (i, &(c, s)) in cs.iter().enumerate() {
@@ -228,8 +230,8 @@ fn rotate_head(head: &mut [f32], cs: &[(f32, f32)], style: RopeStyle) {
             RopeStyle::Neox => (i, i + half),
         };
         let (x0, x1) = (head[a], head[b]);
-        head[a] = x0 * c - x1 * s;
-        head[b] = x0 * s + x1 * c;
+        head[a] = x0.mul_add(c, -(x1 * s));
+        head[b] = x0.mul_add(s, x1 * c);
     }
 }
 
@@ -239,6 +241,37 @@ mod tests {
 
     fn norm(v: &[f32]) -> f32 {
         v.iter().map(|x| x * x).sum::<f32>().sqrt()
+    }
+
+    /// Regression (issue 13): each rotated value is one fused multiply-add over the other product, as
+    /// llama.cpp's FMA builds compute it, which differs from two rounded products for some inputs.
+    #[test]
+    fn rope_rotation_is_fused_as_in_llama_cpp() {
+        let p = RopeParams::new(RopeStyle::Neox, 4, 10000.0);
+        let mut differs = false;
+        for pos in 1..64 {
+            let orig: Vec<f32> = (0..4)
+                .map(|i| ((pos * 7 + i) as f32 * 0.731).sin() * 3.3)
+                .collect();
+            let mut x = orig.clone();
+            rope_inplace(&mut x, 1, 4, pos, &p);
+            let mut cs = vec![(0.0, 0.0); 2];
+            cos_sin(pos, &p, &mut cs);
+            for (i, &(c, s)) in cs.iter().enumerate() {
+                let (x0, x1) = (orig[i], orig[i + 2]);
+                // fma(x0, c, -(x1*s)) rounds once after the exact x0*c: the same in f64, then rounded
+                // (x0*c is exact in f64; the one rounding of x1*s is f32's).
+                let a = (f64::from(x0) * f64::from(c) - f64::from(x1 * s)) as f32;
+                let b = (f64::from(x0) * f64::from(s) + f64::from(x1 * c)) as f32;
+                assert_eq!(x[i].to_bits(), a.to_bits(), "pos {pos} pair {i}");
+                assert_eq!(x[i + 2].to_bits(), b.to_bits(), "pos {pos} pair {i}");
+                differs |= x0 * c - x1 * s != a;
+            }
+        }
+        assert!(
+            differs,
+            "the inputs must tell fused from unfused rotation apart"
+        );
     }
 
     #[test]
