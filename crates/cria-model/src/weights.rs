@@ -122,18 +122,14 @@ pub struct LayerWeights {
 }
 
 impl LayerWeights {
-    /// Repacks the attention and dense FFN matrices for the kernels where they take them (experts keep
-    /// the file's layout; the embeddings and the output matrix too).
-    fn repack(&mut self, file: &GgufFile) -> Result<(), ModelError> {
-        for m in [&mut self.wq, &mut self.wk, &mut self.wv, &mut self.wo] {
-            m.repack(file)?;
-        }
+    /// The attention and dense FFN matrices, which are repacked for the kernels where they take them
+    /// (experts keep the file's layout; the embeddings and the output matrix too).
+    fn repackable(&mut self) -> Vec<&mut Matrix> {
+        let mut all = vec![&mut self.wq, &mut self.wk, &mut self.wv, &mut self.wo];
         if let FfnWeights::Dense { gate, up, down } = &mut self.ffn {
-            for m in [gate, up, down] {
-                m.repack(file)?;
-            }
+            all.extend([gate, up, down]);
         }
-        Ok(())
+        all
     }
 }
 
@@ -468,9 +464,10 @@ impl Weights {
             .map(|il| l.layer(il))
             .collect::<Result<Vec<_>, _>>()?;
         let mut layers = layers;
-        for lw in &mut layers {
-            lw.repack(file)?;
-        }
+        repack_all(
+            file,
+            layers.iter_mut().flat_map(LayerWeights::repackable).collect(),
+        )?;
         let output = match file.tensor("output.weight") {
             Some(_) => Some(l.matrix("output.weight", spec.n_embd, spec.n_vocab)?),
             None => None,
@@ -491,6 +488,41 @@ impl Weights {
     /// The matrix that turns the final hidden state into logits.
     pub fn output_matrix(&self) -> &Matrix {
         self.output.as_ref().unwrap_or(&self.token_embd)
+    }
+}
+
+/// Repacks `matrices` on up to `available_parallelism` threads (each takes the next matrix not yet taken),
+/// so that loading a model costs little more than reading its repacked tensors. The first error wins.
+fn repack_all(file: &GgufFile, matrices: Vec<&mut Matrix>) -> Result<(), ModelError> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let jobs: Vec<Mutex<&mut Matrix>> = matrices.into_iter().map(Mutex::new).collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(jobs.len());
+    let next = AtomicUsize::new(0);
+    let first_error = Mutex::new(None);
+    let work = || {
+        while let Some(job) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
+            // A poisoned lock means another thread panicked mid-repack; its panic propagates from the scope.
+            let Ok(mut m) = job.lock() else { return };
+            if let Err(e) = m.repack(file) {
+                if let Ok(mut slot) = first_error.lock() {
+                    slot.get_or_insert(e);
+                }
+                return;
+            }
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 1..threads {
+            s.spawn(work);
+        }
+        work();
+    });
+    match first_error.into_inner() {
+        Ok(Some(e)) => Err(e),
+        _ => Ok(()),
     }
 }
 
