@@ -56,6 +56,16 @@ def load(results):
     return runs, extras
 
 
+def load_range(results, name):
+    """The lowest and highest 1-minute load average seen as a run of `name` started (load-*-NAME-N.txt)."""
+    vals = []
+    for path in glob.glob(os.path.join(results, f"load-*-{glob.escape(name)}-*.txt")):
+        if re.match(rf"load-(llama|cria)-{re.escape(name)}-\d+\.txt$", os.path.basename(path)):
+            with open(path) as f:
+                vals += [float(v) for v in f.read().split()]
+    return f"{min(vals):.1f}-{max(vals):.1f}" if vals else "-"
+
+
 def row(name, test, r, extra):
     llama = [x for v in r["llama"].values() for x in v]
     cria = [x for v in r["cria"].values() for x in v]
@@ -77,7 +87,7 @@ def row(name, test, r, extra):
             met = ratio >= TG_TARGET
     rounds = f"{min(paired):.2f}-{max(paired):.2f}" if paired else "-"
     return {"model": name, "test": test, "llama": (lm, ls), "cria": (cm, cs), "ratio": ratio,
-            "rounds": rounds, "roof": roof, "target": target, "met": met}
+            "rounds": rounds, "roof": roof, "target": target, "met": met, "load": "-"}
 
 
 def run_models(results):
@@ -116,12 +126,12 @@ def markdown(results, rows):
             out += [f"- {line.strip()}" for line in f if line.strip()]
         out.append("")
     out.append("| model | test | llama.cpp t/s | cria t/s | cria / llama.cpp | per round | "
-               "decode: % of roofline (cria / llama.cpp of t/s) | target | met |")
-    out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |")
+               "decode: % of roofline (cria / llama.cpp of t/s) | target | met | load at start |")
+    out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: |")
     for r in rows:
         out.append(f"| {r['model']} | {r['test']} | {r['llama'][0]:.1f} ± {r['llama'][1]:.1f} | "
                    f"{r['cria'][0]:.1f} ± {r['cria'][1]:.1f} | **{r['ratio']:.2f}x** | {r['rounds']} | "
-                   f"{r['roof']} | {r['target']} | {'yes' if r['met'] else 'no'} |")
+                   f"{r['roof']} | {r['target']} | {'yes' if r['met'] else 'no'} | {r['load']} |")
     runs = [(m, run_stats(results, "cria", m), run_stats(results, "llama", m)) for m in run_models(results)]
     runs = [(m, c, l) for m, c, l in runs if c and l]
     if runs:
@@ -168,6 +178,8 @@ def main():
     args = ap.parse_args()
     runs, extras = load(args.results)
     rows = [row(n, t, r, extras.get(n)) for (n, t), r in sorted(runs.items()) if r["llama"] and r["cria"]]
+    for r in rows:
+        r["load"] = load_range(args.results, r["model"])
     print(markdown(args.results, rows))
     if args.svg:
         with open(args.svg, "w") as f:

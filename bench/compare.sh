@@ -65,6 +65,7 @@ fi
 
 run_llama() { # model name round
   local rc=0
+  cut -d' ' -f1 /proc/loadavg > "$out/load-llama-$2-$3.txt"
   "$llama_bin/llama-bench" -m "$1" -p "$n_prompt" -n "$n_gen" -r "$reps" -t "$threads" -o json \
     > "$out/llama-$2-$3.json" 2> "$out/llama-$2-$3.log" || rc=$?
   if (( rc == 132 )); then # SIGILL
@@ -75,6 +76,7 @@ run_llama() { # model name round
   return "$rc"
 }
 run_cria() {
+  cut -d' ' -f1 /proc/loadavg > "$out/load-cria-$2-$3.txt"
   "$CRIA_BIN" bench -m "$1" -p "$n_prompt" -n "$n_gen" -r "$reps" -t "$threads" --json \
     > "$out/cria-$2-$3.json" 2> "$out/cria-$2-$3.log"
 }
