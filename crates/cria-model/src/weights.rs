@@ -466,7 +466,10 @@ impl Weights {
         let mut layers = layers;
         repack_all(
             file,
-            layers.iter_mut().flat_map(LayerWeights::repackable).collect(),
+            layers
+                .iter_mut()
+                .flat_map(LayerWeights::repackable)
+                .collect(),
         )?;
         let output = match file.tensor("output.weight") {
             Some(_) => Some(l.matrix("output.weight", spec.n_embd, spec.n_vocab)?),
