@@ -7,7 +7,7 @@ import time
 import openai
 import pytest
 
-from conftest import MODEL, error_body, http
+from conftest import MODEL, error_body, http, metric
 
 
 def client_for(server, key="unused"):
@@ -30,21 +30,25 @@ def test_api_key(server_factory):
 def test_full_queue_is_429_with_retry_after(server_factory):
     s = server_factory("--parallel", "1", "--max-queue", "1")
     c = client_for(s)
-    # ignore_eos and many tokens: the running request must still be running 2 s later on a fast CPU
-    # (CI failed when the model ended its story early and the queue emptied).
-    long = dict(model=MODEL, messages=[{"role": "user", "content": "Tell a long story."}], max_tokens=1200,
-                extra_body={"ignore_eos": True})
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        running = pool.submit(lambda: list(c.chat.completions.create(stream=True, **long)))
-        time.sleep(1.0)
-        queued = pool.submit(lambda: c.chat.completions.create(**long))
-        time.sleep(1.0)
+    msgs = [{"role": "user", "content": "Tell a long story."}]
+    # The running stream stays busy until it is closed, however fast the CPU (ignore_eos, up to the context's end):
+    # CI failed twice when a "long" request ended before the third one came. No fixed sleeps: wait for states.
+    stream = c.chat.completions.create(model=MODEL, messages=msgs, max_tokens=100000, stream=True,
+                                       extra_body={"ignore_eos": True})
+    chunks = iter(stream)
+    next(chunks)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        queued = pool.submit(lambda: c.chat.completions.create(model=MODEL, messages=msgs, max_tokens=4))
+        deadline = time.time() + 120
+        while metric(s.url, "cria_queue_depth") < 1:
+            assert time.time() < deadline, "the second request never queued"
+            time.sleep(0.05)
         with pytest.raises(openai.RateLimitError) as e:
-            c.chat.completions.create(**long)
+            c.chat.completions.create(model=MODEL, messages=msgs, max_tokens=4)
         assert e.value.status_code == 429
         assert e.value.response.headers.get("retry-after")
-        running.result(timeout=300)
-        queued.result(timeout=300)
+        stream.close()
+        assert queued.result(timeout=300).choices[0].message.content is not None
 
 
 def test_sigterm_finishes_running_requests_then_exits(server_factory):
