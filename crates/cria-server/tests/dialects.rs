@@ -249,7 +249,6 @@ async fn anthropic_count_tokens_and_errors() {
 async fn keys_are_checked_in_each_dialects_shape() {
     let (app, _) = app(Setup {
         config: ServerConfig {
-            model_id: MODEL.into(),
             api_key: Some("k1".into()),
             ..ServerConfig::default()
         },
