@@ -81,3 +81,47 @@ impl Calls {
         Some(Value::Array(calls))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tools::Family;
+
+    fn hermes() -> Option<OutputSyntax> {
+        Some(OutputSyntax {
+            calls: Some(Family::Hermes),
+            reasoning: false,
+            starts_in_think: false,
+        })
+    }
+
+    #[test]
+    fn calls_come_whole_with_object_arguments_however_the_text_is_cut() {
+        let output = "Let me look.<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>\n<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>";
+        for step in [1, 3, output.len()] {
+            let mut calls = Calls::new(hermes());
+            let mut text = String::new();
+            let chars: Vec<char> = output.chars().collect();
+            for piece in chars.chunks(step) {
+                text.push_str(&calls.push(&piece.iter().collect::<String>()));
+            }
+            text.push_str(&calls.finish());
+            assert_eq!(text, "Let me look.");
+            assert_eq!(
+                calls.tool_calls(),
+                Some(json!([
+                    {"function": {"index": 0, "name": "get_weather", "arguments": {"city": "Oslo"}}},
+                    {"function": {"index": 1, "name": "get_time", "arguments": {}}},
+                ]))
+            );
+        }
+    }
+
+    #[test]
+    fn without_tools_everything_is_text() {
+        let mut calls = Calls::new(None);
+        assert_eq!(calls.push("<tool_call>"), "<tool_call>");
+        assert_eq!(calls.finish(), "");
+        assert_eq!(calls.tool_calls(), None);
+    }
+}

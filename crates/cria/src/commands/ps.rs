@@ -29,10 +29,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         request = request.header("Authorization", &format!("Bearer {key}"));
     }
     let mut response = request.call().with_context(|| format!("asking {url}"))?;
-    let body: Value = response
+    let text = response
         .body_mut()
-        .read_json()
+        .read_to_string()
         .with_context(|| format!("reading {url}'s answer"))?;
+    let body: Value =
+        serde_json::from_str(&text).with_context(|| format!("{url} did not answer JSON"))?;
     write(&mut io::stdout().lock(), &body)?;
     Ok(())
 }
