@@ -1,6 +1,8 @@
 //! Several models behind one router (fake models): listing, picking by name in each dialect, unknown
 //! names in each dialect's shape, loading on first use, LRU unloading, `/api/ps` and the per-model metrics.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 mod common;
 
 use std::sync::Arc;
