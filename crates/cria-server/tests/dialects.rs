@@ -277,3 +277,38 @@ async fn keys_are_checked_in_each_dialects_shape() {
         .unwrap();
     assert_eq!(send(&app, with_bearer).await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn ollama_generate_returns_its_context_and_continues_from_one() {
+    let (app, _) = app(Setup::default());
+    let ask = r#"{"prompt": "Hi", "raw": true, "stream": false, "options": {"num_predict": 5, "seed": 1}}"#;
+    let first = post(&app, "/api/generate", ask).await.json();
+    let context: Vec<u64> = first["context"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    // One token a byte: the prompt's bytes, then the answer's.
+    let answer = first["response"].as_str().unwrap();
+    let expected: Vec<u64> = "Hi".bytes().chain(answer.bytes()).map(u64::from).collect();
+    assert_eq!(context, expected, "{first}");
+    // Streamed, the last line carries the same.
+    let streamed = post(&app, "/api/generate", &ask.replace("false", "true")).await;
+    let last = lines(&streamed).pop().unwrap();
+    assert_eq!(last["context"], first["context"]);
+    // Sent back, it comes before the new prompt.
+    let more = json!({"prompt": "!", "raw": true, "stream": false, "context": context,
+                      "options": {"num_predict": 2}});
+    let next = post(&app, "/api/generate", &more.to_string()).await.json();
+    assert_eq!(next["prompt_eval_count"], context.len() + 1, "{next}");
+    let bad = json!({"prompt": "!", "context": [999_999]});
+    let refused = post(&app, "/api/generate", &bad.to_string()).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused.json()["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("context:")
+    );
+}

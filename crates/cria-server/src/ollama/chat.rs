@@ -116,7 +116,27 @@ pub async fn generate(
             .chat_prompt(&turns)
             .map_err(|e| ApiError::invalid("prompt", e))?
     };
+    let prompt = continued(req.context.as_deref(), prompt, loaded.frontend.vocab_size())?;
     run(&state, &loaded, Kind::Generate, prompt, &params, None).await
+}
+
+/// An earlier answer's `context` (token ids), then the new prompt's tokens, as Ollama continues a
+/// conversation on `/api/generate`.
+fn continued(
+    context: Option<&[u32]>,
+    prompt: Vec<u32>,
+    vocab: usize,
+) -> Result<Vec<u32>, ApiError> {
+    let Some(context) = context.filter(|c| !c.is_empty()) else {
+        return Ok(prompt);
+    };
+    if let Some(bad) = context.iter().find(|&&id| id as usize >= vocab) {
+        return Err(ApiError::invalid(
+            "context",
+            format!("token id {bad} is not in the vocabulary of {vocab} tokens"),
+        ));
+    }
+    Ok([context, &prompt].concat())
 }
 
 fn turn(role: &str, content: &str) -> ChatTurn {
@@ -173,14 +193,18 @@ async fn run(
     syntax: Option<OutputSyntax>,
 ) -> Result<Response, OllamaError> {
     let started = Instant::now();
-    let mut choices = generate::submit(state, loaded, vec![prompt], params, None, usize::MAX)
-        .map_err(format_param)?;
+    // Generate answers with `context`: the tokens' ids come with their logprobs.
+    let ids = matches!(kind, Kind::Generate).then_some(0);
+    let mut choices =
+        generate::submit(state, loaded, vec![prompt.clone()], params, ids, usize::MAX)
+            .map_err(format_param)?;
     let choice = choices
         .pop()
         .ok_or_else(|| ApiError::internal("no choice was submitted"))?;
     let line = Line {
         kind,
         model: loaded.id().to_string(),
+        prompt,
     };
     let mut calls = Calls::new(syntax);
     if params.stream {
@@ -207,6 +231,8 @@ async fn run(
     if let Some(tool_calls) = calls.tool_calls() {
         body["message"]["tool_calls"] = tool_calls;
     }
+    let generated: Vec<u32> = done.logprobs.iter().map(|lp| lp.id).collect();
+    line.add_context(&mut body, &generated);
     Ok(axum::Json(body).into_response())
 }
 
@@ -251,6 +277,7 @@ fn ndjson(
                 reason,
                 prompt_tokens,
                 completion_tokens,
+                token_ids,
             } => {
                 let rest = calls.finish();
                 let mut values = Vec::new();
@@ -262,7 +289,9 @@ fn ndjson(
                     call_line["message"]["tool_calls"] = tool_calls;
                     values.push(call_line);
                 }
-                values.push(line.finished("", reason, prompt_tokens, completion_tokens, &timing));
+                let mut last = line.finished("", reason, prompt_tokens, completion_tokens, &timing);
+                line.add_context(&mut last, &token_ids);
+                values.push(last);
                 values
             }
             Piece::Failed(e) => vec![OllamaError(e).body()],
@@ -286,9 +315,18 @@ struct Timing {
 struct Line {
     kind: Kind,
     model: String,
+    /// The prompt's tokens (the start of a generate answer's `context`).
+    prompt: Vec<u32>,
 }
 
 impl Line {
+    /// A generate answer's `context`: the prompt's token ids and then the generated ones.
+    fn add_context(&self, last: &mut Value, generated: &[u32]) {
+        if matches!(self.kind, Kind::Generate) {
+            last["context"] = json!([self.prompt.as_slice(), generated].concat());
+        }
+    }
+
     /// A line (or whole answer) carrying `text`.
     fn text(&self, text: &str, done: bool) -> Value {
         let mut v = json!({"model": self.model, "created_at": now(), "done": done});

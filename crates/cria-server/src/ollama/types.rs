@@ -75,6 +75,8 @@ pub struct GenerateRequest {
     #[serde(default)]
     pub options: Options,
     pub stream: Option<bool>,
+    /// The `context` an earlier answer returned (its prompt's and answer's token ids): continued from.
+    pub context: Option<Vec<u32>>,
 }
 
 /// `POST /api/embed`: `input` is a string or a list of strings.
