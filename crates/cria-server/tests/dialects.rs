@@ -312,3 +312,25 @@ async fn ollama_generate_returns_its_context_and_continues_from_one() {
             .starts_with("context:")
     );
 }
+
+#[tokio::test]
+async fn anthropic_last_assistant_text_is_continued() {
+    let (app, _) = app(Setup::default());
+    let ask = json!({"role": "user", "content": "Count."});
+    let count = |messages: Value| {
+        let app = app.clone();
+        async move {
+            let body = json!({"messages": messages});
+            let a = post(&app, "/v1/messages/count_tokens", &body.to_string()).await;
+            a.json()["input_tokens"].as_u64().unwrap()
+        }
+    };
+    let alone = count(json!([ask])).await;
+    let prefilled =
+        json!([ask, {"role": "assistant", "content": [{"type": "text", "text": "1, 2,"}]}]);
+    // One token a byte: the turns before it, then the prefill's text as it is (no turn of its own).
+    assert_eq!(count(prefilled.clone()).await, alone + "1, 2,".len() as u64);
+    let body = json!({"max_tokens": 4, "messages": prefilled});
+    let r = post(&app, "/v1/messages", &body.to_string()).await.json();
+    assert_eq!(r["usage"]["input_tokens"], alone + 5, "{r}");
+}

@@ -121,16 +121,39 @@ pub async fn count_tokens(
 
 /// The conversation and tools through the model's chat template: the prompt, the tool-call grammar and
 /// how to read the output. `<think>` blocks are left in the text (Anthropic's `thinking` blocks are not
-/// produced).
+/// produced). A last assistant message of text is a prefill: the answer continues it (llama-server's way:
+/// the turns before it with the generation prompt, then its text).
 fn prepare(loaded: &Loaded, req: &MessagesRequest) -> Result<ChatSetup, ApiError> {
     let tool_request = tools::request(req)?;
-    crate::tools::prepare(
+    let mut messages = tools::template_messages(req)?;
+    let prefill = match messages.last() {
+        Some(last)
+            if messages.len() > 1
+                && last["role"] == "assistant"
+                && last.get("tool_calls").is_none() =>
+        {
+            let text = last["content"].as_str().unwrap_or_default().to_string();
+            messages.pop();
+            Some(text)
+        }
+        _ => None,
+    };
+    let mut setup = crate::tools::prepare(
         loaded.frontend.as_ref(),
-        tools::template_messages(req)?,
+        messages,
         tool_request.as_ref(),
         &serde_json::Map::new(),
         ReasoningFormat::Inline,
-    )
+    )?;
+    if let Some(prefill) = prefill.filter(|p| !p.is_empty()) {
+        let frontend = &loaded.frontend;
+        setup.prompt = if setup.text.is_empty() {
+            [setup.prompt, frontend.text_prompt(&prefill)].concat()
+        } else {
+            frontend.text_prompt(&format!("{}{prefill}", setup.text))
+        };
+    }
+    Ok(setup)
 }
 
 /// Anthropic's `stop_reason` and `stop_sequence` for how generation ended (`tool_use` when the model
