@@ -91,3 +91,13 @@ def test_x_api_key(server_factory):
     r = anthropic.Anthropic(base_url=s.url, api_key="s3cret", max_retries=0).messages.create(
         model=MODEL, max_tokens=2, messages=MESSAGES)
     assert r.usage.output_tokens >= 1
+
+
+def test_a_last_assistant_message_is_continued(ac):
+    ask = {"role": "user", "content": "Count from 1 to 10, commas between."}
+    prefill = {"role": "assistant", "content": "1, 2, 3, 4,"}
+    r = ac.messages.create(model=MODEL, max_tokens=8, messages=[ask, prefill], **GREEDY)
+    # The answer goes on from the prefill (only the continuation comes back), not a new turn from scratch.
+    assert r.content[0].text.lstrip().startswith("5"), r.content[0].text
+    alone = ac.messages.count_tokens(model=MODEL, messages=[ask]).input_tokens
+    assert r.usage.input_tokens > alone

@@ -91,3 +91,14 @@ def test_errors_take_ollamas_shape(oc):
     assert e.value.status_code == 400 and "temperature" in e.value.error
     status, _, text = http("POST", BASE_URL + "/api/chat", "{not json")
     assert status == 400 and set(json.loads(text)) == {"error"}
+
+
+def test_generate_context_continues_a_conversation(oc):
+    opts = {"temperature": 0, "num_predict": 8}
+    first = oc.generate(model=MODEL, prompt="My name is Ada.", options=opts)
+    assert first.context and len(first.context) == first.prompt_eval_count + first.eval_count
+    again = oc.generate(model=MODEL, prompt="My name is Ada.", options=opts, stream=True)
+    assert list(again)[-1].context == first.context
+    follow = oc.generate(model=MODEL, prompt="What is my name?", context=first.context, options=opts)
+    alone = oc.generate(model=MODEL, prompt="What is my name?", options=opts)
+    assert follow.prompt_eval_count == len(first.context) + alone.prompt_eval_count

@@ -166,6 +166,26 @@ impl ApiError {
         }
     }
 
+    /// 503 for a model that cannot be loaded now: it is over the memory budget on its own, or the models
+    /// holding the room are all busy.
+    pub fn no_room(message: impl Into<String>) -> Self {
+        let e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", message);
+        ApiError {
+            code: Some("model_does_not_fit"),
+            retry_after: Some(5),
+            ..e
+        }
+    }
+
+    /// 500 for a model whose loading failed on this request.
+    pub fn load_failed(model: &str, why: &str) -> Self {
+        let e = Self::internal(format!("Loading the model `{model}` failed: {why}"));
+        ApiError {
+            code: Some("model_load_failed"),
+            ..e
+        }
+    }
+
     /// 400 for a generation request to a model that only embeds.
     pub fn cannot_generate() -> Self {
         let e = Self::invalid(

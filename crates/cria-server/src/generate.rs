@@ -6,7 +6,8 @@ use cria_engine::{Event, FinishReason, Request, TokenLogprob};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::error::ApiError;
-use crate::state::{AppState, Loaded};
+use crate::models::Lease;
+use crate::state::AppState;
 use crate::validate::GenParams;
 
 /// One choice being generated. Dropping it cancels the sequence in the engine.
@@ -18,6 +19,8 @@ pub struct ChoiceRx {
     state: AppState,
     started: Instant,
     last: Option<Instant>,
+    /// Keeps the model loaded until the choice is done.
+    _model: Lease,
 }
 
 impl ChoiceRx {
@@ -58,7 +61,7 @@ impl ChoiceRx {
 /// choice `i` uses `seed + i`, so choices differ yet reproduce.
 pub fn submit(
     state: &AppState,
-    loaded: &Loaded,
+    loaded: &Lease,
     prompts: Vec<Vec<u32>>,
     params: &GenParams,
     logprobs: Option<usize>,
@@ -106,6 +109,7 @@ pub fn submit(
                 state: state.clone(),
                 started,
                 last: None,
+                _model: loaded.clone(),
             });
         }
     }

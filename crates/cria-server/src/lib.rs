@@ -18,6 +18,7 @@ mod handlers;
 mod listen;
 mod logprobs;
 mod metrics;
+mod models;
 mod ollama;
 mod single;
 mod state;
@@ -44,6 +45,8 @@ pub use error::ApiError;
 #[cfg(feature = "model")]
 pub use frontend::TokenizerFrontend;
 pub use frontend::{ChatInput, ChatTurn, Frontend, RenderedChat};
+pub use models::{Lease, LoadFn, LoadLimits, LoadedModel, ModelSource, ModelTable, Status};
+pub use ollama::rfc3339;
 pub use state::{AppState, Loaded, ModelInfo, ServerConfig, Shared};
 
 /// Why the server stopped with an error.
@@ -98,27 +101,24 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Runs the server until SIGINT/SIGTERM. It listens at once (`/health` answers 503) while `load` runs on a
-/// blocking thread; then running requests get up to `shutdown_timeout` to finish.
-pub fn serve<L>(config: ServerConfig, load: L) -> Result<(), ServerError>
-where
-    L: FnOnce() -> Result<Loaded, String> + Send + 'static,
-{
+/// Runs the server until SIGINT/SIGTERM. It listens at once (`/health` answers 503) while the first of
+/// `models` loads on a blocking thread (the others load on their first request); then running requests get
+/// up to `shutdown_timeout` to finish.
+pub fn serve(config: ServerConfig, models: Vec<ModelSource>) -> Result<(), ServerError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(serve_async(config, load, shutdown_signal()))
+    runtime.block_on(serve_async(config, models, shutdown_signal()))
 }
 
 /// [`serve`] inside a runtime, stopping when `shutdown` completes.
-pub async fn serve_async<L, S>(
+pub async fn serve_async<S>(
     config: ServerConfig,
-    load: L,
+    models: Vec<ModelSource>,
     shutdown: S,
 ) -> Result<(), ServerError>
 where
-    L: FnOnce() -> Result<Loaded, String> + Send + 'static,
     S: Future<Output = ()> + Send + 'static,
 {
     let addr = format!("{}:{}", config.host, config.port);
@@ -128,22 +128,21 @@ where
             addr: addr.clone(),
             source,
         })?;
-    serve_on(listener, config, load, shutdown).await
+    serve_on(listener, config, models, shutdown).await
 }
 
 /// [`serve_async`] on a listener already bound (`config.host` and `config.port` are not used).
 ///
 /// It stops when `shutdown` completes (then `Ok`, or [`ServerError::ShutdownDeadline`] when requests were
-/// still running after `shutdown_timeout`), when loading fails, or when the engine fails for good
-/// ([`ServerError::EngineFailed`]; `/health` answers 503 from then on).
-pub async fn serve_on<L, S>(
+/// still running after `shutdown_timeout`), when loading the first model fails, or when an engine fails for
+/// good ([`ServerError::EngineFailed`]; `/health` answers 503 from then on).
+pub async fn serve_on<S>(
     listener: tokio::net::TcpListener,
     config: ServerConfig,
-    load: L,
+    models: Vec<ModelSource>,
     shutdown: S,
 ) -> Result<(), ServerError>
 where
-    L: FnOnce() -> Result<Loaded, String> + Send + 'static,
     S: Future<Output = ()> + Send + 'static,
 {
     tracing::info!("listening on http://{}", listener.local_addr()?);
@@ -157,10 +156,18 @@ where
         },
     };
     let conns = Connections::new(config.max_connections);
-    let state = Shared::new(config);
-    let loader = tokio::task::spawn_blocking({
-        let state = Arc::clone(&state);
-        move || load().map(|loaded| drop(state.loaded.set(loaded)))
+    if models.is_empty() {
+        return Err(ServerError::Load("no model to serve".into()));
+    }
+    let state = Shared::new(config, models);
+    let loader = tokio::spawn({
+        let table = Arc::clone(&state.models);
+        async move {
+            let first = table.acquire(0).await.map_err(|e| e.message)?;
+            drop(first);
+            table.mark_started();
+            Ok::<(), String>(())
+        }
     });
     let accepting = tokio::spawn(listen::accept(
         listener,
@@ -189,9 +196,7 @@ where
         Stop::Signal => tracing::info!("shutting down: finishing running requests"),
         Stop::EngineFailed(reason) => tracing::error!("the engine failed, stopping: {reason}"),
     }
-    if let Some(loaded) = state.loaded.get() {
-        loaded.shutdown();
-    }
+    state.models.close();
     conns.stop();
     let finished = tokio::time::timeout(timeout, conns.all_closed())
         .await
@@ -221,10 +226,14 @@ enum Stop {
     EngineFailed(String),
 }
 
-/// Completes with the reason when the loaded engine has failed for good.
+/// Completes with the reason when a loaded model's engine has failed for good.
 async fn engine_failure(state: &AppState) -> String {
     loop {
-        if let Some(reason) = state.loaded.get().and_then(Loaded::failure) {
+        let failed = state.models.loaded().into_iter().find_map(|m| {
+            let id = &state.models.sources()[m.index].id;
+            m.loaded.failure().map(|why| format!("{id}: {why}"))
+        });
+        if let Some(reason) = failed {
             return reason;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

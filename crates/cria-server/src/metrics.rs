@@ -33,6 +33,27 @@ pub struct Metrics {
     prefix_queries: IntCounter,
     prefix_hits: IntCounter,
     gateway: GatewayMetrics,
+    models: ModelMetrics,
+}
+
+/// Per-model gauges, labelled `model`, for servers with several models. The request and token counters
+/// and the latency histograms above carry no `model` label: requests are counted before their body (which
+/// names the model) is read, and the per-model split of tokens is in each model's own gauges here.
+struct ModelMetrics {
+    loaded: IntGaugeVec,
+    running: IntGaugeVec,
+    waiting: IntGaugeVec,
+    kv_tokens: IntGaugeVec,
+    loads: IntCounter,
+    unloads: IntCounter,
+}
+
+/// One served model as the metrics see it.
+pub struct ModelGauges {
+    pub id: String,
+    /// Its engine's gauges, when it is loaded and generates.
+    pub stats: Option<StatsSnapshot>,
+    pub loaded: bool,
 }
 
 /// The model-server protocol's metrics, under vLLM's names.
@@ -76,6 +97,9 @@ impl Metrics {
         }
         let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
         let gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("valid metric");
+        let gauge_vec = |name: &str, help: &str| {
+            IntGaugeVec::new(Opts::new(name, help), &["model"]).expect("valid metric")
+        };
         let histogram = |name: &str, help: &str| {
             Histogram::with_opts(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()))
                 .expect("valid metric")
@@ -136,6 +160,23 @@ impl Metrics {
                     "Prompt tokens found in the prefix cache",
                 ),
             },
+            models: ModelMetrics {
+                loaded: gauge_vec("cria_model_loaded", "1 while the model is loaded, else 0"),
+                running: gauge_vec(
+                    "cria_model_running_sequences",
+                    "Sequences in the model's running batch",
+                ),
+                waiting: gauge_vec("cria_model_queue_depth", "Requests waiting for the model"),
+                kv_tokens: gauge_vec(
+                    "cria_model_kv_cache_tokens",
+                    "Tokens in the model's KV cache",
+                ),
+                loads: counter("cria_model_loads_total", "Models loaded since start"),
+                unloads: counter(
+                    "cria_model_unloads_total",
+                    "Models unloaded to make room since start",
+                ),
+            },
             registry,
         };
         m.register_all().expect("metrics register once");
@@ -177,6 +218,12 @@ impl Metrics {
             .register(Box::new(self.gateway.kv_usage.clone()))?;
         self.registry
             .register(Box::new(self.gateway.cache_config.clone()))?;
+        let m = &self.models;
+        for g in [&m.loaded, &m.running, &m.waiting, &m.kv_tokens] {
+            self.registry.register(Box::new(g.clone()))?;
+        }
+        self.registry.register(Box::new(m.loads.clone()))?;
+        self.registry.register(Box::new(m.unloads.clone()))?;
         Ok(())
     }
 
@@ -209,15 +256,56 @@ impl Metrics {
         }
     }
 
-    /// The text exposition, with the engine's gauges as of now.
-    pub fn render(&self, stats: Option<StatsSnapshot>) -> String {
-        self.update(stats);
+    fn update_models(&self, models: &[ModelGauges], loads: u64, unloads: u64) {
+        let m = &self.models;
+        let set = |g: &IntGaugeVec, id: &str, v: usize| {
+            g.with_label_values(&[id])
+                .set(i64::try_from(v).unwrap_or(i64::MAX));
+        };
+        for g in [&m.loaded, &m.running, &m.waiting, &m.kv_tokens] {
+            g.reset();
+        }
+        for model in models {
+            let s = model.stats.unwrap_or_default();
+            set(&m.loaded, &model.id, usize::from(model.loaded));
+            set(&m.running, &model.id, s.running);
+            set(&m.waiting, &model.id, s.waiting);
+            set(&m.kv_tokens, &model.id, s.kv_tokens);
+        }
+        m.loads.inc_by(loads.saturating_sub(m.loads.get()));
+        m.unloads.inc_by(unloads.saturating_sub(m.unloads.get()));
+    }
+
+    /// The text exposition, with the engines' gauges as of now: the unlabelled engine gauges are the sums
+    /// over the loaded models.
+    pub fn render(&self, models: &[ModelGauges], loads: u64, unloads: u64) -> String {
+        self.update(sum(models));
+        self.update_models(models, loads, unloads);
         let mut buf = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
             tracing::error!("metrics encoding failed: {e}");
         }
         String::from_utf8_lossy(&buf).into_owned()
     }
+}
+
+/// The loaded engines' gauges added up (`None` when no engine is loaded).
+fn sum(models: &[ModelGauges]) -> Option<StatsSnapshot> {
+    models
+        .iter()
+        .filter_map(|m| m.stats)
+        .reduce(|a, b| StatsSnapshot {
+            waiting: a.waiting + b.waiting,
+            running: a.running + b.running,
+            kv_tokens: a.kv_tokens + b.kv_tokens,
+            kv_capacity_tokens: a.kv_capacity_tokens + b.kv_capacity_tokens,
+            kv_bytes: a.kv_bytes + b.kv_bytes,
+            block_size: a.block_size,
+            kv_blocks: a.kv_blocks + b.kv_blocks,
+            kv_blocks_used: a.kv_blocks_used + b.kv_blocks_used,
+            prefix_cache_queries: a.prefix_cache_queries + b.prefix_cache_queries,
+            prefix_cache_hits: a.prefix_cache_hits + b.prefix_cache_hits,
+        })
 }
 
 impl Default for Metrics {

@@ -20,6 +20,8 @@ pub enum Piece {
         reason: FinishReason,
         prompt_tokens: usize,
         completion_tokens: usize,
+        /// The generated tokens' ids, when the choice was submitted with logprobs (else empty).
+        token_ids: Vec<u32>,
     },
     /// The last piece of a choice that failed (or was still running at the shutdown deadline).
     Failed(ApiError),
@@ -28,14 +30,20 @@ pub enum Piece {
 /// The pieces of `choice`, ending with [`Piece::Done`] or [`Piece::Failed`].
 pub fn pieces(state: &AppState, choice: ChoiceRx) -> BoxStream<'static, Piece> {
     let deadline = state.deadline_passed().boxed();
-    stream::unfold(Some((choice, deadline)), |held| async move {
-        let (mut choice, mut deadline) = held?;
+    stream::unfold(Some((choice, deadline, Vec::new())), |held| async move {
+        let (mut choice, mut deadline, mut ids) = held?;
         loop {
             let event = tokio::select! {
                 biased;
                 () = &mut deadline => return Some((Piece::Failed(ApiError::shutdown_deadline()), None)),
                 event = choice.next() => event,
             };
+            if let Some(Event::Token {
+                logprob: Some(lp), ..
+            }) = &event
+            {
+                ids.push(lp.id);
+            }
             let piece = match event {
                 Some(Event::Token { text, .. }) if text.is_empty() => continue,
                 Some(Event::Token { text, .. }) => Piece::Text(text),
@@ -49,6 +57,7 @@ pub fn pieces(state: &AppState, choice: ChoiceRx) -> BoxStream<'static, Piece> {
                         reason,
                         prompt_tokens,
                         completion_tokens,
+                        token_ids: std::mem::take(&mut ids),
                     };
                     return Some((done, None));
                 }
@@ -60,7 +69,7 @@ pub fn pieces(state: &AppState, choice: ChoiceRx) -> BoxStream<'static, Piece> {
                     return Some((Piece::Failed(gone), None));
                 }
             };
-            return Some((piece, Some((choice, deadline))));
+            return Some((piece, Some((choice, deadline, ids))));
         }
     })
     .boxed()

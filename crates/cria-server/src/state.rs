@@ -1,6 +1,6 @@
 //! What every handler shares: configuration, the engine once loaded, metrics.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cria_engine::{Embedder, Engine};
@@ -9,14 +9,15 @@ use tokio::sync::watch;
 use crate::error::ApiError;
 use crate::frontend::Frontend;
 use crate::metrics::Metrics;
+use crate::models::{Lease, LoadFn, LoadLimits, ModelSource, ModelTable};
 
 /// How the server runs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub host: String,
     pub port: u16,
-    /// The name `/v1/models` lists and requests must use (or omit).
-    pub model_id: String,
+    /// How many models may be loaded at once (when several are served).
+    pub limits: LoadLimits,
     /// When set, `/v1/*` and `/metrics` need `Authorization: Bearer <key>`.
     pub api_key: Option<String>,
     /// Largest request body accepted, in bytes.
@@ -45,7 +46,7 @@ impl Default for ServerConfig {
         ServerConfig {
             host: "127.0.0.1".into(),
             port: 8080,
-            model_id: "model".into(),
+            limits: LoadLimits::default(),
             api_key: None,
             body_limit: 4 << 20,
             shutdown_timeout: Duration::from_secs(30),
@@ -61,6 +62,7 @@ impl Default for ServerConfig {
 }
 
 /// The model-dependent half, set once loading is done.
+#[derive(Clone)]
 pub struct Loaded {
     /// The generation engine; `None` for a model that cannot generate (an encoder).
     pub engine: Option<Arc<Engine>>,
@@ -88,6 +90,8 @@ pub struct ModelInfo {
     pub context_length: usize,
     /// Width of the hidden state (an embedding's length).
     pub embedding_length: usize,
+    /// What it can do, as Ollama's `/api/show` names it (`completion`, `embedding`).
+    pub capabilities: Vec<String>,
 }
 
 impl Loaded {
@@ -126,6 +130,17 @@ impl Loaded {
         self.engine.as_ref().is_none_or(|e| e.is_accepting())
     }
 
+    /// Stops both workers and waits up to `wait` for the engine's thread to end (an unloaded model's
+    /// memory is freed before the next one loads).
+    pub fn stop(&self, wait: Duration) {
+        self.shutdown();
+        if let Some(engine) = &self.engine
+            && !engine.join(wait)
+        {
+            tracing::warn!("an unloaded model's engine did not stop within {wait:?}");
+        }
+    }
+
     /// Stops both workers taking requests (running generations finish).
     pub fn shutdown(&self) {
         if let Some(engine) = &self.engine {
@@ -140,7 +155,8 @@ impl Loaded {
 /// Shared state behind an `Arc`.
 pub struct Shared {
     pub config: ServerConfig,
-    pub loaded: OnceLock<Loaded>,
+    /// The served models, loaded or not.
+    pub models: Arc<ModelTable>,
     pub metrics: Metrics,
     /// Unix time the server started (the model's `created`).
     pub started: u64,
@@ -152,10 +168,11 @@ pub struct Shared {
 pub type AppState = Arc<Shared>;
 
 impl Shared {
-    pub fn new(config: ServerConfig) -> AppState {
+    /// A server for `models` (the first is the default and is loaded at start).
+    pub fn new(config: ServerConfig, models: Vec<ModelSource>) -> AppState {
         Arc::new(Shared {
+            models: ModelTable::new(models, config.limits),
             config,
-            loaded: OnceLock::new(),
             metrics: Metrics::new(),
             started: unix_now(),
             deadline: watch::channel(false).0,
@@ -177,17 +194,29 @@ impl Shared {
         }
     }
 
-    /// The engine and frontend, or 503 while loading.
-    pub fn ready(&self) -> Result<&Loaded, ApiError> {
-        self.loaded.get().ok_or_else(ApiError::loading)
+    /// A server for one model `id`, already loaded (it cannot be loaded again once unloaded).
+    pub fn with_loaded(config: ServerConfig, id: &str, loaded: Loaded) -> AppState {
+        let refuse: LoadFn = Arc::new(|| Err("this model cannot be loaded again".to_string()));
+        let state = Shared::new(config, vec![ModelSource::new(id, refuse)]);
+        state.models.insert_loaded(0, loaded);
+        state
     }
 
-    /// 404 unless `model` is absent or the served one.
-    pub fn check_model(&self, model: Option<&str>) -> Result<(), ApiError> {
-        match model {
-            Some(m) if m != self.config.model_id => Err(ApiError::unknown_model(m)),
-            _ => Ok(()),
+    /// The model a request names (absent: the first), loaded if needed; 503 while the server is still
+    /// loading its first model, 404 for a model it does not serve.
+    pub async fn model(&self, name: Option<&str>) -> Result<Lease, ApiError> {
+        if !self.models.is_started() {
+            return Err(ApiError::loading());
         }
+        let index = self.find_model(name)?;
+        self.models.acquire(index).await
+    }
+
+    /// The index of the model a request names; 404 for one this server does not serve.
+    pub fn find_model(&self, name: Option<&str>) -> Result<usize, ApiError> {
+        self.models
+            .find(name)
+            .ok_or_else(|| ApiError::unknown_model(name.unwrap_or_default()))
     }
 }
 

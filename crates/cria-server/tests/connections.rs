@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::{ByteVocab, MODEL, start_engine};
 use cria_engine::{Engine, EngineConfig};
-use cria_server::{ChatTurn, Frontend, Loaded, ServerConfig, ServerError};
+use cria_server::{ChatTurn, Frontend, Loaded, ModelSource, ServerConfig, ServerError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -27,7 +27,6 @@ struct Server {
 
 fn limits() -> ServerConfig {
     ServerConfig {
-        model_id: MODEL.into(),
         header_timeout: Duration::from_secs(1),
         body_timeout: Duration::from_secs(1),
         body_total_timeout: Duration::from_secs(3),
@@ -57,7 +56,10 @@ async fn start_with(
     let done = tokio::spawn(cria_server::serve_on(
         listener,
         config,
-        move || Ok(loaded),
+        vec![ModelSource::new(
+            MODEL,
+            Arc::new(move || Ok(loaded.clone())),
+        )],
         async {
             let _ = stopped.await;
         },

@@ -249,7 +249,6 @@ async fn anthropic_count_tokens_and_errors() {
 async fn keys_are_checked_in_each_dialects_shape() {
     let (app, _) = app(Setup {
         config: ServerConfig {
-            model_id: MODEL.into(),
             api_key: Some("k1".into()),
             ..ServerConfig::default()
         },
@@ -277,4 +276,61 @@ async fn keys_are_checked_in_each_dialects_shape() {
         .body(Body::empty())
         .unwrap();
     assert_eq!(send(&app, with_bearer).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn ollama_generate_returns_its_context_and_continues_from_one() {
+    let (app, _) = app(Setup::default());
+    let ask = r#"{"prompt": "Hi", "raw": true, "stream": false, "options": {"num_predict": 5, "seed": 1}}"#;
+    let first = post(&app, "/api/generate", ask).await.json();
+    let context: Vec<u64> = first["context"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    // One token a byte: the prompt's bytes, then the answer's.
+    let answer = first["response"].as_str().unwrap();
+    let expected: Vec<u64> = "Hi".bytes().chain(answer.bytes()).map(u64::from).collect();
+    assert_eq!(context, expected, "{first}");
+    // Streamed, the last line carries the same.
+    let streamed = post(&app, "/api/generate", &ask.replace("false", "true")).await;
+    let last = lines(&streamed).pop().unwrap();
+    assert_eq!(last["context"], first["context"]);
+    // Sent back, it comes before the new prompt.
+    let more = json!({"prompt": "!", "raw": true, "stream": false, "context": context,
+                      "options": {"num_predict": 2}});
+    let next = post(&app, "/api/generate", &more.to_string()).await.json();
+    assert_eq!(next["prompt_eval_count"], context.len() + 1, "{next}");
+    let bad = json!({"prompt": "!", "context": [999_999]});
+    let refused = post(&app, "/api/generate", &bad.to_string()).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused.json()["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("context:")
+    );
+}
+
+#[tokio::test]
+async fn anthropic_last_assistant_text_is_continued() {
+    let (app, _) = app(Setup::default());
+    let ask = json!({"role": "user", "content": "Count."});
+    let count = |messages: Value| {
+        let app = app.clone();
+        async move {
+            let body = json!({"messages": messages});
+            let a = post(&app, "/v1/messages/count_tokens", &body.to_string()).await;
+            a.json()["input_tokens"].as_u64().unwrap()
+        }
+    };
+    let alone = count(json!([ask])).await;
+    let prefilled =
+        json!([ask, {"role": "assistant", "content": [{"type": "text", "text": "1, 2,"}]}]);
+    // One token a byte: the turns before it, then the prefill's text as it is (no turn of its own).
+    assert_eq!(count(prefilled.clone()).await, alone + "1, 2,".len() as u64);
+    let body = json!({"max_tokens": 4, "messages": prefilled});
+    let r = post(&app, "/v1/messages", &body.to_string()).await.json();
+    assert_eq!(r["usage"]["input_tokens"], alone + 5, "{r}");
 }

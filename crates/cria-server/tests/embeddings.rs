@@ -46,10 +46,6 @@ fn embedder() -> Arc<Embedder> {
 
 /// A server whose model generates (`generates`) or only embeds, with embeddings on or off.
 fn app(generates: bool, embeddings: bool) -> Router {
-    let state = Shared::new(ServerConfig {
-        model_id: MODEL.into(),
-        ..ServerConfig::default()
-    });
     let engine = generates.then(|| start_engine(EngineConfig::default(), Duration::ZERO));
     let loaded = Loaded {
         engine,
@@ -61,8 +57,7 @@ fn app(generates: bool, embeddings: bool) -> Router {
         },
         info: ModelInfo::default(),
     };
-    assert!(state.loaded.set(loaded).is_ok());
-    cria_server::router(state)
+    cria_server::router(Shared::with_loaded(ServerConfig::default(), MODEL, loaded))
 }
 
 fn vector(item: &Value) -> Vec<f32> {

@@ -30,6 +30,12 @@ enum Command {
     Inspect(commands::inspect::Args),
     /// Fetch a known model (or list them).
     Pull(commands::pull::Args),
+    /// List the models in cria's store ($CRIA_HOME/models): name, size, format, modified.
+    List(commands::store::ListArgs),
+    /// Remove a model from cria's store (never a file outside it).
+    Rm(commands::store::RmArgs),
+    /// Show the models a running `cria serve` has loaded (its /api/ps).
+    Ps(commands::ps::Args),
     /// Print the token ids of text read from stdin.
     Tokenize(commands::tokenize::Args),
     /// Embeddings of stdin's lines with an encoder model (bert, nomic-bert), as JSON lines.
@@ -71,6 +77,9 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Perplexity(args) => commands::perplexity::run(args),
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Pull(args) => commands::pull::run(args),
+        Command::List(args) => commands::store::list(args),
+        Command::Rm(args) => commands::store::rm(args),
+        Command::Ps(args) => commands::ps::run(args),
         Command::Tokenize(args) => commands::tokenize::run(args),
         Command::Embed(args) => commands::embed::run(args),
         Command::Bench(args) => commands::bench::run(args),

@@ -2,12 +2,13 @@
 //! events) and `POST /v1/messages/count_tokens`. A thin translation: the request becomes chat turns and
 //! the OpenAI path's generation parameters; errors take Anthropic's shape ([`AnthropicError`]).
 //!
-//! `tool_use`: tools are refused with a 400 for now. When tool calling lands in the chat path, `tools`
-//! render through the template as there and a parsed call becomes an `OutBlock::ToolUse` (and a stream's
-//! second content block) with `stop_reason: "tool_use"`.
+//! Tools (`tools`, `tool_choice`) render through the chat template as the OpenAI path's function tools do;
+//! a parsed call becomes a `tool_use` block (streamed as its own content block with `input_json_delta`
+//! deltas) and `stop_reason: "tool_use"`; `tool_result` blocks go back as the template's `tool` messages.
 
 mod error;
 mod stream;
+mod tools;
 mod types;
 
 use axum::Router;
@@ -20,11 +21,11 @@ use serde_json::json;
 
 pub use error::AnthropicError;
 use error::Json;
-use types::{Block, Content, MessageOut, MessagesRequest, OutBlock, Usage};
+use types::{MessageOut, MessagesRequest, Usage};
 
 use crate::error::ApiError;
-use crate::frontend::ChatTurn;
-use crate::state::AppState;
+use crate::state::{AppState, Loaded};
+use crate::tools::{ChatSetup, ReasoningFormat};
 use crate::types::{CommonFields, Stop};
 use crate::validate::{self, GenParams};
 use crate::{auth, generate};
@@ -54,13 +55,22 @@ pub async fn messages(
     State(state): State<AppState>,
     Json(req): Json<MessagesRequest>,
 ) -> Result<Response, AnthropicError> {
-    state.check_model(req.model.as_deref())?;
-    let loaded = state.ready()?;
+    let loaded = state.model(req.model.as_deref()).await?;
     loaded.engine()?;
-    let params = params(&req, loaded.frontend.vocab_size())?;
-    let prompt = prompt(&state, &req)?;
-    let input_tokens = prompt.len();
-    let mut choices = generate::submit(&state, loaded, vec![prompt], &params, None, usize::MAX)?;
+    let mut params = params(&req, loaded.frontend.vocab_size())?;
+    let setup = prepare(&loaded, &req)?;
+    if let Some(grammar) = setup.grammar {
+        params.grammar = Some((grammar, "tools"));
+    }
+    let input_tokens = setup.prompt.len();
+    let mut choices = generate::submit(
+        &state,
+        &loaded,
+        vec![setup.prompt],
+        &params,
+        None,
+        usize::MAX,
+    )?;
     let choice = choices
         .pop()
         .ok_or_else(|| ApiError::internal("no choice was submitted"))?;
@@ -69,7 +79,7 @@ pub async fn messages(
         kind: "message",
         role: "assistant",
         content: Vec::new(),
-        model: state.config.model_id.clone(),
+        model: loaded.id().to_string(),
         stop_reason: None,
         stop_sequence: None,
         usage: Usage {
@@ -78,16 +88,17 @@ pub async fn messages(
         },
     };
     if params.stream {
-        return Ok(stream::sse(&state, head, params.stop, choice).into_response());
+        return Ok(stream::sse(&state, head, params.stop, choice, setup.syntax).into_response());
     }
     let done = generate::collect_all(&state, vec![choice]).await?;
     let done = done
         .into_iter()
         .next()
         .ok_or_else(|| ApiError::internal("no choice was collected"))?;
-    let (stop_reason, stop_sequence) = stop_reason(done.finish, &params.stop);
+    let (content, calls) = tools::output_blocks(done.text, setup.syntax);
+    let (stop_reason, stop_sequence) = stop_reason(done.finish, &params.stop, calls);
     Ok(axum::Json(MessageOut {
-        content: vec![OutBlock::Text { text: done.text }],
+        content,
         stop_reason: Some(stop_reason),
         stop_sequence,
         usage: Usage {
@@ -103,14 +114,57 @@ pub async fn count_tokens(
     State(state): State<AppState>,
     Json(req): Json<MessagesRequest>,
 ) -> Result<Response, AnthropicError> {
-    state.check_model(req.model.as_deref())?;
-    let prompt = prompt(&state, &req)?;
-    Ok(axum::Json(json!({"input_tokens": prompt.len()})).into_response())
+    let loaded = state.model(req.model.as_deref()).await?;
+    let setup = prepare(&loaded, &req)?;
+    Ok(axum::Json(json!({"input_tokens": setup.prompt.len()})).into_response())
 }
 
-/// Anthropic's `stop_reason` and `stop_sequence` for how generation ended.
-pub fn stop_reason(finish: FinishReason, stops: &[String]) -> (&'static str, Option<String>) {
+/// The conversation and tools through the model's chat template: the prompt, the tool-call grammar and
+/// how to read the output. `<think>` blocks are left in the text (Anthropic's `thinking` blocks are not
+/// produced). A last assistant message of text is a prefill: the answer continues it (llama-server's way:
+/// the turns before it with the generation prompt, then its text).
+fn prepare(loaded: &Loaded, req: &MessagesRequest) -> Result<ChatSetup, ApiError> {
+    let tool_request = tools::request(req)?;
+    let mut messages = tools::template_messages(req)?;
+    let prefill = match messages.last() {
+        Some(last)
+            if messages.len() > 1
+                && last["role"] == "assistant"
+                && last.get("tool_calls").is_none() =>
+        {
+            let text = last["content"].as_str().unwrap_or_default().to_string();
+            messages.pop();
+            Some(text)
+        }
+        _ => None,
+    };
+    let mut setup = crate::tools::prepare(
+        loaded.frontend.as_ref(),
+        messages,
+        tool_request.as_ref(),
+        &serde_json::Map::new(),
+        ReasoningFormat::Inline,
+    )?;
+    if let Some(prefill) = prefill.filter(|p| !p.is_empty()) {
+        let frontend = &loaded.frontend;
+        setup.prompt = if setup.text.is_empty() {
+            [setup.prompt, frontend.text_prompt(&prefill)].concat()
+        } else {
+            frontend.text_prompt(&format!("{}{prefill}", setup.text))
+        };
+    }
+    Ok(setup)
+}
+
+/// Anthropic's `stop_reason` and `stop_sequence` for how generation ended (`tool_use` when the model
+/// ended its turn after calling tools).
+pub fn stop_reason(
+    finish: FinishReason,
+    stops: &[String],
+    calls: usize,
+) -> (&'static str, Option<String>) {
     match finish {
+        FinishReason::Stop if calls > 0 => ("tool_use", None),
         FinishReason::Stop => ("end_turn", None),
         FinishReason::StopSequence(i) => ("stop_sequence", stops.get(i).cloned()),
         FinishReason::Length => ("max_tokens", None),
@@ -123,12 +177,6 @@ fn params(req: &MessagesRequest, vocab_size: usize) -> Result<GenParams, ApiErro
     let max_tokens = req
         .max_tokens
         .ok_or_else(|| ApiError::invalid("max_tokens", "Field required"))?;
-    if req.tools.as_ref().is_some_and(|t| !t.is_empty()) {
-        return Err(ApiError::invalid(
-            "tools",
-            "Tool use is not supported by this server yet.",
-        ));
-    }
     let fields = CommonFields {
         temperature: req.temperature,
         top_p: req.top_p,
@@ -146,69 +194,6 @@ fn params(req: &MessagesRequest, vocab_size: usize) -> Result<GenParams, ApiErro
     })
 }
 
-/// The conversation through the model's chat template, tokenized.
-fn prompt(state: &AppState, req: &MessagesRequest) -> Result<Vec<u32>, ApiError> {
-    let loaded = state.ready()?;
-    let turns = turns(req)?;
-    loaded
-        .frontend
-        .chat_prompt(&turns)
-        .map_err(|e| ApiError::invalid("messages", e))
-}
-
-/// `system` then the messages, as chat turns.
-fn turns(req: &MessagesRequest) -> Result<Vec<ChatTurn>, ApiError> {
-    if req.messages.is_empty() {
-        return Err(ApiError::invalid(
-            "messages",
-            "messages: at least one message is required",
-        ));
-    }
-    let mut turns = Vec::with_capacity(req.messages.len() + 1);
-    if let Some(system) = &req.system {
-        turns.push(ChatTurn {
-            role: "system".into(),
-            content: text(system, "system", "\n")?,
-        });
-    }
-    for (i, m) in req.messages.iter().enumerate() {
-        if m.role != "user" && m.role != "assistant" {
-            return Err(ApiError::invalid(
-                &format!("messages.{i}.role"),
-                format!("role must be user or assistant, got {:?}", m.role),
-            ));
-        }
-        turns.push(ChatTurn {
-            role: m.role.clone(),
-            content: text(&m.content, &format!("messages.{i}.content"), "")?,
-        });
-    }
-    Ok(turns)
-}
-
-/// A content's text: a string, or its text blocks joined by `sep`.
-fn text(content: &Content, param: &str, sep: &str) -> Result<String, ApiError> {
-    match content {
-        Content::Text(t) => Ok(t.clone()),
-        Content::Blocks(blocks) => blocks
-            .iter()
-            .map(|b| block_text(b, param))
-            .collect::<Result<Vec<_>, _>>()
-            .map(|texts| texts.join(sep)),
-    }
-}
-
-fn block_text<'a>(block: &'a Block, param: &str) -> Result<&'a str, ApiError> {
-    match (block.kind.as_str(), &block.text) {
-        ("text", Some(t)) => Ok(t),
-        ("text", None) => Err(ApiError::invalid(param, "a text block needs its text")),
-        (kind, _) => Err(ApiError::invalid(
-            param,
-            format!("content blocks of type {kind:?} are not supported by this server (text only)"),
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,13 +201,20 @@ mod tests {
     #[test]
     fn stop_reasons_follow_anthropic() {
         let stops = vec!["END".to_string(), "\n\n".to_string()];
-        assert_eq!(stop_reason(FinishReason::Stop, &stops), ("end_turn", None));
         assert_eq!(
-            stop_reason(FinishReason::Length, &stops),
+            stop_reason(FinishReason::Stop, &stops, 0),
+            ("end_turn", None)
+        );
+        assert_eq!(
+            stop_reason(FinishReason::Stop, &stops, 2),
+            ("tool_use", None)
+        );
+        assert_eq!(
+            stop_reason(FinishReason::Length, &stops, 1),
             ("max_tokens", None)
         );
         assert_eq!(
-            stop_reason(FinishReason::StopSequence(1), &stops),
+            stop_reason(FinishReason::StopSequence(1), &stops, 0),
             ("stop_sequence", Some("\n\n".to_string()))
         );
     }

@@ -15,9 +15,28 @@ pub struct MessagesRequest {
     pub top_p: Option<f64>,
     pub top_k: Option<i64>,
     pub stream: Option<bool>,
-    /// Refused until tool calling lands in the engine's chat path (then: rendered by the template, calls
-    /// parsed into `tool_use` blocks).
-    pub tools: Option<Vec<Value>>,
+    /// Rendered by the chat template as OpenAI-style function tools; calls come back as `tool_use` blocks.
+    pub tools: Option<Vec<AnthropicTool>>,
+    pub tool_choice: Option<AnthropicToolChoice>,
+}
+
+/// `{"name", "description", "input_schema"}` (a client tool; server tools have a `type` and are refused).
+#[derive(Debug, Clone, Deserialize)]
+pub struct AnthropicTool {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub name: String,
+    pub description: Option<String>,
+    pub input_schema: Option<Value>,
+}
+
+/// `{"type": "auto" | "any" | "tool" | "none", "name"?, "disable_parallel_tool_use"?}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AnthropicToolChoice {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: Option<String>,
+    pub disable_parallel_tool_use: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -34,19 +53,33 @@ pub enum Content {
     Blocks(Vec<Block>),
 }
 
-/// A content block: `text` is read; `tool_use` / `tool_result` / `image` are refused for now.
+/// A content block: `text`, an assistant's `tool_use` (`id`, `name`, `input`) or a user's `tool_result`
+/// (`tool_use_id`, `content`, `is_error`); others (`image`...) are refused.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Block {
     #[serde(rename = "type")]
     pub kind: String,
     pub text: Option<String>,
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub input: Option<Value>,
+    pub tool_use_id: Option<String>,
+    pub content: Option<Content>,
+    pub is_error: Option<bool>,
 }
 
 /// An output content block.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum OutBlock {
-    Text { text: String },
+    Text {
+        text: String,
+    },
+    ToolUse {
+        id: String,
+        name: String,
+        input: Value,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]

@@ -26,8 +26,7 @@ pub async fn chat_completions(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
-    state.check_model(req.common.model.as_deref())?;
-    let loaded = state.ready()?;
+    let loaded = state.model(req.common.model.as_deref()).await?;
     loaded.engine()?;
     let max_tokens = req.max_completion_tokens.or(req.common.max_tokens);
     let mut params = validate::common(&req.common, max_tokens, loaded.frontend.vocab_size())?;
@@ -66,7 +65,7 @@ pub async fn chat_completions(
     }
     let choices = generate::submit(
         &state,
-        loaded,
+        &loaded,
         vec![setup.prompt],
         &params,
         logprobs,
@@ -75,7 +74,7 @@ pub async fn chat_completions(
     let meta = Meta {
         id: generate::response_id("chatcmpl"),
         created: unix_now(),
-        model: state.config.model_id.clone(),
+        model: loaded.id().to_string(),
     };
     if params.stream {
         let format = ChatFormat::new(meta, params.include_usage, setup.syntax);

@@ -23,8 +23,7 @@ pub async fn completions(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<CompletionRequest>,
 ) -> Result<Response, ApiError> {
-    state.check_model(req.common.model.as_deref())?;
-    let loaded = state.ready()?;
+    let loaded = state.model(req.common.model.as_deref()).await?;
     loaded.engine()?;
     let params = validate::common(
         &req.common,
@@ -35,7 +34,7 @@ pub async fn completions(
     let prompts = prompts(&req.prompt, loaded.frontend.as_ref())?;
     let choices = generate::submit(
         &state,
-        loaded,
+        &loaded,
         prompts,
         &params,
         logprobs,
@@ -44,7 +43,7 @@ pub async fn completions(
     let meta = Meta {
         id: generate::response_id("cmpl"),
         created: unix_now(),
-        model: state.config.model_id.clone(),
+        model: loaded.id().to_string(),
     };
     if params.stream {
         let format = CompletionFormat {

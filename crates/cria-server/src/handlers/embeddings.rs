@@ -55,8 +55,7 @@ pub async fn embeddings(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<EmbeddingRequest>,
 ) -> Result<Json<EmbeddingResponse>, ApiError> {
-    state.check_model(req.model.as_deref())?;
-    let loaded = state.ready()?;
+    let loaded = state.model(req.model.as_deref()).await?;
     let base64 = match req.encoding_format.as_deref() {
         None | Some("float") => false,
         Some("base64") => true,
@@ -67,10 +66,10 @@ pub async fn embeddings(
             ));
         }
     };
-    check_dimensions(loaded, req.dimensions)?;
+    check_dimensions(&loaded, req.dimensions)?;
     let inputs = tokenize(&req.input, loaded.frontend.as_ref(), "input")?;
     let prompt_tokens = inputs.iter().map(Vec::len).sum();
-    let vectors = embed(&state, loaded, inputs).await?;
+    let vectors = embed(&state, &loaded, inputs).await?;
     let data = vectors
         .into_iter()
         .enumerate()
@@ -87,7 +86,7 @@ pub async fn embeddings(
     Ok(Json(EmbeddingResponse {
         object: "list",
         data,
-        model: state.config.model_id.clone(),
+        model: loaded.id().to_string(),
         usage: EmbeddingUsage {
             prompt_tokens,
             total_tokens: prompt_tokens,

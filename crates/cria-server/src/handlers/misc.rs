@@ -1,5 +1,7 @@
 //! `/v1/models`, `/health`, `/metrics` and the fallbacks.
 
+use std::sync::atomic::Ordering;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri, header};
@@ -7,46 +9,74 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::error::ApiError;
+use crate::metrics::ModelGauges;
 use crate::state::AppState;
-use crate::types::{ModelCard, ModelList};
+use crate::types::{ModelCard, ModelList, ModelStatus};
 
+/// Every served model; `status.value` says whether it is `loaded`, `loading` or `unloaded` (as
+/// llama-server's router mode writes it).
 pub async fn models(State(state): State<AppState>) -> Json<ModelList> {
-    let card = ModelCard {
-        id: state.config.model_id.clone(),
-        object: "model",
-        created: state.started,
-        owned_by: "cria",
-    };
+    let data = state
+        .models
+        .sources()
+        .iter()
+        .enumerate()
+        .map(|(i, source)| ModelCard {
+            id: source.id.clone(),
+            object: "model",
+            created: state.started,
+            owned_by: "cria",
+            status: ModelStatus {
+                value: state.models.status(i).as_str(),
+            },
+        })
+        .collect();
     Json(ModelList {
         object: "list",
-        data: vec![card],
+        data,
     })
 }
 
-/// 200 `{"status":"ok"}` while the server can take requests; 503 while the model loads, once shutdown has
-/// begun, and once the engine has failed for good (with the reason), so a load balancer stops sending
+/// 200 `{"status":"ok"}` while the server can take requests; 503 while the first model loads, once shutdown
+/// has begun, and once an engine has failed for good (with the reason), so a load balancer stops sending
 /// traffic.
 pub async fn health(State(state): State<AppState>) -> Response {
     let unavailable =
         |body: serde_json::Value| (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
-    let Some(loaded) = state.loaded.get() else {
+    if !state.models.is_started() {
         return unavailable(json!({"status": "loading model"}));
-    };
-    if let Some(reason) = loaded.failure() {
+    }
+    let loaded = state.models.loaded();
+    if let Some(reason) = loaded.iter().find_map(|m| m.loaded.failure()) {
         return unavailable(json!({"status": "error", "error": reason}));
     }
-    if !loaded.is_accepting() {
+    if loaded.iter().any(|m| !m.loaded.is_accepting()) {
         return unavailable(json!({"status": "shutting down"}));
     }
     Json(json!({"status": "ok"})).into_response()
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let stats = state
-        .loaded
-        .get()
-        .and_then(|l| l.engine.as_ref().map(|e| e.stats()));
-    let body = state.metrics.render(stats);
+    let loaded = state.models.loaded();
+    let models: Vec<ModelGauges> = state
+        .models
+        .sources()
+        .iter()
+        .enumerate()
+        .map(|(i, source)| {
+            let held = loaded.iter().find(|m| m.index == i);
+            ModelGauges {
+                id: source.id.clone(),
+                stats: held.and_then(|m| m.loaded.engine.as_ref().map(|e| e.stats())),
+                loaded: held.is_some(),
+            }
+        })
+        .collect();
+    let (loads, unloads) = (
+        state.models.loads.load(Ordering::Relaxed),
+        state.models.unloads.load(Ordering::Relaxed),
+    );
+    let body = state.metrics.render(&models, loads, unloads);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

@@ -13,13 +13,16 @@ use cria_engine::FinishReason;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
+use super::calls::Calls;
 use super::types::{ChatRequest, GenerateRequest};
-use super::{Json, OllamaError, check_model, params, refuse_if};
+use super::{Json, OllamaError, model, params, refuse_if};
 use crate::error::ApiError;
 use crate::frontend::ChatTurn;
 use crate::generate::{self, ChoiceRx};
+use crate::models::Lease;
 use crate::single::{self, Piece};
 use crate::state::AppState;
+use crate::tools::{self, OutputSyntax, ReasoningFormat};
 use crate::validate::GenParams;
 
 const ROLES: &[&str] = &["system", "user", "assistant", "tool"];
@@ -35,35 +38,40 @@ pub async fn chat(
     State(state): State<AppState>,
     Json(req): Json<ChatRequest>,
 ) -> Result<Response, OllamaError> {
-    check_model(&state, req.model.as_deref())?;
-    let loaded = state.ready()?;
+    let loaded = model(&state, req.model.as_deref()).await?;
     loaded.engine()?;
-    refuse_if(
-        req.tools.as_ref().is_some_and(|t| !t.is_empty()),
-        "tools",
-        "tool calling is not supported by this server yet",
-    )?;
-    let turns = turns(&req)?;
     let stream = req.stream.unwrap_or(true);
-    let params = params(
+    let mut params = params(
         &req.options,
         req.format.as_ref(),
         stream,
         loaded.frontend.vocab_size(),
     )?;
-    let prompt = loaded
-        .frontend
-        .chat_prompt(&turns)
-        .map_err(|e| ApiError::invalid("messages", e))?;
-    run(&state, Kind::Chat, prompt, &params).await
+    let tool_request = tools::check(req.tools.as_deref(), None, None)?;
+    refuse_if(
+        tool_request.is_some() && params.grammar.is_some(),
+        "format",
+        "a request with tools cannot also constrain its output with format",
+    )?;
+    let setup = tools::prepare(
+        loaded.frontend.as_ref(),
+        messages(&req)?,
+        tool_request.as_ref(),
+        &serde_json::Map::new(),
+        ReasoningFormat::Inline,
+    )?;
+    if let Some(grammar) = setup.grammar {
+        params.grammar = Some((grammar, "tools"));
+    }
+    let kind = Kind::Chat;
+    run(&state, &loaded, kind, setup.prompt, &params, setup.syntax).await
 }
 
 pub async fn generate(
     State(state): State<AppState>,
     Json(req): Json<GenerateRequest>,
 ) -> Result<Response, OllamaError> {
-    check_model(&state, req.model.as_deref())?;
-    let loaded = state.ready()?;
+    let loaded = model(&state, req.model.as_deref()).await?;
     loaded.engine()?;
     refuse_if(
         req.suffix.as_ref().is_some_and(|s| !s.is_empty()),
@@ -80,7 +88,7 @@ pub async fn generate(
         "images",
         "this model does not support images",
     )?;
-    let model = state.config.model_id.clone();
+    let model = loaded.id().to_string();
     if req.prompt.is_empty() && req.system.is_none() {
         // Ollama's way to load a model: an empty prompt answers at once.
         return Ok(axum::Json(json!({
@@ -108,7 +116,27 @@ pub async fn generate(
             .chat_prompt(&turns)
             .map_err(|e| ApiError::invalid("prompt", e))?
     };
-    run(&state, Kind::Generate, prompt, &params).await
+    let prompt = continued(req.context.as_deref(), prompt, loaded.frontend.vocab_size())?;
+    run(&state, &loaded, Kind::Generate, prompt, &params, None).await
+}
+
+/// An earlier answer's `context` (token ids), then the new prompt's tokens, as Ollama continues a
+/// conversation on `/api/generate`.
+fn continued(
+    context: Option<&[u32]>,
+    prompt: Vec<u32>,
+    vocab: usize,
+) -> Result<Vec<u32>, ApiError> {
+    let Some(context) = context.filter(|c| !c.is_empty()) else {
+        return Ok(prompt);
+    };
+    if let Some(bad) = context.iter().find(|&&id| id as usize >= vocab) {
+        return Err(ApiError::invalid(
+            "context",
+            format!("token id {bad} is not in the vocabulary of {vocab} tokens"),
+        ));
+    }
+    Ok([context, &prompt].concat())
 }
 
 fn turn(role: &str, content: &str) -> ChatTurn {
@@ -118,7 +146,9 @@ fn turn(role: &str, content: &str) -> ChatTurn {
     }
 }
 
-fn turns(req: &ChatRequest) -> Result<Vec<ChatTurn>, ApiError> {
+/// The messages as the chat template reads them: an assistant's `tool_calls` with their arguments as
+/// objects, a `tool` message's `tool_name` as its `name`.
+fn messages(req: &ChatRequest) -> Result<Vec<Value>, ApiError> {
     if req.messages.is_empty() {
         return Err(ApiError::invalid("messages", "messages must not be empty"));
     }
@@ -137,7 +167,18 @@ fn turns(req: &ChatRequest) -> Result<Vec<ChatTurn>, ApiError> {
                 &format!("messages[{i}].images"),
                 "this model does not support images",
             )?;
-            Ok(turn(&m.role, &m.content))
+            let mut out = json!({"role": m.role, "content": m.content});
+            if let Some(calls) = m.tool_calls.as_ref().filter(|c| !c.is_empty()) {
+                let calls = calls
+                    .iter()
+                    .map(|c| json!({"type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}}))
+                    .collect();
+                out["tool_calls"] = Value::Array(calls);
+            }
+            if let Some(name) = &m.tool_name {
+                out["name"] = json!(name);
+            }
+            Ok(out)
         })
         .collect()
 }
@@ -145,23 +186,29 @@ fn turns(req: &ChatRequest) -> Result<Vec<ChatTurn>, ApiError> {
 /// Submits the prompt and answers as NDJSON or whole.
 async fn run(
     state: &AppState,
+    loaded: &Lease,
     kind: Kind,
     prompt: Vec<u32>,
     params: &GenParams,
+    syntax: Option<OutputSyntax>,
 ) -> Result<Response, OllamaError> {
-    let loaded = state.ready()?;
     let started = Instant::now();
-    let mut choices = generate::submit(state, loaded, vec![prompt], params, None, usize::MAX)
-        .map_err(format_param)?;
+    // Generate answers with `context`: the tokens' ids come with their logprobs.
+    let ids = matches!(kind, Kind::Generate).then_some(0);
+    let mut choices =
+        generate::submit(state, loaded, vec![prompt.clone()], params, ids, usize::MAX)
+            .map_err(format_param)?;
     let choice = choices
         .pop()
         .ok_or_else(|| ApiError::internal("no choice was submitted"))?;
     let line = Line {
         kind,
-        model: state.config.model_id.clone(),
+        model: loaded.id().to_string(),
+        prompt,
     };
+    let mut calls = Calls::new(syntax);
     if params.stream {
-        return Ok(ndjson(state, line, started, choice));
+        return Ok(ndjson(state, line, started, choice, calls));
     }
     let done = generate::collect_all(state, vec![choice]).await?;
     let done = done
@@ -172,13 +219,20 @@ async fn run(
         started,
         first: None,
     };
-    let body = line.finished(
-        &done.text,
+    let mut text = calls.push(&done.text);
+    text.push_str(&calls.finish());
+    let mut body = line.finished(
+        &text,
         done.finish,
         done.prompt_tokens,
         done.completion_tokens,
         &timing,
     );
+    if let Some(tool_calls) = calls.tool_calls() {
+        body["message"]["tool_calls"] = tool_calls;
+    }
+    let generated: Vec<u32> = done.logprobs.iter().map(|lp| lp.id).collect();
+    line.add_context(&mut body, &generated);
     Ok(axum::Json(body).into_response())
 }
 
@@ -194,25 +248,56 @@ fn format_param(e: ApiError) -> ApiError {
 }
 
 /// The streamed answer: one JSON object a line.
-fn ndjson(state: &AppState, line: Line, started: Instant, choice: ChoiceRx) -> Response {
+///
+/// With tools, text goes through the call parser as it comes; the calls go out whole in a line of their
+/// own just before the last one, as Ollama sends them.
+fn ndjson(
+    state: &AppState,
+    line: Line,
+    started: Instant,
+    choice: ChoiceRx,
+    mut calls: Calls,
+) -> Response {
     let mut timing = Timing {
         started,
         first: None,
     };
     let lines = single::pieces(state, choice).map(move |piece| {
-        let value = match piece {
+        let values = match piece {
             Piece::Text(text) => {
                 timing.first.get_or_insert_with(Instant::now);
-                line.text(&text, false)
+                let text = calls.push(&text);
+                if text.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![line.text(&text, false)]
+                }
             }
             Piece::Done {
                 reason,
                 prompt_tokens,
                 completion_tokens,
-            } => line.finished("", reason, prompt_tokens, completion_tokens, &timing),
-            Piece::Failed(e) => OllamaError(e).body(),
+                token_ids,
+            } => {
+                let rest = calls.finish();
+                let mut values = Vec::new();
+                if !rest.is_empty() {
+                    values.push(line.text(&rest, false));
+                }
+                if let Some(tool_calls) = calls.tool_calls() {
+                    let mut call_line = line.text("", false);
+                    call_line["message"]["tool_calls"] = tool_calls;
+                    values.push(call_line);
+                }
+                let mut last = line.finished("", reason, prompt_tokens, completion_tokens, &timing);
+                line.add_context(&mut last, &token_ids);
+                values.push(last);
+                values
+            }
+            Piece::Failed(e) => vec![OllamaError(e).body()],
         };
-        Ok::<_, Infallible>(Bytes::from(format!("{value}\n")))
+        let text: String = values.iter().map(|v| format!("{v}\n")).collect();
+        Ok::<_, Infallible>(Bytes::from(text))
     });
     (
         [(header::CONTENT_TYPE, "application/x-ndjson")],
@@ -230,9 +315,18 @@ struct Timing {
 struct Line {
     kind: Kind,
     model: String,
+    /// The prompt's tokens (the start of a generate answer's `context`).
+    prompt: Vec<u32>,
 }
 
 impl Line {
+    /// A generate answer's `context`: the prompt's token ids and then the generated ones.
+    fn add_context(&self, last: &mut Value, generated: &[u32]) {
+        if matches!(self.kind, Kind::Generate) {
+            last["context"] = json!([self.prompt.as_slice(), generated].concat());
+        }
+    }
+
     /// A line (or whole answer) carrying `text`.
     fn text(&self, text: &str, done: bool) -> Value {
         let mut v = json!({"model": self.model, "created_at": now(), "done": done});

@@ -8,7 +8,7 @@ use axum::extract::State;
 use serde_json::{Value, json};
 
 use super::types::{EmbedRequest, LegacyEmbedRequest};
-use super::{Json, OllamaError, check_model};
+use super::{Json, OllamaError, model};
 use crate::error::ApiError;
 use crate::handlers::embeddings::{self, EmbeddingInput};
 use crate::state::AppState;
@@ -17,8 +17,7 @@ pub async fn embed(
     State(state): State<AppState>,
     Json(req): Json<EmbedRequest>,
 ) -> Result<axum::Json<Value>, OllamaError> {
-    check_model(&state, req.model.as_deref())?;
-    let loaded = state.ready()?;
+    let loaded = model(&state, req.model.as_deref()).await?;
     let started = Instant::now();
     let input = match req.input {
         Value::String(s) => EmbeddingInput::Text(s),
@@ -55,10 +54,10 @@ pub async fn embed(
     }
     let inputs = embeddings::tokenize(&input, loaded.frontend.as_ref(), "input")?;
     let prompt_tokens: usize = inputs.iter().map(Vec::len).sum();
-    let vectors = embeddings::embed(&state, loaded, inputs).await?;
+    let vectors = embeddings::embed(&state, &loaded, inputs).await?;
     let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
     Ok(axum::Json(json!({
-        "model": state.config.model_id,
+        "model": loaded.id(),
         "embeddings": vectors,
         "total_duration": ns,
         "load_duration": 0,
@@ -70,14 +69,13 @@ pub async fn legacy_embeddings(
     State(state): State<AppState>,
     Json(req): Json<LegacyEmbedRequest>,
 ) -> Result<axum::Json<Value>, OllamaError> {
-    check_model(&state, req.model.as_deref())?;
-    let loaded = state.ready()?;
+    let loaded = model(&state, req.model.as_deref()).await?;
     let inputs = embeddings::tokenize(
         &EmbeddingInput::Text(req.prompt),
         loaded.frontend.as_ref(),
         "prompt",
     )?;
-    let mut vectors = embeddings::embed(&state, loaded, inputs).await?;
+    let mut vectors = embeddings::embed(&state, &loaded, inputs).await?;
     Ok(axum::Json(
         json!({ "embedding": vectors.pop().unwrap_or_default() }),
     ))

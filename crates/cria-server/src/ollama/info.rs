@@ -5,8 +5,8 @@ use axum::extract::State;
 use serde_json::{Value, json};
 
 use super::types::ShowRequest;
-use super::{Json, OllamaError, check_model, tagged_name};
-use crate::state::{AppState, ModelInfo, Shared};
+use super::{Json, OllamaError, find, tagged_name};
+use crate::state::{AppState, Loaded, ModelInfo, Shared};
 
 /// The Ollama version Cria's API follows (clients check it for features).
 const OLLAMA_VERSION: &str = "0.12.0";
@@ -15,54 +15,72 @@ pub async fn version() -> axum::Json<Value> {
     axum::Json(json!({"version": OLLAMA_VERSION}))
 }
 
+/// Every served model, loaded or not.
 pub async fn tags(State(state): State<AppState>) -> axum::Json<Value> {
-    let models: Vec<Value> = state
-        .loaded
-        .get()
-        .map(|l| entry(&state, &l.info))
-        .into_iter()
+    let models: Vec<Value> = (0..state.models.sources().len())
+        .map(|i| entry(&state.models.sources()[i].id, &info(&state, i)))
         .collect();
     axum::Json(json!({ "models": models }))
 }
 
+/// The models loaded now, with what they hold: `size` is the bytes counted against the memory budget
+/// (file and KV cache), and Cria's own `running` (requests on it) and `idle_seconds`.
 pub async fn ps(State(state): State<AppState>) -> axum::Json<Value> {
     let models: Vec<Value> = state
-        .loaded
-        .get()
-        .map(|l| {
-            let mut e = entry(&state, &l.info);
+        .models
+        .loaded()
+        .into_iter()
+        .map(|m| {
+            let source = &state.models.sources()[m.index];
+            let mut e = entry(&source.id, &m.loaded.info);
+            e["size"] = json!(source.cost.max(m.loaded.info.file_size));
             e["expires_at"] = json!(rfc3339(u64::from(u32::MAX), 0));
             e["size_vram"] = json!(0);
-            e["context_length"] = json!(l.info.context_length);
+            e["context_length"] = json!(m.loaded.info.context_length);
+            e["running"] = json!(m.active);
+            e["idle_seconds"] = json!(m.idle_for.as_secs());
             e
         })
-        .into_iter()
         .collect();
     axum::Json(json!({ "models": models }))
 }
 
+/// What is known of model `index`: the loaded model's facts, or the file's before it is loaded.
+fn info(state: &Shared, index: usize) -> ModelInfo {
+    state
+        .models
+        .loaded()
+        .into_iter()
+        .find(|m| m.index == index)
+        .map_or_else(
+            || state.models.sources()[index].info.clone(),
+            |m| m.loaded.info.clone(),
+        )
+}
+
+/// A model's facts and capabilities, without loading it.
 pub async fn show(
     State(state): State<AppState>,
     Json(req): Json<ShowRequest>,
 ) -> Result<axum::Json<Value>, OllamaError> {
     let name = req.model.or(req.name);
-    check_model(&state, name.as_deref())?;
-    let loaded = state.ready()?;
-    let info = &loaded.info;
-    let mut capabilities = Vec::new();
-    if loaded.engine.is_some() {
-        capabilities.push("completion");
-    }
-    if loaded.embedder.is_ok() {
-        capabilities.push("embedding");
-    }
+    let index = find(&state, name.as_deref())?;
+    let loaded = state.models.loaded().into_iter().find(|m| m.index == index);
+    let (info, capabilities) = match loaded {
+        Some(m) => (m.loaded.info.clone(), capabilities(&m.loaded)),
+        None => {
+            let info = state.models.sources()[index].info.clone();
+            let caps = info.capabilities.clone();
+            (info, caps)
+        }
+    };
     let arch = &info.arch;
     Ok(axum::Json(json!({
         "modelfile": "",
         "parameters": "",
         "template": "",
         "license": "",
-        "details": details(info),
+        "details": details(&info),
         "model_info": {
             "general.architecture": arch,
             "general.parameter_count": info.parameters,
@@ -74,9 +92,20 @@ pub async fn show(
     })))
 }
 
+fn capabilities(loaded: &Loaded) -> Vec<String> {
+    let mut capabilities = Vec::new();
+    if loaded.engine.is_some() {
+        capabilities.push("completion".to_string());
+    }
+    if loaded.embedder.is_ok() {
+        capabilities.push("embedding".to_string());
+    }
+    capabilities
+}
+
 /// One model as `/api/tags` lists it.
-fn entry(state: &Shared, info: &ModelInfo) -> Value {
-    let name = tagged_name(state);
+fn entry(id: &str, info: &ModelInfo) -> Value {
+    let name = tagged_name(id);
     json!({
         "name": name,
         "model": name,

@@ -4,10 +4,13 @@
 //! (`"json"` or a schema) to its structured output. Errors are Ollama's `{"error": "..."}` with the status
 //! the same failure gets on the OpenAI routes.
 
+mod calls;
 mod chat;
 mod embed;
 mod info;
 mod types;
+
+pub use info::rfc3339;
 
 use axum::Router;
 use axum::extract::{FromRequest, Request, State};
@@ -20,6 +23,7 @@ use serde_json::{Value, json};
 use crate::auth;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::models::Lease;
 use crate::state::{AppState, Shared};
 use crate::types::{CommonFields, ResponseFormat, Stop};
 use crate::validate::{self, GenParams};
@@ -94,29 +98,28 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
 }
 
 /// The name `/api/tags` lists: the model id with Ollama's `:latest` tag unless it has a tag.
-pub fn tagged_name(state: &Shared) -> String {
-    let id = &state.config.model_id;
+pub fn tagged_name(id: &str) -> String {
     if id.contains(':') {
-        id.clone()
+        id.to_string()
     } else {
         format!("{id}:latest")
     }
 }
 
-/// 404 in Ollama's words unless `model` is absent, the served id, or its listed name.
-fn check_model(state: &Shared, model: Option<&str>) -> Result<(), ApiError> {
-    match model {
-        // The Python client sends `""` when no model is named.
-        Some(m) if !m.is_empty() && m != state.config.model_id && m != tagged_name(state) => {
-            let e = ApiError::unknown_model(m);
-            Err(ApiError {
-                message: format!("model '{m}' not found"),
-                param: None,
-                ..e
-            })
-        }
-        _ => Ok(()),
-    }
+/// The model a request names (absent or `""`: the first served), loaded if needed; an unknown one is a 404
+/// in Ollama's words.
+async fn model(state: &Shared, name: Option<&str>) -> Result<Lease, ApiError> {
+    find(state, name)?;
+    state.model(name).await
+}
+
+/// The index of the model `name` names, or Ollama's 404.
+fn find(state: &Shared, name: Option<&str>) -> Result<usize, ApiError> {
+    state.find_model(name).map_err(|e| ApiError {
+        message: format!("model '{}' not found", name.unwrap_or_default()),
+        param: None,
+        ..e
+    })
 }
 
 /// `options`, `format` and `stream` as the OpenAI path's checked parameters (llama.cpp's defaults for what

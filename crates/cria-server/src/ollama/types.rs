@@ -30,8 +30,8 @@ pub struct ChatRequest {
     #[serde(default)]
     pub options: Options,
     pub stream: Option<bool>,
-    /// Refused until tool calling lands in the chat path.
-    pub tools: Option<Vec<Value>>,
+    /// Function tools, as OpenAI writes them (`{"type": "function", "function": {...}}`).
+    pub tools: Option<Vec<crate::tools::Tool>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -40,6 +40,22 @@ pub struct Message {
     #[serde(default)]
     pub content: String,
     pub images: Option<Vec<Value>>,
+    /// An assistant's calls: `[{"function": {"name", "arguments": {...}}}]`.
+    pub tool_calls: Option<Vec<ToolCallIn>>,
+    /// A `tool` message's function.
+    pub tool_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ToolCallIn {
+    pub function: FunctionIn,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FunctionIn {
+    pub name: String,
+    #[serde(default)]
+    pub arguments: Value,
 }
 
 /// `POST /api/generate`.
@@ -59,6 +75,8 @@ pub struct GenerateRequest {
     #[serde(default)]
     pub options: Options,
     pub stream: Option<bool>,
+    /// The `context` an earlier answer returned (its prompt's and answer's token ids): continued from.
+    pub context: Option<Vec<u32>>,
 }
 
 /// `POST /api/embed`: `input` is a string or a list of strings.

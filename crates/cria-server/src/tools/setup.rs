@@ -14,6 +14,8 @@ use crate::frontend::{ChatInput, Frontend};
 #[derive(Debug, Clone)]
 pub struct ChatSetup {
     pub prompt: Vec<u32>,
+    /// The rendered text (empty from front ends without a template engine).
+    pub text: String,
     /// The tool-call grammar, when the request has tools (and the family has an opener for `auto`).
     pub grammar: Option<Grammar>,
     /// How to split the output; `None`: all of it is content.
@@ -56,6 +58,7 @@ pub fn prepare(
     });
     Ok(ChatSetup {
         prompt: rendered.tokens,
+        text: rendered.text,
         grammar,
         syntax,
     })

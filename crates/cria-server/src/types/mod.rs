@@ -10,5 +10,5 @@ pub use request::{
 pub use response::{
     ChatChoice, ChatChunk, ChatChunkChoice, ChatLogprobs, ChatMessageOut, ChatResponse,
     CompletionChoice, CompletionLogprobs, CompletionResponse, Delta, ModelCard, ModelList,
-    TokenLogprobOut, TopLogprob, Usage,
+    ModelStatus, TokenLogprobOut, TopLogprob, Usage,
 };

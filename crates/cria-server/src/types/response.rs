@@ -166,4 +166,12 @@ pub struct ModelCard {
     pub object: &'static str,
     pub created: u64,
     pub owned_by: &'static str,
+    /// Whether the model is loaded now (llama-server's router mode has the same field).
+    pub status: ModelStatus,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelStatus {
+    /// `loaded`, `loading` or `unloaded`.
+    pub value: &'static str,
 }

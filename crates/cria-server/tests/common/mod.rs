@@ -11,7 +11,7 @@ use axum::http::{Request, StatusCode};
 use cria_engine::{Backend, Engine, EngineConfig, EngineError, Step, Vocab};
 use cria_sampling::TokenConstraint;
 use cria_sampling::grammar::{Grammar, GrammarVocab, VocabToken};
-use cria_server::{ChatTurn, Frontend, Loaded, ServerConfig, Shared};
+use cria_server::{ChatTurn, Frontend, LoadFn, Loaded, ModelSource, ServerConfig, Shared};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -126,10 +126,7 @@ pub struct Setup {
 impl Default for Setup {
     fn default() -> Self {
         Setup {
-            config: ServerConfig {
-                model_id: MODEL.into(),
-                ..ServerConfig::default()
-            },
+            config: ServerConfig::default(),
             engine: EngineConfig {
                 ctx: 512,
                 ..EngineConfig::default()
@@ -154,15 +151,15 @@ pub fn start_engine(config: EngineConfig, delay: Duration) -> Arc<Engine> {
 }
 
 pub fn app(setup: Setup) -> (Router, Option<Arc<Engine>>) {
-    let state = Shared::new(setup.config);
-    let mut engine = None;
-    if setup.loaded {
-        let e = start_engine(setup.engine, setup.delay);
-        engine = Some(e.clone());
-        let loaded = Loaded::generator(e, Arc::new(ByteVocab::new()));
-        assert!(state.loaded.set(loaded).is_ok());
+    if !setup.loaded {
+        let never: LoadFn = Arc::new(|| Err("not in this test".into()));
+        let state = Shared::new(setup.config, vec![ModelSource::new(MODEL, never)]);
+        return (cria_server::router(state), None);
     }
-    (cria_server::router(state), engine)
+    let e = start_engine(setup.engine, setup.delay);
+    let loaded = Loaded::generator(e.clone(), Arc::new(ByteVocab::new()));
+    let state = Shared::with_loaded(setup.config, MODEL, loaded);
+    (cria_server::router(state), Some(e))
 }
 
 pub struct Answer {

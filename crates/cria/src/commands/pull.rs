@@ -19,8 +19,9 @@ use std::path::PathBuf;
 use super::settings;
 use error::PullError;
 use hf::HfFile;
-use home::Home;
-use registry::{DEFAULT_MODEL, Registry};
+pub use home::Home;
+use registry::DEFAULT_MODEL;
+pub use registry::Registry;
 
 /// Arguments of `cria pull`.
 #[derive(clap::Args)]

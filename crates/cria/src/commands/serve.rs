@@ -1,4 +1,6 @@
-//! `cria serve`: the OpenAI-compatible HTTP server.
+//! `cria serve`: the OpenAI-compatible HTTP server, over one model or several.
+
+mod sources;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,19 +14,32 @@ use cria_gguf::GgufFile;
 use cria_model::encoder::ENCODER_ARCHS;
 use cria_model::{Encoder, Model, Pooling};
 use cria_server::tools::ReasoningFormat;
-use cria_server::{Loaded, ModelInfo, ServerConfig, TokenizerFrontend};
+use cria_server::{LoadLimits, Loaded, ModelInfo, ServerConfig, TokenizerFrontend};
 use cria_tokenizer::Tokenizer;
 
 use super::generate::MIN_CTX;
-use super::load::ModelArgs;
 use super::settings;
 use super::template::{TemplateArg, chat_template};
 
 /// Arguments of `cria serve`.
 #[derive(clap::Args)]
 pub struct Args {
-    #[command(flatten)]
-    model: ModelArgs,
+    /// A GGUF file, a known model name (pulled on first use), hf:owner/repo/file.gguf, or a folder of GGUF
+    /// files. Repeat to serve several: a request's `model` picks one (none: the first, which loads at
+    /// start; the others load on their first request).
+    #[arg(short = 'm', long = "model", default_value = "smollm2-135m-instruct")]
+    models: Vec<String>,
+    /// Threads (default: all cores; more than the cores available are capped with a warning).
+    #[arg(short = 't', long)]
+    threads: Option<usize>,
+    /// With several models: at most this many loaded at once; the least recently used idle one is unloaded
+    /// to make room (a model with requests running never is).
+    #[arg(long)]
+    max_loaded: Option<usize>,
+    /// With several models: the loaded models' files and KV caches together stay within this size (bytes,
+    /// or with a unit: 512MiB, 8GiB, 8GB); the least recently used idle model is unloaded to make room.
+    #[arg(long, value_parser = sources::parse_bytes)]
+    memory_budget: Option<u64>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
@@ -47,10 +62,11 @@ pub struct Args {
     /// Tokens fed per engine step across the batch (bounds the stall a long prompt causes to decoding).
     #[arg(long, default_value_t = 128)]
     step_tokens: usize,
-    /// The model name clients use (default: the GGUF file's name without .gguf).
+    /// The name clients use for the first model (default: each GGUF file's name without .gguf).
     #[arg(long)]
     alias: Option<String>,
-    /// A built-in chat template (chatml, llama2, alpaca, vicuna, gemma) or a Jinja file, instead of the model's.
+    /// A built-in chat template (chatml, llama2, alpaca, vicuna, gemma) or a Jinja file, instead of the
+    /// model's (every served model's).
     #[arg(long)]
     chat_template: Option<TemplateArg>,
     /// How `<think>` blocks come back when a request does not say: auto (or deepseek) puts them in
@@ -102,23 +118,20 @@ pub struct Args {
 
 /// Runs `cria serve`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let threads = args.model.check()?;
+    let threads = sources::check(&args)?;
     check_sizes(&args)?;
     let fault = FaultPlan::from_env().or_else(settings::refuse)?;
     if let Some(plan) = fault {
         eprintln!("cria serve: warning: test fault injection is on ({FAULT_ENV}={plan})");
     }
-    let path = super::pull::resolve_model(&args.model.model)?;
-    let model_id = args.alias.clone().unwrap_or_else(|| {
-        path.file_stem().map_or_else(
-            || args.model.model.clone(),
-            |s| s.to_string_lossy().into_owned(),
-        )
-    });
+    let files = sources::resolve(&args)?;
     let config = ServerConfig {
         host: args.host.clone(),
         port: args.port,
-        model_id: model_id.clone(),
+        limits: LoadLimits {
+            max_loaded: args.max_loaded,
+            memory_budget: args.memory_budget,
+        },
         api_key: args
             .api_key
             .clone()
@@ -135,20 +148,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .unwrap_or(ReasoningFormat::Split),
         webui: !args.no_webui,
     };
-    eprintln!(
-        "cria serve: {model_id} on http://{}:{} (loading {})",
-        args.host,
-        args.port,
-        path.display()
-    );
+    for (i, (id, path)) in files.iter().enumerate() {
+        let when = if i == 0 {
+            "loading"
+        } else {
+            "loads on first use"
+        };
+        eprintln!(
+            "cria serve: {id} on http://{}:{} ({when}: {})",
+            args.host,
+            args.port,
+            path.display()
+        );
+    }
     if !args.no_webui {
         eprintln!(
             "cria serve: chat page at http://{}:{}/",
             args.host, args.port
         );
     }
-    let load = move || load(&path, &args, threads, fault).map_err(|e| format!("{e:#}"));
-    cria_server::serve(config, load)?;
+    let args = Arc::new(args);
+    let models = files
+        .into_iter()
+        .map(|(id, path)| sources::source(id, path, &args, threads, fault))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    cria_server::serve(config, models)?;
     eprintln!("cria serve: stopped");
     Ok(())
 }
@@ -161,6 +185,9 @@ fn check_sizes(args: &Args) -> anyhow::Result<()> {
     settings::at_least("--body-limit", args.body_limit, 1)?;
     settings::at_least("--max-connections", args.max_connections, 1)?;
     settings::at_least("--kv-block-size", args.kv_block_size, 1)?;
+    if let Some(n) = args.max_loaded {
+        settings::at_least("--max-loaded", n, 1)?;
+    }
     for (flag, secs) in [
         ("--header-timeout", args.header_timeout),
         ("--body-timeout", args.body_timeout),
@@ -175,6 +202,7 @@ fn check_sizes(args: &Args) -> anyhow::Result<()> {
 /// Loads the model, tokenizer and template, and starts the engine and the embedding worker (an encoder
 /// gets only the latter).
 fn load(
+    id: &str,
     path: &std::path::Path,
     args: &Args,
     threads: usize,
@@ -182,7 +210,7 @@ fn load(
 ) -> anyhow::Result<Loaded> {
     let file = GgufFile::open(path).with_context(|| format!("opening {}", path.display()))?;
     if ENCODER_ARCHS.contains(&file.architecture()?) {
-        return load_encoder(file, path, args, threads);
+        return load_encoder(id, file, path, args, threads);
     }
     let model =
         Arc::new(Model::from_gguf(file).with_context(|| format!("loading {}", path.display()))?);
@@ -215,7 +243,7 @@ fn load(
     } else {
         "prompt cache on"
     };
-    let embedder = decoder_embedder(&model, args, ctx, threads)?;
+    let embedder = decoder_embedder(id, &model, args, ctx, threads)?;
     eprintln!(
         "cria serve: ready ({} x {ctx} tokens, KV cache {kv_tokens} tokens in blocks of {}, {cache}, {threads} threads; embeddings: {})",
         args.parallel,
@@ -232,6 +260,7 @@ fn load(
 
 /// The embedding worker over the decoder, or why there is none (no pooling given or in the file).
 fn decoder_embedder(
+    id: &str,
     model: &Arc<Model>,
     args: &Args,
     ctx: usize,
@@ -243,7 +272,7 @@ fn decoder_embedder(
         None => Pooling::from_gguf(model.gguf(), &key)?,
     };
     if pooling == Pooling::None {
-        return Ok(Err(no_pooling_reason(args)));
+        return Ok(Err(no_pooling_reason(id)));
     }
     let config = EmbedderConfig {
         max_tokens: ctx,
@@ -256,16 +285,16 @@ fn decoder_embedder(
     Ok(Ok(Arc::new(embedder)))
 }
 
-fn no_pooling_reason(args: &Args) -> String {
+fn no_pooling_reason(id: &str) -> String {
     format!(
-        "The model {} has no pooling type (its vectors would be one per token): start cria serve with \
-         --pooling mean, cls or last to serve embeddings.",
-        args.alias.as_deref().unwrap_or(&args.model.model)
+        "The model {id} has no pooling type (its vectors would be one per token): start cria serve with \
+         --pooling mean, cls or last to serve embeddings."
     )
 }
 
 /// An encoder (`bert`, `nomic-bert`): embeddings only; generation requests get a 400.
 fn load_encoder(
+    id: &str,
     file: GgufFile,
     path: &std::path::Path,
     args: &Args,
@@ -281,7 +310,7 @@ fn load_encoder(
     let max_tokens = encoder.spec().n_ctx_train.min(args.ctx);
     let info = model_info(path, encoder.gguf(), max_tokens, encoder.n_embd());
     let embedder = if pooling == Pooling::None {
-        Err(no_pooling_reason(args))
+        Err(no_pooling_reason(id))
     } else {
         let config = EmbedderConfig {
             max_tokens,
@@ -301,19 +330,24 @@ fn load_encoder(
     })
 }
 
-/// What Ollama's `/api/tags`, `/api/show` and `/api/ps` say about the model.
-fn model_info(path: &std::path::Path, file: &GgufFile, ctx: usize, n_embd: usize) -> ModelInfo {
-    let mut by_type: Vec<(&str, u64)> = Vec::new();
+/// The tensor type holding the most weights (`Q4_1`, `F16`...; matrices only).
+pub fn weight_type(file: &GgufFile) -> &'static str {
+    let mut by_type: Vec<(&'static str, u64)> = Vec::new();
     for t in file.tensors().iter().filter(|t| t.shape.len() >= 2) {
         match by_type.iter_mut().find(|(name, _)| *name == t.ty.name()) {
             Some((_, n)) => *n += t.n_elements(),
             None => by_type.push((t.ty.name(), t.n_elements())),
         }
     }
-    let quantization = by_type
+    by_type
         .iter()
         .max_by_key(|(_, n)| *n)
-        .map_or("unknown", |(name, _)| name);
+        .map_or("unknown", |(name, _)| name)
+}
+
+/// What Ollama's `/api/tags`, `/api/show` and `/api/ps` say about the model.
+fn model_info(path: &std::path::Path, file: &GgufFile, ctx: usize, n_embd: usize) -> ModelInfo {
+    let quantization = weight_type(file);
     let meta = std::fs::metadata(path).ok();
     let modified = meta
         .as_ref()
@@ -328,5 +362,6 @@ fn model_info(path: &std::path::Path, file: &GgufFile, ctx: usize, n_embd: usize
         modified,
         context_length: ctx,
         embedding_length: n_embd,
+        capabilities: Vec::new(),
     }
 }
