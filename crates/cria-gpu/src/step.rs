@@ -33,10 +33,9 @@ pub struct GpuAttention<'a> {
 }
 
 /// Heads of [`Step::rope`]: `n_heads` of `head_dim` per token row.
-pub struct GpuRope<'a> {
+pub struct GpuRope {
     pub n_heads: usize,
     pub head_dim: usize,
-    pub params: &'a RopeParams,
 }
 
 /// Element-wise op codes of `elementwise.wgsl`.
@@ -101,10 +100,12 @@ impl<'g> Step<'g> {
         &mut self,
         pipeline: &wgpu::ComputePipeline,
         buffers: &[&wgpu::Buffer],
-        params: [u32; 8],
+        params: &[u32],
         groups: usize,
     ) {
-        let params = self.small(&params, wgpu::BufferUsages::UNIFORM);
+        let mut words = params.to_vec();
+        words.resize(params.len().div_ceil(4).max(1) * 4, 0);
+        let params = self.small(&words, wgpu::BufferUsages::UNIFORM);
         let mut entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
             .iter()
             .enumerate()
@@ -153,7 +154,7 @@ impl<'g> Step<'g> {
         self.dispatch(
             &pipe,
             &[&w.data.buf, &x.buf, &y.buf],
-            params,
+            &params,
             w.rows * tiles,
         );
     }
@@ -177,14 +178,14 @@ impl<'g> Step<'g> {
             0,
         ];
         let n = (ids.len() * groups).div_ceil(WG);
-        self.dispatch(&pipe, &[&w.data.buf, &ids_buf, &out.buf], params, n);
+        self.dispatch(&pipe, &[&w.data.buf, &ids_buf, &out.buf], &params, n);
     }
 
     fn rows_op(&mut self, x: &GpuBuffer, w: Option<&GpuBuffer>, out: &GpuBuffer, p: [u32; 8]) {
         let pipe = self.gpu.pipeline("rows", || kernels::ROWS.to_string());
         let wbuf = w.map_or(&self.gpu.dummy, |b| &b.buf);
         let n_rows = p[1] as usize;
-        self.dispatch(&pipe, &[&x.buf, wbuf, &out.buf], p, n_rows);
+        self.dispatch(&pipe, &[&x.buf, wbuf, &out.buf], &p, n_rows);
     }
 
     /// `out` = RMS norm of each of `n_rows` rows of `cols` in `x`, times `weight` if given (`out` may be `x`).
@@ -215,30 +216,31 @@ impl<'g> Step<'g> {
         self.rows_op(x, None, x, p);
     }
 
-    /// Rotates the heads of token row `t` of `x` for position `positions[t]`, with the CPU's angles.
-    pub fn rope(&mut self, x: &GpuBuffer, positions: &[usize], r: &GpuRope<'_>) {
-        let half = r.params.n_rot / 2;
+    /// Rotates the heads of token row `t` of `x` for `tokens[t]` = (position, RoPE parameters), with the CPU's
+    /// angles. Every token's parameters share one style and `n_rot` (the first's).
+    pub fn rope(&mut self, x: &GpuBuffer, tokens: &[(usize, &RopeParams)], r: &GpuRope) {
+        let Some(&(_, first)) = tokens.first() else {
+            return;
+        };
+        let half = first.n_rot / 2;
         let mut pairs = vec![(0.0f32, 0.0f32); half];
-        let mut table = Vec::with_capacity(positions.len() * half * 2);
-        for &pos in positions {
-            rope_cos_sin(pos, r.params, &mut pairs);
+        let mut table = Vec::with_capacity(tokens.len() * half * 2);
+        for &(pos, params) in tokens {
+            rope_cos_sin(pos, params, &mut pairs);
             table.extend(pairs.iter().flat_map(|&(c, s)| [c.to_bits(), s.to_bits()]));
         }
         let cs = self.small(&table, wgpu::BufferUsages::STORAGE);
-        let style = u32::from(r.params.style == RopeStyle::Neox);
+        let style = u32::from(first.style == RopeStyle::Neox);
         let params = [
-            u(positions.len()),
+            u(tokens.len()),
             u(r.n_heads),
             u(r.head_dim),
-            u(r.params.n_rot),
+            u(first.n_rot),
             style,
-            0,
-            0,
-            0,
         ];
         let pipe = self.gpu.pipeline("rope", || kernels::ROPE.to_string());
-        let n = (positions.len() * r.n_heads * half).div_ceil(WG);
-        self.dispatch(&pipe, &[&x.buf, &cs], params, n);
+        let n = (tokens.len() * r.n_heads * half).div_ceil(WG);
+        self.dispatch(&pipe, &[&x.buf, &cs], &params, n);
     }
 
     fn elementwise(
@@ -257,7 +259,7 @@ impl<'g> Step<'g> {
         let (b, c) = (b.map_or(dummy, |x| &x.buf), c.map_or(dummy, |x| &x.buf));
         let [s, alpha, limit] = floats.map(f32::to_bits);
         let params = [u(n), u(nb.max(1)), op as u32, s, alpha, limit, 0, 0];
-        self.dispatch(&pipe, &[&a.buf, b, c], params, n.div_ceil(WG));
+        self.dispatch(&pipe, &[&a.buf, b, c], &params, n.div_ceil(WG));
     }
 
     /// `a[i] += b[i % b_len]` for the first `n` elements (a residual, or a bias on every row).
@@ -325,21 +327,28 @@ impl<'g> Step<'g> {
         );
     }
 
-    /// Stores row `t` of `src` (`kvd` f32s, `kvd` even) as f16 into row `rows[t]` of `cache`.
-    pub fn kv_store(&mut self, src: &GpuBuffer, cache: &GpuBuffer, rows: &[u32], kvd: usize) {
+    /// Stores row `src_row0 + t` of `src` (`kvd` f32s, `kvd` even) as f16 into row `rows[t]` of `cache`.
+    pub fn kv_store(
+        &mut self,
+        (src, src_row0): (&GpuBuffer, usize),
+        cache: &GpuBuffer,
+        rows: &[u32],
+        kvd: usize,
+    ) {
         let pipe = self
             .gpu
             .pipeline("kv_store", || kernels::KV_STORE.to_string());
         let dst = self.small(rows, wgpu::BufferUsages::STORAGE);
-        let params = [u(kvd), u(rows.len()), 0, 0, 0, 0, 0, 0];
+        let params = [u(kvd), u(rows.len()), u(src_row0)];
         let n = (rows.len() * kvd / 2).div_ceil(WG);
-        self.dispatch(&pipe, &[&src.buf, &cache.buf, &dst], params, n);
+        self.dispatch(&pipe, &[&src.buf, &cache.buf, &dst], &params, n);
     }
 
-    /// Attention of query row `t` of `q` (`n_head · head_dim`) over its window of the f16 caches, into `out`.
+    /// Attention of query row `q_row0 + t` of `q` (`n_head · head_dim`) over `rows[t]`'s window of the f16
+    /// caches, into the same row of `out`.
     pub fn attention(
         &mut self,
-        q: &GpuBuffer,
+        (q, q_row0): (&GpuBuffer, usize),
         (k_cache, v_cache): (&GpuBuffer, &GpuBuffer),
         rows: &[AttentionRow],
         p: &GpuAttention<'_>,
@@ -375,6 +384,7 @@ impl<'g> Step<'g> {
             p.softcap.unwrap_or(0.0).to_bits(),
             u32::from(p.sinks.is_some()),
             u(stride),
+            u(q_row0),
         ];
         let buffers = [
             &q.buf,
@@ -385,12 +395,18 @@ impl<'g> Step<'g> {
             &scores,
             sinks,
         ];
-        self.dispatch(&pipe, &buffers, params, rows.len() * p.n_head);
+        self.dispatch(&pipe, &buffers, &params, rows.len() * p.n_head);
     }
 
-    /// Copies the first `n` f32s of `src` into `dst`.
-    pub fn copy(&mut self, src: &GpuBuffer, dst: &GpuBuffer, n: usize) {
+    /// Copies `n` f32s from `src` at `src_at` to `dst` at `dst_at` (offsets in f32s).
+    pub fn copy(
+        &mut self,
+        (src, src_at): (&GpuBuffer, usize),
+        (dst, dst_at): (&GpuBuffer, usize),
+        n: usize,
+    ) {
+        let (from, to) = ((src_at * 4) as u64, (dst_at * 4) as u64);
         self.enc
-            .copy_buffer_to_buffer(&src.buf, 0, &dst.buf, 0, (n * 4) as u64);
+            .copy_buffer_to_buffer(&src.buf, from, &dst.buf, to, (n * 4) as u64);
     }
 }

@@ -222,15 +222,8 @@ fn rope_normal_and_neox_match_the_cpu_with_and_without_yarn() {
             let x = random(positions.len() * n_heads * head_dim, 31, 2.0);
             let xb = gpu.upload_f32(&x).expect("x");
             let mut step = gpu.step();
-            step.rope(
-                &xb,
-                &positions,
-                &GpuRope {
-                    n_heads,
-                    head_dim,
-                    params: &p,
-                },
-            );
+            let tokens: Vec<_> = positions.iter().map(|&pos| (pos, &p)).collect();
+            step.rope(&xb, &tokens, &GpuRope { n_heads, head_dim });
             step.submit();
             let got = gpu.read_f32(&xb, x.len()).expect("read");
             let mut want = x.clone();
@@ -344,8 +337,8 @@ fn check_attention(gpu: &Gpu, c: &AttnCase) {
     let scale = 1.0 / (c.head_dim as f32).sqrt();
     let cache_rows: Vec<u32> = (0..c.n_ctx as u32).collect();
     let mut step = gpu.step();
-    step.kv_store(&kb, &kc, &cache_rows, kvd);
-    step.kv_store(&vb, &vc, &cache_rows, kvd);
+    step.kv_store((&kb, 0), &kc, &cache_rows, kvd);
+    step.kv_store((&vb, 0), &vc, &cache_rows, kvd);
     let p = GpuAttention {
         n_head: c.n_head,
         n_kv_head: c.n_kv_head,
@@ -354,7 +347,7 @@ fn check_attention(gpu: &Gpu, c: &AttnCase) {
         softcap: c.softcap,
         sinks: c.sinks.then_some(&sinks_b),
     };
-    step.attention(&qb, (&kc, &vc), &rows, &p, &out);
+    step.attention((&qb, 0), (&kc, &vc), &rows, &p, &out);
     step.submit();
     let got = gpu.read_f32(&out, positions.len() * qd).expect("read");
     let (k16, v16): (Vec<f16>, Vec<f16>) = (

@@ -1,4 +1,4 @@
-// Causal attention over an f16 KV cache, a workgroup per (query row, head). Row t reads the cache rows
+// Causal attention over an f16 KV cache, a workgroup per (query row, head). Query row q_row0 + t reads the cache rows
 // base+start .. base+end (`info[3t..3t+3]`: its sequence's first cache row and its window). Query head h reads KV
 // head h / (n_head / n_kv_head) (grouped-query). Scores: scale · q·k, soft-capped when `softcap` > 0, kept in
 // `scores` (a row of `score_stride` per (row, head)); softmax with an optional sink logit per head; then Σ p·v.
@@ -19,6 +19,10 @@ struct Params {
     softcap: f32,
     has_sinks: u32,
     score_stride: u32,
+    q_row0: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 @group(0) @binding(7) var<uniform> p: Params;
 
@@ -66,7 +70,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let hd = p.head_dim;
     let kvh = h / (p.n_head / p.n_kv_head);
     let kvd = p.n_kv_head * hd;
-    let qoff = t * p.n_head * hd + h * hd;
+    let qoff = (p.q_row0 + t) * p.n_head * hd + h * hd;
     let sbase = flat * p.score_stride;
     let first = info[3u * t] + info[3u * t + 1u];
     let n = info[3u * t + 2u] - info[3u * t + 1u];

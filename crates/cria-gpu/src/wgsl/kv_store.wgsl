@@ -1,4 +1,4 @@
-// Stores rows of K or V (f32, `kvd` wide) into an f16 cache at the rows `dst[t]`, a thread per pair of values
+// Stores rows src_row0 + t of K or V (f32, `kvd` wide) into an f16 cache at the rows `dst[t]`, a thread per pair of values
 // (the cache is array<u32> of packed f16 pairs; `kvd` is even).
 @group(0) @binding(0) var<storage, read> src: array<f32>;
 @group(0) @binding(1) var<storage, read_write> cache: array<u32>;
@@ -7,7 +7,7 @@
 struct Params {
     kvd: u32,
     n_tok: u32,
-    pad0: u32,
+    src_row0: u32,
     pad1: u32,
 }
 @group(0) @binding(3) var<uniform> p: Params;
@@ -21,6 +21,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
     let t = idx / pairs;
     let j = idx % pairs;
-    let s = t * p.kvd + 2u * j;
+    let s = (p.src_row0 + t) * p.kvd + 2u * j;
     cache[(dst[t] * p.kvd) / 2u + j] = pack2x16float(vec2<f32>(src[s], src[s + 1u]));
 }
