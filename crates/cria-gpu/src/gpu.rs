@@ -38,10 +38,13 @@ impl GpuBuffer {
     }
 }
 
-/// A weight matrix uploaded once: `rows` rows of `cols` elements of `ty`, in GGUF's row-major byte layout.
+/// A weight matrix uploaded once: `rows` rows of `cols` elements of `ty`, in GGUF's row-major byte layout, in
+/// parts of `part_rows` rows where one buffer would exceed the device's binding limit (a large vocabulary's
+/// embedding matrix on lavapipe's 128 MiB).
 #[derive(Clone, Debug)]
 pub struct GpuMatrix {
-    pub(crate) data: GpuBuffer,
+    pub(crate) parts: Vec<GpuBuffer>,
+    pub(crate) part_rows: usize,
     pub ty: GgmlType,
     pub rows: usize,
     pub cols: usize,
@@ -173,8 +176,48 @@ impl Gpu {
             .ok_or(GpuError::Unsupported(ty))?;
         let len = row_bytes * rows;
         let bytes = data.get(..len).ok_or(GpuError::Unsupported(ty))?;
+        let limit = usize::try_from(self.summary.max_binding).unwrap_or(usize::MAX);
+        let part_rows = (limit / row_bytes.max(1)).clamp(1, rows.max(1));
+        self.upload_matrix_parts((ty, row_bytes), rows, cols, bytes, part_rows)
+    }
+
+    /// [`Gpu::upload_matrix`] in parts of `part_rows` rows, whatever the device's limit (tests use it to cover
+    /// the split path on any device).
+    ///
+    /// # Errors
+    /// As [`Gpu::upload_matrix`].
+    pub fn upload_matrix_in_parts(
+        &self,
+        ty: GgmlType,
+        (rows, cols): (usize, usize),
+        data: &[u8],
+        part_rows: usize,
+    ) -> Result<GpuMatrix, GpuError> {
+        let row_bytes = ty
+            .row_bytes(cols)
+            .filter(|_| crate::supports_format(ty))
+            .ok_or(GpuError::Unsupported(ty))?;
+        let bytes = data
+            .get(..row_bytes * rows)
+            .ok_or(GpuError::Unsupported(ty))?;
+        self.upload_matrix_parts((ty, row_bytes), rows, cols, bytes, part_rows.max(1))
+    }
+
+    fn upload_matrix_parts(
+        &self,
+        (ty, row_bytes): (GgmlType, usize),
+        rows: usize,
+        cols: usize,
+        bytes: &[u8],
+        part_rows: usize,
+    ) -> Result<GpuMatrix, GpuError> {
+        let parts = bytes
+            .chunks(part_rows * row_bytes.max(1))
+            .map(|part| self.upload_bytes(part))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(GpuMatrix {
-            data: self.upload_bytes(bytes)?,
+            parts,
+            part_rows,
             ty,
             rows,
             cols,

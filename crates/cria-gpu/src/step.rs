@@ -13,6 +13,10 @@ use crate::kernels;
 const MAX_GROUPS_X: u32 = 65_535;
 /// Threads per workgroup of the element-wise kernels.
 const WG: usize = 64;
+/// Weight rows per matmul workgroup (`RPW` in matmul.wgsl).
+const MATMUL_ROWS: usize = 4;
+/// Tokens per matmul workgroup (`TILE` in matmul.wgsl).
+const MATMUL_TILE: usize = 8;
 
 /// One query row of [`Step::attention`]: where its sequence's cache rows start, and the positions it sees.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -134,32 +138,30 @@ impl<'g> Step<'g> {
     }
 
     /// `y[t] = W · x[t]` for `n_tok` rows of `x` (`w.cols` each) into `y` (`w.rows` each): decode's
-    /// matrix-vector product for one token, the tiled prefill matmul for more.
+    /// matrix-vector product for one token, the tiled prefill matmul for more. One dispatch per part of `w`.
     pub fn matmul(&mut self, w: &GpuMatrix, x: &GpuBuffer, n_tok: usize, y: &GpuBuffer) {
         let key = format!("matmul_{:?}", w.ty);
         let pipe = self.gpu.pipeline(&key, || {
             kernels::with_format(kernels::MATMUL, w.ty).unwrap_or_default()
         });
-        let params = [
-            u(w.rows),
-            u(w.cols),
-            u(w.row_bytes),
-            u(n_tok),
-            u(w.cols.div_ceil(32)),
-            0,
-            0,
-            0,
-        ];
-        let tiles = n_tok.div_ceil(8);
-        self.dispatch(
-            &pipe,
-            &[&w.data.buf, &x.buf, &y.buf],
-            &params,
-            w.rows * tiles,
-        );
+        for (i, part) in w.parts.iter().enumerate() {
+            let row0 = i * w.part_rows;
+            let rows = w.part_rows.min(w.rows - row0);
+            let params = [
+                u(rows),
+                u(w.cols),
+                u(w.row_bytes),
+                u(n_tok),
+                u(w.cols.div_ceil(32)),
+                u(row0),
+                u(w.rows),
+            ];
+            let groups = rows.div_ceil(MATMUL_ROWS) * n_tok.div_ceil(MATMUL_TILE);
+            self.dispatch(&pipe, &[&part.buf, &x.buf, &y.buf], &params, groups);
+        }
     }
 
-    /// `out[i] = W[ids[i]]`, dequantized (embedding lookup).
+    /// `out[i] = W[ids[i]]`, dequantized (embedding lookup). One dispatch per part of `w`.
     pub fn get_rows(&mut self, w: &GpuMatrix, ids: &[u32], out: &GpuBuffer) {
         let key = format!("get_rows_{:?}", w.ty);
         let pipe = self.gpu.pipeline(&key, || {
@@ -167,18 +169,20 @@ impl<'g> Step<'g> {
         });
         let ids_buf = self.small(ids, wgpu::BufferUsages::STORAGE);
         let groups = w.cols.div_ceil(32);
-        let params = [
-            u(w.cols),
-            u(w.row_bytes),
-            u(ids.len()),
-            u(groups),
-            0,
-            0,
-            0,
-            0,
-        ];
-        let n = (ids.len() * groups).div_ceil(WG);
-        self.dispatch(&pipe, &[&w.data.buf, &ids_buf, &out.buf], &params, n);
+        for (i, part) in w.parts.iter().enumerate() {
+            let lo = i * w.part_rows;
+            let hi = (lo + w.part_rows).min(w.rows);
+            let params = [
+                u(w.cols),
+                u(w.row_bytes),
+                u(ids.len()),
+                u(groups),
+                u(lo),
+                u(hi),
+            ];
+            let n = (ids.len() * groups).div_ceil(WG);
+            self.dispatch(&pipe, &[&part.buf, &ids_buf, &out.buf], &params, n);
+        }
     }
 
     fn rows_op(&mut self, x: &GpuBuffer, w: Option<&GpuBuffer>, out: &GpuBuffer, p: [u32; 8]) {

@@ -165,6 +165,51 @@ fn matmul_matches_the_cpu_matmul_for_every_format_decode_and_prefill() {
 }
 
 #[test]
+fn matrices_split_into_parts_multiply_and_look_up_like_whole_ones() {
+    let Some(gpu) = gpu() else { return };
+    let pool = ThreadPool::new(1);
+    let (ty, rows, cols, n_tok) = (GgmlType::Q8_0, 37, 64, 2);
+    let data = quantized(ty, rows, cols, 9);
+    // Parts of 5 rows: 7 full parts and one of 2, as a vocabulary past the binding limit is split.
+    let w = gpu
+        .upload_matrix_in_parts(ty, (rows, cols), &data, 5)
+        .expect("upload");
+    let x = random(n_tok * cols, 10, 1.0);
+    let ids = [36u32, 0, 5, 4, 35];
+    let (xb, yb, out) = (
+        gpu.upload_f32(&x).expect("x"),
+        gpu.zeros(n_tok * rows).expect("y"),
+        gpu.zeros(ids.len() * cols).expect("out"),
+    );
+    let mut step = gpu.step();
+    step.matmul(&w, &xb, n_tok, &yb);
+    step.get_rows(&w, &ids, &out);
+    step.submit();
+    let mut want = vec![0.0; n_tok * rows];
+    let wr = WeightRef {
+        ty,
+        rows,
+        cols,
+        data: &data,
+    };
+    matmul(&pool, &wr, &x, n_tok, &mut want, &mut Vec::new());
+    assert_close(
+        "split matmul",
+        &gpu.read_f32(&yb, want.len()).expect("read"),
+        &want,
+        5e-4,
+    );
+    let mut want = vec![0.0; ids.len() * cols];
+    ops::get_rows(ty, &data, cols, &ids, &mut want).expect("cpu get_rows");
+    assert_close(
+        "split get_rows",
+        &gpu.read_f32(&out, want.len()).expect("read"),
+        &want,
+        1e-10,
+    );
+}
+
+#[test]
 fn rms_norm_and_softmax_match_the_cpu_in_place_and_not() {
     let Some(gpu) = gpu() else { return };
     let (cols, n_rows) = (200, 3);
