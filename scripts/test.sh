@@ -25,6 +25,11 @@ if [ -f tests/openai/run.sh ]; then
 fi
 # The chat page in headless chromium (installs chromium and chromium-driver with apt-get when missing);
 # screenshots in target/webui-artifacts.
+# The GPU backend on lavapipe (a software Vulkan GPU, installed with apt-get when no adapter is found): op
+# tests against the CPU kernels, logit parity with llama.cpp, and `cria serve --device gpu` (docs/GPU.md).
+if [ -f tests/gpu/run.sh ]; then
+    bash tests/gpu/run.sh
+fi
 if [ -f tests/webui/run.sh ]; then
     bash tests/webui/run.sh
 fi

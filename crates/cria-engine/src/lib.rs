@@ -13,6 +13,8 @@
 
 mod backend;
 mod blocks;
+#[cfg(feature = "model")]
+mod device_backend;
 mod embed;
 #[cfg(feature = "model")]
 mod embed_model;
@@ -29,6 +31,8 @@ pub mod text;
 mod worker;
 
 pub use backend::{Backend, Step, Vocab};
+#[cfg(feature = "model")]
+pub use device_backend::{DeviceBackend, GpuBackend};
 pub use embed::{EmbedBackend, EmbedResult, Embedder, EmbedderConfig};
 #[cfg(feature = "model")]
 pub use embed_model::{DecoderEmbedder, EncoderEmbedder};

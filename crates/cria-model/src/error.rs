@@ -34,4 +34,12 @@ pub enum ModelError {
     TokenOutOfRange { id: u32, n_vocab: usize },
     #[error(transparent)]
     Kernel(#[from] cria_kernels::KernelError),
+    #[error(transparent)]
+    Gpu(#[from] cria_gpu::GpuError),
+    /// A model part the GPU runner has no kernels for yet (the caller runs the model on the CPU).
+    #[error("no GPU path for {0}")]
+    NoGpuPath(String),
+    /// A KV cache made by one device's runner handed to the other's.
+    #[error("the KV cache was made for another device")]
+    WrongDevice,
 }

@@ -3,9 +3,11 @@
 //! embeddings ([`Encoder`]).
 
 pub mod arch;
+mod device;
 pub mod encoder;
 mod error;
 mod fused;
+pub mod gpu;
 mod kv_cache;
 mod kv_store;
 mod model;
@@ -14,6 +16,8 @@ mod runner;
 pub mod spec;
 mod weights;
 
+pub use cria_gpu::DeviceChoice;
+pub use device::{DeviceCache, DeviceRunner};
 pub use encoder::{Encoder, Pooling};
 pub use error::ModelError;
 pub use kv_cache::{KvCache, KvPool};

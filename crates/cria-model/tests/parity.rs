@@ -3,118 +3,46 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on bad fixtures
 
+mod agreement;
 mod common;
 
+use agreement::assert_parity;
 use common::*;
-use cria_model::{Logits, Runner, SeqBatch};
+use cria_model::{Logits, Model, Runner, SeqBatch};
 
-struct Agreement {
-    positions: usize,
-    top1_equal: usize,
-    confident: usize,
-    confident_equal: usize,
-    kl_sum: f64,
-}
-
-/// KL(reference || ours) over the reference's top-20, each side renormalised over those ids.
-fn kl_top(reference: &[(usize, f64)], ref_lse: f64, ours: &[f32], our_lse: f64) -> f64 {
-    let p: Vec<f64> = reference
-        .iter()
-        .map(|&(_, l)| (l - ref_lse).exp())
-        .collect();
-    let q: Vec<f64> = reference
-        .iter()
-        .map(|&(id, _)| (ours[id] as f64 - our_lse).exp())
-        .collect();
-    let (ps, qs): (f64, f64) = (p.iter().sum(), q.iter().sum());
-    p.iter()
-        .zip(&q)
-        .map(|(p, q)| (p / ps) * ((p / ps) / (q / qs)).ln())
-        .sum()
-}
-
-fn compare(name: &str, folder: &str) -> Option<Agreement> {
-    let model = load(name)?;
-    let mut runner = Runner::new(&model, 2);
-    let mut a = Agreement {
-        positions: 0,
-        top1_equal: 0,
-        confident: 0,
-        confident_equal: 0,
-        kl_sum: 0.0,
-    };
-    for case in read_jsonl(&reference_file(folder, "logits.jsonl")) {
-        let tokens = ids(&case["tokens"]);
+/// Every logits row of `tokens` run as one batch on the CPU.
+fn cpu_forward(runner: &mut Runner) -> impl FnMut(&Model, &[u32]) -> Vec<f32> + '_ {
+    move |model, tokens| {
         let mut cache = model.new_cache(tokens.len());
         let mut batch = [SeqBatch {
             cache: &mut cache,
-            tokens: &tokens,
+            tokens,
             logits: Logits::All,
         }];
-        let logits = runner
-            .forward(&model, &mut batch)
+        runner
+            .forward(model, &mut batch)
             .expect("forward")
-            .remove(0);
-        for (pos, row) in logits.chunks_exact(model.n_vocab()).enumerate() {
-            let r = &case["positions"][pos];
-            let top: Vec<(usize, f64)> = r["top"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| (p[0].as_u64().unwrap() as usize, p[1].as_f64().unwrap()))
-                .collect();
-            let ours = argmax(row);
-            a.positions += 1;
-            a.top1_equal += usize::from(ours == top[0].0);
-            if ours != top[0].0 && std::env::var_os("CRIA_PARITY_VERBOSE").is_some() {
-                eprintln!(
-                    "pos {pos}: ref {:?} margin {:.3}, ours {ours} ({:.3} vs ref-top {:.3})",
-                    top[0],
-                    top[0].1 - top[1].1,
-                    row[ours],
-                    row[top[0].0]
-                );
-            }
-            if top[0].1 - top[1].1 >= 0.5 {
-                a.confident += 1;
-                a.confident_equal += usize::from(ours == top[0].0);
-            }
-            a.kl_sum += kl_top(&top, r["lse"].as_f64().unwrap(), row, lse(row));
-        }
+            .remove(0)
     }
-    let kl = a.kl_sum / a.positions as f64;
-    eprintln!(
-        "{name}: top-1 {}/{} ({:.1}%), confident {}/{}, mean KL {kl:.5}",
-        a.top1_equal,
-        a.positions,
-        100.0 * a.top1_equal as f64 / a.positions as f64,
-        a.confident_equal,
-        a.confident
-    );
-    Some(a)
 }
 
-fn assert_parity(name: &str, folder: &str) {
-    let Some(a) = compare(name, folder) else {
-        return;
-    };
-    assert_eq!(
-        a.confident_equal, a.confident,
-        "top-1 must match wherever llama.cpp's margin is >= 0.5"
+fn cpu_parity(name: &str, folder: &str) {
+    let Some(model) = load(name) else { return };
+    let mut runner = Runner::new(&model, 2);
+    assert_parity(
+        &model,
+        (name, folder),
+        usize::MAX,
+        &mut cpu_forward(&mut runner),
     );
-    assert!(
-        a.top1_equal as f64 >= 0.95 * a.positions as f64,
-        "top-1 agreement below 95%"
-    );
-    assert!(a.kl_sum / a.positions as f64 <= 0.01, "mean KL above 0.01");
 }
 
 #[test]
 fn smollm2_logits_match_llama_cpp() {
-    assert_parity(MODELS[0].0, MODELS[0].1);
+    cpu_parity(MODELS[0].0, MODELS[0].1);
 }
 
 #[test]
 fn gemma3_logits_match_llama_cpp() {
-    assert_parity(MODELS[1].0, MODELS[1].1);
+    cpu_parity(MODELS[1].0, MODELS[1].1);
 }

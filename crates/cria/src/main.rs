@@ -42,6 +42,8 @@ enum Command {
     Embed(commands::embed::Args),
     /// Prompt and generation speed (llama-bench's method) and decode's share of the read bandwidth.
     Bench(commands::bench::Args),
+    /// List the GPU adapters `--device gpu:N` can name (type, driver, f16 and subgroup support).
+    Devices(commands::devices::Args),
 }
 
 /// Exit codes: 0 done, 1 failed, 2 a bad setting (or bad arguments), 3 `serve`'s engine failed for good,
@@ -83,5 +85,6 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Tokenize(args) => commands::tokenize::run(args),
         Command::Embed(args) => commands::embed::run(args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::Devices(args) => commands::devices::run(args),
     }
 }

@@ -28,5 +28,5 @@ pub use get_rows::get_rows;
 pub use kv_view::KvView;
 pub use layer_norm::{layer_norm, layer_norm_inplace};
 pub use norm::{rms_norm, rms_norm_inplace};
-pub use rope::{RopeParams, RopeStyle, Yarn, rope_inplace, yarn_corr_dims};
+pub use rope::{RopeParams, RopeStyle, Yarn, rope_cos_sin, rope_inplace, yarn_corr_dims};
 pub use softmax::softmax_inplace;

@@ -192,6 +192,16 @@ fn with_cos_sin<R>(pos: usize, p: &RopeParams, f: impl FnOnce(&[(f32, f32)]) -> 
     })
 }
 
+/// The `(cos θ_i, sin θ_i)` of each rotated pair at `pos` under `p` (`n_rot / 2` of them), exactly as
+/// [`rope_inplace`] uses them: for backends that rotate elsewhere (a GPU) with the CPU's angles.
+///
+/// # Panics
+/// If `out` is not `n_rot / 2` long or `freq_factors` is shorter.
+pub fn rope_cos_sin(pos: usize, p: &RopeParams, out: &mut [(f32, f32)]) {
+    assert_eq!(out.len(), p.n_rot / 2, "rope_cos_sin: out length");
+    cos_sin(pos, p, out);
+}
+
 /// `(cos θ_i, sin θ_i)` for each pair, computed like ggml's `rope_cache_init`: the angle multiplied by
 /// `freq_base^(-2/n_rot)` step by step in f32, so results match llama.cpp to the last bits.
 fn cos_sin(pos: usize, p: &RopeParams, out: &mut [(f32, f32)]) {

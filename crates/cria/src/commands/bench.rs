@@ -92,6 +92,7 @@ struct DecodeReport {
 /// Runs `cria bench`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let threads = args.model.check()?;
+    super::load::cpu_only(&args.model, "bench");
     let path = super::pull::resolve_model(&args.model.model)?;
     let model = load_model(&args.model)?;
     let mut runner = Runner::new(&model, threads);

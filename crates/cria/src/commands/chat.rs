@@ -33,6 +33,7 @@ const HELP: &str =
 /// Runs `cria chat`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let threads = args.model.check()?;
+    super::load::cpu_only(&args.model, "chat");
     let mut sampler = args.sampling.sampler()?;
     let model = load_model(&args.model)?;
     let mut session = Session::new(&model, threads, args.sampling.ctx(&model))?;

@@ -3,10 +3,10 @@
 use std::io::{BufRead, Write};
 
 use anyhow::Context;
-use cria_model::{Logits, Runner, SeqBatch};
+use cria_model::Logits;
 use serde_json::json;
 
-use super::load::{ModelArgs, load_model};
+use super::load::{ModelArgs, device_runner, load_model};
 
 /// Arguments of `cria eval`.
 #[derive(clap::Args)]
@@ -23,7 +23,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let threads = args.model.check()?;
     let model = load_model(&args.model)?;
-    let mut runner = Runner::new(&model, threads);
+    let mut runner = device_runner(&args.model, &model, threads);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for (n, line) in std::io::stdin().lock().lines().enumerate() {
@@ -33,13 +33,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             writeln!(out, "[]")?;
             continue;
         }
-        let mut cache = model.new_cache(tokens.len());
-        let mut batch = [SeqBatch {
-            cache: &mut cache,
-            tokens: &tokens,
-            logits: Logits::All,
-        }];
-        let logits = runner.forward(&model, &mut batch)?.remove(0);
+        let mut cache = runner.new_cache(&model, tokens.len())?;
+        let logits = runner.forward(&model, &mut cache, &tokens, Logits::All)?;
         let positions: Vec<_> = logits
             .chunks_exact(model.n_vocab())
             .map(|row| position_json(row, args.top_k))

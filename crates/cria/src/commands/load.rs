@@ -1,7 +1,7 @@
 //! What several commands share: the `-m` / `-t` arguments, loading a model, and small logit helpers.
 
 use anyhow::Context;
-use cria_model::Model;
+use cria_model::{DeviceChoice, DeviceRunner, Model};
 
 use super::settings;
 
@@ -14,6 +14,15 @@ pub struct ModelArgs {
     /// Threads (default: all cores; more than the cores available are capped with a warning).
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
+    /// Where the model runs: auto (a hardware GPU when there is one, else the CPU), cpu, gpu (the first GPU,
+    /// a software one too) or gpu:N (adapter N of `cria devices`). Without a usable GPU the CPU runs it, with
+    /// one line saying why.
+    #[arg(long, default_value = "auto", value_parser = parse_device)]
+    pub device: DeviceChoice,
+}
+
+fn parse_device(s: &str) -> Result<DeviceChoice, String> {
+    s.parse().map_err(|e: cria_gpu::GpuError| e.to_string())
 }
 
 impl ModelArgs {
@@ -26,6 +35,25 @@ impl ModelArgs {
             settings::existing_file("-m", std::path::Path::new(&self.model))?;
         }
         Ok(threads)
+    }
+}
+
+/// The runner `args.device` asks for (the CPU's with `threads` threads when no GPU can run the model; one
+/// line on stderr says why where a GPU was asked for).
+pub fn device_runner(args: &ModelArgs, model: &Model, threads: usize) -> DeviceRunner {
+    let (runner, fallback) = DeviceRunner::open(model, threads, args.device);
+    if let Some(why) = fallback {
+        eprintln!("cria: --device: {why}");
+    }
+    runner
+}
+
+/// One line on stderr where a command without a GPU path yet was asked to use a GPU.
+pub fn cpu_only(args: &ModelArgs, command: &str) {
+    if matches!(args.device, DeviceChoice::Gpu(_)) {
+        eprintln!(
+            "cria: --device: `{command}` runs on the CPU (the GPU runs eval, perplexity and serve so far)"
+        );
     }
 }
 

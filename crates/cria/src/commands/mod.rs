@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod chat;
+pub mod devices;
 pub mod embed;
 pub mod eval;
 mod generate;

@@ -1,10 +1,10 @@
 //! `cria perplexity`: llama-perplexity's method over a text file.
 
 use anyhow::Context;
-use cria_model::{Logits, Model, Runner, SeqBatch};
+use cria_model::{DeviceRunner, Logits, Model};
 use cria_tokenizer::Tokenizer;
 
-use super::load::{ModelArgs, load_model, log_sum_exp};
+use super::load::{ModelArgs, device_runner, load_model, log_sum_exp};
 use super::settings;
 
 /// Arguments of `cria perplexity`.
@@ -43,7 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.ctx
     );
     let bos = tokenizer.bos().filter(|b| tokens.first() == Some(b));
-    let mut runner = Runner::new(&model, threads);
+    let mut runner = device_runner(&args.model, &model, threads);
     let (mut nll, mut count) = (0.0f64, 0usize);
     for c in 0..n_chunks {
         let mut chunk = tokens[c * args.ctx..(c + 1) * args.ctx].to_vec();
@@ -70,28 +70,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// Negative log-likelihood summed over the second half of a chunk, and how many predictions it holds.
-fn score_chunk(model: &Model, runner: &mut Runner, chunk: &[u32]) -> anyhow::Result<(f64, usize)> {
+fn score_chunk(
+    model: &Model,
+    runner: &mut DeviceRunner,
+    chunk: &[u32],
+) -> anyhow::Result<(f64, usize)> {
     let first = chunk.len() / 2;
-    let mut cache = model.new_cache(chunk.len());
+    let mut cache = runner.new_cache(model, chunk.len())?;
     let (head, tail) = chunk.split_at(first);
-    runner.forward(
-        model,
-        &mut [SeqBatch {
-            cache: &mut cache,
-            tokens: head,
-            logits: Logits::None,
-        }],
-    )?;
-    let logits = runner
-        .forward(
-            model,
-            &mut [SeqBatch {
-                cache: &mut cache,
-                tokens: tail,
-                logits: Logits::All,
-            }],
-        )?
-        .remove(0);
+    runner.forward(model, &mut cache, head, Logits::None)?;
+    let logits = runner.forward(model, &mut cache, tail, Logits::All)?;
     let mut nll = 0.0;
     let rows = logits.chunks_exact(model.n_vocab());
     // Row i (position first + i) predicts chunk[first + i + 1]; the last row predicts nothing.

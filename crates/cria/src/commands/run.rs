@@ -37,6 +37,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return settings::refuse("no prompt: give one as an argument or with -p");
     };
     let threads = args.model.check()?;
+    super::load::cpu_only(&args.model, "run");
     let mut sampler = args.sampling.sampler()?;
     let model = load_model(&args.model)?;
     let mut session = Session::new(&model, threads, args.sampling.ctx(&model))?;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cria_engine::{
-    DecoderEmbedder, Embedder, EmbedderConfig, EncoderEmbedder, Engine, EngineConfig, FAULT_ENV,
-    FaultPlan, ModelBackend,
+    DecoderEmbedder, DeviceBackend, Embedder, EmbedderConfig, EncoderEmbedder, Engine,
+    EngineConfig, FAULT_ENV, FaultPlan,
 };
 use cria_gguf::GgufFile;
 use cria_model::encoder::ENCODER_ARCHS;
@@ -228,17 +228,23 @@ fn load(
         prompt_cache: !args.no_prompt_cache,
         ..EngineConfig::default()
     };
-    let backend_model = Arc::clone(&model);
-    let backend_config = engine_config.clone();
+    let device = args.model.device;
+    let (backend, why) =
+        DeviceBackend::for_config(Arc::clone(&model), &engine_config, threads, device);
+    if let Some(why) = why {
+        eprintln!("cria serve: --device: {why}");
+    }
+    let on_gpu = matches!(backend, DeviceBackend::Gpu(_));
+    if let DeviceBackend::Gpu(g) = &backend {
+        eprintln!("cria serve: running on {}", g.device_name());
+    }
+    // The GPU keeps each slot's KV contiguous on the device: no block sharing, so no prompt cache.
+    let mut engine_config = engine_config;
+    engine_config.prompt_cache &= !on_gpu;
     let kv_tokens = engine_config.kv_blocks() * args.kv_block_size;
-    let engine = Engine::start(engine_config, tokenizer.clone(), move || {
-        Ok(ModelBackend::for_config(
-            backend_model,
-            &backend_config,
-            threads,
-        ))
-    })?;
-    let cache = if args.no_prompt_cache {
+    let prompt_cache = engine_config.prompt_cache;
+    let engine = Engine::start(engine_config, tokenizer.clone(), move || Ok(backend))?;
+    let cache = if !prompt_cache {
         "prompt cache off"
     } else {
         "prompt cache on"

@@ -1,0 +1,51 @@
+//! WGSL sources: each kernel's text, and the weight-reading kernels (matmul, get_rows) specialised per format by
+//! prepending that format's `dq_group` (dequantize one 32-wide group of a row).
+
+use cria_gguf::GgmlType;
+
+const BYTES: &str = include_str!("wgsl/bytes.wgsl");
+const KSCALE: &str = include_str!("wgsl/dq_kscale.wgsl");
+pub(crate) const MATMUL: &str = include_str!("wgsl/matmul.wgsl");
+pub(crate) const GET_ROWS: &str = include_str!("wgsl/get_rows.wgsl");
+pub(crate) const ROWS: &str = include_str!("wgsl/rows.wgsl");
+pub(crate) const ROPE: &str = include_str!("wgsl/rope.wgsl");
+pub(crate) const ELEMENTWISE: &str = include_str!("wgsl/elementwise.wgsl");
+pub(crate) const KV_STORE: &str = include_str!("wgsl/kv_store.wgsl");
+pub(crate) const ATTENTION: &str = include_str!("wgsl/attention.wgsl");
+
+/// The format's `dq_group`, and whether it needs the K-quant scale helper.
+fn dequant_source(ty: GgmlType) -> Option<(&'static str, bool)> {
+    Some(match ty {
+        GgmlType::F32 => (include_str!("wgsl/dq_f32.wgsl"), false),
+        GgmlType::F16 => (include_str!("wgsl/dq_f16.wgsl"), false),
+        GgmlType::BF16 => (include_str!("wgsl/dq_bf16.wgsl"), false),
+        GgmlType::Q8_0 => (include_str!("wgsl/dq_q8_0.wgsl"), false),
+        GgmlType::Q4_0 => (include_str!("wgsl/dq_q4_0.wgsl"), false),
+        GgmlType::Q4_1 => (include_str!("wgsl/dq_q4_1.wgsl"), false),
+        GgmlType::Q5_0 => (include_str!("wgsl/dq_q5_0.wgsl"), false),
+        GgmlType::Q5_1 => (include_str!("wgsl/dq_q5_1.wgsl"), false),
+        GgmlType::Q4_K => (include_str!("wgsl/dq_q4_k.wgsl"), true),
+        GgmlType::Q5_K => (include_str!("wgsl/dq_q5_k.wgsl"), true),
+        GgmlType::Q6_K => (include_str!("wgsl/dq_q6_k.wgsl"), false),
+        _ => return None,
+    })
+}
+
+/// Whether the GPU kernels read weights of format `ty` (matmul and get_rows); the others stay on the CPU.
+pub fn supports_format(ty: GgmlType) -> bool {
+    dequant_source(ty).is_some()
+}
+
+/// `kernel` (one that calls `dq_group` on a buffer `w`) specialised for `ty`.
+pub(crate) fn with_format(kernel: &str, ty: GgmlType) -> Option<String> {
+    let (dq, kscale) = dequant_source(ty)?;
+    let mut src = String::with_capacity(BYTES.len() + dq.len() + kernel.len() + 512);
+    src.push_str(kernel);
+    src.push('\n');
+    src.push_str(BYTES);
+    if kscale {
+        src.push_str(KSCALE);
+    }
+    src.push_str(dq);
+    Some(src)
+}

@@ -1,0 +1,16 @@
+// Q4_K (144 bytes per 256): f16 d, f16 dmin, 12 scale bytes, 128 bytes of nibbles; 8 sub-blocks of 32.
+// Sub-block s reads the low (even s) or high (odd s) nibbles of bytes 32·(s/2)... x = d·sc·q - dmin·m.
+fn dq_group(row: u32, g: u32, cols: u32, o: ptr<function, array<f32, 32>>) {
+    let off = row + (g / 8u) * 144u;
+    let s = g % 8u;
+    let d = f16at(off);
+    let dmin = f16at(off + 2u);
+    let sm = scale_min_k4(off + 4u, s);
+    let d1 = d * sm.x;
+    let m1 = dmin * sm.y;
+    let q = off + 16u + 32u * (s / 2u);
+    let shift = (s % 2u) * 4u;
+    for (var l = 0u; l < 32u; l++) {
+        (*o)[l] = d1 * f32((b8(q + l) >> shift) & 15u) - m1;
+    }
+}

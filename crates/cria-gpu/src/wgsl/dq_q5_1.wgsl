@@ -1,0 +1,14 @@
+// Q5_1 (24 bytes): f16 d, f16 m, u32 of fifth bits, 16 bytes of nibbles. x = d·q + m.
+fn dq_group(row: u32, g: u32, cols: u32, o: ptr<function, array<f32, 32>>) {
+    let off = row + g * 24u;
+    let d = f16at(off);
+    let m = f16at(off + 2u);
+    let qh = u32at(off + 4u);
+    for (var j = 0u; j < 16u; j++) {
+        let q = b8(off + 8u + j);
+        let h0 = ((qh >> j) << 4u) & 0x10u;
+        let h1 = (qh >> (j + 12u)) & 0x10u;
+        (*o)[j] = d * f32((q & 15u) | h0) + m;
+        (*o)[j + 16u] = d * f32((q >> 4u) | h1) + m;
+    }
+}

@@ -1,0 +1,477 @@
+//! Each GPU op against Cria's CPU kernels on random inputs, by normalised mean squared error (llama.cpp's
+//! `test-backend-ops`: NMSE < 5e-4 for matmul, tight bounds for exact ops).
+//!
+//! They run on whatever adapter `--device gpu` would pick (lavapipe in CI). Without any adapter they skip with
+//! a message, unless `CRIA_GPU_REQUIRED=1` (set by tests/gpu/run.sh after installing lavapipe) makes that a
+//! failure.
+
+use cria_gpu::{AttentionRow, DeviceChoice, Gpu, GpuAttention, GpuRope};
+use cria_kernels::GgmlType;
+use cria_kernels::matmul::{WeightRef, matmul};
+use cria_kernels::ops::{self, AttentionParams, RopeParams, RopeStyle, Yarn};
+use cria_kernels::pool::ThreadPool;
+use cria_kernels::quant::{can_quantize, quantize_row};
+use half::f16;
+
+fn gpu() -> Option<Gpu> {
+    match Gpu::open(DeviceChoice::Gpu(None)) {
+        Ok(g) => Some(g),
+        Err(e) if std::env::var("CRIA_GPU_REQUIRED").as_deref() == Ok("1") => {
+            panic!("CRIA_GPU_REQUIRED=1 but {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping GPU op test: {e}");
+            None
+        }
+    }
+}
+
+/// Deterministic values in about [-scale, scale].
+fn random(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+    let mut s = seed
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+/// Σ(a-b)² / Σb²; NaN or Inf anywhere fails.
+fn nmse(got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len(), "lengths");
+    assert!(
+        got.iter().chain(want).all(|v| v.is_finite()),
+        "non-finite value"
+    );
+    let err: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| f64::from(a - b).powi(2))
+        .sum();
+    let norm: f64 = want.iter().map(|b| f64::from(*b).powi(2)).sum();
+    err / norm.max(1e-30)
+}
+
+fn assert_close(what: &str, got: &[f32], want: &[f32], bound: f64) {
+    let e = nmse(got, want);
+    assert!(e < bound, "{what}: NMSE {e:e} >= {bound:e}");
+}
+
+const FORMATS: [GgmlType; 11] = [
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::BF16,
+    GgmlType::Q8_0,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
+];
+
+/// A `rows × cols` matrix of `ty` from random floats.
+fn quantized(ty: GgmlType, rows: usize, cols: usize, seed: u64) -> Vec<u8> {
+    let rb = ty.row_bytes(cols).expect("whole blocks");
+    let src = random(rows * cols, seed, 1.0);
+    let mut data = vec![0u8; rows * rb];
+    for (row, dst) in src.chunks_exact(cols).zip(data.chunks_exact_mut(rb)) {
+        quantize_row(ty, row, dst).expect("quantize");
+    }
+    data
+}
+
+#[test]
+fn get_rows_dequantizes_every_format_as_the_cpu_does() {
+    let Some(gpu) = gpu() else { return };
+    let (rows, cols) = (7, 512);
+    for ty in FORMATS.into_iter().filter(|&t| can_quantize(t)) {
+        let data = quantized(ty, rows, cols, 3);
+        let w = gpu.upload_matrix(ty, rows, cols, &data).expect("upload");
+        let ids = [5u32, 0, 6, 5];
+        let out = gpu.zeros(ids.len() * cols).expect("alloc");
+        let mut step = gpu.step();
+        step.get_rows(&w, &ids, &out);
+        step.submit();
+        let got = gpu.read_f32(&out, ids.len() * cols).expect("read");
+        let mut want = vec![0.0; ids.len() * cols];
+        ops::get_rows(ty, &data, cols, &ids, &mut want).expect("cpu get_rows");
+        assert_close(&format!("get_rows {ty:?}"), &got, &want, 1e-10);
+    }
+}
+
+#[test]
+fn f32_rows_that_are_not_whole_groups_dequantize_and_multiply() {
+    let Some(gpu) = gpu() else { return };
+    let (rows, cols, n_tok) = (5, 70, 3);
+    let w = random(rows * cols, 11, 1.0);
+    let x = random(n_tok * cols, 12, 1.0);
+    let wm = gpu
+        .upload_matrix(GgmlType::F32, rows, cols, bytemuck::cast_slice(&w))
+        .expect("upload");
+    let (xb, yb) = (
+        gpu.upload_f32(&x).expect("x"),
+        gpu.zeros(n_tok * rows).expect("y"),
+    );
+    let mut step = gpu.step();
+    step.matmul(&wm, &xb, n_tok, &yb);
+    step.submit();
+    let got = gpu.read_f32(&yb, n_tok * rows).expect("read");
+    let want: Vec<f32> = (0..n_tok * rows)
+        .map(|i| {
+            let (t, r) = (i / rows, i % rows);
+            (0..cols).map(|c| w[r * cols + c] * x[t * cols + c]).sum()
+        })
+        .collect();
+    assert_close("f32 matmul, 70 columns", &got, &want, 1e-10);
+}
+
+#[test]
+fn matmul_matches_the_cpu_matmul_for_every_format_decode_and_prefill() {
+    let Some(gpu) = gpu() else { return };
+    let pool = ThreadPool::new(1);
+    let (rows, cols) = (37, 512);
+    for ty in FORMATS.into_iter().filter(|&t| can_quantize(t)) {
+        let data = quantized(ty, rows, cols, 5);
+        let w = gpu.upload_matrix(ty, rows, cols, &data).expect("upload");
+        // 1: decode; 3: a part tile; 9: a full tile and one more token.
+        for n_tok in [1, 3, 9] {
+            let x = random(n_tok * cols, 7 + n_tok as u64, 1.0);
+            let (xb, yb) = (
+                gpu.upload_f32(&x).expect("x"),
+                gpu.zeros(n_tok * rows).expect("y"),
+            );
+            let mut step = gpu.step();
+            step.matmul(&w, &xb, n_tok, &yb);
+            step.submit();
+            let got = gpu.read_f32(&yb, n_tok * rows).expect("read");
+            let mut want = vec![0.0; n_tok * rows];
+            let wr = WeightRef {
+                ty,
+                rows,
+                cols,
+                data: &data,
+            };
+            matmul(&pool, &wr, &x, n_tok, &mut want, &mut Vec::new());
+            assert_close(&format!("matmul {ty:?} n_tok {n_tok}"), &got, &want, 5e-4);
+        }
+    }
+}
+
+#[test]
+fn matrices_split_into_parts_multiply_and_look_up_like_whole_ones() {
+    let Some(gpu) = gpu() else { return };
+    let pool = ThreadPool::new(1);
+    let (ty, rows, cols, n_tok) = (GgmlType::Q8_0, 37, 64, 2);
+    let data = quantized(ty, rows, cols, 9);
+    // Parts of 5 rows: 7 full parts and one of 2, as a vocabulary past the binding limit is split.
+    let w = gpu
+        .upload_matrix_in_parts(ty, (rows, cols), &data, 5)
+        .expect("upload");
+    let x = random(n_tok * cols, 10, 1.0);
+    let ids = [36u32, 0, 5, 4, 35];
+    let (xb, yb, out) = (
+        gpu.upload_f32(&x).expect("x"),
+        gpu.zeros(n_tok * rows).expect("y"),
+        gpu.zeros(ids.len() * cols).expect("out"),
+    );
+    let mut step = gpu.step();
+    step.matmul(&w, &xb, n_tok, &yb);
+    step.get_rows(&w, &ids, &out);
+    step.submit();
+    let mut want = vec![0.0; n_tok * rows];
+    let wr = WeightRef {
+        ty,
+        rows,
+        cols,
+        data: &data,
+    };
+    matmul(&pool, &wr, &x, n_tok, &mut want, &mut Vec::new());
+    assert_close(
+        "split matmul",
+        &gpu.read_f32(&yb, want.len()).expect("read"),
+        &want,
+        5e-4,
+    );
+    let mut want = vec![0.0; ids.len() * cols];
+    ops::get_rows(ty, &data, cols, &ids, &mut want).expect("cpu get_rows");
+    assert_close(
+        "split get_rows",
+        &gpu.read_f32(&out, want.len()).expect("read"),
+        &want,
+        1e-10,
+    );
+}
+
+#[test]
+fn rms_norm_and_softmax_match_the_cpu_in_place_and_not() {
+    let Some(gpu) = gpu() else { return };
+    let (cols, n_rows) = (200, 3);
+    let x = random(cols * n_rows, 21, 3.0);
+    let w = random(cols, 22, 1.0);
+    let (xb, wb, out) = (
+        gpu.upload_f32(&x).expect("x"),
+        gpu.upload_f32(&w).expect("w"),
+        gpu.zeros(cols * n_rows).expect("out"),
+    );
+    let mut step = gpu.step();
+    step.rms_norm(&xb, Some(&wb), (cols, n_rows), 1e-6, &out);
+    step.submit();
+    let got = gpu.read_f32(&out, cols * n_rows).expect("read");
+    let mut want = vec![0.0; cols * n_rows];
+    for (src, dst) in x.chunks_exact(cols).zip(want.chunks_exact_mut(cols)) {
+        ops::rms_norm(src, &w, 1e-6, dst);
+    }
+    assert_close("rms_norm", &got, &want, 1e-10);
+
+    // Per-head norm in place (QK-norm): rows of 20 without a weight... then softmax of the result.
+    let mut step = gpu.step();
+    step.rms_norm(&xb, None, (20, cols * n_rows / 20), 1e-5, &xb);
+    step.softmax(&xb, cols, n_rows);
+    step.submit();
+    let got = gpu.read_f32(&xb, cols * n_rows).expect("read");
+    let mut want = x.clone();
+    let ones = vec![1.0; 20];
+    want.chunks_exact_mut(20)
+        .for_each(|h| ops::rms_norm_inplace(h, &ones, 1e-5));
+    want.chunks_exact_mut(cols).for_each(ops::softmax_inplace);
+    assert_close("rms_norm in place, softmax", &got, &want, 1e-10);
+}
+
+fn rope_case(style: RopeStyle, yarn: bool) -> RopeParams {
+    let mut p = RopeParams::new(style, 32, 10_000.0);
+    if yarn {
+        p.freq_scale = 0.25;
+        p.yarn = Some(Yarn {
+            ext_factor: 1.0,
+            corr_dims: ops::yarn_corr_dims(32, 4096, 10_000.0, 32.0, 1.0),
+        });
+    }
+    p
+}
+
+#[test]
+fn rope_normal_and_neox_match_the_cpu_with_and_without_yarn() {
+    let Some(gpu) = gpu() else { return };
+    let (n_heads, head_dim) = (3, 48); // n_rot 32 < head_dim: the last 16 dims pass through.
+    let positions = [0usize, 1, 17, 1000];
+    for style in [RopeStyle::Normal, RopeStyle::Neox] {
+        for yarn in [false, true] {
+            let p = rope_case(style, yarn);
+            let x = random(positions.len() * n_heads * head_dim, 31, 2.0);
+            let xb = gpu.upload_f32(&x).expect("x");
+            let mut step = gpu.step();
+            let tokens: Vec<_> = positions.iter().map(|&pos| (pos, &p)).collect();
+            step.rope(&xb, &tokens, &GpuRope { n_heads, head_dim });
+            step.submit();
+            let got = gpu.read_f32(&xb, x.len()).expect("read");
+            let mut want = x.clone();
+            for (row, &pos) in want.chunks_exact_mut(n_heads * head_dim).zip(&positions) {
+                ops::rope_inplace(row, n_heads, head_dim, pos, &p);
+            }
+            assert_close(&format!("rope {style:?} yarn {yarn}"), &got, &want, 1e-10);
+        }
+    }
+}
+
+#[test]
+fn elementwise_ops_match_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let n = 300;
+    let (a, b, bias) = (random(n, 41, 4.0), random(n, 42, 4.0), random(30, 43, 1.0));
+    let (ab, bb, biasb) = (
+        gpu.upload_f32(&a).expect("a"),
+        gpu.upload_f32(&b).expect("b"),
+        gpu.upload_f32(&bias).expect("bias"),
+    );
+    let outs: Vec<_> = (0..3).map(|_| gpu.zeros(n).expect("out")).collect();
+    let mut step = gpu.step();
+    step.silu_mul(&outs[0], &ab, &bb, n);
+    step.gelu_mul(&outs[1], &ab, &bb, n);
+    step.swiglu_oai_mul(&outs[2], &ab, &bb, n, 1.702, 7.0);
+    step.submit();
+    let mut want = vec![0.0; n];
+    ops::silu_mul(&a, &b, &mut want);
+    assert_close(
+        "silu_mul",
+        &gpu.read_f32(&outs[0], n).expect("read"),
+        &want,
+        1e-10,
+    );
+    ops::gelu_mul(&a, &b, &mut want);
+    assert_close(
+        "gelu_mul",
+        &gpu.read_f32(&outs[1], n).expect("read"),
+        &want,
+        1e-6,
+    );
+    ops::swiglu_oai_mul(&a, &b, 1.702, 7.0, &mut want);
+    assert_close(
+        "swiglu_oai",
+        &gpu.read_f32(&outs[2], n).expect("read"),
+        &want,
+        1e-10,
+    );
+
+    // Residual add, a bias on every row of 30, element-wise mul, scale and soft-cap, in order.
+    let mut step = gpu.step();
+    step.add(&ab, &bb, n, n);
+    step.add(&ab, &biasb, n, 30);
+    step.mul(&ab, &bb, n, n);
+    step.scale(&ab, n, 0.5);
+    step.softcap(&ab, n, 3.0);
+    step.submit();
+    let mut want = a.clone();
+    ops::add_inplace(&mut want, &b);
+    want.chunks_exact_mut(30)
+        .for_each(|r| ops::add_inplace(r, &bias));
+    ops::mul_inplace(&mut want, &b);
+    ops::scale_inplace(&mut want, 0.5);
+    want.iter_mut().for_each(|v| *v = 3.0 * (*v / 3.0).tanh());
+    assert_close(
+        "add, bias, mul, scale, softcap",
+        &gpu.read_f32(&ab, n).expect("read"),
+        &want,
+        1e-10,
+    );
+}
+
+struct AttnCase {
+    n_head: usize,
+    n_kv_head: usize,
+    head_dim: usize,
+    n_ctx: usize,
+    window: Option<usize>,
+    softcap: Option<f32>,
+    sinks: bool,
+}
+
+fn check_attention(gpu: &Gpu, c: &AttnCase) {
+    let kvd = c.n_kv_head * c.head_dim;
+    let k = random(c.n_ctx * kvd, 51, 1.0);
+    let v = random(c.n_ctx * kvd, 52, 1.0);
+    // Query rows: the first, a middle and the last position, as a prefill's causal rows would be.
+    let positions = [0, c.n_ctx / 2, c.n_ctx - 1];
+    let qd = c.n_head * c.head_dim;
+    let q = random(positions.len() * qd, 53, 1.0);
+    let sinks = random(c.n_head, 54, 2.0);
+    let (kc, vc) = (
+        gpu.zeros(c.n_ctx * kvd / 2).expect("k"),
+        gpu.zeros(c.n_ctx * kvd / 2).expect("v"),
+    );
+    let (kb, vb, qb) = (
+        gpu.upload_f32(&k).expect("k"),
+        gpu.upload_f32(&v).expect("v"),
+        gpu.upload_f32(&q).expect("q"),
+    );
+    let sinks_b = gpu.upload_f32(&sinks).expect("sinks");
+    let out = gpu.zeros(positions.len() * qd).expect("out");
+    let rows: Vec<_> = positions
+        .iter()
+        .map(|&pos| AttentionRow {
+            kv_base: 0,
+            window: ops::QueryRow::causal(0, pos, c.window).window,
+        })
+        .collect();
+    let scale = 1.0 / (c.head_dim as f32).sqrt();
+    let cache_rows: Vec<u32> = (0..c.n_ctx as u32).collect();
+    let mut step = gpu.step();
+    step.kv_store((&kb, 0), &kc, &cache_rows, kvd);
+    step.kv_store((&vb, 0), &vc, &cache_rows, kvd);
+    let p = GpuAttention {
+        n_head: c.n_head,
+        n_kv_head: c.n_kv_head,
+        head_dim: c.head_dim,
+        scale,
+        softcap: c.softcap,
+        sinks: c.sinks.then_some(&sinks_b),
+    };
+    step.attention((&qb, 0), (&kc, &vc), &rows, &p, &out);
+    step.submit();
+    let got = gpu.read_f32(&out, positions.len() * qd).expect("read");
+    let (k16, v16): (Vec<f16>, Vec<f16>) = (
+        k.iter().map(|&x| f16::from_f32(x)).collect(),
+        v.iter().map(|&x| f16::from_f32(x)).collect(),
+    );
+    let cpu = AttentionParams {
+        n_head: c.n_head,
+        n_kv_head: c.n_kv_head,
+        head_dim: c.head_dim,
+        scale,
+        softcap: c.softcap,
+        sinks: c.sinks.then_some(&sinks[..]),
+    };
+    let mut want = vec![0.0; got.len()];
+    for ((row, qr), dst) in rows
+        .iter()
+        .zip(q.chunks_exact(qd))
+        .zip(want.chunks_exact_mut(qd))
+    {
+        ops::attention_ext(
+            qr,
+            &k16,
+            &v16,
+            row.window.clone(),
+            &cpu,
+            dst,
+            &mut Vec::new(),
+        );
+    }
+    let what = format!(
+        "attention {}:{} heads, ctx {}, window {:?}, softcap {:?}, sinks {}",
+        c.n_head, c.n_kv_head, c.n_ctx, c.window, c.softcap, c.sinks
+    );
+    assert_close(&what, &got, &want, 1e-7);
+}
+
+#[test]
+fn attention_matches_the_cpu_causal_gqa_window_softcap_sinks() {
+    let Some(gpu) = gpu() else { return };
+    let cases = [
+        AttnCase {
+            n_head: 4,
+            n_kv_head: 4,
+            head_dim: 64,
+            n_ctx: 1,
+            window: None,
+            softcap: None,
+            sinks: false,
+        },
+        AttnCase {
+            n_head: 8,
+            n_kv_head: 2,
+            head_dim: 64,
+            n_ctx: 130,
+            window: None,
+            softcap: None,
+            sinks: false,
+        },
+        AttnCase {
+            n_head: 4,
+            n_kv_head: 1,
+            head_dim: 256,
+            n_ctx: 70,
+            window: Some(16),
+            softcap: None,
+            sinks: false,
+        },
+        AttnCase {
+            n_head: 2,
+            n_kv_head: 1,
+            head_dim: 32,
+            n_ctx: 90,
+            window: None,
+            softcap: Some(50.0),
+            sinks: true,
+        },
+    ];
+    for c in &cases {
+        check_attention(&gpu, c);
+    }
+}
