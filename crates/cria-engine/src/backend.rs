@@ -36,7 +36,6 @@ pub trait Vocab: Send + Sync {
     fn end_of_generation_ids(&self) -> Vec<u32>;
 }
 
-#[cfg(feature = "model")]
 impl Vocab for cria_tokenizer::Tokenizer {
     fn token_bytes(&self, id: u32) -> &[u8] {
         cria_tokenizer::Tokenizer::token_bytes(self, id)
