@@ -105,7 +105,8 @@ pub enum StopReason {
 }
 
 impl Stats {
-    /// Prints the timings line to stderr, as llama.cpp's tools do.
+    /// Prints the timings line to stderr, as llama.cpp's tools do. The prompt's time runs to the first token;
+    /// the generation rate counts the tokens after it over the time after it (0 for one token).
     pub fn report(&self) {
         let rate = |n: usize, t: Duration| n as f64 / t.as_secs_f64().max(1e-9);
         eprintln!(
@@ -113,7 +114,10 @@ impl Stats {
             self.prompt_tokens,
             rate(self.prompt_tokens, self.prompt_time),
             self.generated_tokens,
-            rate(self.generated_tokens, self.generation_time),
+            rate(
+                self.generated_tokens.saturating_sub(1),
+                self.generation_time
+            ),
             self.stop
         );
     }
