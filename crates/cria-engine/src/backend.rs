@@ -11,6 +11,10 @@ pub struct Step<'a> {
     pub slot: usize,
     /// The KV pool blocks of the sequence's positions, in order; they cover `start + tokens.len()`.
     pub blocks: &'a [u32],
+    /// Where the backend keeps its sliding-window layers in a pool of their own
+    /// ([`Backend::sliding_window`]): their block table, holding the positions the step's queries see (the
+    /// window before `start` on); blocks behind the window are given back (`u32::MAX`).
+    pub window_blocks: Option<&'a [u32]>,
     pub start: usize,
     pub tokens: &'a [u32],
     pub want_logits: bool,
@@ -24,6 +28,12 @@ pub trait Backend {
     fn forward(&mut self, steps: &[Step<'_>]) -> Result<Vec<Vec<f32>>, EngineError>;
     /// Bytes of KV cache allocated.
     fn kv_bytes(&self) -> usize;
+    /// The window of the sliding-window layers, when the backend keeps them in a pool of their own of
+    /// [`EngineConfig::window_blocks`](crate::EngineConfig::window_blocks) blocks: then each step carries
+    /// their block table, and blocks behind the window may be given back.
+    fn sliding_window(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// The token facts the stop rules need.
@@ -36,7 +46,6 @@ pub trait Vocab: Send + Sync {
     fn end_of_generation_ids(&self) -> Vec<u32>;
 }
 
-#[cfg(feature = "model")]
 impl Vocab for cria_tokenizer::Tokenizer {
     fn token_bytes(&self, id: u32) -> &[u8] {
         cria_tokenizer::Tokenizer::token_bytes(self, id)

@@ -97,21 +97,27 @@ impl BlockManager {
         }
         for chunk in tokens.chunks_exact(self.block_size) {
             let hash = block_hash(parent, chunk);
-            let Some(&id) = self.cached.get(&hash) else {
+            let Some(id) = self.take_cached(hash, parent, chunk) else {
                 break;
             };
-            let matches = self.blocks[id as usize]
-                .key
-                .as_ref()
-                .is_some_and(|k| k.parent == parent && k.tokens == chunk);
-            if !matches {
-                break;
-            }
-            self.take(id);
             found.push((id, hash));
             parent = hash;
         }
         found
+    }
+
+    /// The cached block keyed `hash` (holding `tokens` after the block keyed `parent`), taken for the caller.
+    pub fn take_cached(&mut self, hash: u64, parent: u64, tokens: &[u32]) -> Option<u32> {
+        let &id = self.cached.get(&hash)?;
+        let matches = self.blocks[id as usize]
+            .key
+            .as_ref()
+            .is_some_and(|k| k.parent == parent && k.tokens == tokens);
+        if !matches {
+            return None;
+        }
+        self.take(id);
+        Some(id)
     }
 
     /// A block for new positions: a free one, else the least recently released cached one (evicted).

@@ -53,6 +53,21 @@ impl EngineConfig {
     }
 }
 
+impl EngineConfig {
+    /// Blocks of the sliding-window layers' own pool for a model whose window is `window` (llama.cpp sizes
+    /// its SWA cache so): each slot holds at most the window, a prefill chunk and two part-filled blocks at
+    /// once, and as much again stays for the prompt cache (a cached prefix is only usable while the window
+    /// before its end is still there). `None` where a window saves nothing against full contexts.
+    pub fn window_blocks(&self, window: Option<usize>) -> Option<usize> {
+        let bs = self.block_size.max(1);
+        let per_seq = (window? + self.prefill_chunk.max(1)).div_ceil(bs) + 2;
+        if per_seq >= self.ctx.div_ceil(bs) {
+            return None;
+        }
+        Some((2 * self.parallel.max(1) * per_seq).min(self.kv_blocks()))
+    }
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {

@@ -28,6 +28,7 @@ pub mod scheduler;
 mod sequence;
 mod stats;
 pub mod text;
+mod window;
 mod worker;
 
 pub use backend::{Backend, Step, Vocab};

@@ -6,6 +6,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::blocks::{BlockManager, root_hash};
 use crate::scheduler::Need;
 use crate::text::{Push, TextStream};
+use crate::window::WindowTable;
 use crate::{Event, FinishReason, Request, TokenLogprob, Vocab};
 
 pub(crate) struct Sequence {
@@ -17,6 +18,8 @@ pub(crate) struct Sequence {
     fed: usize,
     /// The pool blocks holding its positions, in order (the block table the model reads through).
     pub blocks: Vec<u32>,
+    /// The sliding-window layers' block table, where they have a pool of their own.
+    pub window_blocks: WindowTable,
     /// Full blocks keyed in the prompt cache so far, and the last one's key hash (the next one's parent).
     registered: usize,
     parent: u64,
@@ -41,6 +44,7 @@ impl Sequence {
             prompt_len,
             fed: 0,
             blocks: Vec::new(),
+            window_blocks: WindowTable::default(),
             registered: 0,
             parent: root,
             cached_prompt: 0,
@@ -66,8 +70,15 @@ impl Sequence {
     }
 
     /// Starts from cached blocks (`found`: ids and key hashes, from [`BlockManager::lookup`]) of
-    /// `block_size` positions: their positions count as fed.
-    pub fn start_from_cache(&mut self, found: &[(u32, u64)], block_size: usize) {
+    /// `block_size` positions, and the sliding-window layers' `window` table for them: their positions count
+    /// as fed.
+    pub fn start_from_cache(
+        &mut self,
+        found: &[(u32, u64)],
+        window: WindowTable,
+        block_size: usize,
+    ) {
+        self.window_blocks = window;
         if let Some(&(_, hash)) = found.last() {
             self.parent = hash;
         }
@@ -82,23 +93,36 @@ impl Sequence {
         self.cached_prompt
     }
 
-    /// Allocates blocks until positions `..upto` have one; false when the pool has none left.
-    pub fn reserve(&mut self, upto: usize, blocks: &mut BlockManager) -> bool {
+    /// Allocates blocks (in the sliding-window layers' pool too, given its manager) until positions `..upto`
+    /// have one; false when a pool has none left.
+    pub fn reserve(
+        &mut self,
+        upto: usize,
+        blocks: &mut BlockManager,
+        window: Option<&mut BlockManager>,
+    ) -> bool {
         while self.blocks.len() * blocks.block_size() < upto {
             match blocks.allocate() {
                 Some(id) => self.blocks.push(id),
                 None => return false,
             }
         }
-        true
+        window.is_none_or(|w| self.window_blocks.reserve(upto, w))
     }
 
-    /// Keys the blocks that are full and computed, so later requests can start from them.
-    pub fn register_full_blocks(&mut self, blocks: &mut BlockManager) {
+    /// Keys the blocks that are full and computed (in both pools), so later requests can start from them.
+    pub fn register_full_blocks(
+        &mut self,
+        blocks: &mut BlockManager,
+        mut window: Option<&mut BlockManager>,
+    ) {
         let bs = blocks.block_size();
         while (self.registered + 1) * bs <= self.fed {
             let r = self.registered;
             let tokens = &self.tokens[r * bs..(r + 1) * bs];
+            if let (Some(w), Some(id)) = (window.as_deref_mut(), self.window_blocks.get(r)) {
+                w.register(id, self.parent, tokens);
+            }
             self.parent = blocks.register(self.blocks[r], self.parent, tokens);
             self.registered += 1;
         }

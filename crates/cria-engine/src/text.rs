@@ -1,4 +1,8 @@
 //! Turns token bytes into text deltas that never split a UTF-8 character and never leak part of a stop string.
+//! Whole characters come from the tokenizer's [`Utf8Stream`] (the one UTF-8 assembler); this adds the stop
+//! strings.
+
+use cria_tokenizer::Utf8Stream;
 
 /// The outcome of pushing one token's bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,7 +18,7 @@ pub enum Push {
 pub struct TextStream {
     stops: Vec<String>,
     /// Bytes of an incomplete UTF-8 character.
-    partial: Vec<u8>,
+    partial: Utf8Stream,
     /// Decoded text held back because it could be the start of a stop string.
     held: String,
     /// Which stop string ended the text (its index among the non-empty ones, in the order given).
@@ -33,8 +37,7 @@ impl TextStream {
 
     /// Adds one token's bytes.
     pub fn push(&mut self, bytes: &[u8]) -> Push {
-        self.partial.extend_from_slice(bytes);
-        let decoded = take_utf8(&mut self.partial);
+        let decoded = self.partial.push_bytes(bytes);
         self.held.push_str(&decoded);
         if let Some((pos, which)) = self.first_stop() {
             self.matched = Some(which);
@@ -49,7 +52,7 @@ impl TextStream {
     /// Everything still held back, at the end of generation (invalid trailing bytes become U+FFFD).
     pub fn finish(&mut self) -> String {
         let mut out = std::mem::take(&mut self.held);
-        out.push_str(&String::from_utf8_lossy(&std::mem::take(&mut self.partial)));
+        out.push_str(&self.partial.finish());
         out
     }
 
@@ -80,35 +83,6 @@ impl TextStream {
                     .any(|s| s.len() > n && s.starts_with(&h[h.len() - n..]))
             })
             .unwrap_or(0)
-    }
-}
-
-/// Removes and returns the longest decodable prefix of `buf`; bytes that can never be UTF-8 become U+FFFD,
-/// an incomplete character at the end stays in `buf`.
-fn take_utf8(buf: &mut Vec<u8>) -> String {
-    let mut out = String::new();
-    loop {
-        match std::str::from_utf8(buf) {
-            Ok(s) => {
-                out.push_str(s);
-                buf.clear();
-                return out;
-            }
-            Err(e) => {
-                let valid = e.valid_up_to();
-                out.push_str(&String::from_utf8_lossy(&buf[..valid]));
-                match e.error_len() {
-                    Some(bad) => {
-                        out.push(char::REPLACEMENT_CHARACTER);
-                        buf.drain(..valid + bad);
-                    }
-                    None => {
-                        buf.drain(..valid);
-                        return out;
-                    }
-                }
-            }
-        }
     }
 }
 

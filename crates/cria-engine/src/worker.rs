@@ -14,6 +14,7 @@ use crate::fault::panic_message;
 use crate::scheduler::{self, Need, Slots};
 use crate::sequence::Sequence;
 use crate::stats::Stats;
+use crate::window::{WindowPool, WindowTable, take_window};
 use crate::{Backend, Event, FAULT_ENV, Request, Step, Vocab};
 
 pub(crate) enum Command {
@@ -28,6 +29,8 @@ pub(crate) struct Worker<B> {
     stats: Arc<Stats>,
     slots: Slots,
     blocks: BlockManager,
+    /// The sliding-window layers' pool, where the backend keeps them apart.
+    windowed: Option<WindowPool>,
     waiting: VecDeque<(Request, UnboundedSender<Event>)>,
     running: Vec<Sequence>,
     shutting_down: bool,
@@ -43,6 +46,11 @@ impl<B: Backend> Worker<B> {
     pub fn new(backend: B, vocab: Arc<dyn Vocab>, config: EngineConfig, stats: Arc<Stats>) -> Self {
         let slots = Slots::new(config.parallel.max(1));
         let blocks = BlockManager::new(config.kv_blocks(), config.block_size, config.prompt_cache);
+        let window = backend.sliding_window();
+        let windowed = config.window_blocks(window).zip(window).map(|(n, window)| {
+            let blocks = BlockManager::new(n, config.block_size, config.prompt_cache);
+            WindowPool { window, blocks }
+        });
         Worker {
             backend,
             vocab,
@@ -50,6 +58,7 @@ impl<B: Backend> Worker<B> {
             stats,
             slots,
             blocks,
+            windowed,
             waiting: VecDeque::new(),
             running: Vec::new(),
             shutting_down: false,
@@ -97,7 +106,7 @@ impl<B: Backend> Worker<B> {
             .partition(|s| in_step.contains(&s.slot));
         self.running = kept;
         for seq in &failed {
-            self.blocks.release(&seq.blocks);
+            self.release_blocks(seq);
             seq.fail(format!(
                 "internal error: the engine failed while generating this request ({message}); the request was stopped"
             ));
@@ -119,6 +128,9 @@ impl<B: Backend> Worker<B> {
         self.slots = Slots::all_but(self.config.parallel.max(1), &held);
         // Whatever the panic interrupted, no block it might have half written stays in the prompt cache.
         self.blocks.forget_unreferenced();
+        if let Some(w) = &mut self.windowed {
+            w.blocks.forget_unreferenced();
+        }
         self.consecutive_faults += 1;
         if self.consecutive_faults >= self.config.max_consecutive_faults.max(1) {
             return Err(format!(
@@ -235,10 +247,24 @@ impl<B: Backend> Worker<B> {
         let prompt = seq.prompt();
         let limit = prompt.len().saturating_sub(1) / unit * unit;
         let mut found = self.blocks.lookup(seq.root(), &prompt[..limit]);
-        let keep = found.len() * bs / unit * unit / bs;
+        let mut keep = found.len() * bs / unit * unit / bs;
+        let mut window = WindowTable::default();
+        if let Some(w) = &mut self.windowed {
+            // The longest of those prefixes whose window is still cached.
+            loop {
+                let found = &found[..keep];
+                if let Some((first, blocks)) =
+                    take_window(&mut w.blocks, w.window, seq.root(), prompt, found)
+                {
+                    window = WindowTable::starting_from(first, &blocks);
+                    break;
+                }
+                keep -= unit / bs;
+            }
+        }
         let extra: Vec<u32> = found.drain(keep..).map(|f| f.0).collect();
         self.blocks.release(&extra);
-        seq.start_from_cache(&found, bs);
+        seq.start_from_cache(&found, window, bs);
         if self.config.prompt_cache {
             let queried = seq.prompt().len() as u64;
             self.stats
@@ -249,8 +275,16 @@ impl<B: Backend> Worker<B> {
         }
     }
 
-    fn release(&mut self, seq: &Sequence) {
+    /// Gives back the blocks `seq` holds, in both pools.
+    fn release_blocks(&mut self, seq: &Sequence) {
         self.blocks.release(&seq.blocks);
+        if let Some(w) = &mut self.windowed {
+            w.blocks.release(&seq.window_blocks.held());
+        }
+    }
+
+    fn release(&mut self, seq: &Sequence) {
+        self.release_blocks(seq);
         self.backend.reset_slot(seq.slot);
         self.slots.release(seq.slot);
     }
@@ -277,6 +311,10 @@ impl<B: Backend> Worker<B> {
             .map(|((s, &n), &want_logits)| Step {
                 slot: s.slot,
                 blocks: &s.blocks,
+                window_blocks: self
+                    .windowed
+                    .as_ref()
+                    .map(|_| s.window_blocks.blocks.as_slice()),
                 start: s.fed(),
                 tokens: s.pending(n),
                 want_logits,
@@ -307,7 +345,13 @@ impl<B: Backend> Worker<B> {
             }
             let logits = outputs.next().unwrap_or_default();
             seq.advance(counts[i]);
-            seq.register_full_blocks(&mut self.blocks);
+            let mut window = self.windowed.as_mut();
+            seq.register_full_blocks(&mut self.blocks, window.as_mut().map(|w| &mut w.blocks));
+            if let Some(w) = window {
+                let next = seq.fed();
+                seq.window_blocks
+                    .give_back_behind(next, w.window, &mut w.blocks);
+            }
             if wants[i] && seq.on_logits(&logits, self.vocab.as_ref()).is_some() {
                 finished.push(i);
             }
@@ -339,7 +383,8 @@ impl<B: Backend> Worker<B> {
         let mut failed = Vec::new();
         for (i, seq) in self.running.iter_mut().enumerate() {
             let upto = seq.fed() + counts[i];
-            if counts[i] > 0 && !seq.reserve(upto, &mut self.blocks) {
+            let window = self.windowed.as_mut().map(|w| &mut w.blocks);
+            if counts[i] > 0 && !seq.reserve(upto, &mut self.blocks, window) {
                 seq.fail("internal error: the KV cache has no free block".into());
                 failed.push(i);
             }

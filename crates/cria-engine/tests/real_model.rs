@@ -80,6 +80,7 @@ impl Direct {
             .map(|&(slot, tokens, want_logits)| Step {
                 slot,
                 blocks: &self.tables[slot],
+                window_blocks: None,
                 start: self.fed[slot],
                 tokens,
                 want_logits,

@@ -28,6 +28,14 @@ pub enum ModelError {
     BadHyperparameter { key: String, why: String },
     #[error("context full: {needed} tokens needed, the sequence holds at most {capacity}")]
     ContextFull { needed: usize, capacity: usize },
+    #[error(
+        "the sliding-window layers' block table does not hold positions {from}..{to} (their window) in their pool of {n_blocks} blocks"
+    )]
+    WindowNotHeld {
+        from: usize,
+        to: usize,
+        n_blocks: usize,
+    },
     #[error("KV block {block} is outside the pool ({n_blocks} blocks)")]
     NoSuchBlock { block: u32, n_blocks: usize },
     #[error("token id {id} is outside the vocabulary ({n_vocab} tokens)")]

@@ -96,9 +96,14 @@ impl KvCache {
     }
 }
 
-/// Keys and values of every layer in `n_blocks` blocks of `block_size` positions, shared by many sequences
-/// (a paged cache): a sequence's block table says which blocks hold its positions, in order. Which block
-/// belongs to whom, and when a block is free, is the engine's bookkeeping; the pool only stores rows.
+/// Keys and values of every layer in blocks of `block_size` positions, shared by many sequences (a paged
+/// cache): a sequence's block table says which blocks hold its positions, in order. Which block belongs to
+/// whom, and when a block is free, is the engine's bookkeeping; the pool only stores rows.
+///
+/// Sliding-window layers may have a pool of their own (`n_window_blocks`, fewer blocks than the others have):
+/// they only ever read the last `window` positions, so their sequences give back the blocks behind the window
+/// and address the rest through a second table ([`crate::PagedSeq::window_blocks`]), as llama.cpp sizes its
+/// SWA cache to the window.
 ///
 /// Zero-initialised like [`KvCache`], so memory is mapped as blocks are first written.
 #[derive(Debug)]
@@ -106,21 +111,47 @@ pub struct KvPool {
     kv_dim: usize,
     block_size: usize,
     n_blocks: usize,
-    /// Per layer: `n_blocks * block_size` rows of `kv_dim` keys, as f16 bits.
+    /// Blocks of the sliding-window layers' pool, when they have their own.
+    n_window_blocks: Option<usize>,
+    /// Per layer: whether it is a sliding-window layer with a pool of its own.
+    windowed: Vec<bool>,
+    /// Per layer: its blocks' rows of `kv_dim` keys, as f16 bits.
     keys: Vec<Vec<u16>>,
     values: Vec<Vec<u16>>,
 }
 
 impl KvPool {
-    pub(crate) fn new(n_layer: usize, kv_dim: usize, block_size: usize, n_blocks: usize) -> Self {
+    /// A pool for layers of which those marked in `sliding` (one flag a layer) keep their own pool of
+    /// `n_window_blocks` blocks when that is given; the others (all, without it) share `n_blocks`.
+    pub(crate) fn new(
+        sliding: &[bool],
+        kv_dim: usize,
+        block_size: usize,
+        n_blocks: usize,
+        n_window_blocks: Option<usize>,
+    ) -> Self {
         let block_size = block_size.max(1);
-        let layer = || vec![0u16; kv_dim * block_size * n_blocks];
+        let windowed: Vec<bool> = sliding
+            .iter()
+            .map(|&s| s && n_window_blocks.is_some())
+            .collect();
+        let rows = |w: bool| {
+            block_size
+                * if w {
+                    n_window_blocks.unwrap_or(0)
+                } else {
+                    n_blocks
+                }
+        };
+        let layer = |&w: &bool| vec![0u16; kv_dim * rows(w)];
         KvPool {
             kv_dim,
             block_size,
             n_blocks,
-            keys: (0..n_layer).map(|_| layer()).collect(),
-            values: (0..n_layer).map(|_| layer()).collect(),
+            n_window_blocks,
+            keys: windowed.iter().map(layer).collect(),
+            values: windowed.iter().map(layer).collect(),
+            windowed,
         }
     }
 
@@ -129,26 +160,35 @@ impl KvPool {
         self.block_size
     }
 
-    /// Blocks in the pool.
+    /// Blocks in the pool the layers without a pool of their own share.
     pub fn n_blocks(&self) -> usize {
         self.n_blocks
     }
 
+    /// Blocks of the sliding-window layers' own pool, when they have one.
+    pub fn n_window_blocks(&self) -> Option<usize> {
+        self.n_window_blocks
+    }
+
+    /// Whether layer `il` reads and writes through the sliding-window table.
+    pub(crate) fn is_windowed(&self, il: usize) -> bool {
+        self.windowed.get(il).copied().unwrap_or(false)
+    }
+
     /// Memory held, in bytes.
     pub fn bytes(&self) -> usize {
-        2 * self.keys.len()
-            * self.kv_dim
-            * self.block_size
-            * self.n_blocks
-            * std::mem::size_of::<u16>()
+        let rows: usize = self.keys.iter().chain(&self.values).map(Vec::len).sum();
+        rows * std::mem::size_of::<u16>()
     }
 
-    /// Bytes one block takes across all layers, keys and values.
+    /// Bytes one block of the shared pool takes across the layers that use it, keys and values.
     pub fn block_bytes(&self) -> usize {
-        2 * self.keys.len() * self.kv_dim * self.block_size * std::mem::size_of::<u16>()
+        let layers = self.windowed.iter().filter(|&&w| !w).count();
+        2 * layers * self.kv_dim * self.block_size * std::mem::size_of::<u16>()
     }
 
-    /// Stores position `pos` of the sequence whose block table is `blocks`.
+    /// Stores position `pos` of layer `layer` of the sequence whose block table (for that layer's kind) is
+    /// `blocks`.
     pub(crate) fn store(&mut self, blocks: &[u32], layer: usize, pos: usize, k: &[f32], v: &[f32]) {
         let row = blocks[pos / self.block_size] as usize * self.block_size + pos % self.block_size;
         let row = row * self.kv_dim..(row + 1) * self.kv_dim;
@@ -160,7 +200,7 @@ impl KvPool {
         }
     }
 
-    /// Layer `layer` of the sequence whose block table is `blocks`.
+    /// Layer `layer` of the sequence whose block table (for that layer's kind) is `blocks`.
     pub(crate) fn view<'a>(&'a self, blocks: &'a [u32], layer: usize) -> KvView<'a> {
         KvView::paged(
             self.keys[layer].reinterpret_cast(),

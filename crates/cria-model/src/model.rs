@@ -84,9 +84,36 @@ impl Model {
         KvCache::new(self.spec.n_layer, self.spec.kv_dim(), max_tokens)
     }
 
-    /// A paged KV cache of `n_blocks` blocks of `block_size` positions, shared by many sequences.
+    /// A paged KV cache of `n_blocks` blocks of `block_size` positions, shared by many sequences; every layer
+    /// reads its positions through the one block table.
     pub fn new_pool(&self, block_size: usize, n_blocks: usize) -> KvPool {
-        KvPool::new(self.spec.n_layer, self.spec.kv_dim(), block_size, n_blocks)
+        self.new_windowed_pool(block_size, n_blocks, None)
+    }
+
+    /// A paged KV cache whose sliding-window layers, given `n_window_blocks`, keep a pool of that many blocks
+    /// of their own, addressed through a second block table ([`crate::PagedSeq::window_blocks`]).
+    pub fn new_windowed_pool(
+        &self,
+        block_size: usize,
+        n_blocks: usize,
+        n_window_blocks: Option<usize>,
+    ) -> KvPool {
+        let sliding: Vec<bool> = (0..self.spec.n_layer)
+            .map(|il| self.spec.layer_attention(il).window.is_some())
+            .collect();
+        let n_window_blocks = n_window_blocks.filter(|_| sliding.contains(&true));
+        KvPool::new(
+            &sliding,
+            self.spec.kv_dim(),
+            block_size,
+            n_blocks,
+            n_window_blocks,
+        )
+    }
+
+    /// The sliding window of the model's sliding-window layers, in positions, if it has any.
+    pub fn sliding_window(&self) -> Option<usize> {
+        (0..self.spec.n_layer).find_map(|il| self.spec.layer_attention(il).window)
     }
 
     /// Bytes of weight data read per generated token (every matrix once, one embedding row aside).

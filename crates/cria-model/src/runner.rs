@@ -40,6 +40,10 @@ pub struct SeqBatch<'a> {
 pub struct PagedSeq<'a> {
     /// The pool blocks holding the sequence's positions, in order; they must cover `start + tokens.len()`.
     pub blocks: &'a [u32],
+    /// Where the pool's sliding-window layers have a pool of their own ([`Model::new_windowed_pool`]): their
+    /// block table, in position order like `blocks`, holding at least the positions the step's queries see
+    /// (a window before the first); blocks before those may be given back (`u32::MAX`). `None` otherwise.
+    pub window_blocks: Option<&'a [u32]>,
     /// Positions already in the cache (computed earlier, by this sequence or one it shares blocks with).
     pub start: usize,
     /// The sequence's context size (LongRoPE picks its factors by it).
@@ -199,8 +203,13 @@ impl Runner {
             })
             .collect();
         let tables = batch.iter().map(|e| e.blocks).collect();
-        let mut store = PagedCaches { pool, tables };
-        store.check(&steps)?;
+        let window_tables = batch.iter().map(|e| e.window_blocks).collect();
+        let mut store = PagedCaches {
+            pool,
+            tables,
+            window_tables,
+        };
+        store.check(&steps, model.sliding_window())?;
         self.run(model, &steps, &mut store, Output::Logits)
     }
 

@@ -1,6 +1,7 @@
 //! The paged cache against the flat one: the same prompt through scattered blocks gives the same logits, bit
 //! for bit, and a sequence that starts from another's blocks (a shared prefix) gets what computing the whole
-//! prompt itself gives.
+//! prompt itself gives; sliding-window layers in a pool of their own, with the blocks behind the window given
+//! back, give the same bits too.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on bad fixtures
 
@@ -46,6 +47,7 @@ fn check(name: &str, folder: &str) {
     let mut got = Vec::new();
     for (start, end) in [(0, half), (half, n)] {
         let seq = PagedSeq {
+            window_blocks: None,
             blocks: &table_a,
             start,
             ctx: n,
@@ -73,6 +75,7 @@ fn check(name: &str, folder: &str) {
     let table_c = [0u32, 1];
     let batch = [
         PagedSeq {
+            window_blocks: None,
             blocks: &table_c,
             start: 0,
             ctx: n,
@@ -80,6 +83,7 @@ fn check(name: &str, folder: &str) {
             logits: Logits::Last,
         },
         PagedSeq {
+            window_blocks: None,
             blocks: &table_b,
             start: half,
             ctx: n,
@@ -117,6 +121,7 @@ fn a_block_table_too_short_for_the_step_is_an_error() {
     let mut runner = Runner::new(&model, 1);
     let mut pool = model.new_pool(BLOCK, 4);
     let seq = |blocks| PagedSeq {
+        window_blocks: None,
         blocks,
         start: 0,
         ctx: 64,
@@ -138,4 +143,87 @@ fn a_block_table_too_short_for_the_step_is_an_error() {
             .forward_paged(&model, &mut pool, &[seq(&[0, 3])])
             .is_ok()
     );
+}
+
+/// Gemma 3's sliding-window layers (window 512) in a pool of their own that holds little more than a window,
+/// the blocks behind the window given back (and reused) as the sequence grows past it: each prefill chunk's
+/// and each decoded token's logits equal the flat cache's, bit for bit.
+#[test]
+fn gemma3_window_pool_giving_back_blocks_behind_the_window_equals_flat() {
+    let Some(model) = load(MODELS[1].0) else {
+        return;
+    };
+    let window = model.sliding_window().unwrap();
+    let cases = read_jsonl(&reference_file(MODELS[1].1, "logits.jsonl"));
+    let text = ids(&cases[3]["tokens"]);
+    // Past the window: the license text's tokens over and over (its first token is BOS).
+    let (prompt_len, decoded) = (window + 150, 20);
+    let tokens: Vec<u32> = std::iter::once(text[0])
+        .chain(text[1..].iter().copied().cycle())
+        .take(prompt_len + decoded)
+        .collect();
+    let (bs, chunk) = (16, 64);
+    let prefill = (0..prompt_len)
+        .step_by(chunk)
+        .map(|s| (s, chunk.min(prompt_len - s)));
+    let steps: Vec<(usize, usize)> = prefill
+        .chain((prompt_len..tokens.len()).map(|p| (p, 1)))
+        .collect();
+    let mut runner = Runner::new(&model, 2);
+    let mut cache = model.new_cache(tokens.len());
+    let window_pool = (window + chunk).div_ceil(bs) + 1;
+    let mut pool = model.new_windowed_pool(bs, tokens.len().div_ceil(bs), Some(window_pool));
+    let table: Vec<u32> = (0..tokens.len().div_ceil(bs) as u32).collect();
+    let mut window_table: Vec<u32> = Vec::new();
+    let mut free: Vec<u32> = (0..window_pool as u32).rev().collect();
+    for (start, n) in steps {
+        let feed = &tokens[start..start + n];
+        let mut batch = [SeqBatch {
+            cache: &mut cache,
+            tokens: feed,
+            logits: Logits::Last,
+        }];
+        let want = runner.forward(&model, &mut batch).unwrap().remove(0);
+        // Give back the blocks no query from `start` on sees, then take blocks for the new positions.
+        let first_seen = (start + 1).saturating_sub(window) / bs;
+        for slot in window_table.iter_mut().take(first_seen) {
+            if *slot != u32::MAX {
+                free.push(std::mem::replace(slot, u32::MAX));
+            }
+        }
+        while window_table.len() * bs < start + n {
+            window_table.push(
+                free.pop()
+                    .expect("the window pool holds a window and a chunk"),
+            );
+        }
+        let seq = PagedSeq {
+            blocks: &table,
+            window_blocks: Some(&window_table),
+            start,
+            ctx: tokens.len(),
+            tokens: feed,
+            logits: Logits::Last,
+        };
+        let got = runner
+            .forward_paged(&model, &mut pool, &[seq])
+            .unwrap()
+            .remove(0);
+        assert_eq!(bits(&got), bits(&want), "positions {start}..{}", start + n);
+    }
+    let given_back = window_table.iter().filter(|&&b| b == u32::MAX).count();
+    assert!(given_back >= 8, "{given_back} blocks given back");
+    // A table that gave back a block the next query still sees is refused, not read.
+    let last = tokens.len() - 1;
+    window_table[(last + 1 - window) / bs] = u32::MAX;
+    let seq = PagedSeq {
+        blocks: &table,
+        window_blocks: Some(&window_table),
+        start: last,
+        ctx: tokens.len(),
+        tokens: &tokens[last..],
+        logits: Logits::Last,
+    };
+    let err = runner.forward_paged(&model, &mut pool, &[seq]).unwrap_err();
+    assert!(err.to_string().contains("window"), "{err}");
 }

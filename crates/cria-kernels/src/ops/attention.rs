@@ -92,7 +92,7 @@ pub fn attention_ext(
     scratch: &mut Vec<f32>,
 ) {
     let kv = KvView::contiguous(k_cache, v_cache);
-    check_shapes(p, q.len(), out.len(), &kv, window.end);
+    check_shapes(p, q.len(), out.len(), &kv, window.clone());
     out.fill(0.0);
     if window.is_empty() {
         return;
@@ -183,7 +183,7 @@ pub(super) fn check_shapes(
     q_len: usize,
     out_len: usize,
     kv: &KvView<'_>,
-    n_kv_tokens: usize,
+    window: Range<usize>,
 ) {
     assert!(
         p.n_kv_head > 0 && p.n_head.is_multiple_of(p.n_kv_head),
@@ -193,7 +193,7 @@ pub(super) fn check_shapes(
     );
     assert_eq!(q_len, p.n_head * p.head_dim, "attention: q length");
     assert_eq!(out_len, p.n_head * p.head_dim, "attention: out length");
-    kv.check(n_kv_tokens, kv_dim(p));
+    kv.check(window, kv_dim(p));
 }
 
 #[inline]

@@ -154,7 +154,7 @@ fn attention_rows_single<'c>(
         let row = &rows[i];
         let view = kv(row.seq);
         if h == 0 {
-            check_shapes(p, q_dim, q_dim, &view, row.window.end);
+            check_shapes(p, q_dim, q_dim, &view, row.window.clone());
         }
         assert!(!row.window.is_empty(), "attention_rows: empty window");
         let q_h = &q[task * p.head_dim..(task + 1) * p.head_dim];
@@ -193,7 +193,7 @@ fn attention_rows_grouped<'c>(
     let (q_dim, kv_dim) = (p.n_head * p.head_dim, kv_dim(p));
     let mut copies: Vec<SeqCopy> = Vec::new();
     for row in rows {
-        check_shapes(p, q_dim, q_dim, &kv(row.seq), row.window.end);
+        check_shapes(p, q_dim, q_dim, &kv(row.seq), row.window.clone());
         assert!(!row.window.is_empty(), "attention_rows: empty window");
         let w = &row.window;
         match copies.iter_mut().find(|c| c.seq == row.seq) {

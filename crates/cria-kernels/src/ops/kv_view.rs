@@ -66,22 +66,26 @@ impl<'c> KvView<'c> {
         })
     }
 
-    /// Panics unless positions `0..n` all have rows of `row_len` in both `k` and `v`.
-    pub(super) fn check(&self, n: usize, row_len: usize) {
+    /// Panics unless the positions of `window` (those attention reads) all have rows of `row_len` in both
+    /// `k` and `v`. Positions before it need not: a sliding-window layer's table may have given their
+    /// blocks back.
+    pub(super) fn check(&self, window: Range<usize>, row_len: usize) {
         let needed_blocks = if self.is_contiguous() {
             1
         } else {
-            n.div_ceil(self.block_rows)
+            window.end.div_ceil(self.block_rows)
         };
         assert!(
             needed_blocks <= self.blocks.len(),
-            "attention: block table shorter than {n} positions"
+            "attention: block table shorter than {} positions",
+            window.end
         );
         let len = self.k.len().min(self.v.len());
-        for (run, row) in self.runs(0..n) {
+        for (run, row) in self.runs(window.clone()) {
             assert!(
-                (row + run.len()) * row_len <= len,
-                "attention: cache shorter than {n} tokens"
+                row.saturating_add(run.len()).saturating_mul(row_len) <= len,
+                "attention: cache shorter than {} tokens",
+                window.end
             );
         }
     }
@@ -113,6 +117,19 @@ mod tests {
     #[should_panic(expected = "block table shorter")]
     fn a_short_block_table_is_refused() {
         let pool = vec![f16::ZERO; 64];
-        KvView::paged(&pool, &pool, &[1], 4).check(5, 2);
+        KvView::paged(&pool, &pool, &[1], 4).check(0..5, 2);
+    }
+
+    #[test]
+    fn given_back_blocks_before_the_window_are_not_checked() {
+        let pool = vec![f16::ZERO; 64];
+        KvView::paged(&pool, &pool, &[u32::MAX, 2], 4).check(4..7, 2);
+    }
+
+    #[test]
+    #[should_panic(expected = "cache shorter")]
+    fn a_given_back_block_inside_the_window_is_refused() {
+        let pool = vec![f16::ZERO; 64];
+        KvView::paged(&pool, &pool, &[u32::MAX, 2], 4).check(3..7, 2);
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use cria_tokenizer::ChatMessage;
+use cria_tokenizer::{ChatMessage, Tokenizer};
 use rustyline::error::ReadlineError;
 
 use super::generate::{SamplingArgs, Session};
@@ -34,14 +34,12 @@ const HELP: &str =
 pub fn run(args: Args) -> anyhow::Result<()> {
     let threads = args.model.check()?;
     super::load::cpu_only(&args.model, "chat");
-    let mut sampler = args.sampling.sampler()?;
+    let sampling = args.sampling.params()?;
     let model = load_model(&args.model)?;
-    let mut session = Session::new(&model, threads, args.sampling.ctx(&model))?;
-    let template = chat_template(
-        &session.tokenizer,
-        &model.spec().arch,
-        args.chat_template.as_ref(),
-    )?;
+    let ctx = args.sampling.ctx(&model);
+    let tokenizer = Arc::new(Tokenizer::from_gguf(model.gguf())?);
+    let template = chat_template(&tokenizer, &model.spec().arch, args.chat_template.as_ref())?;
+    let session = Session::new(model, tokenizer, threads, ctx)?;
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&interrupted);
     ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
@@ -69,8 +67,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "" => continue,
             "/exit" | "/quit" => break,
             "/reset" => {
+                // The engine's prompt cache may keep the old turns' KV; the next prompt just will not match it.
                 messages = opening.clone();
-                session.reset();
                 eprintln!("(conversation reset)");
                 continue;
             }
@@ -91,9 +89,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         interrupted.store(false, Ordering::Relaxed);
         let mut reply = String::new();
         let result = session.generate(
-            &prompt,
+            prompt,
             args.sampling.max_tokens,
-            &mut sampler,
+            &sampling,
             &interrupted,
             |text| {
                 reply.push_str(text);

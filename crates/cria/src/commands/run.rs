@@ -1,9 +1,10 @@
 //! `cria run`: answer one prompt, streaming the text to stdout.
 
 use std::io::Write;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use cria_tokenizer::ChatMessage;
+use cria_tokenizer::{ChatMessage, Tokenizer};
 
 use super::generate::{SamplingArgs, Session};
 use super::load::{ModelArgs, load_model};
@@ -38,30 +39,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let threads = args.model.check()?;
     super::load::cpu_only(&args.model, "run");
-    let mut sampler = args.sampling.sampler()?;
+    let sampling = args.sampling.params()?;
     let model = load_model(&args.model)?;
-    let mut session = Session::new(&model, threads, args.sampling.ctx(&model))?;
+    let ctx = args.sampling.ctx(&model);
+    let tokenizer = Arc::new(Tokenizer::from_gguf(model.gguf())?);
     let tokens = if args.raw {
-        session.tokenizer.encode(&prompt, true, false)
+        tokenizer.encode(&prompt, true, false)
     } else {
-        let template = chat_template(
-            &session.tokenizer,
-            &model.spec().arch,
-            args.chat_template.as_ref(),
-        )?;
+        let template = chat_template(&tokenizer, &model.spec().arch, args.chat_template.as_ref())?;
         let messages = [ChatMessage {
             role: "user".into(),
             content: prompt,
         }];
-        session
-            .tokenizer
-            .encode(&template.render(&messages, true)?, true, true)
+        tokenizer.encode(&template.render(&messages, true)?, true, true)
     };
+    let session = Session::new(model, tokenizer, threads, ctx)?;
     let stdout = std::io::stdout();
     let stats = session.generate(
-        &tokens,
+        tokens,
         args.sampling.max_tokens,
-        &mut sampler,
+        &sampling,
         &AtomicBool::new(false),
         |text| {
             let mut out = stdout.lock();
