@@ -9,6 +9,7 @@ use cria_gpu::{AttentionRow, DeviceChoice, Gpu, GpuAttention, GpuRope};
 use cria_kernels::GgmlType;
 use cria_kernels::matmul::{WeightRef, matmul};
 use cria_kernels::ops::{self, AttentionParams, RopeParams, RopeStyle, Yarn};
+use cria_kernels::packed::Layout;
 use cria_kernels::pool::ThreadPool;
 use cria_kernels::quant::{can_quantize, quantize_row};
 use half::f16;
@@ -157,6 +158,7 @@ fn matmul_matches_the_cpu_matmul_for_every_format_decode_and_prefill() {
                 rows,
                 cols,
                 data: &data,
+                layout: Layout::Rows,
             };
             matmul(&pool, &wr, &x, n_tok, &mut want, &mut Vec::new());
             assert_close(&format!("matmul {ty:?} n_tok {n_tok}"), &got, &want, 5e-4);
@@ -191,6 +193,7 @@ fn matrices_split_into_parts_multiply_and_look_up_like_whole_ones() {
         rows,
         cols,
         data: &data,
+        layout: Layout::Rows,
     };
     matmul(&pool, &wr, &x, n_tok, &mut want, &mut Vec::new());
     assert_close(

@@ -37,7 +37,8 @@ pub(super) struct GpuWeights {
 }
 
 fn matrix(gpu: &Gpu, model: &Model, m: &Matrix) -> Result<GpuMatrix, ModelError> {
-    let data = m.view(model.data()).data;
+    // The file layout: the CPU kernels' repacked copy (Q4_0/Q4_K on x86) is not what the GPU kernels read.
+    let data = m.bytes(model.data());
     Ok(gpu.upload_matrix(m.ty, m.rows, m.cols, data)?)
 }
 

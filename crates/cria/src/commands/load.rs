@@ -21,7 +21,7 @@ pub struct ModelArgs {
     pub device: DeviceChoice,
 }
 
-fn parse_device(s: &str) -> Result<DeviceChoice, String> {
+pub fn parse_device(s: &str) -> Result<DeviceChoice, String> {
     s.parse().map_err(|e: cria_gpu::GpuError| e.to_string())
 }
 

@@ -12,7 +12,7 @@ use cria_engine::{
 };
 use cria_gguf::GgufFile;
 use cria_model::encoder::ENCODER_ARCHS;
-use cria_model::{Encoder, Model, Pooling};
+use cria_model::{DeviceChoice, Encoder, Model, Pooling};
 use cria_server::tools::ReasoningFormat;
 use cria_server::{LoadLimits, Loaded, ModelInfo, ServerConfig, TokenizerFrontend};
 use cria_tokenizer::Tokenizer;
@@ -114,6 +114,11 @@ pub struct Args {
     /// Do not serve the web chat page at / (the API stays as it is).
     #[arg(long)]
     no_webui: bool,
+    /// Where the models run: auto (a hardware GPU when there is one, else the CPU), cpu, gpu (the first GPU,
+    /// a software one too) or gpu:N (adapter N of `cria devices`). Without a usable GPU the CPU runs them,
+    /// with one line saying why.
+    #[arg(long, default_value = "auto", value_parser = super::load::parse_device)]
+    device: DeviceChoice,
 }
 
 /// Runs `cria serve`.
@@ -228,7 +233,7 @@ fn load(
         prompt_cache: !args.no_prompt_cache,
         ..EngineConfig::default()
     };
-    let device = args.model.device;
+    let device = args.device;
     let (backend, why) =
         DeviceBackend::for_config(Arc::clone(&model), &engine_config, threads, device);
     if let Some(why) = why {
