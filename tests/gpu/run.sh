@@ -34,8 +34,16 @@ export CRIA_GPU_REQUIRED=1
 timeout 1200 cargo test --release -p cria-gpu
 timeout 1800 cargo test --release -p cria-model --test parity_gpu
 
-python3 -c 'import openai, pytest' 2>/dev/null || timeout 300 python3 -m pip install -q openai pytest
 model=smollm2-135m-instruct
+# `cria run` drives the engine as serve does: on the GPU, with no fallback line on stderr.
+run_err=$(mktemp /tmp/cria-run-gpu.XXXXXX.log)
+run_out=$(timeout 600 "$bin" run -m "$model" --device gpu -n 8 --temp 0 --raw "The capital of France is" 2>"$run_err")
+if [[ -z ${run_out//[[:space:]]/} ]] || grep -q -- "--device:" "$run_err"; then
+  echo "cria run --device gpu did not generate on the GPU:"; cat "$run_err"; exit 1
+fi
+echo "cria run --device gpu: $run_out"
+
+python3 -c 'import openai, pytest' 2>/dev/null || timeout 300 python3 -m pip install -q openai pytest
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log=$(mktemp /tmp/cria-serve-gpu.XXXXXX.log)
 "$bin" serve -m "$model" --device gpu --port "$port" --parallel 2 --ctx 256 --shutdown-timeout 5 >"$log" 2>&1 &

@@ -33,13 +33,12 @@ const HELP: &str =
 /// Runs `cria chat`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let threads = args.model.check()?;
-    super::load::cpu_only(&args.model, "chat");
     let sampling = args.sampling.params()?;
     let model = load_model(&args.model)?;
     let ctx = args.sampling.ctx(&model);
     let tokenizer = Arc::new(Tokenizer::from_gguf(model.gguf())?);
     let template = chat_template(&tokenizer, &model.spec().arch, args.chat_template.as_ref())?;
-    let session = Session::new(model, tokenizer, threads, ctx)?;
+    let session = Session::new(model, tokenizer, threads, ctx, args.model.device)?;
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&interrupted);
     ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use cria_engine::{Engine, EngineConfig, Event, FinishReason, ModelBackend, Request};
-use cria_model::Model;
+use cria_engine::{DeviceBackend, Engine, EngineConfig, Event, FinishReason, Request};
+use cria_model::{DeviceChoice, Model};
 use cria_sampling::SamplingParams;
 use cria_tokenizer::Tokenizer;
 
@@ -140,14 +140,15 @@ pub struct Session {
 
 impl Session {
     /// Starts the engine for `model` (whose tokenizer is `tokenizer`) with a context of `ctx` tokens on
-    /// `threads` threads.
+    /// `device` (the CPU's `threads` threads where no GPU can run it: one line on stderr says why).
     pub fn new(
         model: Model,
         tokenizer: Arc<Tokenizer>,
         threads: usize,
         ctx: usize,
+        device: DeviceChoice,
     ) -> anyhow::Result<Session> {
-        let config = EngineConfig {
+        let mut config = EngineConfig {
             parallel: 1,
             ctx,
             max_queue: 1,
@@ -158,11 +159,13 @@ impl Session {
             prompt_cache: true,
             ..EngineConfig::default()
         };
-        let backend_config = config.clone();
-        let model = Arc::new(model);
-        let engine = Engine::start(config, tokenizer.clone(), move || {
-            Ok(ModelBackend::for_config(model, &backend_config, threads))
-        })?;
+        let (backend, why) = DeviceBackend::for_config(Arc::new(model), &config, threads, device);
+        if let Some(why) = why {
+            eprintln!("cria: --device: {why}");
+        }
+        // The GPU keeps the sequence's KV contiguous on the device: no blocks to share, so no prompt cache.
+        config.prompt_cache &= !matches!(backend, DeviceBackend::Gpu(_));
+        let engine = Engine::start(config, tokenizer.clone(), move || Ok(backend))?;
         Ok(Session { tokenizer, engine })
     }
 

@@ -52,7 +52,7 @@ pub fn device_runner(args: &ModelArgs, model: &Model, threads: usize) -> DeviceR
 pub fn cpu_only(args: &ModelArgs, command: &str) {
     if matches!(args.device, DeviceChoice::Gpu(_)) {
         eprintln!(
-            "cria: --device: `{command}` runs on the CPU (the GPU runs eval, perplexity and serve so far)"
+            "cria: --device: `{command}` runs on the CPU (the GPU runs run, chat, eval, perplexity and serve so far)"
         );
     }
 }

@@ -38,7 +38,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return settings::refuse("no prompt: give one as an argument or with -p");
     };
     let threads = args.model.check()?;
-    super::load::cpu_only(&args.model, "run");
     let sampling = args.sampling.params()?;
     let model = load_model(&args.model)?;
     let ctx = args.sampling.ctx(&model);
@@ -53,7 +52,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }];
         tokenizer.encode(&template.render(&messages, true)?, true, true)
     };
-    let session = Session::new(model, tokenizer, threads, ctx)?;
+    let session = Session::new(model, tokenizer, threads, ctx, args.model.device)?;
     let stdout = std::io::stdout();
     let stats = session.generate(
         tokens,
