@@ -147,4 +147,13 @@ impl Backend for DeviceBackend {
             DeviceBackend::Gpu(b) => b.kv_bytes(),
         }
     }
+
+    // Forwarded, not left to the trait's default: the CPU backend keeps sliding-window layers in a pool of
+    // their own, and the engine must hand it their block tables (gemma-3 failed through `cria run` without).
+    fn sliding_window(&self) -> Option<usize> {
+        match self {
+            DeviceBackend::Cpu(b) => b.sliding_window(),
+            DeviceBackend::Gpu(b) => b.sliding_window(),
+        }
+    }
 }

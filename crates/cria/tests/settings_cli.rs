@@ -78,15 +78,19 @@ fn an_unknown_or_missing_isa_is_refused_by_every_subcommand() {
 
 #[test]
 fn zero_threads_a_directory_or_a_missing_model_file_are_refused_by_every_subcommand() {
-    let dir = std::env::temp_dir();
-    let dir = dir.to_str().unwrap();
+    // An empty folder: `serve` takes a folder of GGUF files (and refuses one that holds none); the other
+    // commands refuse any folder. (The shared temp dir may hold GGUF files: serve then ran and never ended.)
+    let empty = std::env::temp_dir().join(format!("cria-settings-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let dir = empty.to_str().unwrap();
     for command in COMMANDS {
         refused(&cria(&with(command, &["-t", "0"]), &[]), "-t 0", "-t 0");
-        refused(
-            &cria(&with(command, &["-m", dir]), &[]),
-            "is a directory",
-            "-m dir",
-        );
+        let needle = if command[0] == "serve" {
+            "holds no .gguf file"
+        } else {
+            "is a directory"
+        };
+        refused(&cria(&with(command, &["-m", dir]), &[]), needle, "-m dir");
         let missing = with(command, &["-m", "/nonexistent/model.gguf"]);
         refused(&cria(&missing, &[]), "no such file", "-m missing");
     }
@@ -100,6 +104,7 @@ fn zero_threads_a_directory_or_a_missing_model_file_are_refused_by_every_subcomm
         "is a directory",
         "tokenize dir",
     );
+    let _ = std::fs::remove_dir(&empty);
 }
 
 #[test]
