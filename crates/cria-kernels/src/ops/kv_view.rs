@@ -56,7 +56,7 @@ impl<'c> KvView<'c> {
             let (mut b, off) = (t / bs, t % bs);
             let row = self.blocks[b] as usize * bs + off;
             let mut end = ((b + 1).saturating_mul(bs)).min(window.end);
-            while end < window.end && self.blocks[b + 1] == self.blocks[b] + 1 {
+            while end < window.end && self.blocks[b].checked_add(1) == Some(self.blocks[b + 1]) {
                 b += 1;
                 end = ((b + 1).saturating_mul(bs)).min(window.end);
             }
