@@ -207,6 +207,33 @@ impl ApiError {
     pub fn body(&self) -> serde_json::Value {
         json!({"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}})
     }
+
+    /// The message with the offending field in front, for the dialects whose errors have no `param`
+    /// (Ollama, Anthropic).
+    pub fn message_with_param(&self) -> String {
+        match &self.param {
+            Some(param) => format!("{param}: {}", self.message),
+            None => self.message.clone(),
+        }
+    }
+
+    /// This error's status and headers (Retry-After, Connection) around `body`: its own, or another
+    /// dialect's shape of it.
+    pub fn response_with_body(self, body: serde_json::Value) -> Response {
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still trickle in: the connection is not reused.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
 }
 
 impl From<SubmitError> for ApiError {
@@ -247,18 +274,7 @@ impl From<SubmitError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, axum::Json(self.body())).into_response();
-        if let Some(secs) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        if self.status == StatusCode::REQUEST_TIMEOUT {
-            // The rest of the body may still trickle in: the connection is not reused.
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        response
+        let body = self.body();
+        self.response_with_body(body)
     }
 }

@@ -39,10 +39,7 @@ fn error_type(status: StatusCode) -> &'static str {
 impl AnthropicError {
     /// The body alone (also the `error` event of a stream that fails midway).
     pub fn body(&self) -> Value {
-        let message = match &self.0.param {
-            Some(param) => format!("{param}: {}", self.0.message),
-            None => self.0.message.clone(),
-        };
+        let message = self.0.message_with_param();
         json!({"type": "error", "error": {"type": error_type(self.0.status), "message": message}})
     }
 }
@@ -50,9 +47,7 @@ impl AnthropicError {
 impl IntoResponse for AnthropicError {
     fn into_response(self) -> Response {
         let body = self.body();
-        let mut response = self.0.into_response();
-        *response.body_mut() = axum::body::Body::from(body.to_string());
-        response
+        self.0.response_with_body(body)
     }
 }
 

@@ -68,10 +68,7 @@ impl From<ApiError> for OllamaError {
 
 impl OllamaError {
     pub fn body(&self) -> Value {
-        let message = match &self.0.param {
-            Some(param) => format!("{param}: {}", self.0.message),
-            None => self.0.message.clone(),
-        };
+        let message = self.0.message_with_param();
         json!({ "error": message })
     }
 }
@@ -79,9 +76,7 @@ impl OllamaError {
 impl IntoResponse for OllamaError {
     fn into_response(self) -> Response {
         let body = self.body();
-        let mut response = self.0.into_response();
-        *response.body_mut() = axum::body::Body::from(body.to_string());
-        response
+        self.0.response_with_body(body)
     }
 }
 
