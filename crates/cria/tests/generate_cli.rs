@@ -5,35 +5,9 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-
-use common::{model_path, reference_path};
+use common::{cria_output as cria, model_path, reference_path};
 use cria_model::{Logits, Model, Runner, SeqBatch};
 use cria_tokenizer::{IncrementalDecoder, Tokenizer};
-
-fn cria(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cria"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "cria {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 /// The text the model's plain greedy loop (one flat cache, the whole prompt in one batch: what `cria run` ran
 /// before it drove the engine) prints after `prompt`: `n` tokens or up to end of generation. The loop is held

@@ -7,29 +7,10 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{model_path, reference_path};
+use common::{cria_output, model_path, reference_path};
 
 fn cria(args: &[&str], stdin: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cria"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "cria {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    String::from_utf8(cria_output(args, stdin).stdout).unwrap()
 }
 
 /// Perplexity at n_ctx 512 within 1% of llama-perplexity's.
