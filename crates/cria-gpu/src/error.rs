@@ -20,6 +20,9 @@ pub enum GpuError {
     /// Reading a result back failed (device lost, mapping refused).
     #[error("reading back from the GPU failed: {0}")]
     Readback(String),
+    /// An op this backend has no kernel for (its `supports` says so; asking for it anyway is refused).
+    #[error("no GPU kernel for the op {0}")]
+    UnsupportedOp(&'static str),
     /// A `--device` value that is not `auto`, `cpu`, `gpu` or `gpu:N`.
     #[error("unknown device {0:?} (expected auto, cpu, gpu or gpu:N)")]
     BadChoice(String),

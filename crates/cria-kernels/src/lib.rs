@@ -12,6 +12,7 @@ pub mod isa;
 pub mod quant;
 
 // kernels-compute
+pub mod backend;
 pub mod bandwidth;
 pub mod matmul;
 pub mod ops;

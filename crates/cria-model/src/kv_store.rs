@@ -1,6 +1,7 @@
 //! Where a step's sequences keep their keys and values: each its own flat [`KvCache`], or blocks of one shared
-//! [`KvPool`] through block tables. The forward pass is written once against [`KvStore`].
+//! [`KvPool`] through block tables. The CPU backend reads and writes them through [`KvCaches`].
 
+use cria_kernels::backend::KvCaches;
 use cria_kernels::ops::KvView;
 
 use crate::ModelError;
@@ -18,16 +19,10 @@ pub(crate) struct SeqStep<'a> {
     pub ctx: usize,
 }
 
-/// The caches of a step's sequences, by their index in the step.
-pub(crate) trait KvStore: Sync {
-    fn store(&mut self, seq: usize, layer: usize, pos: usize, k: &[f32], v: &[f32]);
-    fn view(&self, seq: usize, layer: usize) -> KvView<'_>;
-}
-
 /// One flat cache per sequence.
 pub(crate) struct FlatCaches<'a>(pub Vec<&'a mut KvCache>);
 
-impl KvStore for FlatCaches<'_> {
+impl KvCaches for FlatCaches<'_> {
     fn store(&mut self, seq: usize, layer: usize, pos: usize, k: &[f32], v: &[f32]) {
         self.0[seq].store(layer, pos, k, v);
     }
@@ -56,7 +51,7 @@ impl<'a> PagedCaches<'a> {
     }
 }
 
-impl KvStore for PagedCaches<'_> {
+impl KvCaches for PagedCaches<'_> {
     fn store(&mut self, seq: usize, layer: usize, pos: usize, k: &[f32], v: &[f32]) {
         let table = self.table(seq, layer);
         self.pool.store(table, layer, pos, k, v);

@@ -3,10 +3,11 @@
 //! embeddings ([`Encoder`]).
 
 pub mod arch;
+mod block;
+mod block_weights;
 mod device;
 pub mod encoder;
 mod error;
-mod fused;
 pub mod gpu;
 mod kv_cache;
 mod kv_store;

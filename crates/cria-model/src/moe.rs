@@ -1,115 +1,119 @@
-//! The mixture-of-experts FFN (llama.cpp's `build_moe_ffn` with `mul_mat_id`): a router picks `k` of the
-//! layer's experts per token, only those experts run, and the tokens of a step that chose the same expert go
-//! through its matrices together (one matmul per expert per step, however many tokens chose it).
+//! The mixture-of-experts FFN (llama.cpp's `build_moe_ffn` with `mul_mat_id`), on any [`Backend`]: a router
+//! picks `k` of the layer's experts per token, only those experts run, and the tokens of a step that chose
+//! the same expert go through its matrices together (their rows gathered, one matmul per expert per step,
+//! however many tokens chose it), then each choice's output row is weighted and each token's choices summed.
 
+use cria_kernels::backend::{Activation, Backend, Rows};
 use cria_kernels::ops;
-use cria_kernels::pool::ThreadPool;
 
-use crate::fused::{FusedScratch, matmul_fused};
-use crate::runner::gated_activation;
-use crate::spec::{ExpertGating, FfnKind};
-use crate::weights::{ExpertBiases, ExpertWeights, Matrix};
+use crate::ModelError;
+use crate::block::activation;
+use crate::block_weights::{BlockExpert, BlockExperts, BlockShared};
+use crate::spec::ExpertGating;
 
 /// llama.cpp clamps the sum of the chosen weights from below before renormalizing by it.
 const MIN_WEIGHT_SUM: f32 = 6.103_515_6e-5;
 
-/// Buffers of the MoE FFN, reused between steps.
-#[derive(Default)]
-pub(crate) struct MoeScratch {
-    router: Vec<f32>,
-    /// Per token, its `k` choices: (expert, weight), best first.
-    chosen: Vec<(usize, f32)>,
-    /// One expert's tokens: their rows of the input, gate, up, activation and output.
-    rows: Vec<usize>,
-    x: Vec<f32>,
-    gate: Vec<f32>,
-    up: Vec<f32>,
-    act: Vec<f32>,
-    y: Vec<f32>,
-    /// Each (token, choice)'s expert output, weighted: `n_tok * k` rows of `n_embd`.
-    per_choice: Vec<f32>,
-    fused: FusedScratch,
+/// A step's buffers of the MoE FFN (`n` tokens), made once per step and shared by every MoE layer.
+pub(crate) struct MoeBufs<B: Backend> {
+    router: B::Buf,
+    /// One expert's tokens: their input rows, gate, up, activation and output.
+    x: B::Buf,
+    gate: B::Buf,
+    up: B::Buf,
+    act: B::Buf,
+    y: B::Buf,
+    /// Each (token, choice)'s expert output, weighted: `n * k` rows of `n_embd`.
+    per_choice: B::Buf,
 }
 
-/// `out` (`n_tok` rows of `n_embd`) = the experts' FFN of the normed input `xn`, weighted by the router, plus
-/// the shared expert where the layer has one.
-pub(crate) fn moe_ffn(
-    pool: &ThreadPool,
-    data: &[u8],
-    w: &ExpertWeights,
-    xn: &[f32],
-    n_tok: usize,
-    out: &mut [f32],
-    s: &mut MoeScratch,
-) {
+impl<B: Backend> MoeBufs<B> {
+    pub(crate) fn new(b: &mut B, w: &Experts<B>, n: usize) -> Result<Self, B::Error> {
+        let (spec, d) = (&w.spec, w.d);
+        let ff = w.ff.max(w.shared.as_ref().map_or(0, |s| s.ff));
+        Ok(MoeBufs {
+            router: b.buffer(n * spec.n_expert)?,
+            x: b.buffer(n * d)?,
+            gate: b.buffer(n * ff)?,
+            up: b.buffer(n * ff)?,
+            act: b.buffer(n * ff)?,
+            y: b.buffer(n * d)?,
+            per_choice: b.buffer(n * spec.n_expert_used * d)?,
+        })
+    }
+}
+
+type Experts<B> = BlockExperts<<B as Backend>::Matrix, <B as Backend>::Vector>;
+
+/// `out` (`n` rows of `n_embd`) = the experts' FFN of the normed input `xn`, weighted by the router, plus the
+/// shared expert where the layer has one.
+pub(crate) fn moe_ffn<B>(
+    b: &mut B,
+    w: &Experts<B>,
+    (xn, out): (&B::Buf, &B::Buf),
+    n: usize,
+    s: &MoeBufs<B>,
+) -> Result<(), ModelError>
+where
+    B: Backend,
+    ModelError: From<B::Error>,
+{
     let spec = &w.spec;
-    let d = xn.len() / n_tok.max(1);
-    route(pool, data, w, xn, n_tok, s);
     let k = spec.n_expert_used;
-    resize(&mut s.per_choice, n_tok * k * d);
-    for e in 0..spec.n_expert {
-        s.rows.clear();
-        s.rows.extend(
-            (0..n_tok * k).filter(|&c| s.chosen[c].0 == e), // choice c = token c / k, rank c % k
-        );
-        if s.rows.is_empty() {
+    let d = w.d;
+    let chosen = route(b, w, xn, n, s)?;
+    let act = activation(spec.act);
+    for (e, expert) in w.experts.iter().enumerate() {
+        // Choice c is token c / k's rank c % k.
+        let choices: Vec<usize> = (0..n * k).filter(|&c| chosen[c].0 == e).collect();
+        if choices.is_empty() {
             continue;
         }
-        let expert = Expert {
-            mats: [&w.gate[e], &w.up[e], &w.down[e]],
-            biases: w.biases.as_ref().map(|b| {
-                let ff = w.gate[e].rows;
-                [
-                    ExpertBiases::row(&b.gate, e, ff),
-                    ExpertBiases::row(&b.up, e, ff),
-                    ExpertBiases::row(&b.down, e, d),
-                ]
-            }),
-            act: spec.act,
-        };
-        run_expert(pool, data, &expert, xn, d, k, s);
+        let gather: Vec<(usize, usize)> = choices
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| (c / k, i))
+            .collect();
+        b.copy_rows(xn, &gather, d, &s.x);
+        run_expert(b, expert, act, (d, w.ff, choices.len()), s);
+        let scatter: Vec<(usize, usize)> =
+            choices.iter().enumerate().map(|(i, &c)| (i, c)).collect();
+        b.copy_rows(&s.y, &scatter, d, &s.per_choice);
     }
+    let weights: Vec<f32> = chosen.iter().map(|&(_, p)| p).collect();
+    b.scale_rows(&s.per_choice, &weights, d);
     // Σ over the choices in rank order, as llama.cpp adds its per-choice views.
-    for (t, row) in out.chunks_exact_mut(d).enumerate() {
-        row.fill(0.0);
-        for c in t * k..(t + 1) * k {
-            ops::add_inplace(row, &s.per_choice[c * d..(c + 1) * d]);
-        }
-    }
+    b.sum_groups(&s.per_choice, k, Rows::new(d, n), out);
     if let Some(shared) = &w.shared {
-        shared_expert(pool, data, shared, xn, n_tok, out, s);
+        shared_expert(b, shared, (xn, out), (d, n), s);
     }
+    Ok(())
 }
 
-/// Router logits (plus the router's bias), then the chosen experts and their weights as the spec's gating says
-/// (renormalized and scaled as it says).
-fn route(
-    pool: &ThreadPool,
-    data: &[u8],
-    w: &ExpertWeights,
-    xn: &[f32],
-    n_tok: usize,
-    s: &mut MoeScratch,
-) {
+/// Router logits (plus the router's bias), then per token its `k` choices (expert, weight), best first, as
+/// the spec's gating says (renormalized and scaled as it says). The logits come back to the host for the pick.
+fn route<B>(
+    b: &mut B,
+    w: &Experts<B>,
+    xn: &B::Buf,
+    n: usize,
+    s: &MoeBufs<B>,
+) -> Result<Vec<(usize, f32)>, ModelError>
+where
+    B: Backend,
+    ModelError: From<B::Error>,
+{
     let spec = &w.spec;
     let n_expert = spec.n_expert;
-    resize(&mut s.router, n_tok * n_expert);
-    let router = [w.router.view(data)];
-    matmul_fused(
-        pool,
-        &router,
-        xn,
-        n_tok,
-        &mut [&mut s.router[..]],
-        &mut s.fused,
-    );
-    s.chosen.clear();
+    b.matmul(&[&w.router], xn, n, &[&s.router]);
+    if let Some(bias) = &w.router_bias {
+        b.add_bias(&s.router, bias, Rows::new(n_expert, n));
+    }
+    let mut router = b.read(&s.router, n * n_expert)?;
+    let mut chosen = Vec::with_capacity(n * spec.n_expert_used);
     let mut order: Vec<usize> = Vec::with_capacity(n_expert);
     let mut weights: Vec<f32> = Vec::with_capacity(spec.n_expert_used);
-    for logits in s.router.chunks_exact_mut(n_expert) {
-        if let Some(b) = &w.router_bias {
-            ops::add_inplace(logits, b);
-        }
+    for logits in router.chunks_exact_mut(n_expert) {
         if spec.gating == ExpertGating::Softmax {
             ops::softmax_inplace(logits);
         }
@@ -130,135 +134,53 @@ fn route(
             1.0
         };
         let scale = spec.weights_scale.unwrap_or(1.0);
-        s.chosen.extend(
+        chosen.extend(
             picked
                 .iter()
                 .zip(&weights)
                 .map(|(&e, &p)| (e, p * norm * scale)),
         );
     }
+    Ok(chosen)
 }
 
-/// One expert's matrices (gate, up, down), their biases where the layer has them, and its activation.
-struct Expert<'a> {
-    mats: [&'a Matrix; 3],
-    biases: Option<[&'a [f32]; 3]>,
-    act: FfnKind,
-}
-
-/// One expert over the choices in `s.rows`: gathers their input rows, runs gate/up (plus biases), the
-/// activation and down (plus bias) as one batch, and writes each weighted output row to its choice's slot of
-/// `s.per_choice`.
-fn run_expert(
-    pool: &ThreadPool,
-    data: &[u8],
-    expert: &Expert<'_>,
-    xn: &[f32],
-    d: usize,
-    k: usize,
-    s: &mut MoeScratch,
+/// One expert (hidden width `ff`) over its `m` gathered rows in `s.x`: gate/up (plus biases), the activation, down (plus bias)
+/// into `s.y`.
+fn run_expert<B: Backend>(
+    b: &mut B,
+    e: &BlockExpert<B::Matrix, B::Vector>,
+    act: Activation,
+    (d, ff, m): (usize, usize, usize),
+    s: &MoeBufs<B>,
 ) {
-    let [gate, up, down] = expert.mats;
-    let (n, ff) = (s.rows.len(), gate.rows);
-    resize(&mut s.x, n * d);
-    for (dst, &c) in s.x.chunks_exact_mut(d).zip(&s.rows) {
-        let t = c / k;
-        dst.copy_from_slice(&xn[t * d..(t + 1) * d]);
+    b.matmul(&[&e.gate, &e.up], &s.x, m, &[&s.gate, &s.up]);
+    let rows = Rows::new(ff, m);
+    if let Some([bg, bu, _]) = &e.biases {
+        b.add_bias(&s.gate, bg, rows);
+        b.add_bias(&s.up, bu, rows);
     }
-    resize(&mut s.gate, n * ff);
-    resize(&mut s.up, n * ff);
-    let mats = [gate.view(data), up.view(data)];
-    matmul_fused(
-        pool,
-        &mats,
-        &s.x,
-        n,
-        &mut [&mut s.gate[..], &mut s.up[..]],
-        &mut s.fused,
-    );
-    if let Some([bg, bu, _]) = expert.biases {
-        s.gate
-            .chunks_exact_mut(ff)
-            .for_each(|r| ops::add_inplace(r, bg));
-        s.up.chunks_exact_mut(ff)
-            .for_each(|r| ops::add_inplace(r, bu));
-    }
-    resize(&mut s.act, n * ff);
-    for ((a, g), u) in s
-        .act
-        .chunks_exact_mut(ff)
-        .zip(s.gate.chunks_exact(ff))
-        .zip(s.up.chunks_exact(ff))
-    {
-        gated_activation(expert.act, g, u, a);
-    }
-    resize(&mut s.y, n * d);
-    let w_down = [down.view(data)];
-    matmul_fused(pool, &w_down, &s.act, n, &mut [&mut s.y[..]], &mut s.fused);
-    if let Some([_, _, bd]) = expert.biases {
-        s.y.chunks_exact_mut(d)
-            .for_each(|r| ops::add_inplace(r, bd));
-    }
-    for (y, &c) in s.y.chunks_exact(d).zip(&s.rows) {
-        let weight = s.chosen[c].1;
-        let dst = &mut s.per_choice[c * d..(c + 1) * d];
-        dst.iter_mut().zip(y).for_each(|(o, v)| *o = v * weight);
+    b.gated(act, (&s.gate, &s.up), rows, &s.act);
+    b.matmul(&[&e.down], &s.act, m, &[&s.y]);
+    if let Some([_, _, bd]) = &e.biases {
+        b.add_bias(&s.y, bd, Rows::new(d, m));
     }
 }
 
 /// Qwen2-MoE's shared expert: a dense SwiGLU FFN every token takes, scaled by `sigmoid(w_gate · x)`.
-fn shared_expert(
-    pool: &ThreadPool,
-    data: &[u8],
-    shared: &crate::weights::SharedExpert,
-    xn: &[f32],
-    n_tok: usize,
-    out: &mut [f32],
-    s: &mut MoeScratch,
+fn shared_expert<B: Backend>(
+    b: &mut B,
+    sh: &BlockShared<B::Matrix, B::Vector>,
+    (xn, out): (&B::Buf, &B::Buf),
+    (d, n): (usize, usize),
+    s: &MoeBufs<B>,
 ) {
-    let d = xn.len() / n_tok.max(1);
-    let ff = shared.gate.rows;
-    resize(&mut s.gate, n_tok * ff);
-    resize(&mut s.up, n_tok * ff);
-    let mats = [shared.gate.view(data), shared.up.view(data)];
-    matmul_fused(
-        pool,
-        &mats,
-        xn,
-        n_tok,
-        &mut [&mut s.gate[..], &mut s.up[..]],
-        &mut s.fused,
-    );
-    resize(&mut s.act, n_tok * ff);
-    for ((a, g), u) in s
-        .act
-        .chunks_exact_mut(ff)
-        .zip(s.gate.chunks_exact(ff))
-        .zip(s.up.chunks_exact(ff))
-    {
-        ops::silu_mul(g, u, a);
-    }
-    resize(&mut s.y, n_tok * d);
-    let w_down = [shared.down.view(data)];
-    matmul_fused(
-        pool,
-        &w_down,
+    b.matmul(&[&sh.gate, &sh.up], xn, n, &[&s.gate, &s.up]);
+    b.gated(
+        Activation::SwiGlu,
+        (&s.gate, &s.up),
+        Rows::new(sh.ff, n),
         &s.act,
-        n_tok,
-        &mut [&mut s.y[..]],
-        &mut s.fused,
     );
-    for ((row, y), x) in out
-        .chunks_exact_mut(d)
-        .zip(s.y.chunks_exact(d))
-        .zip(xn.chunks_exact(d))
-    {
-        let logit: f32 = x.iter().zip(&shared.gate_inp).map(|(a, b)| a * b).sum();
-        let g = 1.0 / (1.0 + (-logit).exp());
-        row.iter_mut().zip(y).for_each(|(o, v)| *o += v * g);
-    }
-}
-
-fn resize(v: &mut Vec<f32>, n: usize) {
-    v.resize(n, 0.0);
+    b.matmul(&[&sh.down], &s.act, n, &[&s.y]);
+    b.sigmoid_gate_add(out, (&s.y, xn), &sh.gate_inp, Rows::new(d, n));
 }

@@ -6,6 +6,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use cria_gguf::{GgmlType, GgufFile, TensorView};
+use cria_kernels::backend::cpu::CpuMatrix;
 use cria_kernels::matmul::WeightRef;
 use cria_kernels::packed::{self, Layout};
 use cria_kernels::quant::dequantize_row;
@@ -84,16 +85,18 @@ impl Matrix {
         Some(parts.collect())
     }
 
+    /// The matrix as the CPU backend holds it (the same bytes [`Matrix::view`] reads).
+    pub fn cpu(&self) -> CpuMatrix {
+        let shape = (self.rows, self.cols);
+        match &self.packed {
+            Some(p) => CpuMatrix::packed(self.ty, shape, Arc::clone(p)),
+            None => CpuMatrix::in_file(self.ty, shape, self.bytes.clone()),
+        }
+    }
+
     /// The whole matrix, still in its block format, from the file (embeddings; never repacked).
     pub fn bytes<'a>(&self, data: &'a [u8]) -> &'a [u8] {
         &data[self.bytes.clone()]
-    }
-
-    /// Row `i` of the matrix, still in its block format, from the file (the embeddings; never repacked).
-    pub fn row<'a>(&self, data: &'a [u8], i: usize) -> &'a [u8] {
-        let row_bytes = self.bytes.len() / self.rows;
-        let start = self.bytes.start + i * row_bytes;
-        &data[start..start + row_bytes]
     }
 }
 

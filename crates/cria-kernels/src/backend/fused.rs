@@ -1,17 +1,17 @@
-//! A few tokens through one or several weight matrices that read the same input (Q, K and V; gate and up;
+//! The CPU backend's matmul: a few tokens through one or several weight matrices that read the same input (Q, K and V; gate and up;
 //! O; down) in a single parallel loop: the input is quantized once per activation format, the pool forks
 //! once, and the rows of all matrices are split into shrinking tasks (`pool::guided_bounds`, multiples of
 //! 16 rows), so threads that run at different speeds finish together. Each output element is computed by the kernel call `matmul` makes for
 //! the same number of tokens (`matmul::matmul_rows`), so the results are
 //! bit-identical to separate `matmul` calls. Prefill-sized batches go to `matmul` itself.
 
-use cria_kernels::GgmlType;
-use cria_kernels::matmul::{MATVEC_ALIGN, WeightRef, matmul, matmul_rows};
-use cria_kernels::pool::{ThreadPool, guided_bounds};
-use cria_kernels::quant::{activation_type, quantize_activation};
+use crate::GgmlType;
+use crate::matmul::{MATVEC_ALIGN, WeightRef, matmul, matmul_rows};
+use crate::pool::{ThreadPool, guided_bounds};
+use crate::quant::{activation_type, quantize_activation};
 
 /// Tokens up to which the fused path is taken (one `matmul` tile of tokens).
-pub(crate) const MAX_FUSED_TOKENS: usize = 64;
+pub const MAX_FUSED_TOKENS: usize = 64;
 
 /// Activation rows quantized into each format the matrices of a call want, reused between calls.
 #[derive(Default)]
@@ -61,7 +61,7 @@ impl QuantizedActs {
 
 /// Scratch of [`matmul_fused`].
 #[derive(Default)]
-pub(crate) struct FusedScratch {
+pub struct FusedScratch {
     acts: QuantizedActs,
     /// Task-major results: task `i` holds `[n_tok][its rows]`.
     tiles: Vec<f32>,
@@ -73,7 +73,7 @@ pub(crate) struct FusedScratch {
 
 /// `outs[m] (n_tok × mats[m].rows) = x (n_tok × cols) · mats[m]ᵀ` for every matrix, all in one fork/join when
 /// `n_tok <= MAX_FUSED_TOKENS`, else one `matmul` each.
-pub(crate) fn matmul_fused(
+pub fn matmul_fused(
     pool: &ThreadPool,
     mats: &[WeightRef<'_>],
     x: &[f32],
@@ -157,8 +157,8 @@ fn scatter(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cria_kernels::packed::Layout;
-    use cria_kernels::quant::quantize_row;
+    use crate::packed::Layout;
+    use crate::quant::quantize_row;
 
     fn matrix(ty: GgmlType, rows: usize, cols: usize, seed: f32) -> Vec<u8> {
         let bytes = ty.row_bytes(cols).expect("whole blocks");
