@@ -33,6 +33,7 @@ fi
 export CRIA_GPU_REQUIRED=1
 timeout 1200 cargo test --release -p cria-gpu
 timeout 1800 cargo test --release -p cria-model --test parity_gpu
+timeout 1200 cargo test --release -p cria-model --test conformance_gpu
 
 model=smollm2-135m-instruct
 # `cria run` drives the engine as serve does: on the GPU, with no fallback line on stderr.
