@@ -176,6 +176,14 @@ impl Backend for GpuBackend<'_> {
         self.step.copy(src, dst, n);
     }
 
+    fn write(&mut self, x: &GpuBuffer, data: &[f32]) {
+        // Through a copy recorded in the step (a queue write would land before ops recorded earlier).
+        match self.gpu.upload_f32(data) {
+            Ok(src) => self.step.copy((&src, 0), (x, 0), data.len()),
+            Err(e) => self.fail(e),
+        }
+    }
+
     fn read(&mut self, x: &GpuBuffer, n: usize) -> Result<Vec<f32>, GpuError> {
         std::mem::replace(&mut self.step, self.gpu.step()).submit();
         if let Some(e) = self.failed.take() {

@@ -334,6 +334,10 @@ impl Backend for CpuBackend<'_> {
         });
     }
 
+    fn write(&mut self, x: &CpuBuf, data: &[f32]) {
+        self.s.bufs[x.0][..data.len()].copy_from_slice(data);
+    }
+
     fn read(&mut self, x: &CpuBuf, n: usize) -> Result<Vec<f32>, KernelError> {
         Ok(self.s.bufs[x.0][..n].to_vec())
     }

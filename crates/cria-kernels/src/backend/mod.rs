@@ -190,6 +190,9 @@ pub trait Backend {
     /// Copies `n` values from `src` at `src_at` to `dst` at `dst_at`.
     fn copy(&mut self, src: (&Self::Buf, usize), dst: (&Self::Buf, usize), n: usize);
 
+    /// Writes host values into the start of `x`, in order with the ops recorded before and after.
+    fn write(&mut self, x: &Self::Buf, data: &[f32]);
+
     /// The first `n` values of `x`, on the host, after every op recorded so far.
     ///
     /// # Errors
