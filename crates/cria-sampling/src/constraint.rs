@@ -30,7 +30,7 @@ impl TokenMask {
     pub fn all(n: usize) -> TokenMask {
         let mut words = vec![u32::MAX; n.div_ceil(32)];
         if let Some(last) = words.last_mut()
-            && n % 32 != 0
+            && !n.is_multiple_of(32)
         {
             *last = (1u32 << (n % 32)) - 1;
         }
