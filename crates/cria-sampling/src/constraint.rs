@@ -26,22 +26,44 @@ impl TokenMask {
         TokenMask { words }
     }
 
+    /// Every token of a vocabulary of `n`.
+    pub fn all(n: usize) -> TokenMask {
+        let mut words = vec![u32::MAX; n.div_ceil(32)];
+        if let Some(last) = words.last_mut()
+            && !n.is_multiple_of(32)
+        {
+            *last = (1u32 << (n % 32)) - 1;
+        }
+        TokenMask { words }
+    }
+
     pub fn allows(&self, token: u32) -> bool {
         let (word, bit) = (token as usize / 32, token % 32);
         self.words.get(word).is_some_and(|w| w & (1 << bit) != 0)
     }
 
-    /// Sets every disallowed logit to -inf; returns whether any token is still allowed.
-    pub fn apply(&self, logits: &mut [f32]) -> bool {
-        let mut any = false;
-        for (i, l) in logits.iter_mut().enumerate() {
-            if self.allows(i as u32) {
-                any |= *l > f32::NEG_INFINITY && !l.is_nan();
-            } else {
-                *l = f32::NEG_INFINITY;
-            }
+    /// The allowed tokens, in id order. Reads the mask a word at a time, so a mask that allows a few tokens
+    /// of a large vocabulary costs a pass over its words, not over the vocabulary.
+    pub fn allowed(&self) -> impl Iterator<Item = u32> + '_ {
+        self.words.iter().enumerate().flat_map(|(i, &word)| {
+            let base = i as u32 * 32;
+            SetBits(word).map(move |bit| base + bit)
+        })
+    }
+}
+
+/// The set bits of a word, lowest first.
+struct SetBits(u32);
+
+impl Iterator for SetBits {
+    type Item = u32;
+    fn next(&mut self) -> Option<u32> {
+        if self.0 == 0 {
+            return None;
         }
-        any
+        let bit = self.0.trailing_zeros();
+        self.0 &= self.0 - 1;
+        Some(bit)
     }
 }
 
@@ -79,13 +101,18 @@ mod tests {
 
     #[test]
     fn mask_bits_map_to_tokens() {
-        let mask = TokenMask::from_words(vec![0b101, 1]);
+        let mask = TokenMask::from_words(vec![0b101, 1 | 1 << 31]);
         assert!(mask.allows(0) && !mask.allows(1) && mask.allows(2) && mask.allows(32));
         assert!(!mask.allows(33) && !mask.allows(1000));
-        let mut logits = vec![1.0; 34];
-        assert!(mask.apply(&mut logits));
-        assert_eq!(logits[1], f32::NEG_INFINITY);
-        assert_eq!(logits[32], 1.0);
-        assert!(!TokenMask::from_words(vec![0]).apply(&mut [1.0, 2.0]));
+        assert_eq!(mask.allowed().collect::<Vec<_>>(), [0, 2, 32, 63]);
+        assert_eq!(TokenMask::from_words(vec![0, 0]).allowed().count(), 0);
+    }
+
+    #[test]
+    fn all_allows_exactly_the_vocabulary() {
+        for n in [1, 31, 32, 33, 100] {
+            let ids: Vec<u32> = TokenMask::all(n).allowed().collect();
+            assert_eq!(ids, (0..n as u32).collect::<Vec<_>>());
+        }
     }
 }

@@ -54,16 +54,23 @@ impl Sampler {
         let mut id = draw(&self.params, &self.scratch, &mut self.rng);
         if !constraint.allows(id)? {
             let mask = constraint.mask()?;
-            if !mask.apply(&mut self.scratch) {
-                return Err(ConstraintError::Failed(
-                    "no allowed token has a finite logit".into(),
-                ));
-            }
-            id = draw(&self.params, &self.scratch, &mut self.rng);
+            // Only the allowed tokens become candidates (a mask allows few of a large vocabulary).
+            let cands: Vec<Candidate> = mask
+                .allowed()
+                .filter_map(|t| Some((t, *self.scratch.get(t as usize)?)))
+                .filter(|(_, l)| is_finite_logit(*l))
+                .collect();
+            id = draw_from(&self.params, cands, &mut self.rng).ok_or_else(|| {
+                ConstraintError::Failed("no allowed token has a finite logit".into())
+            })?;
         }
         constraint.accept(id)?;
         Ok(id)
     }
+}
+
+fn is_finite_logit(l: f32) -> bool {
+    !l.is_nan() && l > f32::NEG_INFINITY
 }
 
 /// The unconstrained chain over an already biased and penalised row: greedy, or truncate then draw.
@@ -71,17 +78,33 @@ fn draw(params: &SamplingParams, scratch: &[f32], rng: &mut ChaCha8Rng) -> u32 {
     if params.is_greedy() {
         return argmax(scratch);
     }
-    let mut cands: Vec<Candidate> = scratch
+    let cands: Vec<Candidate> = scratch
         .iter()
         .enumerate()
-        .filter(|(_, l)| !l.is_nan() && **l > f32::NEG_INFINITY)
+        .filter(|(_, l)| is_finite_logit(**l))
         .map(|(i, &l)| (i as u32, l))
         .collect();
+    draw_from(params, cands, rng).unwrap_or_else(|| argmax(scratch))
+}
+
+/// The chain over candidates in id order: the first largest when greedy, else truncate then draw. `None`
+/// when there are none.
+fn draw_from(
+    params: &SamplingParams,
+    mut cands: Vec<Candidate>,
+    rng: &mut ChaCha8Rng,
+) -> Option<u32> {
     if cands.is_empty() {
-        return argmax(scratch);
+        return None;
+    }
+    if params.is_greedy() {
+        let best = cands
+            .iter()
+            .fold(cands[0], |b, &c| if c.1 > b.1 { c } else { b });
+        return Some(best.0);
     }
     truncate(params, &mut cands);
-    filters::draw(&cands, params.temperature, rng)
+    Some(filters::draw(&cands, params.temperature, rng))
 }
 
 fn truncate(p: &SamplingParams, cands: &mut Vec<Candidate>) {

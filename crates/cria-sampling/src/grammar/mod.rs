@@ -3,18 +3,26 @@
 //!
 //! `GrammarVocab` is built once per model from its vocabulary; `compile` turns a request's grammar into a
 //! `GrammarConstraint` (or an error before anything is generated: fail closed), one per sequence.
+//! Compiled grammars are kept (a few dozen, least recently used out) and handed out as copies that share
+//! the lexer's automaton: a grammar sent again (a schema, an agent's tools) is neither compiled again nor
+//! made to rebuild the automaton states its earlier requests built.
 
+mod cache;
 mod gbnf;
+mod lazy;
 
 use std::sync::Arc;
 
+use llguidance::Matcher;
 use llguidance::api::TopLevelGrammar;
 use llguidance::toktrie::{TokEnv, TokRxInfo, TokTrie, TokenizerEnv};
-use llguidance::{Matcher, ParserFactory};
 
 use crate::constraint::{ConstraintError, TokenConstraint, TokenMask};
+use cache::CompiledCache;
+use lazy::{Fired, Waiting};
 
 pub use gbnf::gbnf_to_lark;
+pub use lazy::Trigger;
 
 /// What a request constrains its output to.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +37,48 @@ pub enum Grammar {
     Gbnf(String),
     /// Text matching this regular expression (Rust `regex` syntax), whole.
     Regex(String),
+    /// Free text until one of `triggers`, then `grammar` from the trigger on (a lazy grammar; `grammar`
+    /// must not be lazy itself).
+    Lazy {
+        triggers: Vec<Trigger>,
+        grammar: Box<Grammar>,
+    },
+}
+
+impl Grammar {
+    /// llguidance's form of a (not lazy) grammar.
+    fn top_level(&self) -> Result<TopLevelGrammar, ConstraintError> {
+        Ok(match self {
+            Grammar::JsonObject => TopLevelGrammar::from_json_schema(bounded_whitespace(
+                serde_json::json!({"type": "object"}),
+            )),
+            Grammar::JsonSchema(schema) => {
+                TopLevelGrammar::from_json_schema(bounded_whitespace(schema.clone()))
+            }
+            Grammar::Lark(text) => TopLevelGrammar::from_lark(text.clone()),
+            Grammar::Gbnf(text) => TopLevelGrammar::from_lark(gbnf_to_lark(text)?),
+            Grammar::Regex(pattern) => TopLevelGrammar::from_regex(pattern),
+            Grammar::Lazy { .. } => {
+                return Err(ConstraintError::Invalid(
+                    "a lazy grammar cannot hold another lazy grammar".into(),
+                ));
+            }
+        })
+    }
+
+    /// A text that tells grammars apart, for the cache of compiled grammars.
+    fn cache_key(&self) -> String {
+        match self {
+            Grammar::JsonObject => "json_object".into(),
+            Grammar::JsonSchema(schema) => format!("json_schema {schema}"),
+            Grammar::Lark(text) => format!("lark {text}"),
+            Grammar::Gbnf(text) => format!("gbnf {text}"),
+            Grammar::Regex(pattern) => format!("regex {pattern}"),
+            Grammar::Lazy { triggers, grammar } => {
+                format!("lazy {triggers:?} {}", grammar.cache_key())
+            }
+        }
+    }
 }
 
 /// Turns text into token ids (the model's tokenizer, without special tokens).
@@ -36,7 +86,7 @@ pub type Tokenize = Arc<dyn Fn(&[u8]) -> Vec<u32> + Send + Sync>;
 
 /// A model's vocabulary as the grammar engine needs it; built once, shared by every request.
 pub struct GrammarVocab {
-    factory: ParserFactory,
+    compiled: CompiledCache,
 }
 
 /// One token of the vocabulary: its bytes, and whether it is special (a control token that grammar text never
@@ -81,30 +131,28 @@ impl GrammarVocab {
         let trie =
             TokTrie::from(&TokRxInfo::new(n, eos), &words).with_eos_tokens(end_of_generation);
         let env: TokEnv = Arc::new(Env { trie, tokenize });
-        let mut factory =
-            ParserFactory::new_simple(&env).map_err(|e| ConstraintError::Invalid(e.to_string()))?;
-        factory.quiet();
-        Ok(GrammarVocab { factory })
+        Ok(GrammarVocab {
+            compiled: CompiledCache::new(&env)?,
+        })
     }
 
     /// A constraint for one sequence, or why `grammar` is not usable.
     pub fn compile(&self, grammar: &Grammar) -> Result<GrammarConstraint, ConstraintError> {
-        let top = match grammar {
-            Grammar::JsonObject => TopLevelGrammar::from_json_schema(bounded_whitespace(
-                serde_json::json!({"type": "object"}),
-            )),
-            Grammar::JsonSchema(schema) => {
-                TopLevelGrammar::from_json_schema(bounded_whitespace(schema.clone()))
-            }
-            Grammar::Lark(text) => TopLevelGrammar::from_lark(text.clone()),
-            Grammar::Gbnf(text) => TopLevelGrammar::from_lark(gbnf_to_lark(text)?),
-            Grammar::Regex(pattern) => TopLevelGrammar::from_regex(pattern),
+        let (inner, phase) = match grammar {
+            Grammar::Lazy { triggers, grammar } => (
+                grammar.as_ref(),
+                Phase::Waiting(Waiting::new(triggers.clone().into())),
+            ),
+            _ => (grammar, Phase::Active),
         };
-        let matcher = Matcher::new(self.factory.create_parser(top));
-        match matcher.get_error() {
-            Some(e) => Err(ConstraintError::Invalid(e)),
-            None => Ok(GrammarConstraint { matcher }),
-        }
+        let matcher = self
+            .compiled
+            .get_or_compile(&inner.cache_key(), || inner.top_level())?;
+        Ok(GrammarConstraint {
+            matcher,
+            phase,
+            env: self.compiled.env().clone(),
+        })
     }
 }
 
@@ -143,26 +191,76 @@ fn trie_word(token: &VocabToken) -> Vec<u8> {
 /// A compiled grammar following one sequence.
 pub struct GrammarConstraint {
     matcher: Matcher,
+    phase: Phase,
+    env: TokEnv,
+}
+
+/// Where a sequence is in its grammar.
+#[derive(Debug, Clone)]
+enum Phase {
+    /// The grammar holds the output.
+    Active,
+    /// A lazy grammar before its trigger: the output is free.
+    Waiting(Waiting),
+    /// A lazy grammar whose trigger came in a form the grammar does not continue (the token that
+    /// completed it went on off the grammar): the output stays free rather than failing.
+    Free,
 }
 
 impl GrammarConstraint {
     /// True once the grammar has ended: only end of generation may follow.
     pub fn is_finished(&self) -> bool {
-        self.matcher.is_stopped()
+        matches!(self.phase, Phase::Active) && self.matcher.is_stopped()
+    }
+
+    /// True while a lazy grammar waits for its trigger (or gave up on it): nothing is masked.
+    pub fn is_free(&self) -> bool {
+        !matches!(self.phase, Phase::Active)
     }
 
     fn failed(&self, e: impl ToString) -> ConstraintError {
         ConstraintError::Failed(self.matcher.get_error().unwrap_or_else(|| e.to_string()))
     }
+
+    fn trie(&self) -> &TokTrie {
+        self.env.tok_trie()
+    }
+
+    /// Feeds the grammar what its trigger fired with; if the grammar does not take all of it, the output
+    /// stays free.
+    fn start(&mut self, fired: Fired) -> Result<(), ConstraintError> {
+        let tokens = match fired {
+            Fired::Token(t) => vec![t],
+            Fired::Text(bytes) => self.trie().greedy_tokenize(&bytes),
+        };
+        let taken = self
+            .matcher
+            .validate_tokens(&tokens)
+            .map_err(|e| self.failed(e))?;
+        if taken < tokens.len() {
+            self.phase = Phase::Free;
+            return Ok(());
+        }
+        self.phase = Phase::Active;
+        self.matcher
+            .consume_tokens(&tokens)
+            .map_err(|e| self.failed(e))
+    }
+
+    /// The text of `token`, `None` for a special token.
+    fn token_text(&self, token: u32) -> Option<Vec<u8>> {
+        let bytes = self.trie().token(token);
+        (bytes.first() != Some(&TokTrie::SPECIAL_TOKEN_MARKER)).then(|| bytes.to_vec())
+    }
 }
 
 impl TokenConstraint for GrammarConstraint {
     fn allows(&mut self, token: u32) -> Result<bool, ConstraintError> {
+        if self.is_free() {
+            return Ok(true);
+        }
         if self.matcher.is_stopped() {
-            return Ok(self
-                .matcher
-                .tok_env()
-                .is_ok_and(|env| env.tok_trie().eos_tokens().contains(&token)));
+            return Ok(self.trie().eos_tokens().contains(&token));
         }
         match self.matcher.validate_tokens(&[token]) {
             Ok(n) => Ok(n == 1),
@@ -171,6 +269,9 @@ impl TokenConstraint for GrammarConstraint {
     }
 
     fn mask(&mut self) -> Result<TokenMask, ConstraintError> {
+        if self.is_free() {
+            return Ok(TokenMask::all(self.trie().vocab_size()));
+        }
         match self.matcher.compute_mask_or_eos() {
             Ok(mask) => Ok(TokenMask::from_words(mask.as_slice().to_vec())),
             Err(e) => Err(self.failed(e)),
@@ -178,6 +279,20 @@ impl TokenConstraint for GrammarConstraint {
     }
 
     fn accept(&mut self, token: u32) -> Result<(), ConstraintError> {
+        match &self.phase {
+            Phase::Active => {}
+            Phase::Free => return Ok(()),
+            Phase::Waiting(_) => {
+                let text = self.token_text(token);
+                let Phase::Waiting(waiting) = &mut self.phase else {
+                    return Ok(());
+                };
+                return match waiting.push(token, text.as_deref()) {
+                    Some(fired) => self.start(fired),
+                    None => Ok(()),
+                };
+            }
+        }
         if self.matcher.is_stopped() {
             return Ok(());
         }
@@ -187,8 +302,11 @@ impl TokenConstraint for GrammarConstraint {
     }
 
     fn box_clone(&self) -> Box<dyn TokenConstraint> {
+        // A shallow copy: its own parser state, the lexer's automaton shared (llguidance guards it).
         Box::new(GrammarConstraint {
-            matcher: self.matcher.deep_clone(),
+            matcher: self.matcher.clone(),
+            phase: self.phase.clone(),
+            env: self.env.clone(),
         })
     }
 }

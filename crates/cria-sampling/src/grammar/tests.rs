@@ -1,7 +1,11 @@
 use super::*;
 use crate::{Sampler, SamplingParams};
 
-/// A byte-level vocabulary: the 256 bytes, a few multi-byte pieces, and an end-of-text token.
+/// Id of the special token `<|open|>` in [`vocab`].
+const OPEN: u32 = 264;
+
+/// A byte-level vocabulary: the 256 bytes, a few multi-byte pieces, an end-of-text token and `<|open|>`
+/// (special).
 fn vocab() -> (GrammarVocab, Vec<Vec<u8>>, u32) {
     let mut tokens: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
     for piece in ["{\"", "\":", "true", "false", "\"a\"", "12", " \""] {
@@ -9,12 +13,13 @@ fn vocab() -> (GrammarVocab, Vec<Vec<u8>>, u32) {
     }
     let eos = tokens.len() as u32;
     tokens.push(b"<|end|>".to_vec());
+    tokens.push(b"<|open|>".to_vec());
     let entries: Vec<VocabToken> = tokens
         .iter()
         .enumerate()
         .map(|(i, b)| VocabToken {
             bytes: b.clone(),
-            special: i as u32 == eos,
+            special: i as u32 >= eos,
         })
         .collect();
     let tokenize: Tokenize = Arc::new(|s: &[u8]| s.iter().map(|&b| u32::from(b)).collect());
@@ -198,4 +203,107 @@ fn json_schema_keeps_its_own_guidance_options() {
     let schema =
         serde_json::json!({"type": "object", "x-guidance": {"whitespace_flexible": false}});
     assert_eq!(spaces_allowed_after(&Grammar::JsonSchema(schema), "{"), 0);
+}
+
+/// Feeds `text` a byte a token; false as soon as a byte is refused.
+fn feed(c: &mut GrammarConstraint, text: &str) -> bool {
+    for b in text.bytes() {
+        if !c.allows(u32::from(b)).unwrap() {
+            return false;
+        }
+        c.accept(u32::from(b)).unwrap();
+    }
+    true
+}
+
+fn lazy(trigger: Trigger, inner: Grammar) -> Grammar {
+    Grammar::Lazy {
+        triggers: vec![trigger],
+        grammar: Box::new(inner),
+    }
+}
+
+#[test]
+fn lazy_grammar_holds_the_output_only_from_its_trigger() {
+    let (vocab, _, eos) = vocab();
+    let g = lazy(
+        Trigger::Text("<<".into()),
+        Grammar::Regex("<<[0-9]+".into()),
+    );
+    let mut c = vocab.compile(&g).unwrap();
+    assert!(feed(&mut c, "any text, even < alone ") && c.is_free());
+    assert!(c.allows(eos).unwrap(), "free text may end");
+    assert_eq!(c.mask().unwrap().allowed().count(), 256 + 7 + 2);
+    assert!(feed(&mut c, "<<") && !c.is_free());
+    assert!(!c.allows(u32::from(b'x')).unwrap() && !c.allows(eos).unwrap());
+    assert!(feed(&mut c, "42") && c.allows(eos).unwrap());
+    let mask = c.mask().unwrap();
+    assert!(mask.allows(eos) && mask.allows(u32::from(b'7')) && !mask.allows(u32::from(b'a')));
+}
+
+#[test]
+fn lazy_start_trigger_only_at_the_start() {
+    let (vocab, tokens, eos) = vocab();
+    let schema = serde_json::json!({"type": "object", "properties": {"a": {"type": "boolean"}},
+        "required": ["a"], "additionalProperties": false});
+    let g = lazy(Trigger::Start("{\"".into()), Grammar::JsonSchema(schema));
+    let mut late = vocab.compile(&g).unwrap();
+    assert!(feed(&mut late, "Here: {\"b\": 1}") && late.is_free());
+    let mut c = vocab.compile(&g).unwrap();
+    assert!(feed(&mut c, "\n "));
+    // `{"` as one token completes the trigger.
+    let open = tokens.iter().position(|t| t == b"{\"").unwrap() as u32;
+    c.accept(open).unwrap();
+    assert!(!c.is_free());
+    assert!(!c.allows(u32::from(b'b')).unwrap());
+    assert!(feed(&mut c, "a\": true}") && c.allows(eos).unwrap());
+}
+
+#[test]
+fn lazy_trigger_the_grammar_cannot_continue_leaves_the_output_free() {
+    let (vocab, tokens, eos) = vocab();
+    let g = lazy(Trigger::Text("{".into()), Grammar::Regex("\\{x".into()));
+    let mut c = vocab.compile(&g).unwrap();
+    let open = tokens.iter().position(|t| t == b"{\"").unwrap() as u32;
+    c.accept(open).unwrap();
+    assert!(c.is_free() && c.allows(eos).unwrap() && c.allows(u32::from(b'q')).unwrap());
+}
+
+#[test]
+fn lazy_token_trigger_and_copies() {
+    let (vocab, _, eos) = vocab();
+    let g = lazy(
+        Trigger::Token(OPEN),
+        Grammar::Lark(format!("start: <[{OPEN}]> \"ok\"")),
+    );
+    let mut a = vocab.compile(&g).unwrap();
+    assert!(feed(&mut a, "text <|open|> as text is no trigger") && a.is_free());
+    let mut b = a.box_clone();
+    a.accept(OPEN).unwrap();
+    assert!(!a.allows(eos).unwrap());
+    assert!(!a.allows(u32::from(b'x')).unwrap() && a.allows(u32::from(b'o')).unwrap());
+    assert!(b.allows(u32::from(b'x')).unwrap(), "the copy still waits");
+}
+
+#[test]
+fn nested_lazy_grammar_is_invalid() {
+    let (vocab, _, _) = vocab();
+    let inner = lazy(Trigger::Text("a".into()), Grammar::Regex("a".into()));
+    let g = lazy(Trigger::Text("b".into()), inner);
+    assert!(matches!(
+        vocab.compile(&g),
+        Err(ConstraintError::Invalid(_))
+    ));
+}
+
+#[test]
+fn compiled_grammars_are_reused_yet_independent() {
+    let (vocab, _, eos) = vocab();
+    let g = Grammar::Regex("[0-9]{2}".into());
+    let mut first = vocab.compile(&g).unwrap();
+    assert!(feed(&mut first, "12") && first.allows(eos).unwrap());
+    // A second compile of the same grammar starts from the beginning, not where the first one is.
+    let mut second = vocab.compile(&g).unwrap();
+    assert!(!second.allows(eos).unwrap());
+    assert!(feed(&mut second, "34") && second.allows(eos).unwrap());
 }

@@ -7,8 +7,12 @@ pub enum Family {
     Hermes,
     /// Llama 3.1 to 3.3: a bare `{"name": ..., "parameters": {...}}`, or after `<|python_tag|>`.
     Llama3,
-    /// Mistral (v3 tokenizers): `[TOOL_CALLS][{"name": ..., "arguments": {...}}, ...]`.
+    /// Mistral (v3 tokenizers: Mistral 7B v0.3, Nemo): `[TOOL_CALLS][{"name": ..., "arguments": {...}}, ...]`.
     Mistral,
+    /// Mistral (v11 and later tokenizers: Mistral Small 3.x, Magistral, Devstral):
+    /// `[TOOL_CALLS]name[ARGS]{...}`, once per call (Small 3.2's template writes `[CALL_ID]id` before
+    /// `[ARGS]` in the history, which is read too).
+    MistralArgs,
     /// A template that does not render tools (or in a syntax not above): Cria describes them in a system
     /// message and asks for the Hermes syntax (llama.cpp's generic format does the same with its own JSON).
     Generic,
@@ -21,6 +25,8 @@ impl Family {
             Family::Generic
         } else if template.contains("<tool_call>") {
             Family::Hermes
+        } else if template.contains("[TOOL_CALLS]") && template.contains("[ARGS]") {
+            Family::MistralArgs
         } else if template.contains("[TOOL_CALLS]") {
             Family::Mistral
         } else if template.contains("<|python_tag|>") || template.contains("<|start_header_id|>") {
@@ -35,8 +41,14 @@ impl Family {
         match self {
             Family::Hermes | Family::Generic => "<tool_call>",
             Family::Llama3 => "<|python_tag|>",
-            Family::Mistral => "[TOOL_CALLS]",
+            Family::Mistral | Family::MistralArgs => "[TOOL_CALLS]",
         }
+    }
+
+    /// Whether the template wants Mistral's tool-call ids (nine letters and digits; its templates refuse
+    /// any other).
+    pub fn mistral_ids(self) -> bool {
+        matches!(self, Family::Mistral | Family::MistralArgs)
     }
 
     /// The key holding a call's arguments.
@@ -58,6 +70,7 @@ impl Family {
             Family::Hermes | Family::Generic => &["</tool_call>"],
             Family::Llama3 => &[";", "<|eom_id|>"],
             Family::Mistral => &[",", "]"],
+            Family::MistralArgs => &[],
         }
     }
 

@@ -1,6 +1,7 @@
 //! Lark grammars (llguidance's dialect) that hold generation to a family's call syntax, with each call's
 //! arguments held to its function's JSON schema.
 
+use cria_sampling::grammar::{Grammar, Trigger};
 use serde_json::Value;
 
 use super::family::Family;
@@ -21,15 +22,16 @@ pub enum ToolChoice {
 /// those, so the grammar names the token instead.
 pub type Specials<'a> = &'a dyn Fn(&str) -> Option<u32>;
 
-/// The grammar for `tools` under `choice` in `family`'s syntax. `None` for `Auto` in a family whose calls
-/// have no opener to wait for (Llama 3's bare JSON).
+/// The grammar for `tools` under `choice` in `family`'s syntax. For `required` and a named function it holds
+/// the whole output; for `auto` it is lazy: the output is free text until the model opens a call (the
+/// family's opener, or for Llama 3 a reply that opens with `{"`), and the calls are held from there on.
 pub fn tool_grammar(
     tools: &[FunctionDef],
     choice: &ToolChoice,
     parallel: bool,
     family: Family,
     specials: Specials<'_>,
-) -> Option<String> {
+) -> Grammar {
     let atom =
         |text: &str| specials(text).map_or_else(|| lark_string(text), |id| format!("<[{id}]>"));
     let called: Vec<&FunctionDef> = match choice {
@@ -43,7 +45,7 @@ pub fn tool_grammar(
         .collect();
     rules.push(format!("fn: {}", fns.join(" | ")));
     for (t, rule) in called.iter().zip(&fns) {
-        rules.push(function_rule(rule, t, family));
+        rules.push(function_rule(rule, t, family, &atom));
     }
     let repeat = |one: &str, sep: &str| {
         if parallel {
@@ -54,51 +56,55 @@ pub fn tool_grammar(
     };
     let opener = family.opener();
     let open = atom(opener);
-    let (call_rest, calls) = match family {
-        Family::Hermes | Family::Generic => {
-            let rest = format!(r#""\n" fn "\n" {}"#, atom("</tool_call>"));
-            let calls = repeat(&format!("{open} call_rest"), r#""\n""#);
-            (rest, calls)
-        }
-        Family::Mistral => {
-            let rest = format!("\"[\" {} \"]\"", repeat("fn", "\", \""));
-            (rest, format!("{open} call_rest"))
-        }
-        Family::Llama3 => {
-            let calls = repeat("fn", "\"; \"");
-            if *choice == ToolChoice::Auto {
-                return None;
-            }
-            rules.push(format!("start: {calls}"));
-            return Some(rules.join("\n"));
-        }
+    let calls = match family {
+        Family::Hermes | Family::Generic => repeat(
+            &format!(r#"{open} "\n" fn "\n" {}"#, atom("</tool_call>")),
+            r#""\n""#,
+        ),
+        Family::Mistral => format!("{open} \"[\" {} \"]\"", repeat("fn", "\", \"")),
+        // Each call opens with the opener, as the templates write them.
+        Family::MistralArgs => repeat(&format!("{open} fn"), ""),
+        Family::Llama3 => repeat("fn", "\"; \""),
     };
-    rules.push(format!("call_rest: {call_rest}"));
     rules.push(format!("calls: {calls}"));
-    match (choice, specials(opener)) {
-        (ToolChoice::Auto, None) => {
-            // Text without the opener, or text up to the first opener and then calls (the opener written once
-            // by PREFIX). Two disjoint lexemes, so the lexer never has to guess.
-            let t = regex_escape(opener);
-            rules.push(format!(
-                "start: TEXT | PREFIX call_rest{}",
-                if parallel { r#" ("\n" calls)?"# } else { "" }
-            ));
-            rules.push(format!(r"TEXT: /(?s:.*)/ & ~/(?s:.*{t}.*)/"));
-            rules.push(format!(r"PREFIX: /(?s:.*){t}/ & ~/(?s:.*{t}.+)/"));
-        }
-        // Text never produces a special token, so any text, then calls from the opener token on.
-        (ToolChoice::Auto, Some(_)) => {
-            rules.push("start: TEXT? calls?".to_string());
-            rules.push(r"TEXT: /(?s:.+)/".to_string());
-        }
-        _ => rules.push("start: calls".to_string()),
+    let start = match (family, choice) {
+        // From the trigger on: a bare call, or `<|python_tag|>` and calls.
+        (Family::Llama3, ToolChoice::Auto) => format!("start: calls | {open} calls"),
+        _ => "start: calls".to_string(),
+    };
+    rules.push(start);
+    let grammar = Grammar::Lark(rules.join("\n"));
+    if *choice != ToolChoice::Auto {
+        return grammar;
     }
-    Some(rules.join("\n"))
+    let mut triggers =
+        vec![specials(opener).map_or_else(|| Trigger::Text(opener.into()), Trigger::Token)];
+    if family == Family::Llama3 {
+        triggers.push(Trigger::Start("{\"".into()));
+    }
+    Grammar::Lazy {
+        triggers,
+        grammar: Box::new(grammar),
+    }
 }
 
-/// `fn_N: "{\"name\": \"NAME\", \"arguments\": " %json {...} "}"`.
-fn function_rule(rule: &str, tool: &FunctionDef, family: Family) -> String {
+/// `fn_N: "{\"name\": \"NAME\", \"arguments\": " %json {...} "}"`, or for Mistral's v11 syntax
+/// `fn_N: "NAME" ([CALL_ID] /[A-Za-z0-9]{9}/)? [ARGS] %json {...}`.
+fn function_rule(
+    rule: &str,
+    tool: &FunctionDef,
+    family: Family,
+    atom: &dyn Fn(&str) -> String,
+) -> String {
+    if family == Family::MistralArgs {
+        return format!(
+            "{rule}: {} ({} /[A-Za-z0-9]{{9}}/)? {} %json {}",
+            lark_string(&tool.name),
+            atom("[CALL_ID]"),
+            atom("[ARGS]"),
+            compact_schema(tool.schema())
+        );
+    }
     let head = format!(
         "{{\"name\": {}, \"{}\": ",
         json_string(&tool.name),
@@ -153,16 +159,4 @@ fn json_string(s: &str) -> String {
 /// A Lark string literal (JSON's escapes).
 fn lark_string(s: &str) -> String {
     json_string(s)
-}
-
-/// `s` with regex metacharacters escaped, for a Lark `/.../` regex.
-fn regex_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 2);
-    for c in s.chars() {
-        if "\\.+*?()|[]{}^$#&-~/".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }

@@ -186,3 +186,57 @@ impl ObjectScan {
         }
     }
 }
+
+/// Finds where one JSON object or array ends, fed a character at a time (Mistral's v11 arguments, written
+/// bare after `[ARGS]`).
+#[derive(Debug, Clone, Default)]
+pub struct ValueScan {
+    depth: usize,
+    in_string: bool,
+    escaped: bool,
+}
+
+/// What a character did to a [`ValueScan`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueStep {
+    /// Whitespace before the value: not part of it.
+    Before,
+    /// Part of the value; `true` when it closed the value.
+    In(bool),
+    /// The value does not open with `{` or `[`.
+    NotAContainer,
+}
+
+impl ValueScan {
+    pub fn push(&mut self, c: char) -> ValueStep {
+        if self.depth == 0 {
+            return match c {
+                '{' | '[' => {
+                    self.depth = 1;
+                    ValueStep::In(false)
+                }
+                c if c.is_whitespace() => ValueStep::Before,
+                _ => ValueStep::NotAContainer,
+            };
+        }
+        if self.in_string {
+            match (self.escaped, c) {
+                (true, _) => self.escaped = false,
+                (false, '\\') => self.escaped = true,
+                (false, '"') => self.in_string = false,
+                _ => {}
+            }
+            return ValueStep::In(false);
+        }
+        match c {
+            '"' => self.in_string = true,
+            '{' | '[' => self.depth += 1,
+            '}' | ']' => {
+                self.depth -= 1;
+                return ValueStep::In(self.depth == 0);
+            }
+            _ => {}
+        }
+        ValueStep::In(false)
+    }
+}

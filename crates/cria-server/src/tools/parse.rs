@@ -3,7 +3,15 @@
 //! non-streamed message. Text that may be the start of a marker is held back until it is known.
 
 use super::family::{Family, THINK_CLOSE, THINK_OPEN};
-use super::json_scan::{ObjectScan, ScanEvent};
+use super::json_scan::{ObjectScan, ScanEvent, ValueScan, ValueStep};
+
+/// Between a Mistral v11 call's name and its arguments.
+const ARGS: &str = "[ARGS]";
+/// Before `[ARGS]` in Mistral Small 3.2's calls: the call's id.
+const CALL_ID: &str = "[CALL_ID]";
+/// The longest name (with its `[CALL_ID]` part) a Mistral v11 call is waited for before the text is taken
+/// for content.
+const MAX_NAME: usize = 256;
 
 /// A piece of a choice's output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +40,10 @@ enum Mode {
     Text,
     Think,
     Call,
+    /// Mistral v11: the function's name, up to `[ARGS]`.
+    CallName,
+    /// Mistral v11: the arguments, a bare JSON object.
+    CallArgs,
     AfterCall,
 }
 
@@ -52,6 +64,8 @@ pub struct OutputParser {
     held_arguments: String,
     calls: usize,
     after_think: bool,
+    /// Where a Mistral v11 call's arguments end.
+    value: ValueScan,
 }
 
 impl OutputParser {
@@ -73,6 +87,7 @@ impl OutputParser {
             held_arguments: String::new(),
             calls: 0,
             after_think: false,
+            value: ValueScan::default(),
         }
     }
 
@@ -96,6 +111,10 @@ impl OutputParser {
         if self.mode == Mode::Call && !self.name_sent {
             emit(&mut out, Piece::Content(std::mem::take(&mut self.call_raw)));
         }
+        if self.mode == Mode::CallName {
+            self.not_a_named_call(&mut out);
+            self.drain(true, &mut out);
+        }
         out
     }
 
@@ -105,6 +124,8 @@ impl OutputParser {
                 Mode::Think => self.think(end, out),
                 Mode::Text => self.text(end, out),
                 Mode::Call => self.call(out),
+                Mode::CallName => self.call_name(end, out),
+                Mode::CallArgs => self.call_args(out),
                 Mode::AfterCall => self.after_call(end),
             };
             if !progressed {
@@ -179,6 +200,11 @@ impl OutputParser {
     }
 
     fn start_call(&mut self, bare: bool) {
+        if !bare && self.syntax.calls == Some(Family::MistralArgs) {
+            self.mode = Mode::CallName;
+            self.name_sent = false;
+            return;
+        }
         self.mode = Mode::Call;
         self.scan = ObjectScan::new(self.syntax.calls.map_or("arguments", Family::arguments_key));
         self.call_raw.clear();
@@ -227,6 +253,66 @@ impl OutputParser {
         false
     }
 
+    /// Mistral v11: waits for `[ARGS]` after the name; text that cannot be a name is content.
+    fn call_name(&mut self, end: bool, out: &mut Vec<Piece>) -> bool {
+        let Some(at) = self.pending.find(ARGS) else {
+            let name = self.pending.split('[').next().unwrap_or_default();
+            if end || self.pending.len() > MAX_NAME || !is_function_name(name) {
+                self.not_a_named_call(out);
+                return true;
+            }
+            return false;
+        };
+        let name = self.pending[..at].split(CALL_ID).next().unwrap_or_default();
+        if name.is_empty() || !is_function_name(name) {
+            self.not_a_named_call(out);
+            return true;
+        }
+        self.calls += 1;
+        self.name_sent = true;
+        out.push(Piece::CallStart(name.to_string()));
+        self.pending.drain(..at + ARGS.len());
+        self.value = ValueScan::default();
+        self.mode = Mode::CallArgs;
+        true
+    }
+
+    /// The opener was not followed by a call: it is content, and what follows is read as text.
+    fn not_a_named_call(&mut self, out: &mut Vec<Piece>) {
+        emit(
+            out,
+            Piece::Content(Family::MistralArgs.opener().to_string()),
+        );
+        self.mode = Mode::Text;
+        self.at_start = false;
+    }
+
+    /// Mistral v11: the arguments object, sent as it comes, up to its closing brace.
+    fn call_args(&mut self, out: &mut Vec<Piece>) -> bool {
+        let (mut used, mut arguments, mut done) = (0, String::new(), false);
+        for c in self.pending.chars() {
+            let step = self.value.push(c);
+            if step == ValueStep::NotAContainer {
+                done = true;
+                break;
+            }
+            used += c.len_utf8();
+            if let ValueStep::In(closed) = step {
+                arguments.push(c);
+                if closed {
+                    done = true;
+                    break;
+                }
+            }
+        }
+        self.pending.drain(..used);
+        emit(out, Piece::Arguments(arguments));
+        if done {
+            self.mode = Mode::AfterCall;
+        }
+        done
+    }
+
     fn on_scan(&mut self, event: ScanEvent, out: &mut Vec<Piece>) {
         match event {
             ScanEvent::Name(name) if !self.name_sent => {
@@ -266,7 +352,7 @@ impl OutputParser {
             self.start_call(false);
             return true;
         }
-        if trimmed.starts_with('{') {
+        if family != Family::MistralArgs && trimmed.starts_with('{') {
             self.pending.drain(..lead);
             self.start_call(true);
             return true;
@@ -283,6 +369,12 @@ impl OutputParser {
         self.at_start = false;
         true
     }
+}
+
+/// Whether `name` may be a function's name (Mistral v11 writes it bare).
+fn is_function_name(name: &str) -> bool {
+    name.chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
 }
 
 /// Adds a piece, merging it into the last one of the same kind; empty text is dropped.

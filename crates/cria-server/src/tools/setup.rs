@@ -16,7 +16,7 @@ pub struct ChatSetup {
     pub prompt: Vec<u32>,
     /// The rendered text (empty from front ends without a template engine).
     pub text: String,
-    /// The tool-call grammar, when the request has tools (and the family has an opener for `auto`).
+    /// The tool-call grammar, when the request has tools (lazy for `tool_choice: "auto"`).
     pub grammar: Option<Grammar>,
     /// How to split the output; `None`: all of it is content.
     pub syntax: Option<OutputSyntax>,
@@ -38,6 +38,9 @@ pub fn prepare(
     {
         describe_tools(&mut messages, tools);
     }
+    if family.mistral_ids() {
+        mistral_call_ids(&mut messages);
+    }
     let tools_value = tools.map(ToolRequest::template_value);
     let rendered = frontend
         .chat_input(&ChatInput {
@@ -53,9 +56,8 @@ pub fn prepare(
         starts_in_think: thinks && prompt_opens_think(&rendered.text),
     });
     let specials = |text: &str| frontend.special_token(text);
-    let grammar = tools.and_then(|t| {
-        tool_grammar(&t.functions(), &t.choice, t.parallel, family, &specials).map(Grammar::Lark)
-    });
+    let grammar =
+        tools.map(|t| tool_grammar(&t.functions(), &t.choice, t.parallel, family, &specials));
     Ok(ChatSetup {
         prompt: rendered.tokens,
         text: rendered.text,
@@ -87,4 +89,43 @@ fn describe_tools(messages: &mut Vec<Value>, tools: &ToolRequest) {
         }
         message["content"] = Value::String(text);
     }
+}
+
+/// Mistral's templates refuse a call id that is not nine letters and digits (`call_...` from OpenAI's
+/// clients, `toolu_...` from Anthropic's): such ids in calls and tool results are replaced by nine
+/// characters derived from them, the same for a call and its result.
+fn mistral_call_ids(messages: &mut [Value]) {
+    for message in messages.iter_mut() {
+        let calls = message.get_mut("tool_calls").and_then(Value::as_array_mut);
+        for call in calls.into_iter().flatten() {
+            replace_id(call.get_mut("id"));
+        }
+        replace_id(message.get_mut("tool_call_id"));
+    }
+}
+
+fn replace_id(id: Option<&mut Value>) {
+    if let Some(id) = id
+        && let Some(text) = id.as_str()
+    {
+        *id = Value::String(mistral_id(text));
+    }
+}
+
+/// `id` if it is already nine ASCII letters and digits, else nine drawn from its FNV-1a hash.
+pub fn mistral_id(id: &str) -> String {
+    if id.len() == 9 && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return id.to_string();
+    }
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let mut h = id.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    });
+    (0..9)
+        .map(|_| {
+            let c = DIGITS[(h % 62) as usize] as char;
+            h /= 62;
+            c
+        })
+        .collect()
 }

@@ -193,6 +193,16 @@ fn family_is_recognised_from_templates() {
         Family::detect(&read("mistral-nemo-instruct.jinja")),
         Family::Mistral
     );
+    assert_eq!(
+        Family::detect(&read("llama-3.2-instruct.jinja")),
+        Family::Llama3
+    );
+    for v11 in [
+        "mistral-small-3.2-instruct.jinja",
+        "devstral-small-2507.jinja",
+    ] {
+        assert_eq!(Family::detect(&read(v11)), Family::MistralArgs, "{v11}");
+    }
     assert_eq!(Family::detect("{{ messages[0].content }}"), Family::Generic);
     assert!(template_thinks(&read("qwen3.jinja")));
     assert!(!template_thinks(&read("qwen2.5-instruct.jinja")));
@@ -241,19 +251,64 @@ fn tool_choice_checks() {
     assert!(check(Some(&[weather(), weather()]), None, None).is_err());
 }
 
+#[test]
+fn mistral_v11_calls_one_after_another() {
+    let text = "[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Paris\", \"n\": [1, {\"a\": \"}\"}]}[TOOL_CALLS]get_time[CALL_ID]a1B2c3D4e[ARGS]{}";
+    let out = parse(syntax(Family::MistralArgs), text);
+    assert_eq!(
+        out.calls,
+        vec![
+            call("get_weather", r#"{"city": "Paris", "n": [1, {"a": "}"}]}"#),
+            call("get_time", "{}")
+        ]
+    );
+    assert_eq!(out.content, "");
+}
+
+#[test]
+fn mistral_v11_text_before_a_call_and_text_that_is_not_one() {
+    let out = parse(
+        syntax(Family::MistralArgs),
+        "Checking. [TOOL_CALLS]search[ARGS] {\"q\": \"x\"}",
+    );
+    assert_eq!(out.content, "Checking. ");
+    assert_eq!(out.calls, vec![call("search", r#"{"q": "x"}"#)]);
+    for text in [
+        "Use [TOOL_CALLS] to call a tool.",
+        "[TOOL_CALLS]unfinished",
+        "[TOOL_CALLS][ARGS]{}",
+    ] {
+        let out = parse(syntax(Family::MistralArgs), text);
+        assert_eq!(out.content, text);
+        assert!(out.calls.is_empty(), "{text}");
+    }
+}
+
+#[test]
+fn mistral_ids_are_nine_letters_and_digits() {
+    let id = setup::mistral_id("call_0123456789abcdef01234567");
+    assert_eq!(id.len(), 9);
+    assert!(id.bytes().all(|b| b.is_ascii_alphanumeric()));
+    assert_eq!(id, setup::mistral_id("call_0123456789abcdef01234567"));
+    assert_ne!(id, setup::mistral_id("call_0123456789abcdef01234568"));
+    assert_eq!(setup::mistral_id("a1B2c3D4e"), "a1B2c3D4e");
+}
+
 mod grammars {
     use std::sync::Arc;
 
     use cria_sampling::TokenConstraint;
-    use cria_sampling::grammar::{Grammar, GrammarVocab, Tokenize, VocabToken};
+    use cria_sampling::grammar::{Grammar, GrammarVocab, Tokenize, Trigger, VocabToken};
 
     use super::*;
 
     const EOS: u32 = 256;
     const OPEN: u32 = 257;
     const CLOSE: u32 = 258;
+    const TAG: u32 = 259;
 
-    /// Bytes as tokens, an end-of-text token, and `<tool_call>` / `</tool_call>` as special tokens.
+    /// Bytes as tokens, an end-of-text token, and `<tool_call>` / `</tool_call>` / `<|python_tag|>` as
+    /// special tokens.
     fn vocab() -> GrammarVocab {
         let mut tokens: Vec<VocabToken> = (0..=255u8)
             .map(|b| VocabToken {
@@ -261,7 +316,7 @@ mod grammars {
                 special: false,
             })
             .collect();
-        for text in ["<|end|>", "<tool_call>", "</tool_call>"] {
+        for text in ["<|end|>", "<tool_call>", "</tool_call>", "<|python_tag|>"] {
             tokens.push(VocabToken {
                 bytes: text.as_bytes().to_vec(),
                 special: true,
@@ -272,8 +327,8 @@ mod grammars {
     }
 
     /// Whether `tokens` then end of generation are allowed.
-    fn accepts_tokens(lark: &str, tokens: &[u32]) -> bool {
-        let mut c = vocab().compile(&Grammar::Lark(lark.to_string())).unwrap();
+    fn accepts_tokens(g: &Grammar, tokens: &[u32]) -> bool {
+        let mut c = vocab().compile(g).unwrap();
         for &t in tokens {
             if !c.allows(t).unwrap() {
                 return false;
@@ -284,9 +339,8 @@ mod grammars {
     }
 
     /// Whether `text` (one token a byte) then end of generation is allowed.
-    fn accepts(lark: &str, text: &str) -> bool {
-        let tokens: Vec<u32> = text.bytes().map(u32::from).collect();
-        accepts_tokens(lark, &tokens)
+    fn accepts(g: &Grammar, text: &str) -> bool {
+        accepts_tokens(g, &bytes(text))
     }
 
     fn bytes(text: &str) -> Vec<u32> {
@@ -305,67 +359,115 @@ mod grammars {
             "\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\", \"unit\": \"f\"}}\n",
         );
         let call: Vec<u32> = [vec![OPEN], body, vec![CLOSE]].concat();
-        for choice in [ToolChoice::Required, ToolChoice::Auto] {
-            let g = tool_grammar(&fns, &choice, true, Family::Hermes, &specials).unwrap();
-            assert!(accepts_tokens(&g, &call), "{g}");
-            // The markers as plain text are not the tokens.
-            let as_text = [
-                bytes("<tool_call>"),
-                call[1..call.len() - 1].to_vec(),
-                bytes("</tool_call>"),
-            ]
-            .concat();
-            assert!(
-                !accepts_tokens(&g, &as_text) || choice == ToolChoice::Auto,
-                "{g}"
-            );
-        }
-        let auto = tool_grammar(&fns, &ToolChoice::Auto, true, Family::Hermes, &specials).unwrap();
-        assert!(accepts_tokens(&auto, &[bytes("Sure. "), call].concat()));
+        let required = tool_grammar(&fns, &ToolChoice::Required, true, Family::Hermes, &specials);
+        assert!(accepts_tokens(&required, &call), "{required:?}");
+        // The markers as plain text are not the tokens.
+        let as_text = [
+            bytes("<tool_call>"),
+            call[1..call.len() - 1].to_vec(),
+            bytes("</tool_call>"),
+        ]
+        .concat();
+        assert!(!accepts_tokens(&required, &as_text));
+        let auto = tool_grammar(&fns, &ToolChoice::Auto, true, Family::Hermes, &specials);
+        assert!(
+            matches!(&auto, Grammar::Lazy { triggers, .. } if triggers == &[Trigger::Token(OPEN)])
+        );
+        assert!(accepts_tokens(&auto, &call));
+        assert!(accepts_tokens(
+            &auto,
+            &[bytes("Sure. "), call.clone()].concat()
+        ));
+        assert!(
+            accepts_tokens(&auto, &as_text),
+            "text markers are free text"
+        );
         assert!(accepts(&auto, "No call at all."));
     }
 
-    fn lark(choice: ToolChoice, parallel: bool, family: Family) -> String {
+    fn grammar(choice: ToolChoice, parallel: bool, family: Family) -> Grammar {
         let fns: Vec<FunctionDef> = [weather()].iter().map(|t| t.function.clone()).collect();
-        tool_grammar(&fns, &choice, parallel, family, &|_| None).unwrap()
+        tool_grammar(&fns, &choice, parallel, family, &|_| None)
     }
 
     const CALL: &str = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"unit\": \"c\"}}\n</tool_call>";
 
     #[test]
     fn required_hermes_call_follows_the_schema() {
-        let g = lark(ToolChoice::Required, true, Family::Hermes);
-        assert!(accepts(&g, CALL), "{g}");
+        let g = grammar(ToolChoice::Required, true, Family::Hermes);
+        assert!(accepts(&g, CALL), "{g:?}");
         assert!(accepts(&g, &format!("{CALL}\n{CALL}")));
         assert!(!accepts(&g, "Sure."));
         assert!(!accepts(&g, &CALL.replace("\"c\"", "\"k\"")));
         assert!(!accepts(&g, &CALL.replace(", \"unit\": \"c\"", "")));
         // No run-on whitespace inside the arguments.
         assert!(!accepts(&g, &CALL.replace("{\"city\"", "{   \"city\"")));
-        let single = lark(ToolChoice::Required, false, Family::Hermes);
+        let single = grammar(ToolChoice::Required, false, Family::Hermes);
         assert!(!accepts(&single, &format!("{CALL}\n{CALL}")));
     }
 
     #[test]
     fn auto_allows_text_or_a_constrained_call() {
-        let g = lark(ToolChoice::Auto, true, Family::Hermes);
-        assert!(accepts(&g, "Just text, no call."), "{g}");
+        let g = grammar(ToolChoice::Auto, true, Family::Hermes);
+        assert!(accepts(&g, "Just text, no call."), "{g:?}");
         assert!(accepts(&g, ""));
         assert!(accepts(&g, &format!("Checking.\n{CALL}")));
+        assert!(accepts(&g, &format!("Checking.\n{CALL}\n{CALL}")));
         assert!(!accepts(&g, "<tool_call>\n{\"name\": \"other\""));
+        assert!(!accepts(&g, &CALL.replace("\"c\"", "\"k\"")));
     }
 
     #[test]
-    fn mistral_and_llama3_shapes() {
-        let m = lark(ToolChoice::Required, true, Family::Mistral);
+    fn mistral_list_shape() {
+        let m = grammar(ToolChoice::Required, true, Family::Mistral);
         let args = r#"{"city": "Rome", "unit": "f"}"#;
         let one = format!(r#"{{"name": "get_weather", "arguments": {args}}}"#);
-        assert!(accepts(&m, &format!("[TOOL_CALLS][{one}, {one}]")), "{m}");
-        let l = lark(ToolChoice::Required, true, Family::Llama3);
+        assert!(accepts(&m, &format!("[TOOL_CALLS][{one}, {one}]")), "{m:?}");
+        let auto = grammar(ToolChoice::Auto, true, Family::Mistral);
+        assert!(accepts(&auto, &format!("Sure: [TOOL_CALLS][{one}]")));
+        assert!(!accepts(&auto, "[TOOL_CALLS][{\"name\": \"nope\""));
+    }
+
+    #[test]
+    fn mistral_v11_shape_with_and_without_call_ids() {
+        let args = r#"{"city": "Rome", "unit": "f"}"#;
+        let one = format!("[TOOL_CALLS]get_weather[ARGS]{args}");
+        let with_id = format!("[TOOL_CALLS]get_weather[CALL_ID]a1B2c3D4e[ARGS]{args}");
+        for choice in [ToolChoice::Required, ToolChoice::Auto] {
+            let g = grammar(choice.clone(), true, Family::MistralArgs);
+            assert!(accepts(&g, &one), "{g:?}");
+            assert!(accepts(&g, &format!("{one}{with_id}")));
+            assert!(!accepts(&g, &one.replace("get_weather", "get_time")));
+            assert!(!accepts(&g, &one.replace("\"f\"", "\"k\"")));
+        }
+        let single = grammar(ToolChoice::Required, false, Family::MistralArgs);
+        assert!(!accepts(&single, &format!("{one}{one}")));
+        let auto = grammar(ToolChoice::Auto, true, Family::MistralArgs);
+        assert!(accepts(&auto, &format!("Let me check.{one}")));
+        assert!(accepts(&auto, "No call."));
+    }
+
+    #[test]
+    fn llama3_bare_json_is_held_once_the_reply_opens_with_it() {
+        let args = r#"{"city": "Rome", "unit": "f"}"#;
         let one = format!(r#"{{"name": "get_weather", "parameters": {args}}}"#);
-        assert!(accepts(&l, &one), "{l}");
-        assert!(accepts(&l, &format!("{one}; {one}")));
+        let required = grammar(ToolChoice::Required, true, Family::Llama3);
+        assert!(accepts(&required, &one) && accepts(&required, &format!("{one}; {one}")));
+        let auto = grammar(ToolChoice::Auto, true, Family::Llama3);
+        assert!(accepts(&auto, &one), "{auto:?}");
+        assert!(accepts(&auto, &format!("\n {one}")));
+        assert!(accepts(&auto, "Plain text, then {\"a\": 1} is free."));
+        assert!(!accepts(&auto, r#"{"name": "other", "parameters": {}}"#));
+        assert!(!accepts(&auto, &one.replace("\"f\"", "\"k\"")));
+        assert!(accepts(&auto, &format!("Text, then <|python_tag|>{one}")));
+        // `<|python_tag|>` as a special token.
         let fns = [weather().function];
-        assert!(tool_grammar(&fns, &ToolChoice::Auto, true, Family::Llama3, &|_| None).is_none());
+        let tag = |t: &str| (t == "<|python_tag|>").then_some(TAG);
+        let auto = tool_grammar(&fns, &ToolChoice::Auto, true, Family::Llama3, &tag);
+        assert!(accepts_tokens(&auto, &[vec![TAG], bytes(&one)].concat()));
+        assert!(!accepts_tokens(
+            &auto,
+            &[vec![TAG], bytes("{\"name\": \"x")].concat()
+        ));
     }
 }
