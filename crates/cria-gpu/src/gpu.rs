@@ -158,6 +158,18 @@ impl Gpu {
         Ok(GpuBuffer { buf, words })
     }
 
+    /// A scratch buffer of `words` words for one step's intermediate results (contents undefined).
+    pub(crate) fn scratch(&self, words: usize) -> GpuBuffer {
+        let words = words.max(1);
+        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("scratch"),
+            size: words as u64 * 4,
+            usage: STORAGE,
+            mapped_at_creation: false,
+        });
+        GpuBuffer { buf, words }
+    }
+
     /// Uploads a weight matrix (`data`: its rows in GGUF's layout).
     ///
     /// # Errors

@@ -12,6 +12,52 @@ pub(crate) const ROPE: &str = include_str!("wgsl/rope.wgsl");
 pub(crate) const ELEMENTWISE: &str = include_str!("wgsl/elementwise.wgsl");
 pub(crate) const KV_STORE: &str = include_str!("wgsl/kv_store.wgsl");
 pub(crate) const ATTENTION: &str = include_str!("wgsl/attention.wgsl");
+pub(crate) const ATTENTION_SPLIT: &str = include_str!("wgsl/attention_split.wgsl");
+pub(crate) const ATTENTION_COMBINE: &str = include_str!("wgsl/attention_combine.wgsl");
+pub(crate) const QUANTIZE_Q8: &str = include_str!("wgsl/quantize_q8.wgsl");
+const MATVEC_Q8: &str = include_str!("wgsl/matvec_q8.wgsl");
+
+/// How `quantize_q8.wgsl` rounds activations: as the CPU's activation format for the weight format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Q8Mode {
+    Q8_0 = 0,
+    Q8_1 = 1,
+    Q8K = 2,
+}
+
+/// The format's int8 `load_group`, whether it needs the K-quant scale helper, and its activations' rounding.
+fn q8_source(ty: GgmlType) -> Option<(&'static str, bool, Q8Mode)> {
+    Some(match ty {
+        GgmlType::Q8_0 => (include_str!("wgsl/q8w_q8_0.wgsl"), false, Q8Mode::Q8_0),
+        GgmlType::Q4_0 => (include_str!("wgsl/q8w_q4_0.wgsl"), false, Q8Mode::Q8_0),
+        GgmlType::Q5_0 => (include_str!("wgsl/q8w_q5_0.wgsl"), false, Q8Mode::Q8_0),
+        GgmlType::Q4_1 => (include_str!("wgsl/q8w_q4_1.wgsl"), false, Q8Mode::Q8_1),
+        GgmlType::Q5_1 => (include_str!("wgsl/q8w_q5_1.wgsl"), false, Q8Mode::Q8_1),
+        GgmlType::Q4_K => (include_str!("wgsl/q8w_q4_k.wgsl"), true, Q8Mode::Q8K),
+        GgmlType::Q5_K => (include_str!("wgsl/q8w_q5_k.wgsl"), true, Q8Mode::Q8K),
+        GgmlType::Q6_K => (include_str!("wgsl/q8w_q6_k.wgsl"), false, Q8Mode::Q8K),
+        _ => return None,
+    })
+}
+
+/// How activations are quantized for `ty`'s int8 matrix-vector product; `None` where `ty` has none.
+pub(crate) fn q8_mode(ty: GgmlType) -> Option<Q8Mode> {
+    q8_source(ty).map(|(_, _, mode)| mode)
+}
+
+/// The int8 matrix-vector product (`matvec_q8.wgsl`) specialised for `ty`.
+pub(crate) fn matvec_q8(ty: GgmlType) -> Option<String> {
+    let (load, kscale, _) = q8_source(ty)?;
+    let mut src = String::with_capacity(BYTES.len() + load.len() + MATVEC_Q8.len() + 512);
+    src.push_str(MATVEC_Q8);
+    src.push('\n');
+    src.push_str(BYTES);
+    if kscale {
+        src.push_str(KSCALE);
+    }
+    src.push_str(load);
+    Some(src)
+}
 
 /// The format's `dq_group`, and whether it needs the K-quant scale helper.
 fn dequant_source(ty: GgmlType) -> Option<(&'static str, bool)> {

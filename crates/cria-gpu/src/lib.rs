@@ -16,4 +16,4 @@ pub use adapters::{AdapterSummary, DeviceChoice, list_adapters};
 pub use error::GpuError;
 pub use gpu::{Gpu, GpuBuffer, GpuMatrix};
 pub use kernels::supports_format;
-pub use step::{AttentionRow, GpuAttention, GpuRope, Step};
+pub use step::{ATTENTION_SPLIT_KEYS, AttentionRow, GpuAttention, GpuRope, INT8_MAX_TOKENS, Step};
