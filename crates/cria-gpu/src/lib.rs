@@ -10,10 +10,13 @@ mod adapters;
 mod error;
 mod gpu;
 mod kernels;
+mod pool;
 mod step;
 
 pub use adapters::{AdapterSummary, DeviceChoice, list_adapters};
 pub use error::GpuError;
-pub use gpu::{Gpu, GpuBuffer, GpuMatrix};
+pub use gpu::{Gpu, GpuBuffer, GpuMatrix, GpuOptions};
 pub use kernels::supports_format;
-pub use step::{ATTENTION_SPLIT_KEYS, AttentionRow, GpuAttention, GpuRope, INT8_MAX_TOKENS, Step};
+pub use step::{
+    ATTENTION_SPLIT_KEYS, AttentionRow, GatedAct, GpuAttention, GpuRope, INT8_MAX_TOKENS, Step,
+};

@@ -4,7 +4,6 @@
 use std::ops::Range;
 
 use cria_kernels::ops::{RopeParams, RopeStyle, rope_cos_sin};
-use wgpu::util::DeviceExt;
 
 use crate::gpu::{Gpu, GpuBuffer, GpuMatrix};
 use crate::kernels;
@@ -52,6 +51,15 @@ pub struct GpuRope {
     pub head_dim: usize,
 }
 
+/// The gated activation of [`Step::matmul_gated`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GatedAct {
+    /// `silu(gate) · up` (SwiGLU).
+    Silu,
+    /// `gelu(gate) · up` (GeGLU, ggml's f16-rounded GELU).
+    Gelu,
+}
+
 /// Element-wise op codes of `elementwise.wgsl`.
 #[derive(Clone, Copy)]
 enum Elementwise {
@@ -79,6 +87,8 @@ pub struct Step<'g> {
     gpu: &'g Gpu,
     enc: wgpu::CommandEncoder,
     quantized: Option<QuantizedInput>,
+    /// Pooled buffers the recorded work uses: given back to the pool after the step is submitted.
+    held: Vec<GpuBuffer>,
 }
 
 fn grid(groups: usize) -> (u32, u32) {
@@ -101,6 +111,7 @@ impl<'g> Step<'g> {
             gpu,
             enc,
             quantized: None,
+            held: Vec::new(),
         }
     }
 
@@ -109,19 +120,27 @@ impl<'g> Step<'g> {
         self.gpu.queue.submit([self.enc.finish()]);
     }
 
-    fn small(&self, words: &[u32], usage: wgpu::BufferUsages) -> wgpu::Buffer {
-        let contents: &[u8] = if words.is_empty() {
-            &[0; 4]
-        } else {
-            bytemuck::cast_slice(words)
-        };
-        self.gpu
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: None,
-                contents,
-                usage,
-            })
+    /// A pooled buffer holding `words` (written when the step is submitted, before its work runs), held by
+    /// the step until then.
+    fn small(&mut self, words: &[u32], usage: wgpu::BufferUsages) -> wgpu::Buffer {
+        let (buf, _) = self
+            .gpu
+            .pooled(usage | wgpu::BufferUsages::COPY_DST, words.len());
+        if !words.is_empty() {
+            self.gpu
+                .queue
+                .write_buffer(&buf.buf, 0, bytemuck::cast_slice(words));
+        }
+        let raw = buf.buf.clone();
+        self.held.push(buf);
+        raw
+    }
+
+    /// A pooled scratch buffer of `words` words, held by the step until it is submitted.
+    fn scratch(&mut self, words: usize) -> GpuBuffer {
+        let buf = self.gpu.scratch(words);
+        self.held.push(buf.clone());
+        buf
     }
 
     /// Records `pipeline` over `groups` workgroups with `buffers` bound in order and `params` last (uniform).
@@ -192,7 +211,7 @@ impl<'g> Step<'g> {
         }
         let groups = cols / 32;
         let words = n_tok * groups * Q8_BLOCK_WORDS;
-        let xq = self.gpu.scratch(words);
+        let xq = self.scratch(words);
         let pipe = self
             .gpu
             .pipeline("quantize_q8", || kernels::QUANTIZE_Q8.to_string());
@@ -242,6 +261,54 @@ impl<'g> Step<'g> {
         }
         // The matmul wrote only `y`: the quantized input stays good for the next one unless `y` is its source.
         self.quantized = kept.filter(|q| q.x != y.buf);
+    }
+
+    /// `out[t] = act(gate · x[t]) · (up · x[t])` for `n_tok` rows of `x`: the feed-forward's two projections
+    /// and its gated activation. In one kernel (the gate and up outputs never stored) where both matrices share
+    /// a format with an int8 path and one shape, each in one part, for up to [`INT8_MAX_TOKENS`] tokens;
+    /// otherwise as two [`Step::matmul`]s and [`Step::silu_mul`] / [`Step::gelu_mul`].
+    pub fn matmul_gated(
+        &mut self,
+        (gate, up): (&GpuMatrix, &GpuMatrix),
+        x: &GpuBuffer,
+        n_tok: usize,
+        act: GatedAct,
+        out: &GpuBuffer,
+    ) {
+        let fused = kernels::q8_mode(gate.ty)
+            .filter(|_| gate.ty == up.ty && (gate.rows, gate.cols) == (up.rows, up.cols))
+            .filter(|_| gate.parts.len() == 1 && up.parts.len() == 1 && n_tok <= INT8_MAX_TOKENS);
+        let Some(mode) = fused else {
+            let (g, u_out) = (
+                self.scratch(n_tok * gate.rows),
+                self.scratch(n_tok * up.rows),
+            );
+            self.matmul(gate, x, n_tok, &g);
+            self.matmul(up, x, n_tok, &u_out);
+            let n = n_tok * gate.rows;
+            match act {
+                GatedAct::Silu => self.silu_mul(out, &g, &u_out, n),
+                GatedAct::Gelu => self.gelu_mul(out, &g, &u_out, n),
+            }
+            return;
+        };
+        let xq = self.quantize_input(x, (n_tok, gate.cols), mode);
+        let key = format!("matvec_q8_gated_{:?}", gate.ty);
+        let pipe = self.gpu.pipeline(&key, || {
+            kernels::matvec_q8_gated(gate.ty).unwrap_or_default()
+        });
+        let kept = self.quantized.take();
+        let params = [
+            u(gate.rows),
+            u(gate.row_bytes),
+            u(n_tok),
+            u(gate.cols / 32),
+            u32::from(act == GatedAct::Gelu),
+        ];
+        let groups = gate.rows.div_ceil(MATMUL_ROWS) * n_tok.div_ceil(MATMUL_TILE);
+        let buffers = [&gate.parts[0].buf, &up.parts[0].buf, &xq.buf, &out.buf];
+        self.dispatch(&pipe, &buffers, &params, groups);
+        self.quantized = kept.filter(|q| q.x != out.buf);
     }
 
     /// [`Step::matmul`] with f32 activations whatever the format and token count: each lane dequantizes a
@@ -300,7 +367,7 @@ impl<'g> Step<'g> {
     }
 
     fn rows_op(&mut self, x: &GpuBuffer, w: Option<&GpuBuffer>, out: &GpuBuffer, p: [u32; 8]) {
-        let pipe = self.gpu.pipeline("rows", || kernels::ROWS.to_string());
+        let pipe = self.gpu.reducing_pipeline("rows", kernels::ROWS);
         let wbuf = w.map_or(&self.gpu.dummy, |b| &b.buf);
         let n_rows = p[1] as usize;
         self.dispatch(&pipe, &[&x.buf, wbuf, &out.buf], &p, n_rows);
@@ -499,10 +566,10 @@ impl<'g> Step<'g> {
             .collect();
         let info = self.small(&info, wgpu::BufferUsages::STORAGE);
         let heads = rows.len() * p.n_head;
-        let parts = self.gpu.scratch(heads * n_chunks * (p.head_dim + 2));
+        let parts = self.scratch(heads * n_chunks * (p.head_dim + 2));
         let split = self
             .gpu
-            .pipeline("attention_split", || kernels::ATTENTION_SPLIT.to_string());
+            .reducing_pipeline("attention_split", kernels::ATTENTION_SPLIT);
         let params = [
             u(p.n_head),
             u(p.n_kv_head),
@@ -543,9 +610,7 @@ impl<'g> Step<'g> {
         p: &GpuAttention<'_>,
         out: &GpuBuffer,
     ) {
-        let pipe = self
-            .gpu
-            .pipeline("attention", || kernels::ATTENTION.to_string());
+        let pipe = self.gpu.reducing_pipeline("attention", kernels::ATTENTION);
         let info: Vec<u32> = rows
             .iter()
             .flat_map(|r| [r.kv_base, u(r.window.start), u(r.window.end)])
@@ -557,7 +622,7 @@ impl<'g> Step<'g> {
             .max()
             .unwrap_or(0)
             .max(1);
-        let scores = self.gpu.scratch(rows.len() * p.n_head * stride);
+        let scores = self.scratch(rows.len() * p.n_head * stride);
         let sinks = p.sinks.map_or(&self.gpu.dummy, |s| &s.buf);
         let params = [
             u(p.n_head),

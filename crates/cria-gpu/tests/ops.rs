@@ -5,7 +5,7 @@
 //! a message, unless `CRIA_GPU_REQUIRED=1` (set by tests/gpu/run.sh after installing lavapipe) makes that a
 //! failure.
 
-use cria_gpu::{AttentionRow, DeviceChoice, Gpu, GpuAttention, GpuRope};
+use cria_gpu::{AttentionRow, DeviceChoice, GatedAct, Gpu, GpuAttention, GpuOptions, GpuRope};
 use cria_kernels::GgmlType;
 use cria_kernels::matmul::{WeightRef, matmul};
 use cria_kernels::ops::{self, AttentionParams, RopeParams, RopeStyle, Yarn};
@@ -215,6 +215,10 @@ fn matrices_split_into_parts_multiply_and_look_up_like_whole_ones() {
 #[test]
 fn rms_norm_and_softmax_match_the_cpu_in_place_and_not() {
     let Some(gpu) = gpu() else { return };
+    check_rows_ops(&gpu);
+}
+
+fn check_rows_ops(gpu: &Gpu) {
     let (cols, n_rows) = (200, 3);
     let x = random(cols * n_rows, 21, 3.0);
     let w = random(cols, 22, 1.0);
@@ -630,5 +634,110 @@ fn quantized_input_is_reused_across_matmuls_until_another_op_writes_it() {
     for (i, (y, want)) in ys.iter().zip(&wants).enumerate() {
         let got = gpu.read_f32(y, rows).expect("read");
         assert_close(&format!("matmul {i} of the step"), &got, want, 1e-10);
+    }
+}
+
+#[test]
+fn steps_reuse_pooled_buffers_and_zeros_are_zero_again() {
+    let Some(gpu) = gpu() else { return };
+    let (rows, cols) = (16, 256);
+    let data = quantized(GgmlType::Q4_K, rows, cols, 81);
+    let w = gpu
+        .upload_matrix(GgmlType::Q4_K, rows, cols, &data)
+        .expect("w");
+    let x = random(cols, 82, 1.0);
+    let run_step = || {
+        let (xb, y) = (gpu.zeros(cols).expect("x"), gpu.zeros(rows).expect("y"));
+        assert_eq!(gpu.read_f32(&y, rows).expect("read"), vec![0.0; rows]);
+        gpu.write_f32(&xb, &x);
+        let mut step = gpu.step();
+        step.matmul(&w, &xb, 1, &y);
+        step.rms_norm(&y, None, (rows, 1), 1e-6, &y);
+        step.submit();
+        gpu.read_f32(&y, rows).expect("read")
+    };
+    let first = run_step();
+    let pooled = gpu.pooled_buffers();
+    assert!(pooled > 0, "a finished step gives its buffers back");
+    // The same step again takes the same buffers (zeroed again, results alike) and the pool does not grow.
+    assert_eq!(run_step(), first);
+    assert_eq!(gpu.pooled_buffers(), pooled);
+}
+
+#[test]
+fn reductions_without_subgroups_and_kernels_without_shader_f16_match_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    // The default device takes subgroups where the adapter has them (lavapipe does).
+    assert_eq!(gpu.uses_subgroups(), gpu.summary().subgroups);
+    let fallback = Gpu::open_with(DeviceChoice::Gpu(None), GpuOptions { subgroups: false })
+        .expect("the same adapter without subgroups");
+    assert!(!fallback.uses_subgroups());
+    // f16 travels packed in u32 words: no device is opened with shader-f16, so adapters without it run.
+    assert!(!gpu.uses_shader_f16() && !fallback.uses_shader_f16());
+    check_rows_ops(&fallback);
+    let cases = [
+        AttnCase {
+            n_head: 8,
+            n_kv_head: 2,
+            head_dim: 64,
+            n_ctx: 130,
+            window: Some(40),
+            softcap: Some(20.0),
+            sinks: true,
+        },
+        AttnCase {
+            n_head: 4,
+            n_kv_head: 1,
+            head_dim: 64,
+            n_ctx: 1100,
+            window: None,
+            softcap: None,
+            sinks: false,
+        },
+    ];
+    for c in &cases {
+        check_attention(&fallback, c, false);
+        check_attention(&fallback, c, true);
+    }
+}
+
+#[test]
+fn fused_gate_up_activation_matches_the_cpu_and_falls_back_for_mixed_formats() {
+    let Some(gpu) = gpu() else { return };
+    let (rows, cols) = (37, 512);
+    let cases = [
+        (GgmlType::Q4_K, GgmlType::Q4_K, GatedAct::Silu),
+        (GgmlType::Q4_0, GgmlType::Q4_0, GatedAct::Gelu),
+        (GgmlType::Q6_K, GgmlType::Q6_K, GatedAct::Silu),
+        // Mixed formats: two matmuls and the element-wise op.
+        (GgmlType::Q4_K, GgmlType::Q6_K, GatedAct::Gelu),
+    ];
+    for (gate_ty, up_ty, act) in cases {
+        let (g, u) = (
+            quantized(gate_ty, rows, cols, 91),
+            quantized(up_ty, rows, cols, 92),
+        );
+        let gw = gpu.upload_matrix(gate_ty, rows, cols, &g).expect("gate");
+        let uw = gpu.upload_matrix(up_ty, rows, cols, &u).expect("up");
+        for n_tok in [1, 5] {
+            let x = random(n_tok * cols, 93, 1.0);
+            let (xb, out) = (
+                gpu.upload_f32(&x).expect("x"),
+                gpu.zeros(n_tok * rows).expect("out"),
+            );
+            let mut step = gpu.step();
+            step.matmul_gated((&gw, &uw), &xb, n_tok, act, &out);
+            step.submit();
+            let got = gpu.read_f32(&out, n_tok * rows).expect("read");
+            let gate = cpu_matmul(gate_ty, (rows, cols), &g, &x);
+            let up = cpu_matmul(up_ty, (rows, cols), &u, &x);
+            let mut want = vec![0.0; n_tok * rows];
+            match act {
+                GatedAct::Silu => ops::silu_mul(&gate, &up, &mut want),
+                GatedAct::Gelu => ops::gelu_mul(&gate, &up, &mut want),
+            }
+            let what = format!("gated {gate_ty:?}/{up_ty:?} {act:?} n_tok {n_tok}");
+            assert_close(&what, &got, &want, 1e-6);
+        }
     }
 }

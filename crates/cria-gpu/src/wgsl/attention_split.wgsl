@@ -22,26 +22,8 @@ struct Params {
 
 const WG: u32 = 64u;
 const CHUNK: u32 = 256u;
-var<workgroup> red: array<f32, 64>;
 var<workgroup> sc: array<f32, 256>;
 
-fn reduce(lid: u32, v: f32, is_max: bool) -> f32 {
-    red[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s / 2u) {
-        if (lid < s) {
-            if (is_max) {
-                red[lid] = max(red[lid], red[lid + s]);
-            } else {
-                red[lid] += red[lid + s];
-            }
-        }
-        workgroupBarrier();
-    }
-    let r = red[0];
-    workgroupBarrier();
-    return r;
-}
 
 fn half_at(buf_is_k: bool, e: u32) -> f32 {
     var word: u32;
@@ -56,7 +38,8 @@ fn half_at(buf_is_k: bool, e: u32) -> f32 {
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
+        @builtin(local_invocation_index) lid: u32/*SUBGROUP_ARGS*/) {
+    /*SUBGROUP_INIT*/
     let flat = wid.x + wid.y * nwg.x;
     if (flat >= p.n_rows * p.n_head * p.n_chunks) {
         return;
@@ -88,14 +71,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         sc[j] = s;
         m = max(m, s);
     }
-    m = reduce(lid, m, true);
+    m = reduce_max(lid, m);
     var sum = 0.0;
     for (var j = lid; j < n; j += WG) {
         let e = exp(sc[j] - m);
         sc[j] = e;
         sum += e;
     }
-    let total = reduce(lid, sum, false);
+    let total = reduce_sum(lid, sum);
     let out = flat * (hd + 2u);
     if (lid == 0u) {
         parts[out] = m;

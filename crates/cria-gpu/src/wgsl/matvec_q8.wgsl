@@ -19,43 +19,12 @@ struct Params {
 }
 @group(0) @binding(3) var<uniform> p: Params;
 
-struct WGroup {
-    q: array<u32, 8>,
-    a0: f32,
-    a1: f32,
-    b: f32,
-}
 
 const WG: u32 = 64u;
 const LANES: u32 = 16u;
 const RPW: u32 = 4u;
 const TILE: u32 = 8u;
 var<workgroup> part: array<f32, 512>;
-
-// The 4 bytes at byte offset `off` (any alignment) as one word.
-fn word_at(off: u32) -> u32 {
-    let i = off >> 2u;
-    let s = (off & 3u) * 8u;
-    if (s == 0u) {
-        return w[i];
-    }
-    return (w[i] >> s) | (w[i + 1u] << (32u - s));
-}
-
-// The f16 at an even byte offset.
-fn half_at(off: u32) -> f32 {
-    return unpack2x16float(w[off >> 2u] >> ((off & 2u) * 8u)).x;
-}
-
-// Bits 0..4 of `b` as bit 4 of each byte (a fifth quant bit).
-fn spread4(b: u32) -> u32 {
-    return ((b & 1u) << 4u) | ((b & 2u) << 11u) | ((b & 4u) << 18u) | ((b & 8u) << 25u);
-}
-
-// Each byte q (with q + 128 - k < 256) as the i8 q - k: add 128 - k, then flip the sign bit.
-fn minus(q: u32, k: u32) -> u32 {
-    return (q + (128u - k) * 0x01010101u) ^ 0x80808080u;
-}
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
