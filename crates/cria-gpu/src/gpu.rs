@@ -91,6 +91,9 @@ impl Gpu {
     /// # Errors
     /// As [`Gpu::open`].
     pub fn open_with(choice: DeviceChoice, options: GpuOptions) -> Result<Gpu, GpuError> {
+        if choice == DeviceChoice::Auto && !adapters::may_have_hardware_gpu() {
+            return Err(GpuError::NoAdapter("no GPU device node".into()));
+        }
         let instance = adapters::instance();
         let found = adapters::adapters(&instance);
         let summaries: Vec<_> = found
@@ -223,7 +226,9 @@ impl Gpu {
     /// then are what its last user left; a new one is zeroed).
     pub(crate) fn pooled(&self, usage: wgpu::BufferUsages, words: usize) -> (GpuBuffer, bool) {
         let words = words.max(1);
-        let (buf, lease, reused) = self.pool.take(&self.device, usage, words as u64 * 4);
+        let bytes = words as u64 * 4;
+        let limit = self.summary.max_binding;
+        let (buf, lease, reused) = self.pool.take(&self.device, usage, (bytes, limit));
         let buf = GpuBuffer {
             buf,
             words,

@@ -48,15 +48,15 @@ pub(crate) fn size_class(bytes: u64) -> u64 {
 }
 
 impl BufferPool {
-    /// A buffer of `size_class(bytes)` bytes with `usage`, and whether it was reused (its contents are then
-    /// whatever its last user left).
+    /// A buffer of `size_class(bytes)` bytes (`bytes` where the class would pass the binding limit `max`)
+    /// with `usage`, and whether it was reused (its contents are then whatever its last user left).
     pub(crate) fn take(
         self: &Arc<Self>,
         device: &wgpu::Device,
         usage: wgpu::BufferUsages,
-        bytes: u64,
+        (bytes, max): (u64, u64),
     ) -> (wgpu::Buffer, Arc<Lease>, bool) {
-        let size = size_class(bytes);
+        let size = size_class(bytes).min(max).max(bytes);
         let reused = {
             let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
             let buf = free
