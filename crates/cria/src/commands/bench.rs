@@ -502,7 +502,8 @@ mod tests {
             return;
         };
         let model = Model::load(&path).unwrap();
-        let mut runner = Runner::new(&model, 2);
+        let (mut runner, fallback) = DeviceRunner::open(&model, 2, cria_model::DeviceChoice::Cpu);
+        assert!(fallback.is_none());
         let mut tokens = TokenSource::new(&model);
         let pp = time_reps(2, || prompt_once(&model, &mut runner, &mut tokens, 8)).unwrap();
         let tg = time_reps(2, || gen_once(&model, &mut runner, &mut tokens, 4)).unwrap();
@@ -510,8 +511,11 @@ mod tests {
             TestResult::new("pp8".into(), 8, 0, &pp),
             TestResult::new("tg4".into(), 0, 4, &tg),
         ];
-        let bw = read_bandwidth(runner.pool(), 8 << 20, 1);
-        let report = Report::new(&path, &model, 2, tests, Some(bw));
+        let DeviceRunner::Cpu(cpu) = &runner else {
+            panic!("--device cpu runs on the CPU")
+        };
+        let bw = read_bandwidth(cpu.pool(), 8 << 20, 1);
+        let report = Report::new(&path, &model, ("cpu".into(), 2), tests, Some(bw));
         assert_eq!(report.model_type, "llama Q4_1");
         // SmolLM2-135M: about 135 M parameters.
         assert!((130e6..140e6).contains(&(report.model_n_params as f64)));
@@ -526,6 +530,7 @@ mod tests {
         let md = report.markdown();
         assert!(md.contains("| pp8 |") && md.contains("| tg4 |"), "{md}");
         assert!(md.contains("% of the roofline"), "{md}");
+        assert!(md.contains("| CPU |") && md.contains("device: cpu"), "{md}");
         let json: serde_json::Value = serde_json::to_value(&report).unwrap();
         assert_eq!(json["tests"][1]["n_gen"], 4);
         assert_eq!(
