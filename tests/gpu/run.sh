@@ -44,6 +44,12 @@ if [[ -z ${run_out//[[:space:]]/} ]] || grep -q -- "--device:" "$run_err"; then
 fi
 echo "cria run --device gpu: $run_out"
 
+# `cria bench --device gpu` times pp and tg on the GPU and names the adapter (tiny sizes: lavapipe is slow).
+bench_out=$(timeout 600 "$bin" bench -m "$model" --device gpu -p 4 -n 2 -r 1 --bandwidth-mib 0 2>&1)
+if ! grep -q '^device: gpu:' <<<"$bench_out" || ! grep -q '| GPU |' <<<"$bench_out"; then
+  echo "cria bench --device gpu did not run on the GPU:"; echo "$bench_out"; exit 1
+fi
+
 python3 -c 'import openai, pytest' 2>/dev/null || timeout 300 python3 -m pip install -q openai pytest
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log=$(mktemp /tmp/cria-serve-gpu.XXXXXX.log)

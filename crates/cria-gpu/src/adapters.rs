@@ -102,6 +102,24 @@ pub fn list_adapters() -> Vec<AdapterSummary> {
         .collect()
 }
 
+/// Whether this machine may have a hardware GPU: on Linux, only where a GPU device node exists (a DRM render
+/// node `/dev/dri/renderD*`, NVIDIA's `/dev/nvidiactl`, WSL's `/dev/dxg`); elsewhere always. `auto` checks it
+/// before asking Vulkan, so a machine without a GPU never loads the drivers (nor hears Mesa's device-select
+/// layer complain about `XDG_RUNTIME_DIR` on a headless machine).
+pub(crate) fn may_have_hardware_gpu() -> bool {
+    if !cfg!(target_os = "linux") {
+        return true;
+    }
+    let render_node = std::fs::read_dir("/dev/dri").is_ok_and(|dir| {
+        dir.flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("renderD"))
+    });
+    render_node
+        || ["/dev/nvidiactl", "/dev/dxg"]
+            .iter()
+            .any(|p| std::path::Path::new(p).exists())
+}
+
 /// The index of the adapter `choice` names among `found`, or why there is none.
 pub(crate) fn pick(choice: DeviceChoice, found: &[AdapterSummary]) -> Result<usize, GpuError> {
     let real = found.iter().find(|a| !a.software).map(|a| a.index);

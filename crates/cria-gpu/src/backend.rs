@@ -7,7 +7,7 @@ use cria_kernels::backend::{Activation, AttentionSpec, Backend, Op, Rows, TokenP
 use cria_kernels::ops::{QueryRow, RopeParams};
 
 use crate::{
-    AttentionRow, Gpu, GpuAttention, GpuBuffer, GpuError, GpuKv, GpuMatrix, GpuRope, Step,
+    AttentionRow, GatedAct, Gpu, GpuAttention, GpuBuffer, GpuError, GpuKv, GpuMatrix, GpuRope, Step,
 };
 
 /// One step on a GPU over the caches of its sequences (by their index in the step).
@@ -116,6 +116,26 @@ impl Backend for GpuBackend<'_> {
                 self.step.swiglu_oai_mul(out, gate, up, n, alpha, limit)
             }
         }
+    }
+
+    fn matmul_gated(
+        &mut self,
+        act: Activation,
+        (gate, up): (&GpuMatrix, &GpuMatrix),
+        x: &GpuBuffer,
+        rows: Rows,
+        (gate_out, up_out, out): (&GpuBuffer, &GpuBuffer, &GpuBuffer),
+    ) {
+        let fused = match act {
+            Activation::SwiGlu => GatedAct::Silu,
+            Activation::GeGlu => GatedAct::Gelu,
+            // gpt-oss's clamped SwiGLU has no fused kernel.
+            Activation::SwiGluOai { .. } => {
+                self.matmul(&[gate, up], x, rows.n_rows, &[gate_out, up_out]);
+                return self.gated(act, (gate_out, up_out), rows, out);
+            }
+        };
+        self.step.matmul_gated((gate, up), x, rows.n_rows, fused, out);
     }
 
     fn rope(

@@ -1,12 +1,13 @@
 //! An open device: its queue, buffers, and the compiled pipelines (each kernel compiled once, on first use).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use cria_gguf::GgmlType;
 use wgpu::util::DeviceExt;
 
 use crate::adapters::{self, AdapterSummary, DeviceChoice};
+use crate::pool::{BufferPool, Lease};
 use crate::{GpuError, Step};
 
 /// One GPU: device, queue and pipeline cache. Ops are recorded through [`Gpu::step`].
@@ -15,6 +16,10 @@ pub struct Gpu {
     pub(crate) queue: wgpu::Queue,
     summary: AdapterSummary,
     pipelines: Mutex<HashMap<String, wgpu::ComputePipeline>>,
+    /// Activations, scratch and kernel parameters, kept across steps.
+    pool: Arc<BufferPool>,
+    /// Reductions use subgroup operations (the adapter has them and they were not turned off).
+    subgroups: bool,
     /// Bound where a kernel's optional input is absent (a binding must always hold a buffer).
     pub(crate) dummy: wgpu::Buffer,
 }
@@ -25,6 +30,8 @@ pub struct GpuBuffer {
     pub(crate) buf: wgpu::Buffer,
     /// Length in 4-byte words.
     words: usize,
+    /// For a buffer from the pool: the last clone's drop gives it back.
+    _lease: Option<Arc<Lease>>,
 }
 
 impl GpuBuffer {
@@ -55,12 +62,38 @@ const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
     .union(wgpu::BufferUsages::COPY_DST);
 
+/// How [`Gpu::open_with`] opens a device.
+#[derive(Clone, Copy, Debug)]
+pub struct GpuOptions {
+    /// Use subgroup operations for reductions where the adapter has them (else workgroup memory).
+    pub subgroups: bool,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        GpuOptions { subgroups: true }
+    }
+}
+
 impl Gpu {
-    /// Opens the adapter `choice` names ([`DeviceChoice::Cpu`] is an error: the caller stays on the CPU).
+    /// Opens the adapter `choice` names ([`DeviceChoice::Cpu`] is an error: the caller stays on the CPU), with
+    /// subgroup reductions where it has them. No kernel needs `shader-f16`: f16 values (the KV cache, weight
+    /// scales) travel packed in u32 words and are converted with `pack2x16float` / `unpack2x16float`.
     ///
     /// # Errors
     /// [`GpuError::NoAdapter`] when none matches, [`GpuError::Device`] when the device cannot be opened.
     pub fn open(choice: DeviceChoice) -> Result<Gpu, GpuError> {
+        Self::open_with(choice, GpuOptions::default())
+    }
+
+    /// [`Gpu::open`] with `options` (tests force the fallbacks an adapter without the features would take).
+    ///
+    /// # Errors
+    /// As [`Gpu::open`].
+    pub fn open_with(choice: DeviceChoice, options: GpuOptions) -> Result<Gpu, GpuError> {
+        if choice == DeviceChoice::Auto && !adapters::may_have_hardware_gpu() {
+            return Err(GpuError::NoAdapter("no GPU device node".into()));
+        }
         let instance = adapters::instance();
         let found = adapters::adapters(&instance);
         let summaries: Vec<_> = found
@@ -70,9 +103,15 @@ impl Gpu {
             .collect();
         let index = adapters::pick(choice, &summaries)?;
         let adapter = &found[index];
+        let subgroups = options.subgroups && adapter.features().contains(wgpu::Features::SUBGROUP);
+        let features = if subgroups {
+            wgpu::Features::SUBGROUP
+        } else {
+            wgpu::Features::empty()
+        };
         let desc = wgpu::DeviceDescriptor {
             label: Some("cria"),
-            required_features: wgpu::Features::empty(),
+            required_features: features,
             // The weights of a large vocabulary exceed the default 128 MiB binding: take what the adapter has.
             required_limits: adapter.limits(),
             ..Default::default()
@@ -90,8 +129,27 @@ impl Gpu {
             queue,
             summary: summaries[index].clone(),
             pipelines: Mutex::new(HashMap::new()),
+            pool: Arc::default(),
+            subgroups,
             dummy,
         })
+    }
+
+    /// Whether reductions use subgroup operations.
+    pub fn uses_subgroups(&self) -> bool {
+        self.subgroups
+    }
+
+    /// Whether the device was opened with `shader-f16` (never: no kernel needs it).
+    pub fn uses_shader_f16(&self) -> bool {
+        self.device.features().contains(wgpu::Features::SHADER_F16)
+    }
+
+    /// The pipeline of a kernel with reductions (`kernels::with_reductions`), in this device's variant.
+    pub(crate) fn reducing_pipeline(&self, name: &str, kernel: &str) -> wgpu::ComputePipeline {
+        let sg = self.subgroups;
+        let key = format!("{name}{}", if sg { "_subgroups" } else { "" });
+        self.pipeline(&key, || crate::kernels::with_reductions(kernel, sg))
     }
 
     /// The adapter this device runs on.
@@ -123,7 +181,11 @@ impl Gpu {
                 contents: &padded,
                 usage: STORAGE,
             });
-        Ok(GpuBuffer { buf, words })
+        Ok(GpuBuffer {
+            buf,
+            words,
+            _lease: None,
+        })
     }
 
     /// Uploads f32s.
@@ -142,20 +204,47 @@ impl Gpu {
         self.upload_bytes(bytemuck::cast_slice(data))
     }
 
-    /// A zeroed buffer of `words` f32s (or u32s).
+    /// A zeroed buffer of `words` f32s (or u32s), from the pool: one a dropped buffer of the same size class
+    /// left is cleared and reused (a step's activations), else a new one is made.
     ///
     /// # Errors
     /// As [`Gpu::upload_bytes`].
     pub fn zeros(&self, words: usize) -> Result<GpuBuffer, GpuError> {
         let words = words.max(1);
         self.check_size(words as u64 * 4)?;
-        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: None,
-            size: words as u64 * 4,
-            usage: STORAGE,
-            mapped_at_creation: false,
-        });
-        Ok(GpuBuffer { buf, words })
+        let (buf, reused) = self.pooled(STORAGE, words);
+        if reused {
+            // Submitted now, so it lands before any later write or step that uses the buffer.
+            let mut enc = self.device.create_command_encoder(&Default::default());
+            enc.clear_buffer(&buf.buf, 0, None);
+            self.queue.submit([enc.finish()]);
+        }
+        Ok(buf)
+    }
+
+    /// A buffer of at least `words` words with `usage` from the pool, and whether it was reused (its contents
+    /// then are what its last user left; a new one is zeroed).
+    pub(crate) fn pooled(&self, usage: wgpu::BufferUsages, words: usize) -> (GpuBuffer, bool) {
+        let words = words.max(1);
+        let bytes = words as u64 * 4;
+        let limit = self.summary.max_binding;
+        let (buf, lease, reused) = self.pool.take(&self.device, usage, (bytes, limit));
+        let buf = GpuBuffer {
+            buf,
+            words,
+            _lease: Some(lease),
+        };
+        (buf, reused)
+    }
+
+    /// Free buffers the pool holds for the next steps (diagnostics and tests).
+    pub fn pooled_buffers(&self) -> usize {
+        self.pool.free_buffers()
+    }
+
+    /// A scratch buffer of `words` words from the pool for a step's intermediate results (contents undefined).
+    pub(crate) fn scratch(&self, words: usize) -> GpuBuffer {
+        self.pooled(STORAGE, words).0
     }
 
     /// Uploads a weight matrix (`data`: its rows in GGUF's layout).

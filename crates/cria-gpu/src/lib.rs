@@ -12,12 +12,15 @@ mod error;
 mod gpu;
 mod kernels;
 mod kv;
+mod pool;
 mod step;
 
 pub use adapters::{AdapterSummary, DeviceChoice, list_adapters};
 pub use backend::GpuBackend;
 pub use error::GpuError;
-pub use gpu::{Gpu, GpuBuffer, GpuMatrix};
+pub use gpu::{Gpu, GpuBuffer, GpuMatrix, GpuOptions};
 pub use kernels::supports_format;
 pub use kv::GpuKv;
-pub use step::{AttentionRow, GpuAttention, GpuRope, Step};
+pub use step::{
+    ATTENTION_SPLIT_KEYS, AttentionRow, GatedAct, GpuAttention, GpuRope, INT8_MAX_TOKENS, Step,
+};

@@ -5,7 +5,7 @@
 //! a message, unless `CRIA_GPU_REQUIRED=1` (set by tests/gpu/run.sh after installing lavapipe) makes that a
 //! failure.
 
-use cria_gpu::{AttentionRow, DeviceChoice, Gpu, GpuAttention, GpuRope};
+use cria_gpu::{AttentionRow, DeviceChoice, GatedAct, Gpu, GpuAttention, GpuOptions, GpuRope};
 use cria_kernels::GgmlType;
 use cria_kernels::matmul::{WeightRef, matmul};
 use cria_kernels::ops::{self, AttentionParams, RopeParams, RopeStyle, Yarn};
@@ -215,6 +215,10 @@ fn matrices_split_into_parts_multiply_and_look_up_like_whole_ones() {
 #[test]
 fn rms_norm_and_softmax_match_the_cpu_in_place_and_not() {
     let Some(gpu) = gpu() else { return };
+    check_rows_ops(&gpu);
+}
+
+fn check_rows_ops(gpu: &Gpu) {
     let (cols, n_rows) = (200, 3);
     let x = random(cols * n_rows, 21, 3.0);
     let w = random(cols, 22, 1.0);
@@ -355,7 +359,9 @@ struct AttnCase {
     sinks: bool,
 }
 
-fn check_attention(gpu: &Gpu, c: &AttnCase) {
+/// `c` on the GPU (split along the keys when `force_split`, else as [`cria_gpu::Step::attention`] chooses)
+/// against the CPU's attention.
+fn check_attention(gpu: &Gpu, c: &AttnCase, force_split: bool) {
     let kvd = c.n_kv_head * c.head_dim;
     let k = random(c.n_ctx * kvd, 51, 1.0);
     let v = random(c.n_ctx * kvd, 52, 1.0);
@@ -395,7 +401,11 @@ fn check_attention(gpu: &Gpu, c: &AttnCase) {
         softcap: c.softcap,
         sinks: c.sinks.then_some(&sinks_b),
     };
-    step.attention((&qb, 0), (&kc, &vc), &rows, &p, &out);
+    if force_split {
+        step.attention_split((&qb, 0), (&kc, &vc), &rows, &p, &out);
+    } else {
+        step.attention((&qb, 0), (&kc, &vc), &rows, &p, &out);
+    }
     step.submit();
     let got = gpu.read_f32(&out, positions.len() * qd).expect("read");
     let (k16, v16): (Vec<f16>, Vec<f16>) = (
@@ -475,6 +485,259 @@ fn attention_matches_the_cpu_causal_gqa_window_softcap_sinks() {
         },
     ];
     for c in &cases {
-        check_attention(&gpu, c);
+        check_attention(&gpu, c, false);
+        // The split kernel at short windows: one chunk, a one-key row, a window inside the chunk.
+        check_attention(&gpu, c, true);
+    }
+}
+
+#[test]
+fn attention_split_along_the_keys_matches_the_cpu_at_thousands_of_positions() {
+    let Some(gpu) = gpu() else { return };
+    let cases = [
+        AttnCase {
+            n_head: 8,
+            n_kv_head: 2,
+            head_dim: 64,
+            n_ctx: 3000,
+            window: None,
+            softcap: None,
+            sinks: false,
+        },
+        AttnCase {
+            n_head: 4,
+            n_kv_head: 1,
+            head_dim: 128,
+            n_ctx: 2600,
+            window: Some(1500),
+            softcap: Some(30.0),
+            sinks: false,
+        },
+        AttnCase {
+            n_head: 4,
+            n_kv_head: 2,
+            head_dim: 32,
+            n_ctx: 2100,
+            window: None,
+            softcap: None,
+            sinks: true,
+        },
+    ];
+    for c in &cases {
+        let last_window = c.window.unwrap_or(c.n_ctx).min(c.n_ctx);
+        assert!(
+            last_window >= cria_gpu::ATTENTION_SPLIT_KEYS,
+            "the last row splits"
+        );
+        check_attention(&gpu, c, false);
+    }
+}
+
+/// The formats with an int8 matrix-vector product (activations quantized to 8 bits, `dot4I8Packed`).
+const INT8_FORMATS: [GgmlType; 8] = [
+    GgmlType::Q8_0,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
+];
+
+fn cpu_matmul(ty: GgmlType, (rows, cols): (usize, usize), data: &[u8], x: &[f32]) -> Vec<f32> {
+    let n_tok = x.len() / cols;
+    let mut want = vec![0.0; n_tok * rows];
+    let wr = WeightRef {
+        ty,
+        rows,
+        cols,
+        data,
+        layout: Layout::Rows,
+    };
+    matmul(
+        &ThreadPool::new(1),
+        &wr,
+        x,
+        n_tok,
+        &mut want,
+        &mut Vec::new(),
+    );
+    want
+}
+
+#[test]
+fn int8_matvec_matches_the_cpu_quantized_matmul_closer_than_the_f32_path() {
+    let Some(gpu) = gpu() else { return };
+    // 768 columns: three K-quant super-blocks, so Q6_K's 630-byte rows and Q8_0's 34-byte blocks start at
+    // offsets that are not whole words.
+    let (rows, cols) = (37, 768);
+    for ty in INT8_FORMATS {
+        let data = quantized(ty, rows, cols, 61);
+        let w = gpu.upload_matrix(ty, rows, cols, &data).expect("upload");
+        for n_tok in [1, cria_gpu::INT8_MAX_TOKENS - 1] {
+            let x = random(n_tok * cols, 62 + n_tok as u64, 2.0);
+            let xb = gpu.upload_f32(&x).expect("x");
+            let (y8, yf) = (
+                gpu.zeros(n_tok * rows).expect("y"),
+                gpu.zeros(n_tok * rows).expect("y"),
+            );
+            let mut step = gpu.step();
+            step.matmul(&w, &xb, n_tok, &y8);
+            step.matmul_dequantized(&w, &xb, n_tok, &yf);
+            step.submit();
+            let want = cpu_matmul(ty, (rows, cols), &data, &x);
+            let int8 = nmse(&gpu.read_f32(&y8, want.len()).expect("read"), &want);
+            let f32_path = nmse(&gpu.read_f32(&yf, want.len()).expect("read"), &want);
+            let what = format!("{ty:?} n_tok {n_tok}: int8 NMSE {int8:e}, f32 path {f32_path:e}");
+            // The CPU quantizes activations the same way: only the float sums' order differs.
+            eprintln!("{what}");
+            assert!(int8 < 1e-10, "{what}");
+            assert!(int8 < f32_path / 100.0, "{what}");
+        }
+    }
+}
+
+#[test]
+fn quantized_input_is_reused_across_matmuls_until_another_op_writes_it() {
+    let Some(gpu) = gpu() else { return };
+    let (rows, cols) = (9, 256);
+    let (a, b) = (
+        quantized(GgmlType::Q4_0, rows, cols, 71),
+        quantized(GgmlType::Q4_K, rows, cols, 72),
+    );
+    let wa = gpu
+        .upload_matrix(GgmlType::Q4_0, rows, cols, &a)
+        .expect("a");
+    let wb = gpu
+        .upload_matrix(GgmlType::Q4_K, rows, cols, &b)
+        .expect("b");
+    let x = random(cols, 73, 1.0);
+    let xb = gpu.upload_f32(&x).expect("x");
+    let ys: Vec<_> = (0..4).map(|_| gpu.zeros(rows).expect("y")).collect();
+    let mut step = gpu.step();
+    // Q8_0-rounded input, then Q8_K-rounded (another rounding of the same input), then Q8_0's again; then x
+    // scaled in place, which must be quantized anew.
+    step.matmul(&wa, &xb, 1, &ys[0]);
+    step.matmul(&wb, &xb, 1, &ys[1]);
+    step.matmul(&wa, &xb, 1, &ys[2]);
+    step.scale(&xb, cols, -3.0);
+    step.matmul(&wa, &xb, 1, &ys[3]);
+    step.submit();
+    let scaled: Vec<f32> = x.iter().map(|v| v * -3.0).collect();
+    let wants = [
+        cpu_matmul(GgmlType::Q4_0, (rows, cols), &a, &x),
+        cpu_matmul(GgmlType::Q4_K, (rows, cols), &b, &x),
+        cpu_matmul(GgmlType::Q4_0, (rows, cols), &a, &x),
+        cpu_matmul(GgmlType::Q4_0, (rows, cols), &a, &scaled),
+    ];
+    for (i, (y, want)) in ys.iter().zip(&wants).enumerate() {
+        let got = gpu.read_f32(y, rows).expect("read");
+        assert_close(&format!("matmul {i} of the step"), &got, want, 1e-10);
+    }
+}
+
+#[test]
+fn steps_reuse_pooled_buffers_and_zeros_are_zero_again() {
+    let Some(gpu) = gpu() else { return };
+    let (rows, cols) = (16, 256);
+    let data = quantized(GgmlType::Q4_K, rows, cols, 81);
+    let w = gpu
+        .upload_matrix(GgmlType::Q4_K, rows, cols, &data)
+        .expect("w");
+    let x = random(cols, 82, 1.0);
+    let run_step = || {
+        let (xb, y) = (gpu.zeros(cols).expect("x"), gpu.zeros(rows).expect("y"));
+        assert_eq!(gpu.read_f32(&y, rows).expect("read"), vec![0.0; rows]);
+        gpu.write_f32(&xb, &x);
+        let mut step = gpu.step();
+        step.matmul(&w, &xb, 1, &y);
+        step.rms_norm(&y, None, (rows, 1), 1e-6, &y);
+        step.submit();
+        gpu.read_f32(&y, rows).expect("read")
+    };
+    let first = run_step();
+    let pooled = gpu.pooled_buffers();
+    assert!(pooled > 0, "a finished step gives its buffers back");
+    // The same step again takes the same buffers (zeroed again, results alike) and the pool does not grow.
+    assert_eq!(run_step(), first);
+    assert_eq!(gpu.pooled_buffers(), pooled);
+}
+
+#[test]
+fn reductions_without_subgroups_and_kernels_without_shader_f16_match_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    // The default device takes subgroups where the adapter has them (lavapipe does).
+    assert_eq!(gpu.uses_subgroups(), gpu.summary().subgroups);
+    let fallback = Gpu::open_with(DeviceChoice::Gpu(None), GpuOptions { subgroups: false })
+        .expect("the same adapter without subgroups");
+    assert!(!fallback.uses_subgroups());
+    // f16 travels packed in u32 words: no device is opened with shader-f16, so adapters without it run.
+    assert!(!gpu.uses_shader_f16() && !fallback.uses_shader_f16());
+    check_rows_ops(&fallback);
+    let cases = [
+        AttnCase {
+            n_head: 8,
+            n_kv_head: 2,
+            head_dim: 64,
+            n_ctx: 130,
+            window: Some(40),
+            softcap: Some(20.0),
+            sinks: true,
+        },
+        AttnCase {
+            n_head: 4,
+            n_kv_head: 1,
+            head_dim: 64,
+            n_ctx: 1100,
+            window: None,
+            softcap: None,
+            sinks: false,
+        },
+    ];
+    for c in &cases {
+        check_attention(&fallback, c, false);
+        check_attention(&fallback, c, true);
+    }
+}
+
+#[test]
+fn fused_gate_up_activation_matches_the_cpu_and_falls_back_for_mixed_formats() {
+    let Some(gpu) = gpu() else { return };
+    let (rows, cols) = (37, 512);
+    let cases = [
+        (GgmlType::Q4_K, GgmlType::Q4_K, GatedAct::Silu),
+        (GgmlType::Q4_0, GgmlType::Q4_0, GatedAct::Gelu),
+        (GgmlType::Q6_K, GgmlType::Q6_K, GatedAct::Silu),
+        // Mixed formats: two matmuls and the element-wise op.
+        (GgmlType::Q4_K, GgmlType::Q6_K, GatedAct::Gelu),
+    ];
+    for (gate_ty, up_ty, act) in cases {
+        let (g, u) = (
+            quantized(gate_ty, rows, cols, 91),
+            quantized(up_ty, rows, cols, 92),
+        );
+        let gw = gpu.upload_matrix(gate_ty, rows, cols, &g).expect("gate");
+        let uw = gpu.upload_matrix(up_ty, rows, cols, &u).expect("up");
+        for n_tok in [1, 5] {
+            let x = random(n_tok * cols, 93, 1.0);
+            let (xb, out) = (
+                gpu.upload_f32(&x).expect("x"),
+                gpu.zeros(n_tok * rows).expect("out"),
+            );
+            let mut step = gpu.step();
+            step.matmul_gated((&gw, &uw), &xb, n_tok, act, &out);
+            step.submit();
+            let got = gpu.read_f32(&out, n_tok * rows).expect("read");
+            let gate = cpu_matmul(gate_ty, (rows, cols), &g, &x);
+            let up = cpu_matmul(up_ty, (rows, cols), &u, &x);
+            let mut want = vec![0.0; n_tok * rows];
+            match act {
+                GatedAct::Silu => ops::silu_mul(&gate, &up, &mut want),
+                GatedAct::Gelu => ops::gelu_mul(&gate, &up, &mut want),
+            }
+            let what = format!("gated {gate_ty:?}/{up_ty:?} {act:?} n_tok {n_tok}");
+            assert_close(&what, &got, &want, 1e-6);
+        }
     }
 }

@@ -263,9 +263,9 @@ where
     norm_rows(b, (&a.x, &a.xn), lw.ffn_norm.as_ref(), spec, n);
     match &lw.ffn {
         BlockFfn::Dense { gate, up, down } => {
-            b.matmul(&[gate, up], &a.xn, n, &[&a.gate, &a.up]);
             let rows = Rows::new(spec.n_ff, n);
-            b.gated(activation(spec.ffn), (&a.gate, &a.up), rows, &a.act);
+            let outs = (&a.gate, &a.up, &a.act);
+            b.matmul_gated(activation(spec.ffn), (gate, up), &a.xn, rows, outs);
             b.matmul(&[down], &a.act, n, &[&a.proj]);
         }
         BlockFfn::Experts(e) => {

@@ -27,25 +27,7 @@ struct Params {
 @group(0) @binding(7) var<uniform> p: Params;
 
 const WG: u32 = 64u;
-var<workgroup> red: array<f32, 64>;
 
-fn reduce(lid: u32, v: f32, is_max: bool) -> f32 {
-    red[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s / 2u) {
-        if (lid < s) {
-            if (is_max) {
-                red[lid] = max(red[lid], red[lid + s]);
-            } else {
-                red[lid] += red[lid + s];
-            }
-        }
-        workgroupBarrier();
-    }
-    let r = red[0];
-    workgroupBarrier();
-    return r;
-}
 
 fn half_at(buf_is_k: bool, e: u32) -> f32 {
     var word: u32;
@@ -60,7 +42,8 @@ fn half_at(buf_is_k: bool, e: u32) -> f32 {
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
+        @builtin(local_invocation_index) lid: u32/*SUBGROUP_ARGS*/) {
+    /*SUBGROUP_INIT*/
     let flat = wid.x + wid.y * nwg.x;
     if (flat >= p.n_rows * p.n_head) {
         return;
@@ -89,7 +72,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         scores[sbase + j] = s;
         m = max(m, s);
     }
-    m = reduce(lid, m, true);
+    m = reduce_max(lid, m);
     if (p.has_sinks != 0u) {
         m = max(m, sinks[h]);
     }
@@ -99,7 +82,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         scores[sbase + j] = e;
         sum += e;
     }
-    var total = reduce(lid, sum, false);
+    var total = reduce_sum(lid, sum);
     if (p.has_sinks != 0u) {
         total += exp(sinks[h] - m);
     }

@@ -164,6 +164,21 @@ pub trait Backend {
         out: &Self::Buf,
     );
 
+    /// The feed-forward's two projections and its gated activation: `out[t] = act(gate · x[t]) · (up · x[t])`
+    /// for `n_tok` rows of `x`, with `gate_up_out` the buffers the projections may be written to. By default
+    /// two matmuls and [`Backend::gated`]; a backend with a fused kernel overrides it.
+    fn matmul_gated(
+        &mut self,
+        act: Activation,
+        (gate, up): (&Self::Matrix, &Self::Matrix),
+        x: &Self::Buf,
+        rows: Rows,
+        (gate_out, up_out, out): (&Self::Buf, &Self::Buf, &Self::Buf),
+    ) {
+        self.matmul(&[gate, up], x, rows.n_rows, &[gate_out, up_out]);
+        self.gated(act, (gate_out, up_out), rows, out);
+    }
+
     /// Rotates row `t` of `x` (`n_heads` heads of `head_dim`) for `tokens[t]` = (position, its RoPE).
     fn rope(&mut self, x: &Self::Buf, tokens: &[(usize, &RopeParams)], heads: (usize, usize));
 

@@ -5,16 +5,19 @@
 //! token only; `tgN` is N single-token steps from an empty cache (BOS then random ids, so no sampling is
 //! timed); each test runs once untimed as a warm-up, then `-r` times; t/s is reported as mean ± sample sd
 //! over the repetitions. Loading and tokenization are never timed.
+//!
+//! `--device gpu` runs both tests on the GPU (the same runner `run` and `eval` use; the time of a step
+//! includes reading its logits back); the read-bandwidth roofline is the CPU's, so it is skipped there.
 
 use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
 use cria_kernels::bandwidth::{Bandwidth, ReadMethod, read_bandwidth};
-use cria_model::{KvCache, Logits, Model, Runner, SeqBatch};
+use cria_model::{DeviceRunner, Logits, Model};
 use serde::Serialize;
 
-use super::load::{ModelArgs, load_model};
+use super::load::{ModelArgs, device_runner, load_model};
 
 /// Arguments of `cria bench`.
 #[derive(clap::Args)]
@@ -45,6 +48,8 @@ struct Report {
     model_type: String,
     model_size: u64,
     model_n_params: u64,
+    /// What ran the tests: "cpu", or the GPU adapter as `gpu:N (name)`.
+    device: String,
     n_threads: usize,
     /// Weight bytes decode reads per token (every matrix once).
     weight_bytes_per_token: usize,
@@ -92,10 +97,11 @@ struct DecodeReport {
 /// Runs `cria bench`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let threads = args.model.check()?;
-    super::load::cpu_only(&args.model, "bench");
     let path = super::pull::resolve_model(&args.model.model)?;
     let model = load_model(&args.model)?;
-    let mut runner = Runner::new(&model, threads);
+    let mut runner = device_runner(&args.model, &model, threads);
+    let device = runner.device_name();
+    eprintln!("cria bench: running on {device}");
     let mut tokens = TokenSource::new(&model);
     let reps = args.repetitions as usize;
     let mut tests = Vec::new();
@@ -123,14 +129,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             &samples,
         ));
     }
-    let bandwidth = (args.bandwidth_mib > 0).then(|| {
-        eprintln!(
-            "cria bench: read bandwidth over {} MiB ...",
-            args.bandwidth_mib
-        );
-        read_bandwidth(runner.pool(), args.bandwidth_mib << 20, 5)
-    });
-    let report = Report::new(&path, &model, threads, tests, bandwidth);
+    // The host's read bandwidth bounds decode on the CPU only.
+    let bandwidth = match &runner {
+        DeviceRunner::Cpu(cpu) if args.bandwidth_mib > 0 => {
+            eprintln!(
+                "cria bench: read bandwidth over {} MiB ...",
+                args.bandwidth_mib
+            );
+            Some(read_bandwidth(cpu.pool(), args.bandwidth_mib << 20, 5))
+        }
+        _ => None,
+    };
+    let report = Report::new(&path, &model, (device, threads), tests, bandwidth);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -151,11 +161,11 @@ fn time_reps(
 /// One `pp` run: a fresh cache, one batch of `n` tokens, logits for the last one. Returns its seconds.
 fn prompt_once(
     model: &Model,
-    runner: &mut Runner,
+    runner: &mut DeviceRunner,
     tokens: &mut TokenSource,
     n: usize,
 ) -> anyhow::Result<f64> {
-    let mut cache = model.new_cache(n);
+    let mut cache = runner.new_cache(model, n)?;
     let prompt = tokens.prompt(n);
     let t = Instant::now();
     step(model, runner, &mut cache, &prompt)?;
@@ -165,11 +175,11 @@ fn prompt_once(
 /// One `tg` run: a fresh cache, `n` single-token steps. Returns its seconds (token choice included: a few ns).
 fn gen_once(
     model: &Model,
-    runner: &mut Runner,
+    runner: &mut DeviceRunner,
     tokens: &mut TokenSource,
     n: usize,
 ) -> anyhow::Result<f64> {
-    let mut cache = model.new_cache(n);
+    let mut cache = runner.new_cache(model, n)?;
     let t = Instant::now();
     let mut tok = tokens.first();
     for _ in 0..n {
@@ -181,19 +191,12 @@ fn gen_once(
 
 fn step(
     model: &Model,
-    runner: &mut Runner,
-    cache: &mut KvCache,
+    runner: &mut DeviceRunner,
+    cache: &mut cria_model::DeviceCache,
     toks: &[u32],
 ) -> anyhow::Result<()> {
     let logits = runner
-        .forward(
-            model,
-            &mut [SeqBatch {
-                cache,
-                tokens: toks,
-                logits: Logits::Last,
-            }],
-        )
+        .forward(model, cache, toks, Logits::Last)
         .context("forward pass")?;
     std::hint::black_box(logits);
     Ok(())
@@ -286,7 +289,7 @@ impl Report {
     fn new(
         path: &Path,
         model: &Model,
-        n_threads: usize,
+        (device, n_threads): (String, usize),
         tests: Vec<TestResult>,
         bandwidth: Option<Bandwidth>,
     ) -> Self {
@@ -301,6 +304,7 @@ impl Report {
             model_type: model_type(model),
             model_size: infos.iter().map(|t| t.n_bytes).sum(),
             model_n_params: infos.iter().map(|t| t.n_elements()).sum(),
+            device,
             n_threads,
             weight_bytes_per_token: bytes_per_token,
             tests,
@@ -325,10 +329,11 @@ impl Report {
         );
         for t in &self.tests {
             s += &format!(
-                "| {} | {:.2} MiB | {:.2} M | CPU | {} | {} | {:.2} ± {:.2} |\n",
+                "| {} | {:.2} MiB | {:.2} M | {} | {} | {} | {:.2} ± {:.2} |\n",
                 self.model_type,
                 self.model_size as f64 / (1u64 << 20) as f64,
                 self.model_n_params as f64 / 1e6,
+                if self.device == "cpu" { "CPU" } else { "GPU" },
                 self.n_threads,
                 t.test,
                 t.avg_ts,
@@ -336,7 +341,8 @@ impl Report {
             );
         }
         s += &format!(
-            "\nweights read per generated token: {:.1} MB\n",
+            "\ndevice: {}\nweights read per generated token: {:.1} MB\n",
+            self.device,
             self.weight_bytes_per_token as f64 / 1e6
         );
         if let Some(bw) = &self.bandwidth {
@@ -496,7 +502,8 @@ mod tests {
             return;
         };
         let model = Model::load(&path).unwrap();
-        let mut runner = Runner::new(&model, 2);
+        let (mut runner, fallback) = DeviceRunner::open(&model, 2, cria_model::DeviceChoice::Cpu);
+        assert!(fallback.is_none());
         let mut tokens = TokenSource::new(&model);
         let pp = time_reps(2, || prompt_once(&model, &mut runner, &mut tokens, 8)).unwrap();
         let tg = time_reps(2, || gen_once(&model, &mut runner, &mut tokens, 4)).unwrap();
@@ -504,8 +511,11 @@ mod tests {
             TestResult::new("pp8".into(), 8, 0, &pp),
             TestResult::new("tg4".into(), 0, 4, &tg),
         ];
-        let bw = read_bandwidth(runner.pool(), 8 << 20, 1);
-        let report = Report::new(&path, &model, 2, tests, Some(bw));
+        let DeviceRunner::Cpu(cpu) = &runner else {
+            panic!("--device cpu runs on the CPU")
+        };
+        let bw = read_bandwidth(cpu.pool(), 8 << 20, 1);
+        let report = Report::new(&path, &model, ("cpu".into(), 2), tests, Some(bw));
         assert_eq!(report.model_type, "llama Q4_1");
         // SmolLM2-135M: about 135 M parameters.
         assert!((130e6..140e6).contains(&(report.model_n_params as f64)));
@@ -520,6 +530,7 @@ mod tests {
         let md = report.markdown();
         assert!(md.contains("| pp8 |") && md.contains("| tg4 |"), "{md}");
         assert!(md.contains("% of the roofline"), "{md}");
+        assert!(md.contains("| CPU |") && md.contains("device: cpu"), "{md}");
         let json: serde_json::Value = serde_json::to_value(&report).unwrap();
         assert_eq!(json["tests"][1]["n_gen"], 4);
         assert_eq!(

@@ -48,15 +48,6 @@ pub fn device_runner(args: &ModelArgs, model: &Model, threads: usize) -> DeviceR
     runner
 }
 
-/// One line on stderr where a command without a GPU path yet was asked to use a GPU.
-pub fn cpu_only(args: &ModelArgs, command: &str) {
-    if matches!(args.device, DeviceChoice::Gpu(_)) {
-        eprintln!(
-            "cria: --device: `{command}` runs on the CPU (the GPU runs run, chat, eval, perplexity and serve so far)"
-        );
-    }
-}
-
 /// Resolves and loads the model `args` names.
 pub fn load_model(args: &ModelArgs) -> anyhow::Result<Model> {
     let path = super::pull::resolve_model(&args.model)?;
