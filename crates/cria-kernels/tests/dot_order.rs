@@ -6,6 +6,13 @@
 //! one dot product flips a rounding there and grows through the layers. A row kernel that summed blocks in
 //! two interleaved accumulators agreed with the scalar reference to 1e-6 on every synthetic test, yet put
 //! smollm2's first-position logits 0.06 away from llama.cpp's (the tiled order: 5e-7).
+//!
+//! Which order each path keeps: the row-major formats here sum in llama.cpp's x86 order, the same for its
+//! `vec_dot` (decode) and its tiled GEMM (batches), so both hold it. The repacked Q4_0 / Q4_K matrices
+//! (`packed`, tested in packed_order.rs) keep llama.cpp's repacked `gemv` order for every token. There Cria
+//! departs from llama.cpp: its 4-token `gemm` sums Q4_K with one `fma` per pair of sub-blocks, so llama.cpp's
+//! logits of a token depend on whether it fell among the first `n − n % 4` of a batch; Cria's never depend
+//! on the batch, which the prompt cache needs (a cached prompt resumes at any block with a cold run's bits).
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on bad fixtures
 
