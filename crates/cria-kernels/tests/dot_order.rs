@@ -9,10 +9,11 @@
 //!
 //! Which order each path keeps: the row-major formats here sum in llama.cpp's x86 order, the same for its
 //! `vec_dot` (decode) and its tiled GEMM (batches), so both hold it. The repacked Q4_0 / Q4_K matrices
-//! (`packed`, tested in packed_order.rs) keep llama.cpp's repacked `gemv` order for every token. There Cria
-//! departs from llama.cpp: its 4-token `gemm` sums Q4_K with one `fma` per pair of sub-blocks, so llama.cpp's
-//! logits of a token depend on whether it fell among the first `n − n % 4` of a batch; Cria's never depend
-//! on the batch, which the prompt cache needs (a cached prompt resumes at any block with a cold run's bits).
+//! (`packed`, tested in packed_order.rs) keep llama.cpp's repacked 4-token `gemm` order for every token, a
+//! decode step included. There Cria departs from llama.cpp: its one-token `gemv` sums Q4_K with one `fma`
+//! per super-block instead of per pair of sub-blocks, and runs a decode step and a batch's last `n % 4`
+//! tokens, so llama.cpp's logits of a token depend on where its batch was cut; Cria's never do, which the
+//! prompt cache needs (a cached prompt resumes at any block with a cold run's bits).
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on bad fixtures
 

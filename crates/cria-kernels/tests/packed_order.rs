@@ -1,5 +1,5 @@
 //! The repacked Q4_0 / Q4_K path (`packed`): every kernel, on every path this CPU has, gives each output the
-//! bits of `packed::reference` (llama.cpp's repacked per-row `gemv` order, the one its x86 backend runs for
+//! bits of `packed::reference` (llama.cpp's repacked per-row `gemm` order, the one its x86 backend runs for
 //! these matrices), for one token (decode) and for batches of every tile remainder alike, over whole groups
 //! and row ranges that cut groups; and the order sums the same products as the row-major one.
 
@@ -199,7 +199,7 @@ fn matmul_on_packed_weights_gives_the_reference_bits() {
 }
 
 /// Regression (chat turn 2 recomputed up to 255 cached tokens): the 4-token tiles summed Q4_K in llama.cpp's
-/// `gemm` order and the rest in its `gemv` order, so a token's bits depended on how the batch was cut and the
+/// `gemm` order and the rest (decode too) in its `gemv` order, so a token's bits depended on how the batch was cut and the
 /// prompt cache could only resume at fixed chunk boundaries. Every split of a batch now gives the same bits.
 #[test]
 fn a_token_gets_the_same_bits_in_every_split_of_its_batch() {

@@ -1,11 +1,12 @@
 //! Weights repacked at load into groups of 8 interleaved rows, as llama.cpp's x86 CPU backend does for Q4_0
 //! and Q4_K matrices whose row count is a multiple of 8 (`ggml-cpu/repack.cpp`, `block_q4_0x8`,
 //! `block_q4_Kx8`), and summed in that path's per-row order ([`reference`]): one `fma(float(isum), d_w·d_a,
-//! acc)` per block of 32 (Q4_0), or per super-block of 256 with the mins in a second accumulator subtracted
-//! at the end (Q4_K). llama.cpp runs every Q4_0 / Q4_K matmul of such matrices, prefill and decode, on AVX2
-//! and above through that order (its one-token `gemv`'s; [`reference`] says where its 4-token `gemm`
-//! differs and why Cria keeps one order), so Cria does the same on every x86 path (scalar included) to keep
-//! its parity. aarch64 keeps the row-major layout and its own order (llama.cpp's ARM repacks differ).
+//! acc)` per block of 32 (Q4_0), or per pair of sub-blocks (64 elements) with the mins in a second
+//! accumulator subtracted at the end (Q4_K, its 4-token `gemm`'s order). llama.cpp runs every Q4_0 / Q4_K
+//! matmul of such matrices, prefill and decode, on AVX2 and above through its repacked kernels
+//! ([`reference`] says where its one-token `gemv` differs and why Cria keeps one order), so Cria does the
+//! same on every x86 path (scalar included) to keep its parity. aarch64 keeps the row-major layout and its
+//! own order (llama.cpp's ARM repacks differ).
 //!
 //! Layout (this crate's own; only the summation order has to match llama.cpp's): the matrix is stored group
 //! after group (rows 8g..8g+8), each group as its blocks in column order. One group block holds the 8 rows'

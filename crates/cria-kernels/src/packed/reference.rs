@@ -1,19 +1,20 @@
 //! The summation order of Cria's repacked x86 kernels, on a plain row-major row: the definition the packed
-//! kernels are held to bit for bit. It is llama.cpp's repacked `gemv` order (`arch/x86/repack.cpp`:
-//! `q4_0_8x8_q8_0`, `q4_K_8x8_q8_K`, the 256- and 512-bit bodies alike). Integer sums are exact, so only the
-//! float steps matter:
+//! kernels are held to bit for bit, for every token of every batch. It is llama.cpp's repacked `gemm` order
+//! (`arch/x86/repack.cpp`: `q4_0_8x8_q8_0`, `q4_K_8x8_q8_K`, the 256- and 512-bit bodies alike). Integer
+//! sums are exact, so only the float steps matter:
 //! - Q4_0: per block of 32, `acc = fma(float(Σ (q − 8)·a), d_w·d_a, acc)`;
-//! - Q4_K: per super-block of 256, `acc = fma(float(Σ_s sc_s·Σ q·a), d·d_a, acc)` and
+//! - Q4_K: per pair of sub-blocks (64 elements), `acc = fma(float(Σ_s sc_s·Σ q·a), d·d_a, acc)` and
 //!   `acc_min = fma(float(Σ_s m_s·(bsum_2s + bsum_2s+1)), dmin·d_a, acc_min)`; the result `acc − acc_min`.
 //!
-//! Where Cria departs from llama.cpp: llama.cpp runs the first `n − n % 4` tokens of an `n`-token matmul
-//! through `gemm`, whose Q4_K order has one `fma` per accumulator per pair of sub-blocks (64 elements) instead
-//! of per super-block, and only the rest (and a decode step) through `gemv`. Cria keeps the `gemv` order for
-//! every token, so a token's logits do not depend on how many tokens share its step (the prompt cache resumes
-//! a prompt at any block, and must give the bits of a cold run). The `gemv` order was kept rather than the
-//! `gemm` one because it costs decode nothing (and the 4-token tiles one `fma` pair per super-block instead of
-//! four); prefill logits move from llama.cpp's by the rounding of those float sums only. For Q4_0 both of
-//! llama.cpp's kernels have this order.
+//! Where Cria departs from llama.cpp: llama.cpp runs only the first `n − n % 4` tokens of an `n`-token
+//! matmul through `gemm`; the rest, and a decode step, go through `gemv`, whose Q4_K order has one `fma` per
+//! accumulator per super-block instead of per pair of sub-blocks. Cria keeps the `gemm` order for every
+//! token, decode included, so a token's logits do not depend on how many tokens share its step (the prompt
+//! cache resumes a prompt at any block, and must give the bits of a cold run). The `gemm` order rather than
+//! the `gemv` one keeps prefill, where llama.cpp's reference logits come from, on llama.cpp's bits for all but
+//! a batch's last `n % 4` tokens; the `gemv` order moved enough prefill logits that one of gemma's confident
+//! positions flipped under `CRIA_ISA=avx2`. Decode pays three more `fma` pairs per super-block. For Q4_0
+//! both of llama.cpp's kernels have this order.
 //! (The non-repacked order, with eight float lanes and a horizontal sum, is `dot::scalar`'s.)
 
 use crate::GgmlType;
@@ -47,7 +48,7 @@ fn q4_0(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
     acc
 }
 
-/// Q4_K with one `fma` per accumulator and super-block.
+/// Q4_K with one `fma` per accumulator and pair of sub-blocks.
 fn q4_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
     let (mut acc, mut acc_min) = (0f32, 0f32);
     for (w, a) in w.iter().zip(a) {
@@ -60,9 +61,12 @@ fn q4_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
                 .sum();
             isum += sc as i32 * dot;
             msum += m as i32 * (a.bsum(2 * s) as i32 + a.bsum(2 * s + 1) as i32);
+            if s % 2 == 1 {
+                acc = (isum as f32).mul_add(w.d() * a.d(), acc);
+                acc_min = (msum as f32).mul_add(w.dmin() * a.d(), acc_min);
+                (isum, msum) = (0, 0);
+            }
         }
-        acc = (isum as f32).mul_add(w.d() * a.d(), acc);
-        acc_min = (msum as f32).mul_add(w.dmin() * a.d(), acc_min);
     }
     acc - acc_min
 }

@@ -3,7 +3,7 @@
 //! block's integer sums land one row per lane and meet their scales lane-wise, without horizontal sums:
 //! the per-row order of [`super::reference`] by construction. A group's weights are unpacked once per tile
 //! of 4 tokens and stay in L1 across the tiles; one token (decode) is a tile of 1. Every tile sums in the
-//! same order, so a token's bits never depend on the tile it falls in.
+//! same order (llama.cpp's `gemm` one), so a token's bits never depend on the tile it falls in.
 //!
 //! Q4_0 takes its nibbles unsigned (0..15) into `maddubs` / `vpdpbusd` and subtracts 8·Σa per block (Σa of
 //! each token's blocks from a pass over the activations): exact, like llama.cpp's sign-extended form.
@@ -403,8 +403,12 @@ unsafe fn tile_k<const T: usize>(
                 let hi = _mm256_cvtepu8_epi32(_mm_loadl_epi64(gb.add(104 + 16 * q).cast()));
                 _mm256_or_si256(lo, _mm256_slli_epi32::<16>(hi))
             });
-            // one fma per super-block and accumulator whatever the tile (llama.cpp's gemv order), so a token's
-            // bits do not depend on how many share its step
+            let scales: [(__m256, __m256); T] = std::array::from_fn(|t| {
+                let da = _mm256_set1_ps((*prep.add(t * nb + b)).d);
+                (_mm256_mul_ps(d, da), _mm256_mul_ps(dmin, da))
+            });
+            // one fma per accumulator and pair of sub-blocks whatever the tile (llama.cpp's gemm order), so a
+            // token's bits do not depend on how many share its step
             let mut isum = [_mm256_setzero_si256(); T];
             for s in 0..8 {
                 let sc = scale_pairs(gb.add(32 + 8 * s));
@@ -426,17 +430,18 @@ unsafe fn tile_k<const T: usize>(
                 for (is, st) in isum.iter_mut().zip(s16) {
                     *is = _mm256_add_epi32(*is, _mm256_madd_epi16(st, sc));
                 }
-            }
-            for t in 0..T {
-                let p = *prep.add(t * nb + b);
-                let mut msum = _mm256_setzero_si256();
-                for (m, &bs) in mins.iter().zip(&p.bs) {
-                    msum = _mm256_add_epi32(msum, _mm256_madd_epi16(*m, _mm256_set1_epi32(bs)));
+                if !shift_high {
+                    continue;
                 }
-                let da = _mm256_set1_ps(p.d);
-                let (dd, dm) = (_mm256_mul_ps(d, da), _mm256_mul_ps(dmin, da));
-                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), dd, acc[t]);
-                acc_min[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), dm, acc_min[t]);
+                let pair = s / 2;
+                for t in 0..T {
+                    let bs = (*prep.add(t * nb + b)).bs[pair];
+                    let msum = _mm256_madd_epi16(mins[pair], _mm256_set1_epi32(bs));
+                    let (dd, dm) = scales[t];
+                    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), dd, acc[t]);
+                    acc_min[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), dm, acc_min[t]);
+                    isum[t] = _mm256_setzero_si256();
+                }
             }
         }
     }
