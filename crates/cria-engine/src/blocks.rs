@@ -9,6 +9,11 @@
 //! least recently used first. Only full blocks are shared, and a sequence only writes past its shared prefix,
 //! so a shared block is never written again (no copy-on-write).
 //!
+//! A finished sequence's part-filled last block (a tail) is kept too, keyed by its parent's hash and the
+//! tokens it holds, as llama.cpp keeps a slot's whole prefix: a prompt that goes on from the same full blocks
+//! and starts with some of those tokens takes the tail for itself (it is never shared, so the new sequence
+//! writes over the rest of it), and reuses every token of the common prefix rather than whole blocks only.
+//!
 //! Sizing: the pool holds at least `ceil(ctx / block_size)` blocks per slot, so the blocks sequences hold can
 //! never exceed it and allocation only ever evicts unreferenced blocks (no preemption).
 
@@ -24,10 +29,18 @@ struct BlockKey {
     tokens: Vec<u32>,
 }
 
+/// What a cached tail holds: `tokens` (fewer than a block) after the block keyed `parent`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TailKey {
+    parent: u64,
+    tokens: Vec<u32>,
+}
+
 #[derive(Debug, Default, Clone)]
 struct Block {
     refs: usize,
     key: Option<BlockKey>,
+    tail: Option<TailKey>,
     /// When the last holder released it (the LRU order of unreferenced cached blocks).
     released_at: u64,
 }
@@ -41,6 +54,8 @@ pub(crate) struct BlockManager {
     free: Vec<u32>,
     /// Full blocks by hash.
     cached: HashMap<u64, u32>,
+    /// Unreferenced tails by their parent's hash.
+    tails: HashMap<u64, Vec<u32>>,
     /// Unreferenced cached blocks by release time: the eviction order.
     lru: BTreeMap<u64, u32>,
     clock: u64,
@@ -72,6 +87,7 @@ impl BlockManager {
             blocks: vec![Block::default(); n as usize],
             free: (0..n).rev().collect(),
             cached: HashMap::new(),
+            tails: HashMap::new(),
             lru: BTreeMap::new(),
             clock: 0,
             caching,
@@ -126,9 +142,7 @@ impl BlockManager {
             Some(id) => id,
             None => {
                 let (_, id) = self.lru.pop_first()?;
-                if let Some(key) = self.blocks[id as usize].key.take() {
-                    self.cached.remove(&key.hash);
-                }
+                self.forget(id);
                 id
             }
         };
@@ -164,7 +178,7 @@ impl BlockManager {
             if block.refs > 0 {
                 continue;
             }
-            if block.key.is_some() {
+            if block.key.is_some() || block.tail.is_some() {
                 block.released_at = self.clock;
                 self.lru.insert(self.clock, id);
             } else {
@@ -177,12 +191,68 @@ impl BlockManager {
     /// Drops every cached block no sequence holds (after a panic, whose blocks may be half written).
     pub fn forget_unreferenced(&mut self) {
         while let Some((_, id)) = self.lru.pop_first() {
-            if let Some(key) = self.blocks[id as usize].key.take() {
-                self.cached.remove(&key.hash);
-            }
+            self.forget(id);
             self.free.push(id);
         }
         self.free.sort_unstable_by(|a, b| b.cmp(a));
+    }
+
+    /// Drops the holder's reference to its part-filled last block `id`, which holds `tokens` (fewer than a
+    /// block, all computed) after the block keyed `parent`: once unreferenced it stays cached as a tail that a
+    /// prompt continuing the same tokens can take ([`take_tail`](Self::take_tail)).
+    pub fn release_tail(&mut self, id: u32, parent: u64, tokens: &[u32]) {
+        let block = &mut self.blocks[id as usize];
+        if self.caching && !tokens.is_empty() && block.refs == 1 && block.key.is_none() {
+            block.tail = Some(TailKey {
+                parent,
+                tokens: tokens.to_vec(),
+            });
+            self.tails.entry(parent).or_default().push(id);
+        }
+        self.release(&[id]);
+    }
+
+    /// The cached tail after the block keyed `parent` that shares the longest start with `tokens`, taken for
+    /// the caller alone (no longer cached: the caller writes past the shared start), with that start's length.
+    pub fn take_tail(&mut self, parent: u64, tokens: &[u32]) -> Option<(u32, usize)> {
+        let common = |id: &u32| {
+            let tail = self.blocks[*id as usize].tail.as_ref();
+            tail.map_or(0, |t| {
+                t.tokens
+                    .iter()
+                    .zip(tokens)
+                    .take_while(|(a, b)| a == b)
+                    .count()
+            })
+        };
+        let (id, n) = self
+            .tails
+            .get(&parent)?
+            .iter()
+            .map(|id| (*id, common(id)))
+            .max_by_key(|c| c.1)?;
+        if n == 0 {
+            return None;
+        }
+        self.take(id);
+        self.forget(id);
+        Some((id, n))
+    }
+
+    /// Removes block `id`'s keys (full block or tail), so no lookup finds it.
+    fn forget(&mut self, id: u32) {
+        let block = &mut self.blocks[id as usize];
+        if let Some(key) = block.key.take() {
+            self.cached.remove(&key.hash);
+        }
+        if let Some(tail) = block.tail.take()
+            && let Some(ids) = self.tails.get_mut(&tail.parent)
+        {
+            ids.retain(|&b| b != id);
+            if ids.is_empty() {
+                self.tails.remove(&tail.parent);
+            }
+        }
     }
 
     fn take(&mut self, id: u32) {
@@ -279,13 +349,45 @@ mod tests {
     }
 
     #[test]
+    fn a_tail_is_taken_by_one_prompt_that_continues_its_tokens() {
+        let mut m = BlockManager::new(4, 4, true);
+        let root = root_hash(None);
+        let a = fill(&mut m, root, &[1, 2, 3, 4, 5, 6, 7]);
+        let parent = block_hash(root, &[1, 2, 3, 4]);
+        m.release_tail(a[1], parent, &[5, 6, 7]);
+        m.release(&a[..1]);
+        assert_eq!(m.take_tail(parent, &[9, 9]), None, "no common start");
+        assert_eq!(m.take_tail(root, &[5, 6]), None, "another parent");
+        assert_eq!(m.take_tail(parent, &[5, 6, 8, 9]), Some((a[1], 2)));
+        assert_eq!(m.take_tail(parent, &[5, 6, 7]), None, "taken once");
+        assert_eq!(m.used(), 1);
+    }
+
+    #[test]
+    fn a_tail_is_evicted_like_a_cached_block() {
+        let mut m = BlockManager::new(2, 4, true);
+        let root = root_hash(None);
+        let a = fill(&mut m, root, &[1, 2]);
+        m.release_tail(a[0], root, &[1, 2]);
+        assert_eq!(m.allocate(), Some(1), "free blocks first");
+        assert_eq!(m.allocate(), Some(a[0]), "then the tail, evicted");
+        assert_eq!(m.take_tail(root, &[1, 2]), None);
+        let mut off = BlockManager::new(2, 4, false);
+        let b = fill(&mut off, root, &[1, 2]);
+        off.release_tail(b[0], root, &[1, 2]);
+        assert_eq!(off.take_tail(root, &[1, 2]), None, "no caching, no tails");
+    }
+
+    #[test]
     fn forgetting_frees_every_unreferenced_cached_block() {
         let mut m = BlockManager::new(4, 2, true);
         let root = root_hash(None);
-        let a = fill(&mut m, root, &[1, 2, 3, 4]);
-        m.release(&a);
+        let a = fill(&mut m, root, &[1, 2, 3, 4, 5]);
+        m.release_tail(a[2], block_hash(block_hash(root, &[1, 2]), &[3, 4]), &[5]);
+        m.release(&a[..2]);
         m.forget_unreferenced();
         assert!(m.lookup(root, &[1, 2]).is_empty());
+        assert!(m.tails.is_empty());
         assert_eq!(m.free.len(), 4);
     }
 }

@@ -25,8 +25,8 @@ pub struct EngineConfig {
     /// Tokens fed per step across the batch; bounds how long one step (and so decoding) can stall on prefill.
     pub step_tokens: usize,
     /// Prompts are fed in chunks that end at multiples of this many tokens (the last one shorter), at least
-    /// one chunk per step even when decoding fills `step_tokens`. Fixed boundaries make a prompt's
-    /// computation independent of what else runs.
+    /// one chunk per step even when decoding fills `step_tokens`. (Results do not depend on the chunks: every
+    /// kernel gives a token the same bits however its prompt is cut.)
     pub prefill_chunk: usize,
     /// Steps in a row that may panic before the engine gives up (each fails only its own requests); a
     /// panic outside a step, or while freeing a slot, stops the engine at once.

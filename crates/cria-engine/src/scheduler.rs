@@ -10,8 +10,8 @@ pub enum Need {
 }
 
 /// The next prefill chunk of a prompt with `done` tokens fed and `left` to go: up to the next multiple of
-/// `chunk`. Boundaries at fixed prompt positions make a prompt's chunks a function of the prompt alone, never
-/// of what else runs, so its cache and logits are computed the same way in any batch.
+/// `chunk`. Boundaries at fixed prompt positions make a prompt's chunks a function of the prompt (and where
+/// the prompt cache let it start), never of what else runs. (Its logits would be the same bits in any chunks.)
 pub fn next_chunk(done: usize, left: usize, chunk: usize) -> usize {
     let chunk = chunk.max(1);
     (chunk - done % chunk).min(left)

@@ -88,6 +88,36 @@ impl Sequence {
         self.cached_prompt = self.fed;
     }
 
+    /// Goes on from a cached tail after the blocks it started from: block `id`, whose first `n` positions
+    /// hold the next `n` prompt tokens ([`BlockManager::take_tail`]).
+    pub fn continue_in_tail(&mut self, id: u32, n: usize) {
+        self.blocks.push(id);
+        self.fed += n;
+        self.cached_prompt = self.fed;
+    }
+
+    /// The tokens after the full blocks, up to the last prompt token (which is always computed), and the last
+    /// full block's key hash: what a cached tail may continue.
+    pub fn after_full_blocks(&self, block_size: usize) -> (u64, &[u32]) {
+        let end = self.prompt_len.saturating_sub(1);
+        let start = (self.registered * block_size).min(end);
+        (self.parent, &self.tokens[start..end])
+    }
+
+    /// The part-filled last block, when the fed positions end inside one: its id, its parent's key hash and
+    /// the tokens it holds.
+    pub fn tail(&self, block_size: usize) -> Option<(u32, u64, &[u32])> {
+        let start = self.registered * block_size;
+        let part_filled = self.fed > start && self.blocks.len() == self.registered + 1;
+        part_filled.then(|| {
+            (
+                self.blocks[self.registered],
+                self.parent,
+                &self.tokens[start..self.fed],
+            )
+        })
+    }
+
     /// Prompt tokens taken from the prompt cache.
     pub fn cached_prompt(&self) -> usize {
         self.cached_prompt

@@ -238,16 +238,16 @@ impl<B: Backend> Worker<B> {
             .store(self.running.len(), Ordering::SeqCst);
     }
 
-    /// Takes the longest cached prefix of the sequence's prompt. At least the last prompt token is computed
-    /// (its logits give the first generated token), and the reused part ends at a multiple of the prefill
-    /// chunk as well as of the block size, so what is left is fed in exactly the chunks a cold run feeds.
+    /// Takes the longest cached prefix of the sequence's prompt, in whole blocks. At least the last prompt
+    /// token is computed (its logits give the first generated token). The reused part may end anywhere: a
+    /// token's KV and logits have the same bits however the tokens before it were cut into steps (every
+    /// kernel is batch-invariant), so what is left gives a cold run's output.
     fn start_from_cache(&mut self, seq: &mut Sequence) {
         let bs = self.blocks.block_size();
-        let unit = lcm(bs, self.config.prefill_chunk.max(1));
         let prompt = seq.prompt();
-        let limit = prompt.len().saturating_sub(1) / unit * unit;
+        let limit = prompt.len().saturating_sub(1);
         let mut found = self.blocks.lookup(seq.root(), &prompt[..limit]);
-        let mut keep = found.len() * bs / unit * unit / bs;
+        let mut keep = found.len();
         let mut window = WindowTable::default();
         if let Some(w) = &mut self.windowed {
             // The longest of those prefixes whose window is still cached.
@@ -259,12 +259,20 @@ impl<B: Backend> Worker<B> {
                     window = WindowTable::starting_from(first, &blocks);
                     break;
                 }
-                keep -= unit / bs;
+                keep -= 1;
             }
         }
         let extra: Vec<u32> = found.drain(keep..).map(|f| f.0).collect();
         self.blocks.release(&extra);
         seq.start_from_cache(&found, window, bs);
+        // Then the tail of a sequence that went on from the same blocks, for every token of the common prefix
+        // (not where the sliding-window layers keep their own blocks: theirs would need the same tail).
+        if extra.is_empty() && self.windowed.is_none() {
+            let (parent, rest) = seq.after_full_blocks(bs);
+            if let Some((id, n)) = self.blocks.take_tail(parent, rest) {
+                seq.continue_in_tail(id, n);
+            }
+        }
         if self.config.prompt_cache {
             let queried = seq.prompt().len() as u64;
             self.stats
@@ -283,8 +291,17 @@ impl<B: Backend> Worker<B> {
         }
     }
 
+    /// Gives back a sequence that finished, failed or was cancelled (its fed positions are all computed):
+    /// its part-filled last block stays cached as a tail where the block manager keeps tails.
     fn release(&mut self, seq: &Sequence) {
-        self.release_blocks(seq);
+        let bs = self.blocks.block_size();
+        match seq.tail(bs).filter(|_| self.windowed.is_none()) {
+            Some((id, parent, tokens)) => {
+                self.blocks.release_tail(id, parent, tokens);
+                self.blocks.release(&seq.blocks[..seq.blocks.len() - 1]);
+            }
+            None => self.release_blocks(seq),
+        }
         self.backend.reset_slot(seq.slot);
         self.slots.release(seq.slot);
     }
@@ -406,11 +423,4 @@ impl<B: Backend> Worker<B> {
             .kv_bytes
             .store(self.backend.kv_bytes(), Ordering::Relaxed);
     }
-}
-
-fn lcm(a: usize, b: usize) -> usize {
-    fn gcd(a: usize, b: usize) -> usize {
-        if b == 0 { a } else { gcd(b, a % b) }
-    }
-    a / gcd(a, b).max(1) * b
 }

@@ -658,3 +658,50 @@ fn output_is_unchanged_after_eviction_from_a_small_pool() {
     assert_eq!(again, want);
     assert!(cached > 0 && cached < 36, "partly evicted: {cached} cached");
 }
+
+/// A request's generated token ids (from their logprobs) and its cached prompt tokens.
+fn collect_ids(mut rx: UnboundedReceiver<Event>) -> (Vec<u32>, usize) {
+    let mut ids = Vec::new();
+    while let Some(ev) = rx.blocking_recv() {
+        match ev {
+            Event::Token { logprob, .. } => ids.extend(logprob.map(|lp| lp.id)),
+            Event::Done { cached_tokens, .. } => return (ids, cached_tokens),
+            Event::Failed(m) => panic!("request failed: {m}"),
+        }
+    }
+    panic!("events ended without Done");
+}
+
+/// Regression (chat turn 2): reuse was cut at prefill-chunk boundaries (so that a prompt was always computed
+/// in the same chunks), and a conversation's next turn recomputed up to a chunk of what it already had. Now
+/// the next turn, sent back with the reply and a few more tokens, computes only those and the reply's last
+/// token (sampled, never fed): the full blocks and the part-filled one the reply ended in are reused; and its
+/// text is a cold run's.
+#[test]
+fn a_next_turn_computes_only_its_new_tokens() {
+    let config = |prompt_cache| EngineConfig {
+        prefill_chunk: 64,
+        ..cache_config(prompt_cache)
+    };
+    let h = start(config(true), Duration::ZERO);
+    let turn1: Vec<u32> = (0..22).map(|i| (i * 5) % 50).collect();
+    let with_ids = |prompt: &[u32]| Request {
+        logprobs: Some(0),
+        ..salted(prompt, None)
+    };
+    let (reply, _) = collect_ids(h.engine.submit(with_ids(&turn1)).unwrap());
+    assert!(!reply.is_empty());
+    let mut turn2 = [turn1.as_slice(), &reply].concat();
+    let fed = turn2.len() - 1;
+    turn2.extend([40, 41, 42, 43, 44]);
+    let (text, cached) = collect_cached(h.engine.submit(salted(&turn2, None)).unwrap());
+    let (computed, new) = (turn2.len() - cached, turn2.len() - fed);
+    assert!(
+        cached > 0 && computed <= new,
+        "{computed} of {} tokens computed, {new} new",
+        turn2.len()
+    );
+    let cold = start(config(false), Duration::ZERO);
+    let (want, _) = collect_cached(cold.engine.submit(salted(&turn2, None)).unwrap());
+    assert_eq!(text, want);
+}

@@ -1,6 +1,6 @@
 //! The prompt cache on the real default model: greedy text is byte-identical with the cache on and off, for
 //! n > 1 copies of a prompt, after eviction, and a conversation sent back with one more turn reuses the KV of
-//! what it already computed.
+//! what it already computed, in whole blocks wherever they end (not only at prefill-chunk boundaries).
 
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
@@ -58,6 +58,22 @@ fn config(prompt_cache: bool) -> EngineConfig {
 
 /// Submits `prompt` `n` times at once; each copy's greedy text and cached prompt tokens.
 fn generate(engine: &Engine, prompt: &[u32], n: usize) -> Vec<(String, usize)> {
+    generate_ids(engine, prompt, n)
+        .into_iter()
+        .map(|r| (r.text, r.cached))
+        .collect()
+}
+
+/// One copy's output: its text, its token ids (without an end-of-generation token) and its cached prompt
+/// tokens.
+struct Reply {
+    text: String,
+    ids: Vec<u32>,
+    cached: usize,
+}
+
+/// [`generate`], with each copy's token ids.
+fn generate_ids(engine: &Engine, prompt: &[u32], n: usize) -> Vec<Reply> {
     let rxs: Vec<_> = (0..n)
         .map(|_| {
             let req = Request {
@@ -65,7 +81,7 @@ fn generate(engine: &Engine, prompt: &[u32], n: usize) -> Vec<(String, usize)> {
                 sampling: SamplingParams::greedy(),
                 max_tokens: 24,
                 stop: vec![],
-                logprobs: None,
+                logprobs: Some(0),
                 ignore_eos: false,
                 constraint: None,
                 cache_salt: None,
@@ -75,11 +91,20 @@ fn generate(engine: &Engine, prompt: &[u32], n: usize) -> Vec<(String, usize)> {
         .collect();
     rxs.into_iter()
         .map(|mut rx| {
-            let mut text = String::new();
+            let (mut text, mut ids) = (String::new(), Vec::new());
             while let Some(ev) = rx.blocking_recv() {
                 match ev {
-                    Event::Token { text: t, .. } => text.push_str(&t),
-                    Event::Done { cached_tokens, .. } => return (text, cached_tokens),
+                    Event::Token { text: t, logprob } => {
+                        text.push_str(&t);
+                        ids.extend(logprob.map(|lp| lp.id));
+                    }
+                    Event::Done { cached_tokens, .. } => {
+                        return Reply {
+                            text,
+                            ids,
+                            cached: cached_tokens,
+                        };
+                    }
                     Event::Failed(m) => panic!("{m}"),
                 }
             }
@@ -87,6 +112,9 @@ fn generate(engine: &Engine, prompt: &[u32], n: usize) -> Vec<(String, usize)> {
         })
         .collect()
 }
+
+/// Positions per KV block of [`config`] (the default).
+const BLOCK: usize = 16;
 
 fn story(tok: &Tokenizer, topic: &str) -> Vec<u32> {
     let text = format!(
@@ -111,7 +139,7 @@ fn greedy_text_is_identical_with_the_cache_on_and_off_for_n_copies() {
     for (text, _) in first.iter().chain(&again) {
         assert_eq!(text, &want);
     }
-    let reusable = (prompt.len() - 1) / 64 * 64;
+    let reusable = (prompt.len() - 1) / BLOCK * BLOCK;
     assert!(
         again.iter().all(|&(_, cached)| cached == reusable),
         "{again:?}"
@@ -132,19 +160,22 @@ fn greedy_text_is_identical_after_eviction() {
     generate(&engine, &b, 1);
     let (text, cached) = generate(&engine, &a, 1).remove(0);
     assert_eq!(text, want);
-    let reusable = (a.len() - 1) / 64 * 64;
+    let reusable = (a.len() - 1) / BLOCK * BLOCK;
     assert!(
         cached < reusable,
         "b evicted some of a's blocks ({cached} cached)"
     );
 }
 
-/// A chat sent back with the reply and one more user turn starts from the blocks of the first turn.
+/// Regression (chat turn 2 recomputed up to a prefill chunk of what it had): a chat sent back with the reply
+/// and one more user turn, rendered by the template as `cria chat` does, computes only what follows the
+/// common prefix of the first turn's tokens (prompt and reply) and the second prompt, plus at most one
+/// part-filled block, and generates what a cold run does.
 #[test]
-fn a_conversation_with_one_more_turn_reuses_its_earlier_blocks() {
+fn a_conversation_with_one_more_turn_computes_only_its_new_tokens() {
     let Some((model, tok)) = load() else { return };
     let template = ChatTemplate::for_model(&tok, &model.spec().arch, None).unwrap();
-    let engine = engine(&model, &tok, config(true));
+    let warm = engine(&model, &tok, config(true));
     let mut messages = vec![
         ChatMessage::new(
             "system",
@@ -154,17 +185,24 @@ fn a_conversation_with_one_more_turn_reuses_its_earlier_blocks() {
     ];
     let encode = |m: &[ChatMessage]| tok.encode(&template.render(m, true).unwrap(), true, true);
     let first = encode(&messages);
-    let (reply, _) = generate(&engine, &first, 1).remove(0);
-    messages.push(ChatMessage::new("assistant", reply.trim()));
+    let reply = generate_ids(&warm, &first, 1).remove(0);
+    messages.push(ChatMessage::new("assistant", &reply.text));
     messages.push(ChatMessage::new("user", "And two more?"));
     let second = encode(&messages);
-    assert!(second.starts_with(&first[..first.len() - 8]));
-    let (_, cached) = generate(&engine, &second, 1).remove(0);
+    // What the first turn left in the cache: its prompt and reply, but the reply's last token (never fed).
+    let fed = [first.as_slice(), &reply.ids[..reply.ids.len() - 1]].concat();
+    let common = fed.iter().zip(&second).take_while(|(a, b)| a == b).count();
+    assert!(common > first.len(), "the reply re-encodes as generated");
+    let again = generate_ids(&warm, &second, 1).remove(0);
+    let computed = second.len() - again.cached;
     assert!(
-        cached >= (first.len() - 8) / 64 * 64 && cached > 0,
-        "{cached} of the {} tokens of the first turn reused",
-        first.len()
+        computed < second.len() - common + BLOCK,
+        "{computed} of {} tokens computed; {} follow the common prefix",
+        second.len(),
+        second.len() - common
     );
+    let cold = engine(&model, &tok, config(false));
+    assert_eq!(again.text, generate(&cold, &second, 1).remove(0).0);
 }
 
 /// Gemma 3's sliding-window layers keep only their window (a pool of their own, blocks behind the window given
@@ -204,13 +242,16 @@ fn sliding_window_layers_keep_their_window_and_greedy_text_is_identical_with_the
     assert_eq!(generate(&warm, &first, 1).remove(0).0, want);
     let (again, cached) = generate(&warm, &first, 1).remove(0);
     assert_eq!(again, want);
-    assert_eq!(cached, (first.len() - 1) / 64 * 64);
+    assert_eq!(cached, (first.len() - 1) / BLOCK * BLOCK);
     messages.push(ChatMessage::new("assistant", want.trim()));
     messages.push(ChatMessage::new("user", "And one about the gulls?"));
     let second = encode(&messages);
     let (text, cached) = generate(&warm, &second, 1).remove(0);
     assert_eq!(text, generate(&cold, &second, 1).remove(0).0);
-    assert!(cached >= (first.len() - 8) / 64 * 64, "{cached} cached");
+    assert!(
+        cached >= (first.len() - 8) / BLOCK * BLOCK,
+        "{cached} cached"
+    );
     // The sliding-window layers' pool holds two windows and a chunk a slot, not the slots' whole contexts:
     // here 15 of the 18 layers keep 2 x 608 positions a slot instead of 2,048 (2/3 of the bytes in all; the
     // longer the context, the larger the saving).

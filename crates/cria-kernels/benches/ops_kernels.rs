@@ -1,6 +1,7 @@
 //! Kernel microbenchmarks on the process's ISA (`CRIA_ISA` forces one), all threads:
 //! - the machine's read bandwidth (the roofline of decode);
-//! - matvec GB/s per weight format on ~96 MB matrices (model-sized), as % of that roofline;
+//! - matvec GB/s per weight format on ~96 MB matrices (model-sized), as % of that roofline, and for Q4_0 /
+//!   Q4_K in the 8-row repacked layout the loader gives them on x86-64 too;
 //! - GEMM GFLOP/s per format (1024 x 4096 weights, 64 tokens);
 //! - the small ops at the test models' shapes.
 //!
@@ -13,7 +14,7 @@ use std::time::Instant;
 use cria_kernels::GgmlType;
 use cria_kernels::matmul::{WeightRef, matmul};
 use cria_kernels::ops::{self, AttentionParams, CausalBatch, RopeParams, RopeStyle};
-use cria_kernels::packed::Layout;
+use cria_kernels::packed::{self, Layout};
 use cria_kernels::pool::ThreadPool;
 use cria_kernels::quant::iq_blocks::random_blocks;
 use cria_kernels::quant::{is_read_only, quantize_row};
@@ -102,43 +103,62 @@ fn chosen_formats() -> Vec<GgmlType> {
 }
 
 fn formats(pool: &ThreadPool, roof: f64) {
-    let cols = 4096;
     println!("| format | matvec GB/s | % of roofline | GEMM GFLOP/s |");
     println!("|---|---:|---:|---:|");
     for ty in chosen_formats() {
-        let rb = ty.row_bytes(cols).expect("blocks");
-        let rows = (96 << 20) / rb;
-        let data = matrix(ty, rows, cols);
-        let w = WeightRef {
-            ty,
-            rows,
-            cols,
-            data: &data,
-            layout: Layout::Rows,
-        };
-        let x: Vec<f32> = (0..cols).map(|i| (i as f32 * 0.37).sin()).collect();
-        let mut y = vec![0.0f32; rows];
-        let mut scratch = Vec::new();
-        let s = best_s(10, || matmul(pool, &w, &x, 1, &mut y, &mut scratch));
-        let gbs = (rows * rb) as f64 / s / 1e9;
-        let (g_rows, n_tok) = (1024, 64);
-        let wg = WeightRef {
-            ty,
-            rows: g_rows,
-            cols,
-            data: &data[..g_rows * rb],
-            layout: Layout::Rows,
-        };
-        let xs: Vec<f32> = (0..n_tok * cols).map(|i| (i as f32 * 0.11).cos()).collect();
-        let mut ys = vec![0.0f32; n_tok * g_rows];
-        let sg = best_s(3, || matmul(pool, &wg, &xs, n_tok, &mut ys, &mut scratch));
-        let gflops = 2.0 * (g_rows * cols * n_tok) as f64 / sg / 1e9;
-        println!(
-            "| {} | {gbs:.1} | {:.0}% | {gflops:.1} |",
-            ty.name(),
-            100.0 * gbs / roof
-        );
+        format_row(pool, roof, ty, Layout::Rows);
+        // Q4_0 / Q4_K as the model loader repacks them on x86-64 (8-row groups)
+        if packed::packs(ty, 1024, 4096) {
+            format_row(pool, roof, ty, Layout::Groups8);
+        }
     }
+}
+
+/// One row of [`formats`]: `ty`'s matvec and GEMM in `layout`.
+fn format_row(pool: &ThreadPool, roof: f64, ty: GgmlType, layout: Layout) {
+    let cols = 4096;
+    let rb = ty.row_bytes(cols).expect("blocks");
+    let rows = (96 << 20) / rb / packed::GROUP * packed::GROUP;
+    let mut data = matrix(ty, rows, cols);
+    if layout == Layout::Groups8 {
+        data = packed::pack(ty, rows, cols, &data).expect("pack");
+    }
+    let w = WeightRef {
+        ty,
+        rows,
+        cols,
+        data: &data,
+        layout,
+    };
+    let x: Vec<f32> = (0..cols).map(|i| (i as f32 * 0.37).sin()).collect();
+    let mut y = vec![0.0f32; rows];
+    let mut scratch = Vec::new();
+    let s = best_s(10, || matmul(pool, &w, &x, 1, &mut y, &mut scratch));
+    let gbs = (rows * rb) as f64 / s / 1e9;
+    let (g_rows, n_tok) = (1024, 64);
+    let g_bytes = match layout {
+        Layout::Rows => g_rows * rb,
+        Layout::Groups8 => packed::packed_len(ty, g_rows, cols).expect("packed"),
+    };
+    let wg = WeightRef {
+        ty,
+        rows: g_rows,
+        cols,
+        data: &data[..g_bytes],
+        layout,
+    };
+    let xs: Vec<f32> = (0..n_tok * cols).map(|i| (i as f32 * 0.11).cos()).collect();
+    let mut ys = vec![0.0f32; n_tok * g_rows];
+    let sg = best_s(3, || matmul(pool, &wg, &xs, n_tok, &mut ys, &mut scratch));
+    let gflops = 2.0 * (g_rows * cols * n_tok) as f64 / sg / 1e9;
+    let name = match layout {
+        Layout::Rows => ty.name().to_string(),
+        Layout::Groups8 => format!("{} (repacked)", ty.name()),
+    };
+    println!(
+        "| {name} | {gbs:.1} | {:.0}% | {gflops:.1} |",
+        100.0 * gbs / roof
+    );
 }
 
 fn small_ops(pool: &ThreadPool) {

@@ -6,6 +6,14 @@
 //! one dot product flips a rounding there and grows through the layers. A row kernel that summed blocks in
 //! two interleaved accumulators agreed with the scalar reference to 1e-6 on every synthetic test, yet put
 //! smollm2's first-position logits 0.06 away from llama.cpp's (the tiled order: 5e-7).
+//!
+//! Which order each path keeps: the row-major formats here sum in llama.cpp's x86 order, the same for its
+//! `vec_dot` (decode) and its tiled GEMM (batches), so both hold it. The repacked Q4_0 / Q4_K matrices
+//! (`packed`, tested in packed_order.rs) keep llama.cpp's repacked 4-token `gemm` order for every token, a
+//! decode step included. There Cria departs from llama.cpp: its one-token `gemv` sums Q4_K with one `fma`
+//! per super-block instead of per pair of sub-blocks, and runs a decode step and a batch's last `n % 4`
+//! tokens, so llama.cpp's logits of a token depend on where its batch was cut; Cria's never do, which the
+//! prompt cache needs (a cached prompt resumes at any block with a cold run's bits).
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on bad fixtures
 

@@ -1,7 +1,7 @@
 //! The repacked Q4_0 / Q4_K path (`packed`): every kernel, on every path this CPU has, gives each output the
-//! bits of `packed::reference` (llama.cpp's repacked per-row order, the one its x86 backend runs for these
-//! matrices), for one token (decode) and for batches of every tile remainder, over whole groups and row
-//! ranges that cut groups; and the order sums the same products as the row-major one.
+//! bits of `packed::reference` (llama.cpp's repacked per-row `gemm` order, the one its x86 backend runs for
+//! these matrices), for one token (decode) and for batches of every tile remainder alike, over whole groups
+//! and row ranges that cut groups; and the order sums the same products as the row-major one.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on bad fixtures
 
@@ -72,16 +72,10 @@ fn acts(c: &Case, n_tok: usize) -> (Vec<u8>, usize) {
     (a, ab)
 }
 
-/// The reference for token `t` of an `n_tok`-token call: llama.cpp's gemm order for the first
-/// `n_tok − n_tok % 4` tokens, its gemv order for the rest.
-fn want(c: &Case, a: &[u8], ab: usize, n_tok: usize, t: usize, r: usize) -> f32 {
+/// The reference for token `t` of any call: the packed order, whatever the number of tokens beside it.
+fn want(c: &Case, a: &[u8], ab: usize, t: usize, r: usize) -> f32 {
     let rb = c.ty.row_bytes(c.cols).unwrap();
-    let dot = if t < n_tok - n_tok % 4 {
-        reference::dot_batched
-    } else {
-        reference::dot
-    };
-    dot(
+    reference::dot(
         c.ty,
         &c.rows_major[r * rb..(r + 1) * rb],
         &a[t * ab..(t + 1) * ab],
@@ -113,7 +107,7 @@ fn packed_kernels_give_the_reference_bits_on_every_path() {
                     );
                     for t in 0..n_tok {
                         for (i, r) in range.clone().enumerate() {
-                            let (g, w) = (out[t * stride + i], want(&c, &a, ab, n_tok, t, r));
+                            let (g, w) = (out[t * stride + i], want(&c, &a, ab, t, r));
                             assert_eq!(
                                 g.to_bits(),
                                 w.to_bits(),
@@ -192,7 +186,7 @@ fn matmul_on_packed_weights_gives_the_reference_bits() {
             );
             for t in 0..n_tok {
                 for r in 0..rows {
-                    let (g, w) = (y[t * rows + r], want(&c, &a, ab, n_tok, t, r));
+                    let (g, w) = (y[t * rows + r], want(&c, &a, ab, t, r));
                     assert_eq!(
                         g.to_bits(),
                         w.to_bits(),
@@ -201,5 +195,41 @@ fn matmul_on_packed_weights_gives_the_reference_bits() {
                 }
             }
         }
+    }
+}
+
+/// Regression (chat turn 2 recomputed up to 255 cached tokens): the 4-token tiles summed Q4_K in llama.cpp's
+/// `gemm` order and the rest (decode too) in its `gemv` order, so a token's bits depended on how the batch was cut and the
+/// prompt cache could only resume at fixed chunk boundaries. Every split of a batch now gives the same bits.
+#[test]
+fn a_token_gets_the_same_bits_in_every_split_of_its_batch() {
+    let pool = ThreadPool::new(2);
+    let (ty, rows, cols) = (GgmlType::Q4_K, 16, 512);
+    let c = case(ty, rows, cols, 41);
+    let w = WeightRef {
+        ty,
+        rows,
+        cols,
+        data: &c.packed,
+        layout: Layout::Groups8,
+    };
+    let n_tok = 11;
+    let x: Vec<f32> = (0..n_tok)
+        .flat_map(|t| activation(cols, 3 + t as u64))
+        .collect();
+    let run = |splits: &[usize]| {
+        let (mut y, mut start) = (Vec::new(), 0);
+        for &n in splits {
+            let mut part = vec![f32::NAN; n * rows];
+            let xs = &x[start * cols..(start + n) * cols];
+            matmul(&pool, &w, xs, n, &mut part, &mut Vec::new());
+            y.extend(part.iter().map(|v| v.to_bits()));
+            start += n;
+        }
+        y
+    };
+    let whole = run(&[n_tok]);
+    for splits in [vec![1; n_tok], vec![3, 5, 3], vec![4, 7], vec![2, 9]] {
+        assert_eq!(run(&splits), whole, "split {splits:?}");
     }
 }

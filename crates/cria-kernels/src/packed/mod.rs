@@ -1,10 +1,12 @@
 //! Weights repacked at load into groups of 8 interleaved rows, as llama.cpp's x86 CPU backend does for Q4_0
 //! and Q4_K matrices whose row count is a multiple of 8 (`ggml-cpu/repack.cpp`, `block_q4_0x8`,
 //! `block_q4_Kx8`), and summed in that path's per-row order ([`reference`]): one `fma(float(isum), d_w·d_a,
-//! acc)` per block of 32 (Q4_0), or per super-block of 256 with the mins in a second accumulator subtracted
-//! at the end (Q4_K). llama.cpp runs every Q4_0 / Q4_K matmul of such matrices, prefill and decode, on AVX2
-//! and above through that order, so Cria does the same on every x86 path (scalar included) to keep its
-//! parity. aarch64 keeps the row-major layout and its own order (llama.cpp's ARM repacks differ).
+//! acc)` per block of 32 (Q4_0), or per pair of sub-blocks (64 elements) with the mins in a second
+//! accumulator subtracted at the end (Q4_K, its 4-token `gemm`'s order). llama.cpp runs every Q4_0 / Q4_K
+//! matmul of such matrices, prefill and decode, on AVX2 and above through its repacked kernels
+//! ([`reference`] says where its one-token `gemv` differs and why Cria keeps one order), so Cria does the
+//! same on every x86 path (scalar included) to keep its parity. aarch64 keeps the row-major layout and its
+//! own order (llama.cpp's ARM repacks differ).
 //!
 //! Layout (this crate's own; only the summation order has to match llama.cpp's): the matrix is stored group
 //! after group (rows 8g..8g+8), each group as its blocks in column order. One group block holds the 8 rows'
@@ -207,10 +209,8 @@ thread_local! {
 }
 
 /// For `n_tok` activation rows stored back to back (in `activation_type(ty)`, `a_row` bytes each):
-/// `out[t * out_stride + i]` = dot(packed row `rows.start + i`, activation row t), in the packed order:
-/// [`reference::dot_batched`]'s for the first `n_tok − n_tok % 4` tokens, [`reference::dot`]'s for the
-/// rest, as llama.cpp splits a matmul between `gemm` and `gemv`. (So a caller that cuts a batch into calls
-/// keeps llama.cpp's bits by cutting at multiples of 4 tokens, as `matmul` does.)
+/// `out[t * out_stride + i]` = dot(packed row `rows.start + i`, activation row t), in the packed order
+/// ([`reference::dot`]) for every token, whatever `n_tok` (so a batch can be cut anywhere).
 /// `w` is the whole packed matrix of `cols` columns; `rows` may cut groups.
 ///
 /// # Panics
@@ -318,17 +318,12 @@ fn scalar_groups(
         return;
     };
     let mut row = vec![0u8; nb * ty.type_size()];
-    let batched = n_tok - n_tok % 4;
     for (g, group) in w.chunks_exact(gb * nb).enumerate() {
         for j in 0..GROUP {
             unpack_group_row(ty, group, nb, j, &mut row);
             for t in 0..n_tok {
                 let a = &acts[t * a_row..(t + 1) * a_row];
-                out[t * out_stride + GROUP * g + j] = if t < batched {
-                    reference::dot_batched(ty, &row, a)
-                } else {
-                    reference::dot(ty, &row, a)
-                };
+                out[t * out_stride + GROUP * g + j] = reference::dot(ty, &row, a);
             }
         }
     }

@@ -2,7 +2,8 @@
 //! bytes each (lane j = row j), multiplied against a broadcast dword of each token's activations, so a
 //! block's integer sums land one row per lane and meet their scales lane-wise, without horizontal sums:
 //! the per-row order of [`super::reference`] by construction. A group's weights are unpacked once per tile
-//! of 4 tokens and stay in L1 across the tiles; one token (decode) is a tile of 1.
+//! of 4 tokens and stay in L1 across the tiles; one token (decode) is a tile of 1. Every tile sums in the
+//! same order (llama.cpp's `gemm` one), so a token's bits never depend on the tile it falls in.
 //!
 //! Q4_0 takes its nibbles unsigned (0..15) into `maddubs` / `vpdpbusd` and subtracts 8·Σa per block (Σa of
 //! each token's blocks from a pass over the activations): exact, like llama.cpp's sign-extended form.
@@ -406,9 +407,8 @@ unsafe fn tile_k<const T: usize>(
                 let da = _mm256_set1_ps((*prep.add(t * nb + b)).d);
                 (_mm256_mul_ps(d, da), _mm256_mul_ps(dmin, da))
             });
-            // four tokens: llama.cpp's gemm order, one fma per pair of sub-blocks; fewer: its gemv order,
-            // one per super-block
-            let step = if T == 4 { 2 } else { 8 };
+            // one fma per accumulator and pair of sub-blocks whatever the tile (llama.cpp's gemm order), so a
+            // token's bits do not depend on how many share its step
             let mut isum = [_mm256_setzero_si256(); T];
             for s in 0..8 {
                 let sc = scale_pairs(gb.add(32 + 8 * s));
@@ -430,16 +430,13 @@ unsafe fn tile_k<const T: usize>(
                 for (is, st) in isum.iter_mut().zip(s16) {
                     *is = _mm256_add_epi32(*is, _mm256_madd_epi16(st, sc));
                 }
-                if (s + 1) % step != 0 {
+                if !shift_high {
                     continue;
                 }
+                let pair = s / 2;
                 for t in 0..T {
-                    let bs = &(*prep.add(t * nb + b)).bs;
-                    let mut msum = _mm256_setzero_si256();
-                    for q in (s + 1 - step) / 2..(s + 1 - step) / 2 + step / 2 {
-                        let m = _mm256_madd_epi16(mins[q], _mm256_set1_epi32(bs[q]));
-                        msum = _mm256_add_epi32(msum, m);
-                    }
+                    let bs = (*prep.add(t * nb + b)).bs[pair];
+                    let msum = _mm256_madd_epi16(mins[pair], _mm256_set1_epi32(bs));
                     let (dd, dm) = scales[t];
                     acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), dd, acc[t]);
                     acc_min[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), dm, acc_min[t]);

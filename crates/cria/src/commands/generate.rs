@@ -123,10 +123,9 @@ impl Stats {
     }
 }
 
-/// Prompt positions fed per engine step. A chat turn reuses the cached KV of earlier turns in multiples of it
-/// (the engine cuts reuse at chunk boundaries, so a prompt is computed the same way with the cache on or off).
-/// Smaller chunks reuse more but prefill slower: on SmolLM2 (2-core Zen 4, loaded) a 1,596-token prompt took
-/// ~25% longer in chunks of 64 than in one batch, ~10% longer in chunks of 256.
+/// Prompt positions fed per engine step. (A chat turn reuses the cached KV of earlier turns in whole blocks,
+/// wherever the chunks end.) Smaller chunks prefill slower: on SmolLM2 (2-core Zen 4, loaded) a 1,596-token
+/// prompt took ~25% longer in chunks of 64 than in one batch, ~10% longer in chunks of 256.
 const PREFILL_CHUNK: usize = 256;
 
 /// Positions per KV block (the server's default).
