@@ -54,7 +54,8 @@ macro_rules! x86_tiled {
         }
 
         /// One R×T tile of a 32-element block format with weight offset `$off` (value (u − off)·d + m), its
-        /// scales from [`block_scales`] (`wd`/`wm` the rows', `ad`/`asum` the tokens'). Each (row, token) pair
+        /// scales from [`block_scales`] (`ws` the rows' (d, m); `ad`/`am` the tokens' d and s, block-major with
+        /// `st` floats a block, starting at the tile's first token). Each (row, token) pair
         /// is summed in the row kernel's order: block by block into its 8-lane accumulator with d_w·d_a
         /// rounded once, Σ m_w·s_a in order as a scalar.
         macro_rules! legacy_tile {
@@ -65,17 +66,21 @@ macro_rules! x86_tiled {
                     w: [&[$W]; RR],
                     ws: [(&[f32], &[f32]); RR],
                     a: [&[$A]; TT],
-                    as_: [(&[f32], &[f32]); TT],
+                    (ad, am, st): (&[f32], &[f32], usize),
                     out: &mut [[f32; TT]; RR],
                 ) {
                     let nb = w[0].len();
-                    // equal lengths up front let the compiler drop the bounds checks in the loop
+                    // lengths up front let the compiler drop the bounds checks in the loop
                     assert!((0..RR).all(|r| w[r].len() == nb && ws[r].0.len() >= nb && ws[r].1.len() >= nb));
-                    assert!((0..TT).all(|t| a[t].len() >= nb && as_[t].0.len() >= nb && as_[t].1.len() >= nb));
+                    assert!((0..TT).all(|t| a[t].len() >= nb));
+                    assert!(nb == 0 || (ad.len().min(am.len()) >= (nb - 1) * st + TT));
                     let mut acc = [[_mm256_setzero_ps(); TT]; RR];
                     let mut mins = [[0f32; TT]; RR];
                     let ones = _mm256_set1_epi8(1);
                     for b in 0..nb {
+                        // the tokens' scales of block b lie side by side (block-major), so these are vectors
+                        let da: [f32; TT] = std::array::from_fn(|t| ad[b * st + t]);
+                        let sa: [f32; TT] = std::array::from_fn(|t| am[b * st + t]);
                         let av: [__m256i; TT] = std::array::from_fn(|t| ld(&a[t][b].qs));
                         // −off·Σa as the starting value of each token's integer sum
                         let base: [__m256i; TT] = std::array::from_fn(|t| {
@@ -88,12 +93,14 @@ macro_rules! x86_tiled {
                         for r in 0..RR {
                             let u = $u(&w[r][b]);
                             let (dw, mw) = (ws[r].0[b], ws[r].1[b]);
+                            let dd: [f32; TT] = std::array::from_fn(|t| dw * da[t]);
                             for t in 0..TT {
                                 let p = _mm256_cvtepi32_ps($dot(base[t], u, av[t]));
-                                let dd = _mm256_set1_ps(dw * as_[t].0[b]);
-                                acc[r][t] = _mm256_fmadd_ps(p, dd, acc[r][t]);
-                                if $has_min {
-                                    mins[r][t] += mw * as_[t].1[b];
+                                acc[r][t] = _mm256_fmadd_ps(p, _mm256_set1_ps(dd[t]), acc[r][t]);
+                            }
+                            if $has_min {
+                                for t in 0..TT {
+                                    mins[r][t] += mw * sa[t];
                                 }
                             }
                         }
@@ -120,23 +127,25 @@ macro_rules! x86_tiled {
             w: [&[BlockQ8_0]; RR],
             ws: [(&[f32], &[f32]); RR],
             a: [&[BlockQ8_0]; TT],
-            as_: [(&[f32], &[f32]); TT],
+            (ad, _, st): (&[f32], &[f32], usize),
             out: &mut [[f32; TT]; RR],
         ) {
             let nb = w[0].len();
             assert!((0..RR).all(|r| w[r].len() == nb && ws[r].0.len() >= nb));
-            assert!((0..TT).all(|t| a[t].len() >= nb && as_[t].0.len() >= nb));
+            assert!((0..TT).all(|t| a[t].len() >= nb));
+            assert!(nb == 0 || ad.len() >= (nb - 1) * st + TT);
             let mut acc = [[_mm256_setzero_ps(); TT]; RR];
             for b in 0..nb {
+                let da: [f32; TT] = std::array::from_fn(|t| ad[b * st + t]);
                 for r in 0..RR {
                     let q = ld(&w[r][b].qs);
                     let u = _mm256_abs_epi8(q);
                     let dw = ws[r].0[b];
+                    let dd: [f32; TT] = std::array::from_fn(|t| dw * da[t]);
                     for t in 0..TT {
                         let s = _mm256_sign_epi8(ld(&a[t][b].qs), q);
                         let p = _mm256_cvtepi32_ps(dot_us(u, s));
-                        let dd = _mm256_set1_ps(dw * as_[t].0[b]);
-                        acc[r][t] = _mm256_fmadd_ps(p, dd, acc[r][t]);
+                        acc[r][t] = _mm256_fmadd_ps(p, _mm256_set1_ps(dd[t]), acc[r][t]);
                     }
                 }
             }
@@ -528,8 +537,16 @@ macro_rules! x86_tiled {
                     for t in 0..n_tok {
                         block_scales(&ar(t)[..nb], &mut ad[t * nb..(t + 1) * nb], &mut am[t * nb..(t + 1) * nb]);
                     }
-                    let (ad, am) = (&*ad, &*am);
-                    let asc = |t: usize| (&ad[t * nb..(t + 1) * nb], &am[t * nb..(t + 1) * nb]);
+                    // block-major, so that a tile's tokens' scales of one block are neighbours
+                    let mut a_bm = vec![0f32; 2 * n_tok * nb];
+                    let (bd, bm) = a_bm.split_at_mut(n_tok * nb);
+                    for t in 0..n_tok {
+                        for b in 0..nb {
+                            (bd[b * n_tok + t], bm[b * n_tok + t]) = (ad[t * nb + b], am[t * nb + b]);
+                        }
+                    }
+                    let (bd, bm) = (&*bd, &*bm);
+                    let asc = |t: usize| (&bd[t..], &bm[t..], n_tok);
                     let mut w_sc = vec![0f32; 2 * R * nb];
                     let mut r0 = 0;
                     while r0 < rows {
@@ -552,7 +569,7 @@ macro_rules! x86_tiled {
                                         std::array::from_fn(|i| wr(r0 + i)),
                                         std::array::from_fn(wsc),
                                         std::array::from_fn(|i| ar(t0 + i)),
-                                        std::array::from_fn(|i| asc(t0 + i)),
+                                        asc(t0),
                                         &mut o,
                                     );
                                     for (i, row) in o.iter().enumerate() {
@@ -567,7 +584,7 @@ macro_rules! x86_tiled {
                                         std::array::from_fn(|i| wr(r0 + i)),
                                         std::array::from_fn(wsc),
                                         [ar(t0)],
-                                        [asc(t0)],
+                                        asc(t0),
                                         &mut o,
                                     );
                                     for (i, row) in o.iter().enumerate() {
@@ -580,7 +597,7 @@ macro_rules! x86_tiled {
                                         [wr(r0)],
                                         [wsc(0)],
                                         std::array::from_fn(|i| ar(t0 + i)),
-                                        std::array::from_fn(|i| asc(t0 + i)),
+                                        asc(t0),
                                         &mut o,
                                     );
                                     for (t, v) in o[0].iter().enumerate() {
@@ -589,7 +606,7 @@ macro_rules! x86_tiled {
                                 }
                                 (false, false) => {
                                     let mut o = [[0f32; 1]; 1];
-                                    $tile::<1, 1>([wr(r0)], [wsc(0)], [ar(t0)], [asc(t0)], &mut o);
+                                    $tile::<1, 1>([wr(r0)], [wsc(0)], [ar(t0)], asc(t0), &mut o);
                                     out[t0 * stride + r0] = o[0][0];
                                 }
                             }
