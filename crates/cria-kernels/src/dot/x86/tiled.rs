@@ -11,9 +11,10 @@ macro_rules! x86_tiled {
         use crate::dot::x86::zmm_matvec::Prefetch;
 
         /// Tile shapes (weight rows, tokens), from `x86::ab::plain_tile_shapes_ab` on a Zen 4 under
-        /// `CRIA_ISA=avx2-novnni`: the signed Q8_0 tile (a `vpsignb` per pair) is fastest at 2×4, the
-        /// others at 3×4 or 4×4.
-        const LEGACY_TILE: (usize, usize) = (4, 4);
+        /// `CRIA_ISA=avx2-novnni` (a loaded machine: differences under ~10% are noise there): with `maddubs`
+        /// the 32-element formats are fastest at 2×4 (R·T float accumulators, each updated every block, must
+        /// fit in AVX2's 16 registers), the K-quants at 4×4 (their float accumulators change once per 256).
+        const LEGACY_TILE: (usize, usize) = if $full_u8 { (4, 4) } else { (2, 4) };
         const Q8_SIGNED_TILE: (usize, usize) = (2, 4);
         const K_TILE: (usize, usize) = (4, 4);
 
@@ -429,98 +430,147 @@ macro_rules! x86_tiled {
             }
         }
 
-        /// One R×T tile of a K-quant: Σ over super-blocks of d·da·Σ_g sc_g·(q_g·a_g) − dmin·da·corr.
-        macro_rules! k_tile {
-            ($tile:ident, $W:ty, $grp:ident, $meta:ident) => {
+        /// One super-block of a K-quant weight row unpacked once per row tile, so that every token tile of
+        /// the call reuses it: each group's unsigned quants and scale pair ([`dot_us_sc`]'s form), the min
+        /// term's weights ([`corr16`]), d and dmin.
+        #[derive(Clone, Copy)]
+        struct KUnpacked {
+            q: [__m256i; 8],
+            sc: [__m256i; 8],
+            c: __m256i,
+            d: f32,
+            dmin: f32,
+        }
+
+        macro_rules! k_unpack {
+            ($name:ident, $W:ty, $grp:ident, $meta:ident) => {
                 #[inline]
                 #[target_feature(enable = $features)]
-                fn $tile<const RR: usize, const TT: usize>(w: [&[$W]; RR], a: [&[BlockQ8K]; TT], out: &mut [[f32; TT]; RR]) {
-                    let mut acc = [[_mm256_setzero_ps(); TT]; RR];
-                    let mut mins = [[0f32; TT]; RR];
-                    for b in 0..w[0].len() {
-                        let da: [f32; TT] = std::array::from_fn(|t| a[t][b].d());
-                        for r in 0..RR {
-                            let wb = &w[r][b];
-                            let (sc, m, d, dmin) = $meta(wb);
-                            let mut sumi = [_mm256_setzero_si256(); TT];
-                            for g in 0..8 {
-                                let (q, sa, sb) = $grp(wb, g, &sc);
-                                let scv = scale_pair(sa, sb);
-                                for t in 0..TT {
-                                    let p = dot_us_sc(q, ld(&a[t][b].qs[32 * g..]), scv);
-                                    sumi[t] = _mm256_add_epi32(sumi[t], p);
-                                }
-                            }
-                            for t in 0..TT {
-                                let p = _mm256_cvtepi32_ps(sumi[t]);
-                                acc[r][t] = _mm256_fmadd_ps(p, _mm256_set1_ps(d * da[t]), acc[r][t]);
-                                mins[r][t] -= dmin * da[t] * corr16(m, &a[t][b]) as f32;
-                            }
-                        }
-                    }
-                    for r in 0..RR {
-                        for t in 0..TT {
-                            out[r][t] = hsum(acc[r][t]) + mins[r][t];
-                        }
+                fn $name(w: &$W) -> KUnpacked {
+                    let (sc, c, d, dmin) = $meta(w);
+                    KUnpacked {
+                        q: std::array::from_fn(|g| $grp(w, g, &sc).0),
+                        sc: std::array::from_fn(|g| scale_pair(sc[g].0, sc[g].1)),
+                        c,
+                        d,
+                        dmin,
                     }
                 }
             };
         }
-        k_tile!(tile_q4_k, BlockQ4K, grp_q4_k, meta_q4_k);
-        k_tile!(tile_q6_k, BlockQ6K, grp_q6_k, meta_q6_k);
+        k_unpack!(unpack_q4_k, BlockQ4K, grp_q4_k, meta_q4_k);
+        k_unpack!(unpack_q6_k, BlockQ6K, grp_q6_k, meta_q6_k);
 
-        /// Walks the output in R×T tiles (edges with 1-row / 1-token tiles) and calls `$tile` on each.
-        macro_rules! tiled_driver {
-            ($name:ident, $tile:ident, $W:ty, $A:ty) => {
+        /// One R×T tile of a K-quant: Σ over super-blocks of d·da·Σ_g sc_g·(q_g·a_g) − dmin·da·corr.
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn tile_k<const RR: usize, const TT: usize>(
+            w: [&[KUnpacked]; RR],
+            a: [&[BlockQ8K]; TT],
+            out: &mut [[f32; TT]; RR],
+        ) {
+            let nb = w[0].len();
+            assert!((0..RR).all(|r| w[r].len() == nb) && (0..TT).all(|t| a[t].len() >= nb));
+            let mut acc = [[_mm256_setzero_ps(); TT]; RR];
+            let mut mins = [[0f32; TT]; RR];
+            for b in 0..nb {
+                let da: [f32; TT] = std::array::from_fn(|t| a[t][b].d());
+                for r in 0..RR {
+                    let k = &w[r][b];
+                    let mut sumi = [_mm256_setzero_si256(); TT];
+                    for g in 0..8 {
+                        for t in 0..TT {
+                            let p = dot_us_sc(k.q[g], ld(&a[t][b].qs[32 * g..]), k.sc[g]);
+                            sumi[t] = _mm256_add_epi32(sumi[t], p);
+                        }
+                    }
+                    for t in 0..TT {
+                        let p = _mm256_cvtepi32_ps(sumi[t]);
+                        acc[r][t] = _mm256_fmadd_ps(p, _mm256_set1_ps(k.d * da[t]), acc[r][t]);
+                        mins[r][t] -= k.dmin * da[t] * corr16(k.c, &a[t][b]) as f32;
+                    }
+                }
+            }
+            for r in 0..RR {
+                for t in 0..TT {
+                    out[r][t] = hsum(acc[r][t]) + mins[r][t];
+                }
+            }
+        }
+
+        /// Walks the output in R×T tiles (edges with 1-row / 1-token tiles) over K-quant rows unpacked once per
+        /// row tile ([`KUnpacked`]).
+        macro_rules! k_driver {
+            ($name:ident, $W:ty, $unpack:ident) => {
                 #[target_feature(enable = $features)]
                 pub(in crate::dot::x86) fn $name<const R: usize, const T: usize>(
                     w: &[u8], w_row: usize, acts: &[u8], a_row: usize, n_tok: usize, out: &mut [f32], stride: usize,
                 ) {
                     let rows = w.len() / w_row;
+                    let nb = w_row / std::mem::size_of::<$W>();
                     let wr = |r: usize| -> &[$W] { cs(&w[r * w_row..(r + 1) * w_row]) };
-                    let ar = |t: usize| -> &[$A] { cs(&acts[t * a_row..(t + 1) * a_row]) };
+                    let ar = |t: usize| -> &[BlockQ8K] { cs(&acts[t * a_row..(t + 1) * a_row]) };
+                    let zero = KUnpacked {
+                        q: [_mm256_setzero_si256(); 8],
+                        sc: [_mm256_setzero_si256(); 8],
+                        c: _mm256_setzero_si256(),
+                        d: 0.0,
+                        dmin: 0.0,
+                    };
+                    let mut buf = vec![zero; R * nb];
                     let mut r0 = 0;
                     while r0 < rows {
-                        let full_r = r0 + R <= rows;
-                        let mut t0 = 0;
-                        while t0 < n_tok {
-                            let full_t = t0 + T <= n_tok;
-                            if full_r && full_t {
-                                let mut o = [[0f32; T]; R];
-                                $tile::<R, T>(std::array::from_fn(|i| wr(r0 + i)), std::array::from_fn(|i| ar(t0 + i)), &mut o);
-                                for (i, row) in o.iter().enumerate() {
-                                    for (t, v) in row.iter().enumerate() {
-                                        out[(t0 + t) * stride + r0 + i] = *v;
-                                    }
-                                }
-                                t0 += T;
-                            } else if full_r {
-                                let mut o = [[0f32; 1]; R];
-                                $tile::<R, 1>(std::array::from_fn(|i| wr(r0 + i)), [ar(t0)], &mut o);
-                                for (i, row) in o.iter().enumerate() {
-                                    out[t0 * stride + r0 + i] = row[0];
-                                }
-                                t0 += 1;
-                            } else if full_t {
-                                let mut o = [[0f32; T]; 1];
-                                $tile::<1, T>([wr(r0)], std::array::from_fn(|i| ar(t0 + i)), &mut o);
-                                for (t, v) in o[0].iter().enumerate() {
-                                    out[(t0 + t) * stride + r0] = *v;
-                                }
-                                t0 += T;
-                            } else {
-                                let mut o = [[0f32; 1]; 1];
-                                $tile::<1, 1>([wr(r0)], [ar(t0)], &mut o);
-                                out[t0 * stride + r0] = o[0][0];
-                                t0 += 1;
+                        let rr = if r0 + R <= rows { R } else { 1 };
+                        for i in 0..rr {
+                            for (dst, blk) in buf[i * nb..(i + 1) * nb].iter_mut().zip(wr(r0 + i)) {
+                                *dst = $unpack(blk);
                             }
                         }
-                        r0 += if full_r { R } else { 1 };
+                        let ur = |i: usize| &buf[i * nb..(i + 1) * nb];
+                        let mut t0 = 0;
+                        while t0 < n_tok {
+                            let tt = if t0 + T <= n_tok { T } else { 1 };
+                            match (rr == R, tt == T) {
+                                (true, true) => {
+                                    let mut o = [[0f32; T]; R];
+                                    tile_k::<R, T>(std::array::from_fn(ur), std::array::from_fn(|i| ar(t0 + i)), &mut o);
+                                    for (i, row) in o.iter().enumerate() {
+                                        for (t, v) in row.iter().enumerate() {
+                                            out[(t0 + t) * stride + r0 + i] = *v;
+                                        }
+                                    }
+                                }
+                                (true, false) => {
+                                    let mut o = [[0f32; 1]; R];
+                                    tile_k::<R, 1>(std::array::from_fn(ur), [ar(t0)], &mut o);
+                                    for (i, row) in o.iter().enumerate() {
+                                        out[t0 * stride + r0 + i] = row[0];
+                                    }
+                                }
+                                (false, true) => {
+                                    let mut o = [[0f32; T]; 1];
+                                    tile_k::<1, T>([ur(0)], std::array::from_fn(|i| ar(t0 + i)), &mut o);
+                                    for (t, v) in o[0].iter().enumerate() {
+                                        out[(t0 + t) * stride + r0] = *v;
+                                    }
+                                }
+                                (false, false) => {
+                                    let mut o = [[0f32; 1]; 1];
+                                    tile_k::<1, 1>([ur(0)], [ar(t0)], &mut o);
+                                    out[t0 * stride + r0] = o[0][0];
+                                }
+                            }
+                            t0 += tt;
+                        }
+                        r0 += rr;
                     }
                 }
             };
         }
-        /// [`tiled_driver`]'s walk for the 32-element formats, with every block scale converted to f32 once:
+        k_driver!(gemm_q4_k, BlockQ4K, unpack_q4_k);
+        k_driver!(gemm_q6_k, BlockQ6K, unpack_q6_k);
+
+        /// [`k_driver`]'s walk for the 32-element formats, with every block scale converted to f32 once:
         /// the tokens' for the whole call, each row tile's before its pass over the tokens.
         macro_rules! legacy_driver {
             ($name:ident, $tile:ident, $W:ty, $A:ty) => {
@@ -623,8 +673,6 @@ macro_rules! x86_tiled {
         legacy_driver!(gemm_q5_1, tile_q5_1, BlockQ5_1, BlockQ8_1);
         legacy_driver!(gemm_q8_0, tile_q8_0, BlockQ8_0, BlockQ8_0);
         legacy_driver!(gemm_q8_0_ss, tile_q8_0_ss, BlockQ8_0, BlockQ8_0);
-        tiled_driver!(gemm_q4_k, tile_q4_k, BlockQ4K, BlockQ8K);
-        tiled_driver!(gemm_q6_k, tile_q6_k, BlockQ6K, BlockQ8K);
 
         /// The tiled GEMM kernel for `ty`, if any. Handed out only on a CPU with `$features`.
         pub(in crate::dot::x86) fn tiled_kernel(ty: GgmlType) -> Option<TiledFn> {
