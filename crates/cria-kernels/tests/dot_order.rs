@@ -175,3 +175,41 @@ proptest! {
         check_decode_equals_batch(ty, n, rows, outlier, seed);
     }
 }
+
+/// A token's outputs do not depend on the batch it is in: the prompt cache reuses rows computed in another
+/// batch, and prefill cuts a prompt into tiles of any size. Every run of consecutive tokens of a 9-token
+/// batch, computed as a batch of its own (tiled kernels' full tiles and edges alike), gives the bits of the
+/// whole batch.
+#[test]
+fn a_tokens_result_does_not_depend_on_its_batch() {
+    let (n_tok, rows, n) = (9, 11, 512);
+    for ty in TYPES {
+        let w = weights(ty, n, rows, 7);
+        let at = activation_type(ty);
+        let ab = at.row_bytes(n).unwrap();
+        for isa in Isa::available() {
+            let mut acts = vec![0u8; ab * n_tok];
+            for (t, chunk) in acts.chunks_exact_mut(ab).enumerate() {
+                quantize_activation_with(isa, at, &activation_like(n, 5 + t as u64, 300.0), chunk);
+            }
+            let mut whole = vec![0f32; rows * n_tok];
+            matmul_rows_with(isa, ty, &w, n, &acts, n_tok, 0..rows, &mut whole, rows);
+            for start in 0..n_tok {
+                for len in 1..=n_tok - start {
+                    let mut part = vec![0f32; rows * len];
+                    let a = &acts[start * ab..(start + len) * ab];
+                    matmul_rows_with(isa, ty, &w, n, a, len, 0..rows, &mut part, rows);
+                    for (i, p) in part.iter().enumerate() {
+                        let want = whole[start * rows + i];
+                        assert_eq!(
+                            p.to_bits(),
+                            want.to_bits(),
+                            "{isa:?} {ty:?}: tokens {start}..{} output {i}",
+                            start + len
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

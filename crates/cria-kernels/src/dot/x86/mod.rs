@@ -206,6 +206,88 @@ mod ab {
     use crate::quant::{activation_type, quantize_activation_with, quantize_row};
     use std::time::Instant;
 
+    /// Plain AVX2 tile shapes (weight rows × tokens) against each other, for `LEGACY_TILE` / `K_TILE`:
+    /// `cargo test --release -p cria-kernels --lib x86::ab::plain_tile_shapes -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn plain_tile_shapes_ab() {
+        if !Isa::Avx2.supported() {
+            return;
+        }
+        use avx2::plain::{gemm_q4_1, gemm_q4_k, gemm_q6_k, gemm_q8_0_ss};
+        type Gemm = unsafe fn(&[u8], usize, &[u8], usize, usize, &mut [f32], usize);
+        let (n, rows, n_tok) = (2048, 128, 64);
+        let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+        let cases: [(GgmlType, [(&str, Gemm); 4]); 4] = [
+            (
+                GgmlType::Q4_1,
+                [
+                    ("2x4", gemm_q4_1::<2, 4>),
+                    ("3x4", gemm_q4_1::<3, 4>),
+                    ("4x4", gemm_q4_1::<4, 4>),
+                    ("2x6", gemm_q4_1::<2, 6>),
+                ],
+            ),
+            (
+                GgmlType::Q8_0,
+                [
+                    ("2x4", gemm_q8_0_ss::<2, 4>),
+                    ("3x4", gemm_q8_0_ss::<3, 4>),
+                    ("4x4", gemm_q8_0_ss::<4, 4>),
+                    ("2x6", gemm_q8_0_ss::<2, 6>),
+                ],
+            ),
+            (
+                GgmlType::Q4_K,
+                [
+                    ("1x8", gemm_q4_k::<1, 8>),
+                    ("2x4", gemm_q4_k::<2, 4>),
+                    ("4x4", gemm_q4_k::<4, 4>),
+                    ("2x6", gemm_q4_k::<2, 6>),
+                ],
+            ),
+            (
+                GgmlType::Q6_K,
+                [
+                    ("1x8", gemm_q6_k::<1, 8>),
+                    ("2x4", gemm_q6_k::<2, 4>),
+                    ("4x4", gemm_q6_k::<4, 4>),
+                    ("2x6", gemm_q6_k::<2, 6>),
+                ],
+            ),
+        ];
+        for (ty, kernels) in cases {
+            let rb = ty.row_bytes(n).unwrap();
+            let mut w = vec![0u8; rb * rows];
+            quantize_row(ty, &x, &mut w[..rb]).unwrap();
+            for r in 1..rows {
+                w.copy_within(0..rb, r * rb);
+            }
+            let at = activation_type(ty);
+            let ab = at.row_bytes(n).unwrap();
+            let mut a = vec![0u8; ab * n_tok];
+            for chunk in a.chunks_exact_mut(ab) {
+                quantize_activation_with(Isa::Scalar, at, &x, chunk);
+            }
+            let mut out = vec![0f32; rows * n_tok];
+            let mut best = [f64::MAX; 4];
+            for _ in 0..20 {
+                for (i, (_, k)) in kernels.iter().enumerate() {
+                    let t = Instant::now();
+                    // SAFETY: AVX2 checked above; the buffers hold rows × n_tok.
+                    unsafe { k(&w, rb, &a, ab, n_tok, &mut out, rows) };
+                    best[i] = best[i].min(t.elapsed().as_secs_f64());
+                }
+            }
+            let line: Vec<String> = kernels
+                .iter()
+                .zip(best)
+                .map(|((name, _), s)| format!("{name} {:.1}", (rows * n_tok * n) as f64 / s / 1e9))
+                .collect();
+            println!("{ty:?} plain AVX2 GMAC/s (best of 20): {}", line.join(", "));
+        }
+    }
+
     #[test]
     #[ignore]
     fn tiled_variants_ab() {

@@ -10,8 +10,13 @@ macro_rules! x86_tiled {
         use crate::dot::TiledFn;
         use crate::dot::x86::zmm_matvec::Prefetch;
 
-        const R: usize = 4;
-        const T: usize = 4;
+        /// Tile shapes (weight rows, tokens), from `x86::ab::plain_tile_shapes_ab` on a Zen 4 under
+        /// `CRIA_ISA=avx2-novnni` (a loaded machine: differences under ~10% are noise there): with `maddubs`
+        /// the 32-element formats are fastest at 2×4 (R·T float accumulators, each updated every block, must
+        /// fit in AVX2's 16 registers), the K-quants at 4×4 (their float accumulators change once per 256).
+        const LEGACY_TILE: (usize, usize) = if $full_u8 { (4, 4) } else { (2, 4) };
+        const Q8_SIGNED_TILE: (usize, usize) = (2, 4);
+        const K_TILE: (usize, usize) = (4, 4);
 
         /// Activation block: (d, s or 0, quants).
         #[inline]
@@ -27,67 +32,75 @@ macro_rules! x86_tiled {
             (d, s, ld(&b.qs))
         }
 
-        /// Weight block as unsigned quants u with value (u − OFF)·d + m: (u, d, m).
+        /// The block scales of a row of 32-element blocks as f32, converted once per call (activations) or per
+        /// row tile (weights) rather than once per tile: `d[b]`, and in `m[b]` the f16 after it (a Q4_1 / Q5_1
+        /// weight's min, a Q8_1 activation's s; the first two quants of a Q8_0 / Q4_0 / Q5_0 block, unused).
         #[inline]
         #[target_feature(enable = $features)]
-        fn dec_q4_0(b: &BlockQ4_0) -> (__m256i, f32, f32) {
-            (nib32(&b.qs), h1(b.d), 0.0)
+        fn block_scales<X: Pod>(blocks: &[X], d: &mut [f32], m: &mut [f32]) {
+            let mut b = 0;
+            while b + 8 <= blocks.len() {
+                let (dv, mv) = scales8(&blocks[b..b + 8]);
+                // SAFETY: d and m hold at least blocks.len() ≥ b + 8 floats (the callers size them so).
+                unsafe {
+                    _mm256_storeu_ps(d[b..b + 8].as_mut_ptr(), dv);
+                    _mm256_storeu_ps(m[b..b + 8].as_mut_ptr(), mv);
+                }
+                b += 8;
+            }
+            for i in b..blocks.len() {
+                let x: &[u8] = cs(std::slice::from_ref(&blocks[i]));
+                (d[i], m[i]) = h2([x[0], x[1]], [x[2], x[3]]);
+            }
         }
 
-        #[inline]
-        #[target_feature(enable = $features)]
-        fn dec_q4_1(b: &BlockQ4_1) -> (__m256i, f32, f32) {
-            let (d, m) = h2(b.d, b.m);
-            (nib32(&b.qs), d, m)
-        }
-
-        #[inline]
-        #[target_feature(enable = $features)]
-        fn dec_q5_0(b: &BlockQ5_0) -> (__m256i, f32, f32) {
-            (q5(&b.qs, b.qh), h1(b.d), 0.0)
-        }
-
-        #[inline]
-        #[target_feature(enable = $features)]
-        fn dec_q5_1(b: &BlockQ5_1) -> (__m256i, f32, f32) {
-            let (d, m) = h2(b.d, b.m);
-            (q5(&b.qs, b.qh), d, m)
-        }
-
-        #[inline]
-        #[target_feature(enable = $features)]
-        fn dec_q8_0(b: &BlockQ8_0) -> (__m256i, f32, f32) {
-            // flipping the sign bit adds 128: u = q + 128
-            (_mm256_xor_si256(ld(&b.qs), _mm256_set1_epi8(-128)), h1(b.d), 0.0)
-        }
-
-        /// One R×T tile of a 32-element block format with weight offset `$off` (value (u − off)·d + m).
+        /// One R×T tile of a 32-element block format with weight offset `$off` (value (u − off)·d + m), its
+        /// scales from [`block_scales`] (`ws` the rows' (d, m); `ad`/`am` the tokens' d and s, block-major with
+        /// `st` floats a block, starting at the tile's first token). Each (row, token) pair
+        /// is summed in the row kernel's order: block by block into its 8-lane accumulator with d_w·d_a
+        /// rounded once, Σ m_w·s_a in order as a scalar.
         macro_rules! legacy_tile {
-            ($tile:ident, $W:ty, $A:ty, $dec:ident, $act:ident, $off:expr, $has_min:expr) => {
+            ($tile:ident, $W:ty, $A:ty, $u:ident, $off:expr, $has_min:expr) => {
                 #[inline]
                 #[target_feature(enable = $features)]
-                fn $tile<const RR: usize, const TT: usize>(w: [&[$W]; RR], a: [&[$A]; TT], out: &mut [[f32; TT]; RR]) {
+                fn $tile<const RR: usize, const TT: usize>(
+                    w: [&[$W]; RR],
+                    ws: [(&[f32], &[f32]); RR],
+                    a: [&[$A]; TT],
+                    (ad, am, st): (&[f32], &[f32], usize),
+                    out: &mut [[f32; TT]; RR],
+                ) {
+                    let nb = w[0].len();
+                    // lengths up front let the compiler drop the bounds checks in the loop
+                    assert!((0..RR).all(|r| w[r].len() == nb && ws[r].0.len() >= nb && ws[r].1.len() >= nb));
+                    assert!((0..TT).all(|t| a[t].len() >= nb));
+                    assert!(nb == 0 || (ad.len().min(am.len()) >= (nb - 1) * st + TT));
                     let mut acc = [[_mm256_setzero_ps(); TT]; RR];
                     let mut mins = [[0f32; TT]; RR];
                     let ones = _mm256_set1_epi8(1);
-                    for b in 0..w[0].len() {
-                        let mut da = [0f32; TT];
-                        let mut sa = [0f32; TT];
-                        let mut av = [_mm256_setzero_si256(); TT];
+                    for b in 0..nb {
+                        // the tokens' scales of block b lie side by side (block-major), so these are vectors
+                        let da: [f32; TT] = std::array::from_fn(|t| ad[b * st + t]);
+                        let sa: [f32; TT] = std::array::from_fn(|t| am[b * st + t]);
+                        let av: [__m256i; TT] = std::array::from_fn(|t| ld(&a[t][b].qs));
                         // −off·Σa as the starting value of each token's integer sum
-                        let mut base = [_mm256_setzero_si256(); TT];
-                        for t in 0..TT {
-                            (da[t], sa[t], av[t]) = $act(&a[t][b]);
+                        let base: [__m256i; TT] = std::array::from_fn(|t| {
                             if $off != 0 {
-                                base[t] = _mm256_mullo_epi32(dot_us(ones, av[t]), _mm256_set1_epi32(-$off));
+                                _mm256_mullo_epi32(dot_us(ones, av[t]), _mm256_set1_epi32(-$off))
+                            } else {
+                                _mm256_setzero_si256()
                             }
-                        }
+                        });
                         for r in 0..RR {
-                            let (u, dw, mw) = $dec(&w[r][b]);
+                            let u = $u(&w[r][b]);
+                            let (dw, mw) = (ws[r].0[b], ws[r].1[b]);
+                            let dd: [f32; TT] = std::array::from_fn(|t| dw * da[t]);
                             for t in 0..TT {
                                 let p = _mm256_cvtepi32_ps($dot(base[t], u, av[t]));
-                                acc[r][t] = _mm256_fmadd_ps(p, _mm256_set1_ps(dw * da[t]), acc[r][t]);
-                                if $has_min {
+                                acc[r][t] = _mm256_fmadd_ps(p, _mm256_set1_ps(dd[t]), acc[r][t]);
+                            }
+                            if $has_min {
+                                for t in 0..TT {
                                     mins[r][t] += mw * sa[t];
                                 }
                             }
@@ -101,11 +114,48 @@ macro_rules! x86_tiled {
                 }
             };
         }
-        legacy_tile!(tile_q4_0, BlockQ4_0, BlockQ8_0, dec_q4_0, act_q8_0, 8, false);
-        legacy_tile!(tile_q4_1, BlockQ4_1, BlockQ8_1, dec_q4_1, act_q8_1, 0, true);
-        legacy_tile!(tile_q5_0, BlockQ5_0, BlockQ8_0, dec_q5_0, act_q8_0, 16, false);
-        legacy_tile!(tile_q5_1, BlockQ5_1, BlockQ8_1, dec_q5_1, act_q8_1, 0, true);
-        legacy_tile!(tile_q8_0, BlockQ8_0, BlockQ8_0, dec_q8_0, act_q8_0, 128, false);
+        legacy_tile!(tile_q4_0, BlockQ4_0, BlockQ8_0, u_q4_0, 8, false);
+        legacy_tile!(tile_q4_1, BlockQ4_1, BlockQ8_1, u_q4_1, 0, true);
+        legacy_tile!(tile_q5_0, BlockQ5_0, BlockQ8_0, u_q5_0, 16, false);
+        legacy_tile!(tile_q5_1, BlockQ5_1, BlockQ8_1, u_q5_1, 0, true);
+        legacy_tile!(tile_q8_0, BlockQ8_0, BlockQ8_0, u_q8_0, 128, false);
+
+        /// Q8_0 × Q8_0 without u8 headroom (`maddubs`: u·s pairs saturate past i16): the row kernel's
+        /// |w| · sign(a, w) form, one `vpsignb` per pair, the same integer lanes and float steps as `blk_q8_0`.
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn tile_q8_0_ss<const RR: usize, const TT: usize>(
+            w: [&[BlockQ8_0]; RR],
+            ws: [(&[f32], &[f32]); RR],
+            a: [&[BlockQ8_0]; TT],
+            (ad, _, st): (&[f32], &[f32], usize),
+            out: &mut [[f32; TT]; RR],
+        ) {
+            let nb = w[0].len();
+            assert!((0..RR).all(|r| w[r].len() == nb && ws[r].0.len() >= nb));
+            assert!((0..TT).all(|t| a[t].len() >= nb));
+            assert!(nb == 0 || ad.len() >= (nb - 1) * st + TT);
+            let mut acc = [[_mm256_setzero_ps(); TT]; RR];
+            for b in 0..nb {
+                let da: [f32; TT] = std::array::from_fn(|t| ad[b * st + t]);
+                for r in 0..RR {
+                    let q = ld(&w[r][b].qs);
+                    let u = _mm256_abs_epi8(q);
+                    let dw = ws[r].0[b];
+                    let dd: [f32; TT] = std::array::from_fn(|t| dw * da[t]);
+                    for t in 0..TT {
+                        let s = _mm256_sign_epi8(ld(&a[t][b].qs), q);
+                        let p = _mm256_cvtepi32_ps(dot_us(u, s));
+                        acc[r][t] = _mm256_fmadd_ps(p, _mm256_set1_ps(dd[t]), acc[r][t]);
+                    }
+                }
+            }
+            for r in 0..RR {
+                for t in 0..TT {
+                    out[r][t] = hsum(acc[r][t]);
+                }
+            }
+        }
 
         /// Unsigned quants of a weight block (value (u − OFF)·d + m), without its scales.
         #[inline]
@@ -310,10 +360,11 @@ macro_rules! x86_tiled {
             (_mm256_or_si256(low, high), sc[g].0, sc[g].1)
         }
 
-        /// Q4_K: per-group scales, d, and the min term −dmin·Σ m·bsum for one activation block.
+        /// Q4_K: per-group scales, d, dmin, and the weights of the min term −dmin·Σ_k c_k·bsum_k over the 16
+        /// activation sub-sums (c_k = m_(k/2), as i16 in [`corr16`]'s form).
         #[inline]
         #[target_feature(enable = $features)]
-        fn meta_q4_k(w: &BlockQ4K) -> ([(i32, i32); 8], [i32; 8], f32, f32) {
+        fn meta_q4_k(w: &BlockQ4K) -> ([(i32, i32); 8], __m256i, f32, f32) {
             let mut sc = [(0, 0); 8];
             let mut m = [0i32; 8];
             for j in 0..8 {
@@ -321,32 +372,36 @@ macro_rules! x86_tiled {
                 sc[j] = (s as i32, s as i32);
                 m[j] = mm as i32;
             }
+            // SAFETY: m is exactly 32 readable bytes.
+            let m = unsafe { _mm256_loadu_si256(m.as_ptr().cast()) };
             let (d, dmin) = h2(w.d, w.dmin);
-            (sc, m, d, dmin)
-        }
-
-        #[inline]
-        fn corr_q4_k(m: &[i32; 8], a: &BlockQ8K) -> i32 {
-            (0..8).map(|j| m[j] * (a.bsum(2 * j) as i32 + a.bsum(2 * j + 1) as i32)).sum()
+            (sc, _mm256_or_si256(m, _mm256_slli_epi32::<16>(m)), d, dmin)
         }
 
         #[inline]
         #[target_feature(enable = $features)]
-        fn meta_q6_k(w: &BlockQ6K) -> ([(i32, i32); 8], [i32; 16], f32, f32) {
+        fn meta_q6_k(w: &BlockQ6K) -> ([(i32, i32); 8], __m256i, f32, f32) {
             let mut sc = [(0, 0); 8];
             for (g, s) in sc.iter_mut().enumerate() {
                 let i = 8 * (g / 4) + 2 * (g % 4);
                 *s = (w.scales[i] as i32, w.scales[i + 1] as i32);
             }
             // the −32 offset: Σ sc·(q − 32)·a = Σ sc·q·a − 32·Σ sc·bsum, folded as "min" with dmin = 32·d
-            let m: [i32; 16] = std::array::from_fn(|j| w.scales[j] as i32);
+            // SAFETY: scales is exactly 16 readable bytes.
+            let c = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(w.scales.as_ptr().cast()) });
             let d = h1(w.d);
-            (sc, m, d, 32.0 * d)
+            (sc, c, d, 32.0 * d)
         }
 
+        /// Σ_k c_k·bsum_k over an activation block's 16 sub-sums (`c` 16 × i16): exact in i32, so the same
+        /// integer as the row kernels' scalar sums.
         #[inline]
-        fn corr_q6_k(m: &[i32; 16], a: &BlockQ8K) -> i32 {
-            (0..16).map(|j| m[j] * a.bsum(j) as i32).sum()
+        #[target_feature(enable = $features)]
+        fn corr16(c: __m256i, a: &BlockQ8K) -> i32 {
+            let p = _mm256_madd_epi16(c, ld(&a.bsums));
+            let x = _mm_add_epi32(_mm256_extracti128_si256::<1>(p), _mm256_castsi256_si128(p));
+            let x = _mm_add_epi32(x, _mm_unpackhi_epi64(x, x));
+            _mm_cvtsi128_si32(_mm_add_epi32(x, _mm_shuffle_epi32::<1>(x)))
         }
 
         /// A K-quant group's two sub-block scales as [`dot_us_sc`] takes them: `sa` for lanes 0-3 (the first 16
@@ -375,122 +430,270 @@ macro_rules! x86_tiled {
             }
         }
 
-        /// One R×T tile of a K-quant: Σ over super-blocks of d·da·Σ_g sc_g·(q_g·a_g) − dmin·da·corr.
-        macro_rules! k_tile {
-            ($tile:ident, $W:ty, $grp:ident, $meta:ident, $corr:ident) => {
+        /// One super-block of a K-quant weight row unpacked once per row tile, so that every token tile of
+        /// the call reuses it: each group's unsigned quants and scale pair ([`dot_us_sc`]'s form), the min
+        /// term's weights ([`corr16`]), d and dmin.
+        #[derive(Clone, Copy)]
+        struct KUnpacked {
+            q: [__m256i; 8],
+            sc: [__m256i; 8],
+            c: __m256i,
+            d: f32,
+            dmin: f32,
+        }
+
+        macro_rules! k_unpack {
+            ($name:ident, $W:ty, $grp:ident, $meta:ident) => {
                 #[inline]
                 #[target_feature(enable = $features)]
-                fn $tile<const RR: usize, const TT: usize>(w: [&[$W]; RR], a: [&[BlockQ8K]; TT], out: &mut [[f32; TT]; RR]) {
-                    let mut acc = [[_mm256_setzero_ps(); TT]; RR];
-                    let mut mins = [[0f32; TT]; RR];
-                    for b in 0..w[0].len() {
-                        let da: [f32; TT] = std::array::from_fn(|t| a[t][b].d());
-                        for r in 0..RR {
-                            let wb = &w[r][b];
-                            let (sc, m, d, dmin) = $meta(wb);
-                            let mut sumi = [_mm256_setzero_si256(); TT];
-                            for g in 0..8 {
-                                let (q, sa, sb) = $grp(wb, g, &sc);
-                                let scv = scale_pair(sa, sb);
-                                for t in 0..TT {
-                                    let p = dot_us_sc(q, ld(&a[t][b].qs[32 * g..]), scv);
-                                    sumi[t] = _mm256_add_epi32(sumi[t], p);
-                                }
-                            }
-                            for t in 0..TT {
-                                let p = _mm256_cvtepi32_ps(sumi[t]);
-                                acc[r][t] = _mm256_fmadd_ps(p, _mm256_set1_ps(d * da[t]), acc[r][t]);
-                                mins[r][t] -= dmin * da[t] * $corr(&m, &a[t][b]) as f32;
-                            }
-                        }
-                    }
-                    for r in 0..RR {
-                        for t in 0..TT {
-                            out[r][t] = hsum(acc[r][t]) + mins[r][t];
-                        }
+                fn $name(w: &$W) -> KUnpacked {
+                    let (sc, c, d, dmin) = $meta(w);
+                    KUnpacked {
+                        q: std::array::from_fn(|g| $grp(w, g, &sc).0),
+                        sc: std::array::from_fn(|g| scale_pair(sc[g].0, sc[g].1)),
+                        c,
+                        d,
+                        dmin,
                     }
                 }
             };
         }
-        k_tile!(tile_q4_k, BlockQ4K, grp_q4_k, meta_q4_k, corr_q4_k);
-        k_tile!(tile_q6_k, BlockQ6K, grp_q6_k, meta_q6_k, corr_q6_k);
+        k_unpack!(unpack_q4_k, BlockQ4K, grp_q4_k, meta_q4_k);
+        k_unpack!(unpack_q6_k, BlockQ6K, grp_q6_k, meta_q6_k);
 
-        /// Walks the output in R×T tiles (edges with 1-row / 1-token tiles) and calls `$tile` on each.
-        macro_rules! tiled_driver {
-            ($name:ident, $tile:ident, $W:ty, $A:ty) => {
+        /// One R×T tile of a K-quant: Σ over super-blocks of d·da·Σ_g sc_g·(q_g·a_g) − dmin·da·corr.
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn tile_k<const RR: usize, const TT: usize>(
+            w: [&[KUnpacked]; RR],
+            a: [&[BlockQ8K]; TT],
+            out: &mut [[f32; TT]; RR],
+        ) {
+            let nb = w[0].len();
+            assert!((0..RR).all(|r| w[r].len() == nb) && (0..TT).all(|t| a[t].len() >= nb));
+            let mut acc = [[_mm256_setzero_ps(); TT]; RR];
+            let mut mins = [[0f32; TT]; RR];
+            for b in 0..nb {
+                let da: [f32; TT] = std::array::from_fn(|t| a[t][b].d());
+                for r in 0..RR {
+                    let k = &w[r][b];
+                    let mut sumi = [_mm256_setzero_si256(); TT];
+                    for g in 0..8 {
+                        for t in 0..TT {
+                            let p = dot_us_sc(k.q[g], ld(&a[t][b].qs[32 * g..]), k.sc[g]);
+                            sumi[t] = _mm256_add_epi32(sumi[t], p);
+                        }
+                    }
+                    for t in 0..TT {
+                        let p = _mm256_cvtepi32_ps(sumi[t]);
+                        acc[r][t] = _mm256_fmadd_ps(p, _mm256_set1_ps(k.d * da[t]), acc[r][t]);
+                        mins[r][t] -= k.dmin * da[t] * corr16(k.c, &a[t][b]) as f32;
+                    }
+                }
+            }
+            for r in 0..RR {
+                for t in 0..TT {
+                    out[r][t] = hsum(acc[r][t]) + mins[r][t];
+                }
+            }
+        }
+
+        /// Walks the output in R×T tiles (edges with 1-row / 1-token tiles) over K-quant rows unpacked once per
+        /// row tile ([`KUnpacked`]).
+        macro_rules! k_driver {
+            ($name:ident, $W:ty, $unpack:ident) => {
                 #[target_feature(enable = $features)]
-                fn $name(w: &[u8], w_row: usize, acts: &[u8], a_row: usize, n_tok: usize, out: &mut [f32], stride: usize) {
+                pub(in crate::dot::x86) fn $name<const R: usize, const T: usize>(
+                    w: &[u8], w_row: usize, acts: &[u8], a_row: usize, n_tok: usize, out: &mut [f32], stride: usize,
+                ) {
                     let rows = w.len() / w_row;
+                    let nb = w_row / std::mem::size_of::<$W>();
                     let wr = |r: usize| -> &[$W] { cs(&w[r * w_row..(r + 1) * w_row]) };
-                    let ar = |t: usize| -> &[$A] { cs(&acts[t * a_row..(t + 1) * a_row]) };
+                    let ar = |t: usize| -> &[BlockQ8K] { cs(&acts[t * a_row..(t + 1) * a_row]) };
+                    let zero = KUnpacked {
+                        q: [_mm256_setzero_si256(); 8],
+                        sc: [_mm256_setzero_si256(); 8],
+                        c: _mm256_setzero_si256(),
+                        d: 0.0,
+                        dmin: 0.0,
+                    };
+                    let mut buf = vec![zero; R * nb];
                     let mut r0 = 0;
                     while r0 < rows {
-                        let full_r = r0 + R <= rows;
-                        let mut t0 = 0;
-                        while t0 < n_tok {
-                            let full_t = t0 + T <= n_tok;
-                            if full_r && full_t {
-                                let mut o = [[0f32; T]; R];
-                                $tile::<R, T>(std::array::from_fn(|i| wr(r0 + i)), std::array::from_fn(|i| ar(t0 + i)), &mut o);
-                                for (i, row) in o.iter().enumerate() {
-                                    for (t, v) in row.iter().enumerate() {
-                                        out[(t0 + t) * stride + r0 + i] = *v;
-                                    }
-                                }
-                                t0 += T;
-                            } else if full_r {
-                                let mut o = [[0f32; 1]; R];
-                                $tile::<R, 1>(std::array::from_fn(|i| wr(r0 + i)), [ar(t0)], &mut o);
-                                for (i, row) in o.iter().enumerate() {
-                                    out[t0 * stride + r0 + i] = row[0];
-                                }
-                                t0 += 1;
-                            } else if full_t {
-                                let mut o = [[0f32; T]; 1];
-                                $tile::<1, T>([wr(r0)], std::array::from_fn(|i| ar(t0 + i)), &mut o);
-                                for (t, v) in o[0].iter().enumerate() {
-                                    out[(t0 + t) * stride + r0] = *v;
-                                }
-                                t0 += T;
-                            } else {
-                                let mut o = [[0f32; 1]; 1];
-                                $tile::<1, 1>([wr(r0)], [ar(t0)], &mut o);
-                                out[t0 * stride + r0] = o[0][0];
-                                t0 += 1;
+                        let rr = if r0 + R <= rows { R } else { 1 };
+                        for i in 0..rr {
+                            for (dst, blk) in buf[i * nb..(i + 1) * nb].iter_mut().zip(wr(r0 + i)) {
+                                *dst = $unpack(blk);
                             }
                         }
-                        r0 += if full_r { R } else { 1 };
+                        let ur = |i: usize| &buf[i * nb..(i + 1) * nb];
+                        let mut t0 = 0;
+                        while t0 < n_tok {
+                            let tt = if t0 + T <= n_tok { T } else { 1 };
+                            match (rr == R, tt == T) {
+                                (true, true) => {
+                                    let mut o = [[0f32; T]; R];
+                                    tile_k::<R, T>(std::array::from_fn(ur), std::array::from_fn(|i| ar(t0 + i)), &mut o);
+                                    for (i, row) in o.iter().enumerate() {
+                                        for (t, v) in row.iter().enumerate() {
+                                            out[(t0 + t) * stride + r0 + i] = *v;
+                                        }
+                                    }
+                                }
+                                (true, false) => {
+                                    let mut o = [[0f32; 1]; R];
+                                    tile_k::<R, 1>(std::array::from_fn(ur), [ar(t0)], &mut o);
+                                    for (i, row) in o.iter().enumerate() {
+                                        out[t0 * stride + r0 + i] = row[0];
+                                    }
+                                }
+                                (false, true) => {
+                                    let mut o = [[0f32; T]; 1];
+                                    tile_k::<1, T>([ur(0)], std::array::from_fn(|i| ar(t0 + i)), &mut o);
+                                    for (t, v) in o[0].iter().enumerate() {
+                                        out[(t0 + t) * stride + r0] = *v;
+                                    }
+                                }
+                                (false, false) => {
+                                    let mut o = [[0f32; 1]; 1];
+                                    tile_k::<1, 1>([ur(0)], [ar(t0)], &mut o);
+                                    out[t0 * stride + r0] = o[0][0];
+                                }
+                            }
+                            t0 += tt;
+                        }
+                        r0 += rr;
                     }
                 }
             };
         }
-        tiled_driver!(gemm_q4_0, tile_q4_0, BlockQ4_0, BlockQ8_0);
-        tiled_driver!(gemm_q4_1, tile_q4_1, BlockQ4_1, BlockQ8_1);
-        tiled_driver!(gemm_q5_0, tile_q5_0, BlockQ5_0, BlockQ8_0);
-        tiled_driver!(gemm_q5_1, tile_q5_1, BlockQ5_1, BlockQ8_1);
-        tiled_driver!(gemm_q8_0, tile_q8_0, BlockQ8_0, BlockQ8_0);
-        tiled_driver!(gemm_q4_k, tile_q4_k, BlockQ4K, BlockQ8K);
-        tiled_driver!(gemm_q6_k, tile_q6_k, BlockQ6K, BlockQ8K);
+        k_driver!(gemm_q4_k, BlockQ4K, unpack_q4_k);
+        k_driver!(gemm_q6_k, BlockQ6K, unpack_q6_k);
+
+        /// [`k_driver`]'s walk for the 32-element formats, with every block scale converted to f32 once:
+        /// the tokens' for the whole call, each row tile's before its pass over the tokens.
+        macro_rules! legacy_driver {
+            ($name:ident, $tile:ident, $W:ty, $A:ty) => {
+                #[target_feature(enable = $features)]
+                pub(in crate::dot::x86) fn $name<const R: usize, const T: usize>(
+                    w: &[u8], w_row: usize, acts: &[u8], a_row: usize, n_tok: usize, out: &mut [f32], stride: usize,
+                ) {
+                    let rows = w.len() / w_row;
+                    let nb = w_row / std::mem::size_of::<$W>();
+                    let wr = |r: usize| -> &[$W] { cs(&w[r * w_row..(r + 1) * w_row]) };
+                    let ar = |t: usize| -> &[$A] { cs(&acts[t * a_row..(t + 1) * a_row]) };
+                    let mut a_sc = vec![0f32; 2 * n_tok * nb];
+                    let (ad, am) = a_sc.split_at_mut(n_tok * nb);
+                    for t in 0..n_tok {
+                        block_scales(&ar(t)[..nb], &mut ad[t * nb..(t + 1) * nb], &mut am[t * nb..(t + 1) * nb]);
+                    }
+                    // block-major, so that a tile's tokens' scales of one block are neighbours
+                    let mut a_bm = vec![0f32; 2 * n_tok * nb];
+                    let (bd, bm) = a_bm.split_at_mut(n_tok * nb);
+                    for t in 0..n_tok {
+                        for b in 0..nb {
+                            (bd[b * n_tok + t], bm[b * n_tok + t]) = (ad[t * nb + b], am[t * nb + b]);
+                        }
+                    }
+                    let (bd, bm) = (&*bd, &*bm);
+                    let asc = |t: usize| (&bd[t..], &bm[t..], n_tok);
+                    let mut w_sc = vec![0f32; 2 * R * nb];
+                    let mut r0 = 0;
+                    while r0 < rows {
+                        let rr = if r0 + R <= rows { R } else { 1 };
+                        {
+                            let (wd, wm) = w_sc.split_at_mut(R * nb);
+                            for i in 0..rr {
+                                block_scales(wr(r0 + i), &mut wd[i * nb..(i + 1) * nb], &mut wm[i * nb..(i + 1) * nb]);
+                            }
+                        }
+                        let (wd, wm) = w_sc.split_at(R * nb);
+                        let wsc = |i: usize| (&wd[i * nb..(i + 1) * nb], &wm[i * nb..(i + 1) * nb]);
+                        let mut t0 = 0;
+                        while t0 < n_tok {
+                            let tt = if t0 + T <= n_tok { T } else { 1 };
+                            match (rr == R, tt == T) {
+                                (true, true) => {
+                                    let mut o = [[0f32; T]; R];
+                                    $tile::<R, T>(
+                                        std::array::from_fn(|i| wr(r0 + i)),
+                                        std::array::from_fn(wsc),
+                                        std::array::from_fn(|i| ar(t0 + i)),
+                                        asc(t0),
+                                        &mut o,
+                                    );
+                                    for (i, row) in o.iter().enumerate() {
+                                        for (t, v) in row.iter().enumerate() {
+                                            out[(t0 + t) * stride + r0 + i] = *v;
+                                        }
+                                    }
+                                }
+                                (true, false) => {
+                                    let mut o = [[0f32; 1]; R];
+                                    $tile::<R, 1>(
+                                        std::array::from_fn(|i| wr(r0 + i)),
+                                        std::array::from_fn(wsc),
+                                        [ar(t0)],
+                                        asc(t0),
+                                        &mut o,
+                                    );
+                                    for (i, row) in o.iter().enumerate() {
+                                        out[t0 * stride + r0 + i] = row[0];
+                                    }
+                                }
+                                (false, true) => {
+                                    let mut o = [[0f32; T]; 1];
+                                    $tile::<1, T>(
+                                        [wr(r0)],
+                                        [wsc(0)],
+                                        std::array::from_fn(|i| ar(t0 + i)),
+                                        asc(t0),
+                                        &mut o,
+                                    );
+                                    for (t, v) in o[0].iter().enumerate() {
+                                        out[(t0 + t) * stride + r0] = *v;
+                                    }
+                                }
+                                (false, false) => {
+                                    let mut o = [[0f32; 1]; 1];
+                                    $tile::<1, 1>([wr(r0)], [wsc(0)], [ar(t0)], asc(t0), &mut o);
+                                    out[t0 * stride + r0] = o[0][0];
+                                }
+                            }
+                            t0 += tt;
+                        }
+                        r0 += rr;
+                    }
+                }
+            };
+        }
+        legacy_driver!(gemm_q4_0, tile_q4_0, BlockQ4_0, BlockQ8_0);
+        legacy_driver!(gemm_q4_1, tile_q4_1, BlockQ4_1, BlockQ8_1);
+        legacy_driver!(gemm_q5_0, tile_q5_0, BlockQ5_0, BlockQ8_0);
+        legacy_driver!(gemm_q5_1, tile_q5_1, BlockQ5_1, BlockQ8_1);
+        legacy_driver!(gemm_q8_0, tile_q8_0, BlockQ8_0, BlockQ8_0);
+        legacy_driver!(gemm_q8_0_ss, tile_q8_0_ss, BlockQ8_0, BlockQ8_0);
 
         /// The tiled GEMM kernel for `ty`, if any. Handed out only on a CPU with `$features`.
         pub(in crate::dot::x86) fn tiled_kernel(ty: GgmlType) -> Option<TiledFn> {
             macro_rules! tiled {
-                ($f:ident) => {
+                ($f:ident, $shape:expr) => {
                     Some(|w: &[u8], wr: usize, a: &[u8], ar: usize, n: usize, out: &mut [f32], s: usize| {
                         // SAFETY: this table is only reached on a CPU with $features (see above).
-                        unsafe { $f(w, wr, a, ar, n, out, s) }
+                        unsafe { $f::<{ $shape.0 }, { $shape.1 }>(w, wr, a, ar, n, out, s) }
                     })
                 };
             }
             use GgmlType::*;
             match ty {
-                Q4_0 => tiled!(gemm_q4_0),
-                Q4_1 => tiled!(gemm_q4_1),
-                Q5_0 => tiled!(gemm_q5_0),
-                Q5_1 => tiled!(gemm_q5_1),
-                Q8_0 if $full_u8 => tiled!(gemm_q8_0),
-                Q4_K => tiled!(gemm_q4_k),
-                Q6_K => tiled!(gemm_q6_k),
+                Q4_0 => tiled!(gemm_q4_0, LEGACY_TILE),
+                Q4_1 => tiled!(gemm_q4_1, LEGACY_TILE),
+                Q5_0 => tiled!(gemm_q5_0, LEGACY_TILE),
+                Q5_1 => tiled!(gemm_q5_1, LEGACY_TILE),
+                Q8_0 if $full_u8 => tiled!(gemm_q8_0, LEGACY_TILE),
+                Q8_0 => tiled!(gemm_q8_0_ss, Q8_SIGNED_TILE),
+                Q4_K => tiled!(gemm_q4_k, K_TILE),
+                Q6_K => tiled!(gemm_q6_k, K_TILE),
                 _ => None,
             }
         }
