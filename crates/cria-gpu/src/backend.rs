@@ -135,7 +135,8 @@ impl Backend for GpuBackend<'_> {
                 return self.gated(act, (gate_out, up_out), rows, out);
             }
         };
-        self.step.matmul_gated((gate, up), x, rows.n_rows, fused, out);
+        self.step
+            .matmul_gated((gate, up), x, rows.n_rows, fused, out);
     }
 
     fn rope(
