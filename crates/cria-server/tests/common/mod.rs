@@ -2,6 +2,7 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,42 +78,47 @@ impl Frontend for ByteVocab {
     }
 }
 
-/// Lowercase letters and spaces, chosen by a hash of the sequence's own history.
+/// Lowercase letters and spaces, chosen by a hash of the sequence's own history, which is kept as a paged KV
+/// pool of token ids: each step stores its tokens through the block table and reads the history back through
+/// it, as a model does, so a prefix the engine's prompt cache reuses (positions before `start`) is seen.
 pub struct FakeBackend {
-    caches: Vec<Vec<u32>>,
+    pool: HashMap<(u32, usize), u32>,
+    block_size: usize,
     delay: Duration,
 }
 
 impl Backend for FakeBackend {
-    fn reset_slot(&mut self, slot: usize) {
-        self.caches[slot].clear();
-    }
+    fn reset_slot(&mut self, _slot: usize) {}
 
     fn forward(&mut self, steps: &[Step<'_>]) -> Result<Vec<Vec<f32>>, EngineError> {
         std::thread::sleep(self.delay);
-        Ok(steps
-            .iter()
-            .map(|s| {
-                let cache = &mut self.caches[s.slot];
-                cache.extend_from_slice(s.tokens);
-                if !s.want_logits {
-                    return Vec::new();
-                }
-                let h = cache
-                    .iter()
-                    .fold(7u64, |h, &t| h.wrapping_mul(31).wrapping_add(u64::from(t)));
-                (0..257u64)
-                    .map(|i| match i {
-                        32 | 97..=122 => ((h ^ (i * 2654435761)) % 1000) as f32 / 100.0,
-                        _ => -100.0,
-                    })
-                    .collect()
-            })
-            .collect())
+        Ok(steps.iter().map(|s| self.feed(s)).collect())
     }
 
     fn kv_bytes(&self) -> usize {
         0
+    }
+}
+
+impl FakeBackend {
+    fn feed(&mut self, step: &Step<'_>) -> Vec<f32> {
+        let bs = self.block_size;
+        let at = |pos: usize| (step.blocks[pos / bs], pos % bs);
+        for (i, &t) in step.tokens.iter().enumerate() {
+            self.pool.insert(at(step.start + i), t);
+        }
+        if !step.want_logits {
+            return Vec::new();
+        }
+        let h = (0..step.start + step.tokens.len())
+            .map(|pos| self.pool[&at(pos)])
+            .fold(7u64, |h, t| h.wrapping_mul(31).wrapping_add(u64::from(t)));
+        (0..257u64)
+            .map(|i| match i {
+                32 | 97..=122 => ((h ^ (i * 2654435761)) % 1000) as f32 / 100.0,
+                _ => -100.0,
+            })
+            .collect()
     }
 }
 
@@ -139,10 +145,11 @@ impl Default for Setup {
 
 /// An engine on the fake model.
 pub fn start_engine(config: EngineConfig, delay: Duration) -> Arc<Engine> {
-    let parallel = config.parallel;
+    let block_size = config.block_size;
     let engine = Engine::start(config, Arc::new(ByteVocab::new()), move || {
         Ok(FakeBackend {
-            caches: vec![Vec::new(); parallel],
+            pool: HashMap::new(),
+            block_size,
             delay,
         })
     })
