@@ -53,7 +53,7 @@ pub enum GgufError {
     DuplicateKey { key: String, offset: u64 },
     #[error("general.alignment has type {found:?}, expected u32")]
     AlignmentType { found: ValueType },
-    #[error("general.alignment {value} is not a non-zero power of two")]
+    #[error("general.alignment {value} is not a power of two from 1 to 16 MiB")]
     BadAlignment { value: u64 },
     #[error("tensor {tensor:?} at offset {offset} has {n_dims} dimensions (at most {max})")]
     TooManyDims {

@@ -25,6 +25,10 @@ pub use writer::GgufWriter;
 pub const GGUF_MAGIC: [u8; 4] = *b"GGUF";
 /// Tensor data alignment when `general.alignment` is absent.
 pub const DEFAULT_ALIGNMENT: u64 = 32;
+/// Largest `general.alignment` accepted. llama.cpp only asks for a power of two, but no real file
+/// aligns past a huge page (2 MiB); a 2 GiB alignment in a header of a few bytes would make a
+/// rewrite pad gigabytes of zeros (found by the fuzzer), so larger values are refused.
+pub const MAX_ALIGNMENT: u64 = 16 << 20;
 /// Most dimensions a tensor may have (ggml's `GGML_MAX_DIMS`).
 pub const MAX_DIMS: usize = 4;
 /// Deepest nesting of arrays inside arrays accepted in metadata.

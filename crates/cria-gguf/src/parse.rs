@@ -7,7 +7,7 @@ use crate::error::GgufError;
 use crate::tensor::{TensorInfo, tensor_n_bytes};
 use crate::types::GgmlType;
 use crate::value::{Array, Value, ValueType};
-use crate::{DEFAULT_ALIGNMENT, GGUF_MAGIC, MAX_ARRAY_DEPTH, MAX_DIMS};
+use crate::{DEFAULT_ALIGNMENT, GGUF_MAGIC, MAX_ALIGNMENT, MAX_ARRAY_DEPTH, MAX_DIMS};
 
 /// Fewest bytes a metadata entry takes: key length, value type, a one-byte value.
 const MIN_KV_SIZE: u64 = 8 + 4 + 1;
@@ -213,7 +213,8 @@ fn decode_fixed(ty: ValueType, b: &[u8]) -> Option<Value> {
     })
 }
 
-/// `general.alignment`: absent means 32; present, it must be a u32 power of two.
+/// `general.alignment`: absent means 32; present, it must be a u32 power of two no larger than
+/// [`MAX_ALIGNMENT`].
 fn alignment_of(
     metadata: &[(String, Value)],
     index: &HashMap<String, usize>,
@@ -222,7 +223,7 @@ fn alignment_of(
         return Ok(DEFAULT_ALIGNMENT);
     };
     match metadata[i].1 {
-        Value::U32(v) if v.is_power_of_two() => Ok(v.into()),
+        Value::U32(v) if v.is_power_of_two() && u64::from(v) <= MAX_ALIGNMENT => Ok(v.into()),
         Value::U32(v) => Err(GgufError::BadAlignment { value: v.into() }),
         ref other => Err(GgufError::AlignmentType {
             found: other.value_type(),

@@ -8,7 +8,7 @@ use crate::parse::align_up;
 use crate::tensor::tensor_n_bytes;
 use crate::types::GgmlType;
 use crate::value::Value;
-use crate::{DEFAULT_ALIGNMENT, GGUF_MAGIC, MAX_DIMS};
+use crate::{DEFAULT_ALIGNMENT, GGUF_MAGIC, MAX_ALIGNMENT, MAX_DIMS};
 
 struct PendingTensor {
     name: String,
@@ -146,7 +146,9 @@ impl GgufWriter {
             check_value(value)?;
             if key == "general.alignment" {
                 alignment = match *value {
-                    Value::U32(v) if v.is_power_of_two() => v.into(),
+                    Value::U32(v) if v.is_power_of_two() && u64::from(v) <= MAX_ALIGNMENT => {
+                        v.into()
+                    }
                     Value::U32(v) => return Err(GgufError::BadAlignment { value: v.into() }),
                     ref v => {
                         return Err(GgufError::AlignmentType {

@@ -267,6 +267,22 @@ fn alignment_not_a_power_of_two() {
     }
 }
 
+/// Regression (fuzz, oom-0028da4d): a 2 GiB alignment in a 150-byte header with no tensors was
+/// accepted, and rewriting the file padded 2 GiB of zeros. Alignments past 16 MiB are refused.
+#[test]
+fn alignment_too_large_is_refused() {
+    for value in [1u32 << 25, 1 << 31] {
+        let e = err(Raw::header(3, 0, 1).kv_u32("general.alignment", value));
+        assert!(
+            matches!(e, GgufError::BadAlignment { value: v } if v == u64::from(value)),
+            "{e}"
+        );
+    }
+    let largest = Raw::header(3, 0, 1).kv_u32("general.alignment", 1 << 24);
+    let file = parse(largest).expect("16 MiB alignment is accepted");
+    assert_eq!(file.alignment(), 1 << 24);
+}
+
 #[test]
 fn alignment_of_wrong_type() {
     let as_u64 = Raw::header(3, 0, 1)

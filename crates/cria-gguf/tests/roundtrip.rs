@@ -146,6 +146,12 @@ fn writer_refuses_duplicates_bad_arrays_and_bad_alignment() {
         w.to_bytes(),
         Err(GgufError::BadAlignment { value: 24 })
     ));
+    let mut w = GgufWriter::new();
+    w.add_metadata("general.alignment", Value::U32(1 << 31));
+    assert!(matches!(
+        w.to_bytes(),
+        Err(GgufError::BadAlignment { value: 0x8000_0000 })
+    ));
     let e = GgufWriter::new()
         .add_tensor("t", GgmlType::F32, &[1, 1, 1, 1, 1], vec![0; 4])
         .err();
