@@ -288,6 +288,68 @@ mod ab {
         }
     }
 
+    /// Plain AVX2 decode: the row kernel against the matvec kernel, one thread, on a matrix in L2 (`hot`) and
+    /// on 1B-shape FFN matrices cycled through 256 MB (`dram`, every call from memory), GB/s of weights:
+    /// `cargo test --release -p cria-kernels --lib x86::ab::plain_matvec -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn plain_matvec_ab() {
+        if !Isa::Avx2.supported() {
+            return;
+        }
+        let n = 2048;
+        let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+        for ty in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1] {
+            let rb = ty.row_bytes(n).unwrap();
+            let at = activation_type(ty);
+            let mut a = vec![0u8; at.row_bytes(n).unwrap()];
+            quantize_activation_with(Isa::Scalar, at, &x, &mut a);
+            let (hot_rows, mat_rows) = (128, 8192);
+            let copies = (256 << 20) / (mat_rows * rb);
+            let mut w = vec![0u8; rb * mat_rows * copies];
+            for (r, row) in w.chunks_exact_mut(rb).enumerate().take(256) {
+                let xr: Vec<f32> = x.iter().map(|v| v * (1.0 + r as f32 * 0.01)).collect();
+                quantize_row(ty, &xr, row).unwrap();
+            }
+            for r in 256..mat_rows * copies {
+                w.copy_within((r % 256) * rb..(r % 256 + 1) * rb, r * rb);
+            }
+            let kernels = [
+                ("rows", avx2::plain::rows_kernel(ty)),
+                ("matvec", avx2::plain::matvec_kernel(ty)),
+            ];
+            let mut out = vec![0f32; mat_rows];
+            let (mut hot, mut dram) = ([f64::MAX; 2], [f64::MAX; 2]);
+            for _ in 0..5 {
+                for (i, (_, k)) in kernels.iter().enumerate() {
+                    let Some(k) = k else { continue };
+                    for _ in 0..20 {
+                        let t = Instant::now();
+                        k(&w[..hot_rows * rb], rb, &a, &mut out[..hot_rows]);
+                        hot[i] = hot[i].min(t.elapsed().as_secs_f64());
+                    }
+                    for m in w.chunks_exact(mat_rows * rb) {
+                        let t = Instant::now();
+                        k(m, rb, &a, &mut out);
+                        dram[i] = dram[i].min(t.elapsed().as_secs_f64());
+                    }
+                }
+            }
+            let line: Vec<String> = kernels
+                .iter()
+                .enumerate()
+                .map(|(i, (name, _))| {
+                    let (h, d) = (
+                        (hot_rows * rb) as f64 / hot[i],
+                        (mat_rows * rb) as f64 / dram[i],
+                    );
+                    format!("{name} hot {:.1} / dram {:.1}", h / 1e9, d / 1e9)
+                })
+                .collect();
+            println!("{ty:?} plain AVX2 decode GB/s (best): {}", line.join(", "));
+        }
+    }
+
     #[test]
     #[ignore]
     fn tiled_variants_ab() {

@@ -219,7 +219,7 @@ macro_rules! x86_tiled {
         /// next pass's rows as the AVX-512 matvec does (`zmm_matvec::Prefetch`): four rows read side by side
         /// are four short streams the hardware prefetcher does not run far enough ahead of.
         macro_rules! legacy_matvec {
-            ($name:ident, $W:ty, $A:ty, $act:ident, $u:ident, $off:expr, $has_min:expr) => {
+            ($name:ident, $W:ty, $A:ty, $act:ident, $bdot:ident, $off:expr, $has_min:expr) => {
                 #[target_feature(enable = $features)]
                 fn $name(w: &[u8], w_row: usize, act: &[u8], out: &mut [f32]) {
                     #[inline]
@@ -233,46 +233,54 @@ macro_rules! x86_tiled {
                         prefetch: Prefetch,
                     ) {
                         let nb = av.len();
+                        assert!(w.iter().all(|r| r.len() == nb) && da.len() >= nb && sa.len() >= nb);
                         let mut acc = [_mm256_setzero_ps(); RR];
                         let mut mins = [0f32; RR];
-                        let mut b0 = 0;
-                        while b0 < nb {
-                            let n = (nb - b0).min(8);
+                        // whole runs of 8 blocks (the loop unrolls), one prefetch call per run
+                        let full = nb - nb % 8;
+                        for (c, b0) in (0..full).step_by(8).enumerate() {
                             let mut dd = [[0f32; 8]; RR];
                             let mut ms = [[0f32; 8]; RR];
                             for r in 0..RR {
-                                if n == 8 {
-                                    let (dw, mw) = scales8(&w[r][b0..b0 + 8]);
-                                    // SAFETY: da and sa hold nb ≥ b0 + 8 floats; dd and ms are 8 floats.
-                                    unsafe {
-                                        let d = _mm256_mul_ps(dw, _mm256_loadu_ps(da[b0..b0 + 8].as_ptr()));
-                                        _mm256_storeu_ps(dd[r].as_mut_ptr(), d);
-                                        if $has_min {
-                                            let m = _mm256_mul_ps(mw, _mm256_loadu_ps(sa[b0..b0 + 8].as_ptr()));
-                                            _mm256_storeu_ps(ms[r].as_mut_ptr(), m);
-                                        }
-                                    }
-                                } else {
-                                    for i in 0..n {
-                                        let bytes: &[u8] = cs(std::slice::from_ref(&w[r][b0 + i]));
-                                        let (dw, mw) = h2([bytes[0], bytes[1]], [bytes[2], bytes[3]]);
-                                        dd[r][i] = dw * da[b0 + i];
-                                        ms[r][i] = mw * sa[b0 + i];
+                                let (dw, mw) = scales8(&w[r][b0..b0 + 8]);
+                                // SAFETY: da and sa hold nb ≥ b0 + 8 floats; dd and ms are 8 floats.
+                                unsafe {
+                                    let d = _mm256_mul_ps(dw, _mm256_loadu_ps(da[b0..b0 + 8].as_ptr()));
+                                    _mm256_storeu_ps(dd[r].as_mut_ptr(), d);
+                                    if $has_min {
+                                        let m = _mm256_mul_ps(mw, _mm256_loadu_ps(sa[b0..b0 + 8].as_ptr()));
+                                        _mm256_storeu_ps(ms[r].as_mut_ptr(), m);
                                     }
                                 }
                             }
-                            for i in 0..n {
-                                prefetch.step(b0 + i);
-                                let (a_q, base) = av[b0 + i];
+                            prefetch.step(c);
+                            for i in 0..8 {
+                                // SAFETY: b0 + i < full ≤ nb = av.len() = w[r].len() (asserted above).
+                                let (a_q, base) = unsafe { *av.get_unchecked(b0 + i) };
+                                // a constant zero without an offset, so adding it compiles away
+                                let base = if $off != 0 { base } else { _mm256_setzero_si256() };
                                 for r in 0..RR {
-                                    let p = _mm256_cvtepi32_ps($dot(base, $u(&w[r][b0 + i]), a_q));
+                                    // SAFETY: as above.
+                                    let wb = unsafe { w[r].get_unchecked(b0 + i) };
+                                    let p = _mm256_cvtepi32_ps($bdot(base, wb, a_q));
                                     acc[r] = _mm256_fmadd_ps(p, _mm256_set1_ps(dd[r][i]), acc[r]);
                                     if $has_min {
                                         mins[r] += ms[r][i];
                                     }
                                 }
                             }
-                            b0 += n;
+                        }
+                        for b in full..nb {
+                            let (a_q, base) = av[b];
+                            for r in 0..RR {
+                                let bytes: &[u8] = cs(std::slice::from_ref(&w[r][b]));
+                                let (dw, mw) = h2([bytes[0], bytes[1]], [bytes[2], bytes[3]]);
+                                let p = _mm256_cvtepi32_ps($bdot(base, &w[r][b], a_q));
+                                acc[r] = _mm256_fmadd_ps(p, _mm256_set1_ps(dw * da[b]), acc[r]);
+                                if $has_min {
+                                    mins[r] += mw * sa[b];
+                                }
+                            }
                         }
                         for r in 0..RR {
                             out[r] = hsum(acc[r]) + mins[r];
@@ -299,23 +307,50 @@ macro_rules! x86_tiled {
                     let n_rows = out.len();
                     let mut r = 0;
                     while r + 4 <= n_rows {
-                        let pf = Prefetch::for_pass(w, r / 4, 4 * w_row, n_rows * w_row, av.len());
-                        rows::<4>(std::array::from_fn(|i| wr(r + i)), &da, &sa, &av, &mut out[r..r + 4], pf);
+                        let pf = Prefetch::for_pass(w, r / 4, 4 * w_row, n_rows * w_row, av.len().div_ceil(8));
+                        let w4 = [wr(r), wr(r + 1), wr(r + 2), wr(r + 3)];
+                        rows::<4>(w4, &da, &sa, &av, &mut out[r..r + 4], pf);
                         r += 4;
                     }
                     while r < n_rows {
-                        let pf = Prefetch::for_pass(w, r, w_row, n_rows * w_row, av.len());
+                        let pf = Prefetch::for_pass(w, r, w_row, n_rows * w_row, av.len().div_ceil(8));
                         rows::<1>([wr(r)], &da, &sa, &av, &mut out[r..r + 1], pf);
                         r += 1;
                     }
                 }
             };
         }
-        legacy_matvec!(mv_q4_0, BlockQ4_0, BlockQ8_0, act_q8_0, u_q4_0, 8, false);
-        legacy_matvec!(mv_q4_1, BlockQ4_1, BlockQ8_1, act_q8_1, u_q4_1, 0, true);
-        legacy_matvec!(mv_q5_0, BlockQ5_0, BlockQ8_0, act_q8_0, u_q5_0, 16, false);
-        legacy_matvec!(mv_q5_1, BlockQ5_1, BlockQ8_1, act_q8_1, u_q5_1, 0, true);
-        legacy_matvec!(mv_q8_0, BlockQ8_0, BlockQ8_0, act_q8_0, u_q8_0, 128, false);
+        /// A weight block's integer dot with the activation quants, added to `base` (the offset term).
+        macro_rules! unsigned_block_dot {
+            ($name:ident, $W:ty, $u:ident) => {
+                #[inline]
+                #[target_feature(enable = $features)]
+                fn $name(base: __m256i, w: &$W, a_q: __m256i) -> __m256i {
+                    $dot(base, $u(w), a_q)
+                }
+            };
+        }
+        unsigned_block_dot!(bd_q4_0, BlockQ4_0, u_q4_0);
+        unsigned_block_dot!(bd_q4_1, BlockQ4_1, u_q4_1);
+        unsigned_block_dot!(bd_q5_0, BlockQ5_0, u_q5_0);
+        unsigned_block_dot!(bd_q5_1, BlockQ5_1, u_q5_1);
+        unsigned_block_dot!(bd_q8_0, BlockQ8_0, u_q8_0);
+
+        /// Q8_0 without u8 headroom (`maddubs`): the row kernel's |w| · sign(a, w) form (`blk_q8_0`), no offset.
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn bd_q8_0_ss(_base: __m256i, w: &BlockQ8_0, a_q: __m256i) -> __m256i {
+            dot_ss(ld(&w.qs), a_q)
+        }
+
+        legacy_matvec!(mv_q4_0, BlockQ4_0, BlockQ8_0, act_q8_0, bd_q4_0, 8, false);
+        legacy_matvec!(mv_q4_1, BlockQ4_1, BlockQ8_1, act_q8_1, bd_q4_1, 0, true);
+        legacy_matvec!(mv_q5_0, BlockQ5_0, BlockQ8_0, act_q8_0, bd_q5_0, 16, false);
+        legacy_matvec!(mv_q5_1, BlockQ5_1, BlockQ8_1, act_q8_1, bd_q5_1, 0, true);
+        legacy_matvec!(mv_q8_0, BlockQ8_0, BlockQ8_0, act_q8_0, bd_q8_0, 128, false);
+        // plain AVX2's decode Q8_0: four rows share each activation block and the scale products of eight
+        // blocks (the row kernel ran one row at a time, one FMA chain: latency and memory bound)
+        legacy_matvec!(mv_q8_0_ss, BlockQ8_0, BlockQ8_0, act_q8_0, bd_q8_0_ss, 0, false);
 
         /// The decode matvec kernel for `ty`, if any (same bits as `tiled_kernel(ty)` at one token). Handed
         /// out only on a CPU with `$features`.
@@ -335,6 +370,7 @@ macro_rules! x86_tiled {
                 Q5_0 => mv!(mv_q5_0),
                 Q5_1 => mv!(mv_q5_1),
                 Q8_0 if $full_u8 => mv!(mv_q8_0),
+                Q8_0 => mv!(mv_q8_0_ss),
                 _ => None,
             }
         }
