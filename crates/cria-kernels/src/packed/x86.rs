@@ -16,6 +16,9 @@ use crate::GgmlType;
 use crate::isa::Isa;
 use crate::quant::blocks::{BlockQ8_0, BlockQ8K};
 
+#[path = "x86_gemv.rs"]
+mod gemv;
+
 /// Bytes of a Q4_0 / Q4_K group block, a Q8_0 / Q8_K activation block.
 const G0: usize = 144;
 const GK: usize = 1184;
@@ -29,6 +32,7 @@ pub(super) fn groups_kernel(isa: Isa, ty: GgmlType) -> Option<GroupsFn> {
     match ty {
         GgmlType::Q4_0 if crate::dot::x86::has_avxvnni() => Some(q4_0_vnni),
         GgmlType::Q4_0 => Some(q4_0_avx2),
+        GgmlType::Q4_K if crate::dot::x86::has_avxvnni() => Some(gemv::q4_k_vnni),
         GgmlType::Q4_K => Some(q4_k_avx2),
         _ => None,
     }
