@@ -1,12 +1,13 @@
 //! One-token (decode) kernel over the repacked Q4_K groups with AVX-VNNI: `vpdpbusd` takes each 32-byte
-//! load's 8 rows × 4 products straight to i32, one instruction where the tiles spend `maddubs` and an i16
-//! add per token (the tiles serve 1-4 tokens with one body and keep `maddubs` for plain AVX2).
+//! load's 8 rows × 4 products straight to i32, spread over several accumulators, where the tiles (one body
+//! for 1-4 tokens, `maddubs` for plain AVX2) spend `maddubs` and an i16 add per product pair and load each
+//! byte once per nibble half. In L2 this runs at about 1.7× the 1-token tile (`gemv_ab` below).
 //!
-//! The bits are the tiles' (`tile_k`): every integer sum is exact in both (a sub-block's i16 partial sums
-//! stay under 8 · 2 · 15 · 128 = 30720, so `maddubs` never saturates), and the float steps are the same
-//! ones in the same order: per pair of sub-blocks one `fma` of the scaled sum into `acc` and one of the
-//! min term into `acc_min`, `acc − acc_min` at the end. So a decode step gets the bits the same token gets
-//! in any batch (tested below against the 1- and 4-token tiles).
+//! The bits are the tiles': every integer sum is exact in both (Q4_K's i16 partial sums of a sub-block stay
+//! under 8 · 2 · 15 · 128 = 30720, so `maddubs` never saturates), and the float steps are the same ones in
+//! the same order (per pair of sub-blocks one `fma` of the scaled sum into `acc` and one of the min term
+//! into `acc_min`, `acc − acc_min` at the end). So a decode step gets the bits
+//! the same token gets in any batch (tested below against the 1- and 4-token tiles).
 
 use std::arch::x86_64::*;
 
@@ -130,51 +131,66 @@ mod tests {
             .collect()
     }
 
-    /// The decode kernel gives each row the bits of the 1-token and the 4-token tiles, with activations at
-    /// the ends of Q8_K's range (quants of -128 and 127 against nibbles of 15: the largest i16 partial sums).
+    type GroupsFn = fn(&[u8], usize, &[u8], usize, usize, &mut [f32], usize);
+
+    /// (weight type, activation type, the decode kernel's entry, the tiles). Q4_0 has no kernel here: its
+    /// tiles' one-token path ran as fast as a VNNI gemv with four accumulators (`gemv_ab`, 56.6 against
+    /// 56.7 GB/s in L2), the chain of a block being short (8 products).
+    fn formats() -> [(GgmlType, GgmlType, GroupsFn, GroupsFn); 1] {
+        [(GgmlType::Q4_K, GgmlType::Q8_K, q4_k_vnni, q4_k_avx2)]
+    }
+
+    /// The decode kernels give each row the bits of the 1-token and the 4-token tiles, with activations at
+    /// the ends of the 8-bit range (quants of -128 / 127 against nibbles of 15: the largest partial sums).
     #[test]
     fn vnni_gemv_gives_the_tiles_bits() {
         if !(Isa::Avx2.supported() && crate::dot::x86::has_avxvnni()) {
             return;
         }
         let (rows, cols, n_tok) = (24, 768, 4);
-        let rb = GgmlType::Q4_K.row_bytes(cols).unwrap();
-        let mut w = vec![0u8; rows * rb];
-        for (r, dst) in w.chunks_exact_mut(rb).enumerate() {
-            quantize_row(GgmlType::Q4_K, &data(cols, r as u32 + 1), dst).unwrap();
-        }
-        let packed = pack(GgmlType::Q4_K, rows, cols, &w).unwrap();
-        let ab = GgmlType::Q8_K.row_bytes(cols).unwrap();
-        let mut acts = vec![0u8; n_tok * ab];
-        for (t, dst) in acts.chunks_exact_mut(ab).enumerate() {
-            let mut x = data(cols, 100 + t as u32);
-            for v in x.iter_mut().step_by(7) {
-                *v = if t % 2 == 0 { -40.0 } else { 40.0 };
+        for (ty, at, gemv, tiles) in formats() {
+            let rb = ty.row_bytes(cols).unwrap();
+            let mut w = vec![0u8; rows * rb];
+            for (r, dst) in w.chunks_exact_mut(rb).enumerate() {
+                quantize_row(ty, &data(cols, r as u32 + 1), dst).unwrap();
             }
-            quantize_activation_with(Isa::Scalar, GgmlType::Q8_K, &x, dst);
-        }
-        let nb = cols / 256;
-        let mut batch = vec![f32::NAN; n_tok * rows];
-        q4_k_avx2(&packed, nb, &acts, ab, n_tok, &mut batch, rows);
-        for t in 0..n_tok {
-            let a = &acts[t * ab..(t + 1) * ab];
-            let (mut one, mut tile) = (vec![f32::NAN; rows], vec![f32::NAN; rows]);
-            q4_k_vnni(&packed, nb, a, ab, 1, &mut one, rows);
-            q4_k_avx2(&packed, nb, a, ab, 1, &mut tile, rows);
-            for r in 0..rows {
-                let want = batch[t * rows + r].to_bits();
-                assert_eq!(one[r].to_bits(), want, "token {t} row {r}: gemv vs batch");
-                assert_eq!(
-                    tile[r].to_bits(),
-                    want,
-                    "token {t} row {r}: 1-token tile vs batch"
-                );
+            let packed = pack(ty, rows, cols, &w).unwrap();
+            let ab = at.row_bytes(cols).unwrap();
+            let mut acts = vec![0u8; n_tok * ab];
+            for (t, dst) in acts.chunks_exact_mut(ab).enumerate() {
+                let mut x = data(cols, 100 + t as u32);
+                for v in x.iter_mut().step_by(7) {
+                    *v = if t % 2 == 0 { -40.0 } else { 40.0 };
+                }
+                quantize_activation_with(Isa::Scalar, at, &x, dst);
+            }
+            let nb = cols / ty.block_size();
+            let mut batch = vec![f32::NAN; n_tok * rows];
+            tiles(&packed, nb, &acts, ab, n_tok, &mut batch, rows);
+            for t in 0..n_tok {
+                let a = &acts[t * ab..(t + 1) * ab];
+                let (mut one, mut tile) = (vec![f32::NAN; rows], vec![f32::NAN; rows]);
+                gemv(&packed, nb, a, ab, 1, &mut one, rows);
+                tiles(&packed, nb, a, ab, 1, &mut tile, rows);
+                for r in 0..rows {
+                    let want = batch[t * rows + r].to_bits();
+                    assert_eq!(
+                        one[r].to_bits(),
+                        want,
+                        "{ty:?} token {t} row {r}: gemv vs batch"
+                    );
+                    assert_eq!(
+                        tile[r].to_bits(),
+                        want,
+                        "{ty:?} token {t} row {r}: tile vs batch"
+                    );
+                }
             }
         }
     }
 
-    /// The 1-token tile against the VNNI gemv, one thread, GB/s of weights, on a matrix in L2 (`hot`) and on
-    /// 1B-shape FFN matrices cycled through 256 MB (`dram`): timings, not a check:
+    /// The 1-token tile against the VNNI gemv, one thread, GB/s of weights, on a matrix in L2 (`hot`) and
+    /// on 1B-shape FFN matrices cycled through 256 MB (`dram`): timings, not a check:
     /// `cargo test --release -p cria-kernels --lib packed::x86::gemv::tests::gemv_ab -- --ignored --nocapture`.
     #[test]
     #[ignore]
@@ -184,61 +200,62 @@ mod tests {
         }
         use std::time::Instant;
         let (cols, mat_rows, hot_rows) = (2048, 8192, 64);
-        let nb = cols / 256;
-        let rb = GgmlType::Q4_K.row_bytes(cols).unwrap();
-        let mut w = vec![0u8; 256 * rb];
-        for (r, dst) in w.chunks_exact_mut(rb).enumerate() {
-            quantize_row(GgmlType::Q4_K, &data(cols, r as u32 + 1), dst).unwrap();
-        }
-        let one = pack(GgmlType::Q4_K, 256, cols, &w).unwrap();
-        let rb = GK * nb / GROUP; // packed bytes per row
-        let copies = (256 << 20) / (mat_rows * rb);
-        let big: Vec<u8> = one
-            .iter()
-            .copied()
-            .cycle()
-            .take(copies * mat_rows * rb)
-            .collect();
-        let ab = GgmlType::Q8_K.row_bytes(cols).unwrap();
-        let mut a = vec![0u8; ab];
-        quantize_activation_with(Isa::Scalar, GgmlType::Q8_K, &data(cols, 7), &mut a);
-        type K = fn(&[u8], usize, &[u8], usize, usize, &mut [f32], usize);
-        let kernels: [(&str, K); 2] = [("tile", q4_k_avx2), ("gemv", q4_k_vnni)];
-        let mut out = vec![0f32; mat_rows];
-        let (mut hot, mut dram) = ([f64::MAX; 2], [f64::MAX; 2]);
-        for _ in 0..5 {
-            for (i, (_, k)) in kernels.iter().enumerate() {
-                for _ in 0..50 {
-                    let t = Instant::now();
-                    k(
-                        &big[..hot_rows * rb],
-                        nb,
-                        &a,
-                        ab,
-                        1,
-                        &mut out[..hot_rows],
-                        hot_rows,
-                    );
-                    hot[i] = hot[i].min(t.elapsed().as_secs_f64());
-                }
-                for m in big.chunks_exact(mat_rows * rb) {
-                    let t = Instant::now();
-                    k(m, nb, &a, ab, 1, &mut out, mat_rows);
-                    dram[i] = dram[i].min(t.elapsed().as_secs_f64());
+        for (ty, at, gemv, tiles) in formats() {
+            let nb = cols / ty.block_size();
+            let rb = ty.row_bytes(cols).unwrap();
+            let mut w = vec![0u8; 256 * rb];
+            for (r, dst) in w.chunks_exact_mut(rb).enumerate() {
+                quantize_row(ty, &data(cols, r as u32 + 1), dst).unwrap();
+            }
+            let one = pack(ty, 256, cols, &w).unwrap();
+            let rb = one.len() / 256; // packed bytes per row
+            let copies = (256 << 20) / (mat_rows * rb);
+            let big: Vec<u8> = one
+                .iter()
+                .copied()
+                .cycle()
+                .take(copies * mat_rows * rb)
+                .collect();
+            let ab = at.row_bytes(cols).unwrap();
+            let mut a = vec![0u8; ab];
+            quantize_activation_with(Isa::Scalar, at, &data(cols, 7), &mut a);
+            let kernels: [(&str, GroupsFn); 2] = [("tile", tiles), ("gemv", gemv)];
+            let mut out = vec![0f32; mat_rows];
+            let (mut hot, mut dram) = ([f64::MAX; 2], [f64::MAX; 2]);
+            for _ in 0..5 {
+                for (i, (_, k)) in kernels.iter().enumerate() {
+                    for _ in 0..50 {
+                        let t = Instant::now();
+                        k(
+                            &big[..hot_rows * rb],
+                            nb,
+                            &a,
+                            ab,
+                            1,
+                            &mut out[..hot_rows],
+                            hot_rows,
+                        );
+                        hot[i] = hot[i].min(t.elapsed().as_secs_f64());
+                    }
+                    for m in big.chunks_exact(mat_rows * rb) {
+                        let t = Instant::now();
+                        k(m, nb, &a, ab, 1, &mut out, mat_rows);
+                        dram[i] = dram[i].min(t.elapsed().as_secs_f64());
+                    }
                 }
             }
+            let line: Vec<String> = kernels
+                .iter()
+                .enumerate()
+                .map(|(i, (name, _))| {
+                    let (h, d) = (
+                        (hot_rows * rb) as f64 / hot[i],
+                        (mat_rows * rb) as f64 / dram[i],
+                    );
+                    format!("{name} hot {:.1} / dram {:.1}", h / 1e9, d / 1e9)
+                })
+                .collect();
+            println!("repacked {ty:?} decode GB/s (best): {}", line.join(", "));
         }
-        let line: Vec<String> = kernels
-            .iter()
-            .enumerate()
-            .map(|(i, (name, _))| {
-                let (h, d) = (
-                    (hot_rows * rb) as f64 / hot[i],
-                    (mat_rows * rb) as f64 / dram[i],
-                );
-                format!("{name} hot {:.1} / dram {:.1}", h / 1e9, d / 1e9)
-            })
-            .collect();
-        println!("repacked Q4_K decode GB/s (best): {}", line.join(", "));
     }
 }
