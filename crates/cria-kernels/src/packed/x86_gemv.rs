@@ -189,7 +189,7 @@ mod tests {
         }
     }
 
-    /// The 1-token tile against the VNNI gemv, one thread, GB/s of weights, on a matrix in L2 (`hot`) and
+    /// The 1-token tiles against the VNNI gemv, one thread, GB/s of weights, on a matrix in L2 (`hot`) and
     /// on 1B-shape FFN matrices cycled through 256 MB (`dram`): timings, not a check:
     /// `cargo test --release -p cria-kernels --lib packed::x86::gemv::tests::gemv_ab -- --ignored --nocapture`.
     #[test]
@@ -200,7 +200,23 @@ mod tests {
         }
         use std::time::Instant;
         let (cols, mat_rows, hot_rows) = (2048, 8192, 64);
-        for (ty, at, gemv, tiles) in formats() {
+        // Q4_0's plain (`maddubs`) and AVX-VNNI tiles beside Q4_K's tile and gemv
+        let cases: [(GgmlType, GgmlType, [(&str, GroupsFn); 2]); 2] = [
+            (
+                GgmlType::Q4_0,
+                GgmlType::Q8_0,
+                [
+                    ("tile-avx2", super::super::q4_0_avx2),
+                    ("tile-vnni", super::super::q4_0_vnni),
+                ],
+            ),
+            (
+                GgmlType::Q4_K,
+                GgmlType::Q8_K,
+                [("tile", q4_k_avx2), ("gemv", q4_k_vnni)],
+            ),
+        ];
+        for (ty, at, kernels) in cases {
             let nb = cols / ty.block_size();
             let rb = ty.row_bytes(cols).unwrap();
             let mut w = vec![0u8; 256 * rb];
@@ -219,7 +235,6 @@ mod tests {
             let ab = at.row_bytes(cols).unwrap();
             let mut a = vec![0u8; ab];
             quantize_activation_with(Isa::Scalar, at, &data(cols, 7), &mut a);
-            let kernels: [(&str, GroupsFn); 2] = [("tile", tiles), ("gemv", gemv)];
             let mut out = vec![0f32; mat_rows];
             let (mut hot, mut dram) = ([f64::MAX; 2], [f64::MAX; 2]);
             for _ in 0..5 {
