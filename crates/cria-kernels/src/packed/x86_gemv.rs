@@ -201,7 +201,8 @@ mod tests {
         use std::time::Instant;
         let (cols, mat_rows, hot_rows) = (2048, 8192, 64);
         // Q4_0's plain (`maddubs`) and AVX-VNNI tiles beside Q4_K's tile and gemv
-        let cases: [(GgmlType, GgmlType, [(&str, GroupsFn); 2]); 2] = [
+        type Case = (GgmlType, GgmlType, [(&'static str, GroupsFn); 2]);
+        let cases: [Case; 2] = [
             (
                 GgmlType::Q4_0,
                 GgmlType::Q8_0,
