@@ -10,6 +10,7 @@ mod iq_avx512;
 mod iq_tiled;
 mod kernels;
 mod tiled;
+mod zmm_batch;
 mod zmm_kmatvec;
 mod zmm_matvec;
 mod zmm_util;
@@ -43,6 +44,18 @@ fn iq_rows_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
     match isa {
         Isa::Avx512 => iq_avx512::rows_kernel(ty).or_else(|| iq_avx2::rows_kernel(ty)),
         Isa::Avx2 => iq_avx2::rows_kernel(ty),
+        _ => None,
+    }
+}
+
+/// Tokens up to which [`small_batch_kernel`] is chosen over the tiled GEMM.
+pub(crate) const SMALL_BATCH_MAX: usize = zmm_batch::MAX_TOKENS;
+
+/// The kernel for 2..=[`SMALL_BATCH_MAX`] tokens (a serving step's decoding sequences) where there is one
+/// faster there than the tiled GEMM, with the one-token kernel's bits (`zmm_batch.rs`).
+pub(crate) fn small_batch_kernel(isa: Isa, ty: GgmlType) -> Option<TiledFn> {
+    match isa {
+        Isa::Avx512 if crate::isa::has_avx512_vnni() => zmm_batch::batch_kernel(ty),
         _ => None,
     }
 }

@@ -19,8 +19,8 @@ use bytemuck::cast_slice as cs;
 use std::arch::x86_64::*;
 
 /// Rows per pass: 8 pairs, one zmm accumulator each.
-const ROWS: usize = 16;
-const PAIRS: usize = ROWS / 2;
+pub(super) const ROWS: usize = 16;
+pub(super) const PAIRS: usize = ROWS / 2;
 
 // Every function below: #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 
@@ -108,7 +108,7 @@ macro_rules! nib_pairs {
     ($($f:ident, $g:ident: $W:ty, $five:expr;)*) => {$(
         #[inline]
         #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-        fn $f(a: &$W, b: &$W) -> __m512i {
+        pub(super) fn $f(a: &$W, b: &$W) -> __m512i {
             let u = nib_shift(qs_pair(&a.qs, &b.qs));
             $five(u, a, b)
         }
@@ -132,7 +132,7 @@ nib_pairs! {
 /// Q8_0 quants offset by 128 (the sign bit flipped), as `vpdpbusd` wants one unsigned operand.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn pair_q8_0(a: &BlockQ8_0, b: &BlockQ8_0) -> __m512i {
+pub(super) fn pair_q8_0(a: &BlockQ8_0, b: &BlockQ8_0) -> __m512i {
     // SAFETY: each qs is 32 readable bytes; loadu has no alignment requirement.
     let (ya, yb) = unsafe {
         (
@@ -157,7 +157,7 @@ fn both_halves(qs: &[i8; 32]) -> __m512i {
 /// offset (0 for the formats with a minimum instead).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn offset_base(q: __m512i, off: i32) -> __m512i {
+pub(super) fn offset_base(q: __m512i, off: i32) -> __m512i {
     if off == 0 {
         return _mm512_setzero_si512();
     }
@@ -168,13 +168,13 @@ fn offset_base(q: __m512i, off: i32) -> __m512i {
 /// An activation block: (d, s or 0, quants in both halves).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn act_q8_0(b: &BlockQ8_0) -> (f32, f32, __m512i) {
+pub(super) fn act_q8_0(b: &BlockQ8_0) -> (f32, f32, __m512i) {
     (h2(b.d, [0, 0]).0, 0.0, both_halves(&b.qs))
 }
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn act_q8_1(b: &BlockQ8_1) -> (f32, f32, __m512i) {
+pub(super) fn act_q8_1(b: &BlockQ8_1) -> (f32, f32, __m512i) {
     let (d, s) = h2(b.d, b.s);
     (d, s, both_halves(&b.qs))
 }
@@ -294,7 +294,7 @@ impl Prefetch {
 }
 
 /// The 256-bit kernel of the same format, for the last `rows % 16` rows (same bits).
-fn tail_kernel(ty: GgmlType) -> Option<RowsFn> {
+pub(super) fn tail_kernel(ty: GgmlType) -> Option<RowsFn> {
     super::avx512::vnni::matvec_kernel(ty)
 }
 
