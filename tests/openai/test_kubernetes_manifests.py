@@ -1,5 +1,7 @@
 """deploy/kubernetes/: every manifest parses, and the pieces point at each other (the pool selects the
-Deployment's pods on the port the server listens on; the route sends to the pool)."""
+Deployment's pods on the port the server listens on; the route sends to the pool; the endpoint picker's
+configuration maps the pods' engine label to Cria's metrics, whose names test_prompt_cache.py checks on a live
+server)."""
 
 import pathlib
 
@@ -31,3 +33,19 @@ def test_manifests_parse_and_fit_together():
     backends = [b for rule in docs["HTTPRoute"]["spec"]["rules"] for b in rule["backendRefs"]]
     assert backends == [{"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": pool["metadata"]["name"]}]
     assert docs["Service"]["spec"]["selector"] == docs["Deployment"]["spec"]["selector"]["matchLabels"]
+
+
+def test_endpoint_picker_config_reads_the_pods_as_cria():
+    config = yaml.safe_load((DIR / "epp" / "endpoint-picker-config.yaml").read_text())
+    assert config["apiVersion"] == "inference.networking.x-k8s.io/v1alpha1"
+    assert config["kind"] == "EndpointPickerConfig" and "dataLayer" in config["featureGates"]
+    plugins = {p.get("name", p["type"]): p for p in config["plugins"]}
+    params = plugins["model-server-protocol-metrics"]["parameters"]
+    labels = manifests()["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    assert labels[params["engineLabelKey"]] == params["defaultEngine"] == "cria"
+    assert [e["name"] for e in params["engineConfigs"]] == ["cria"]
+    [source] = config["data"]["sources"]
+    assert source["pluginRef"] in plugins
+    assert [e["pluginRef"] for e in source["extractors"]] == ["model-server-protocol-metrics"]
+    profile_refs = {p["pluginRef"] for prof in config["schedulingProfiles"] for p in prof["plugins"]}
+    assert profile_refs <= set(plugins)

@@ -1,10 +1,10 @@
 //! Prometheus metrics: requests by status, tokens, engine gauges, time-to-first-token and inter-token latency.
 //!
-//! Beside Cria's own, the gauges the Kubernetes Gateway API Inference Extension's endpoint picker reads, under
-//! vLLM's names (its default mapping): `vllm:num_requests_waiting`, `vllm:num_requests_running`,
-//! `vllm:kv_cache_usage_perc` (0 to 1), `vllm:cache_config_info{block_size,num_gpu_blocks}`, and the prefix
-//! cache's counters of tokens. The colons are vLLM's; `promtool check metrics` lists them as its one lint
-//! ("metric names should not contain ':'"), which the protocol's names make unavoidable.
+//! The Kubernetes Gateway API Inference Extension's endpoint picker reads its model-server protocol from these
+//! under Cria's own names (`deploy/kubernetes/epp/endpoint-picker-config.yaml` maps them): queued requests
+//! `cria_queue_depth`, running `cria_running_sequences`, KV-cache use `cria_kv_cache_usage_ratio` (0 to 1) and
+//! `cria_cache_config_info{block_size,num_gpu_blocks}`. No name carries vLLM's colons, which Prometheus keeps for
+//! recording rules, so `promtool check metrics` passes the whole exposition.
 
 use cria_engine::StatsSnapshot;
 use prometheus::{
@@ -32,7 +32,8 @@ pub struct Metrics {
     kv_blocks_used: IntGauge,
     prefix_queries: IntCounter,
     prefix_hits: IntCounter,
-    gateway: GatewayMetrics,
+    kv_usage: Gauge,
+    cache_config: IntGaugeVec,
     models: ModelMetrics,
 }
 
@@ -54,16 +55,6 @@ pub struct ModelGauges {
     /// Its engine's gauges, when it is loaded and generates.
     pub stats: Option<StatsSnapshot>,
     pub loaded: bool,
-}
-
-/// The model-server protocol's metrics, under vLLM's names.
-struct GatewayMetrics {
-    waiting: IntGauge,
-    running: IntGauge,
-    kv_usage: Gauge,
-    cache_config: IntGaugeVec,
-    prefix_queries: IntCounter,
-    prefix_hits: IntCounter,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -138,28 +129,19 @@ impl Metrics {
                 "cria_prefix_cache_hits_total",
                 "Prompt tokens found in the prompt cache (not computed)",
             ),
-            gateway: GatewayMetrics {
-                waiting: gauge("vllm:num_requests_waiting", "Requests waiting to be run"),
-                running: gauge("vllm:num_requests_running", "Requests running"),
-                kv_usage: Gauge::new(
-                    "vllm:kv_cache_usage_perc",
-                    "Share of KV cache blocks in use, 0 to 1",
-                )
-                .expect("valid metric"),
-                cache_config: IntGaugeVec::new(
-                    Opts::new("vllm:cache_config_info", "KV cache configuration"),
-                    &["block_size", "num_gpu_blocks"],
-                )
-                .expect("valid metric"),
-                prefix_queries: counter(
-                    "vllm:prefix_cache_queries_total",
-                    "Prompt tokens looked up in the prefix cache",
+            kv_usage: Gauge::new(
+                "cria_kv_cache_usage_ratio",
+                "Share of KV cache blocks held by running sequences, 0 to 1",
+            )
+            .expect("valid metric"),
+            cache_config: IntGaugeVec::new(
+                Opts::new(
+                    "cria_cache_config_info",
+                    "KV cache configuration: tokens per block and blocks in the pool (value 1)",
                 ),
-                prefix_hits: counter(
-                    "vllm:prefix_cache_hits_total",
-                    "Prompt tokens found in the prefix cache",
-                ),
-            },
+                &["block_size", "num_gpu_blocks"],
+            )
+            .expect("valid metric"),
             models: ModelMetrics {
                 loaded: gauge_vec("cria_model_loaded", "1 while the model is loaded, else 0"),
                 running: gauge_vec(
@@ -201,23 +183,15 @@ impl Metrics {
             &self.kv_capacity,
             &self.kv_bytes,
             &self.kv_blocks_used,
-            &self.gateway.waiting,
-            &self.gateway.running,
         ] {
             self.registry.register(Box::new(g.clone()))?;
         }
-        for c in [
-            &self.prefix_queries,
-            &self.prefix_hits,
-            &self.gateway.prefix_queries,
-            &self.gateway.prefix_hits,
-        ] {
+        for c in [&self.prefix_queries, &self.prefix_hits] {
             self.registry.register(Box::new(c.clone()))?;
         }
+        self.registry.register(Box::new(self.kv_usage.clone()))?;
         self.registry
-            .register(Box::new(self.gateway.kv_usage.clone()))?;
-        self.registry
-            .register(Box::new(self.gateway.cache_config.clone()))?;
+            .register(Box::new(self.cache_config.clone()))?;
         let m = &self.models;
         for g in [&m.loaded, &m.running, &m.waiting, &m.kv_tokens] {
             self.registry.register(Box::new(g.clone()))?;
@@ -237,20 +211,15 @@ impl Metrics {
         set(&self.kv_capacity, s.kv_capacity_tokens);
         set(&self.kv_bytes, s.kv_bytes);
         set(&self.kv_blocks_used, s.kv_blocks_used);
-        let g = &self.gateway;
-        set(&g.waiting, s.waiting);
-        set(&g.running, s.running);
-        g.kv_usage.set(s.kv_usage());
+        self.kv_usage.set(s.kv_usage());
         // The engine's counters only grow; a counter here catches up with them.
         let catch_up = |c: &IntCounter, v: u64| c.inc_by(v.saturating_sub(c.get()));
         catch_up(&self.prefix_queries, s.prefix_cache_queries);
         catch_up(&self.prefix_hits, s.prefix_cache_hits);
-        catch_up(&g.prefix_queries, s.prefix_cache_queries);
-        catch_up(&g.prefix_hits, s.prefix_cache_hits);
-        g.cache_config.reset();
+        self.cache_config.reset();
         if stats.is_some() {
             let labels = [s.block_size.to_string(), s.kv_blocks.to_string()];
-            g.cache_config
+            self.cache_config
                 .with_label_values(&[labels[0].as_str(), labels[1].as_str()])
                 .set(1);
         }
