@@ -230,7 +230,7 @@ mod tests {
             Ok(self.0.contains(&token))
         }
         fn mask(&mut self) -> Result<crate::constraint::TokenMask, ConstraintError> {
-            let word = self.0.iter().fold(0u32, |w, &t| w | 1 << t);
+            let word = self.0.iter().fold(0u32, |w, &t| w | (1 << t));
             Ok(crate::constraint::TokenMask::from_words(vec![word]))
         }
         fn accept(&mut self, _: u32) -> Result<(), ConstraintError> {
