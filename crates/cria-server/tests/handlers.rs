@@ -492,6 +492,9 @@ async fn metrics_expose_counts_and_latencies() {
         "cria_running_sequences 0",
         "cria_queue_depth 0",
         "cria_kv_cache_capacity_tokens",
+        // The endpoint picker's model-server protocol (deploy/kubernetes/epp/endpoint-picker-config.yaml).
+        "cria_kv_cache_usage_ratio 0",
+        "cria_cache_config_info{block_size=",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
     }
