@@ -1,13 +1,16 @@
 """The prompt cache through the OpenAI client: usage.prompt_tokens_details.cached_tokens, cache_salt, a
-multi-turn chat reusing its first turn, and the gateway metrics (checked by promtool when it is installed;
-CI installs it and sets CRIA_REQUIRE_PROMTOOL=1)."""
+multi-turn chat reusing its first turn, and the gateway metrics under vLLM's and Cria's names by default, Cria's
+only with `--metrics-names cria` (checked by promtool when it is installed; CI installs it and sets
+CRIA_REQUIRE_PROMTOOL=1)."""
 
 import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import http, metric
 
@@ -77,13 +80,49 @@ def test_streamed_usage_reports_cached_tokens(client, model):
     assert len(usage) == 1 and usage[0].prompt_tokens_details.cached_tokens > 0
 
 
-GATEWAY = [
-    "vllm:num_requests_waiting",
-    "vllm:num_requests_running",
-    "vllm:kv_cache_usage_perc",
-    "vllm:prefix_cache_queries_total",
-    "vllm:prefix_cache_hits_total",
-]
+# The endpoint picker's configuration for `--metrics-names cria`: which of our metrics it reads for the
+# model-server protocol.
+EPP_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / "epp" / "endpoint-picker-config.yaml"
+
+# The gateway set under vLLM's names (the picker's default mapping), each beside the Cria metric it copies.
+VLLM_TWINS = {
+    "vllm:num_requests_waiting": "cria_queue_depth",
+    "vllm:num_requests_running": "cria_running_sequences",
+    "vllm:kv_cache_usage_perc": "cria_kv_cache_usage_ratio",
+    "vllm:prefix_cache_queries_total": "cria_prefix_cache_queries_total",
+    "vllm:prefix_cache_hits_total": "cria_prefix_cache_hits_total",
+}
+
+
+def epp_metric_names():
+    config = yaml.safe_load(EPP_CONFIG.read_text())
+    [extractor] = [p for p in config["plugins"] if p["type"] == "model-server-protocol-metrics"]
+    [engine] = extractor["parameters"]["engineConfigs"]
+    assert engine["name"] == extractor["parameters"]["defaultEngine"] == "cria"
+    return {key: spec for key, spec in engine.items() if key.endswith("Spec") and spec}
+
+
+def samples(text):
+    """name{labels} -> value of every sample in an exposition."""
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line and line[0] != "#"}
+
+
+def cache_config(text, name):
+    info = re.search("^" + re.escape(name) + r'\{block_size="(\d+)",num_gpu_blocks="(\d+)"\} 1$', text, re.M)
+    assert info and int(info[1]) > 0 and int(info[2]) > 0, text
+    return int(info[1]), int(info[2])
+
+
+def check_cria_gateway_metrics(text):
+    """The picker's protocol under Cria's names (as the `--metrics-names cria` configuration reads it)."""
+    names = epp_metric_names()
+    assert set(names) == {"queuedRequestsSpec", "runningRequestsSpec", "kvUsageSpec", "cacheInfoSpec"}
+    values = samples(text)
+    for key in ("queuedRequestsSpec", "runningRequestsSpec", "kvUsageSpec"):
+        assert names[key] in values, (names[key], text)
+    assert 0.0 <= values[names["kvUsageSpec"]] <= 1.0
+    # The picker reads the cache configuration from these two labels, as it reads vLLM's.
+    return cache_config(text, names["cacheInfoSpec"])
 
 
 def test_gateway_metrics(client, model, base_url):
@@ -93,30 +132,43 @@ def test_gateway_metrics(client, model, base_url):
     ask(client, model, messages)
     assert metric(base_url, "vllm:prefix_cache_hits_total") > before
     assert metric(base_url, "cria_prefix_cache_hits_total") > before
-    for name in GATEWAY:
-        metric(base_url, name)
-    assert 0.0 <= metric(base_url, "vllm:kv_cache_usage_perc") <= 1.0
     _, _, text = http("GET", base_url + "/metrics")
-    info = re.search(r'^vllm:cache_config_info\{block_size="(\d+)",num_gpu_blocks="(\d+)"\} 1$', text, re.M)
-    assert info and int(info[1]) > 0 and int(info[2]) > 0, text
+    config = check_cria_gateway_metrics(text)
+    # By default the vLLM names are there too, with the values of Cria's in the same scrape.
+    values = samples(text)
+    for vllm, cria in VLLM_TWINS.items():
+        assert values[vllm] == values[cria], (vllm, cria, text)
+    assert 0.0 <= values["vllm:kv_cache_usage_perc"] <= 1.0
+    assert cache_config(text, "vllm:cache_config_info") == config
 
 
 def promtool(text):
     return subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
 
 
-def test_metrics_pass_promtool(base_url):
+def need_promtool():
     if shutil.which("promtool") is None:
         if os.environ.get("CRIA_REQUIRE_PROMTOOL") == "1":
             pytest.fail("promtool is not installed (Debian's prometheus package)")
         pytest.skip("promtool is not installed (Debian's prometheus package)")
+
+
+def test_default_metrics_lint_only_vllms_colons(base_url):
+    need_promtool()
     _, _, text = http("GET", base_url + "/metrics")
-    # Cria's own metrics: no problem at all.
-    own = "\n".join(line for line in text.splitlines() if "vllm:" not in line) + "\n"
-    result = promtool(own)
-    assert result.returncode == 0, result.stderr
-    # With the gateway's vLLM names: it parses, and the one lint is vLLM's colon (exit code 3, lint only).
+    # It parses, and the one lint is the colon in vLLM's names (exit code 3: lint problems only), on each of them.
     result = promtool(text)
-    problems = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.returncode in (0, 3), result.stderr
+    problems = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert result.returncode == 3, result.stdout + result.stderr
     assert all(re.fullmatch(r"vllm:\w+ metric names should not contain ':'", p) for p in problems), problems
+    assert {p.split()[0] for p in problems} == {*VLLM_TWINS, "vllm:cache_config_info"}, problems
+
+
+def test_cria_metric_names_pass_promtool(server_factory):
+    s = server_factory("--metrics-names", "cria", "--parallel", "1", "--ctx", "512")
+    _, _, text = http("GET", s.url + "/metrics")
+    assert "vllm:" not in text, text
+    check_cria_gateway_metrics(text)
+    need_promtool()
+    result = promtool(text)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -135,6 +135,7 @@ pub fn argmax(values: &[f32]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::constraint::{ConstraintError, TokenConstraint};
     use proptest::prelude::{any, prop_assert, proptest};
     use rand::Rng;
 
@@ -218,6 +219,112 @@ mod tests {
         for _ in 0..200 {
             assert_ne!(s.sample(&[5.0, 0.0, 0.0], &[]).unwrap(), 0);
         }
+    }
+
+    /// A constraint allowing a fixed set of tokens of a vocabulary of at most 32.
+    #[derive(Clone)]
+    struct Allowed(Vec<u32>);
+
+    impl TokenConstraint for Allowed {
+        fn allows(&mut self, token: u32) -> Result<bool, ConstraintError> {
+            Ok(self.0.contains(&token))
+        }
+        fn mask(&mut self) -> Result<crate::constraint::TokenMask, ConstraintError> {
+            let word = self.0.iter().fold(0u32, |w, &t| w | (1 << t));
+            Ok(crate::constraint::TokenMask::from_words(vec![word]))
+        }
+        fn accept(&mut self, _: u32) -> Result<(), ConstraintError> {
+            Ok(())
+        }
+        fn box_clone(&self) -> Box<dyn TokenConstraint> {
+            Box::new(self.clone())
+        }
+    }
+
+    /// llama.cpp's default chain (common/sampling.cpp: top-k, top-p, min-p, temperature, dist) as the
+    /// probability of each candidate, written from its source: top-p and min-p read the untempered logits
+    /// of what top-k kept.
+    fn llama_cpp_chain(cands: &[(u32, f32)], p: &SamplingParams) -> Vec<(u32, f64)> {
+        let mut c = cands.to_vec();
+        c.sort_by(|a, b| b.1.total_cmp(&a.1));
+        c.truncate(p.top_k);
+        let max = f64::from(c[0].1);
+        let z: f64 = c.iter().map(|x| (f64::from(x.1) - max).exp()).sum();
+        let mut cum = 0.0;
+        let mut keep = c.len();
+        for (i, x) in c.iter().enumerate() {
+            cum += (f64::from(x.1) - max).exp() / z;
+            if cum >= f64::from(p.top_p) {
+                keep = i + 1;
+                break;
+            }
+        }
+        c.truncate(keep);
+        c.retain(|x| f64::from(x.1) >= max + f64::from(p.min_p).ln());
+        let w = |l: f32| ((f64::from(l) - max) / f64::from(p.temperature)).exp();
+        let zt: f64 = c.iter().map(|x| w(x.1)).sum();
+        c.iter().map(|x| (x.0, w(x.1) / zt)).collect()
+    }
+
+    fn prob(dist: &[(u32, f64)], t: u32) -> f64 {
+        dist.iter().find(|d| d.0 == t).map_or(0.0, |d| d.1)
+    }
+
+    #[test]
+    fn constrained_draws_follow_llama_cpp_rejection_sampling() {
+        // llama.cpp draws from the chain; a token the grammar refuses sends it back to the original logits,
+        // masked, through the chain again. So a token's probability is its chance in the free draw (if
+        // allowed) plus the refused mass times its chance in the masked draw; masking first differs
+        // wherever truncation kept a refused token over an allowed one (here top-k keeps 1 and 2 freely,
+        // 0 only once masked).
+        let logits = [4.0f32, 5.0, 5.2, 4.3, 1.0, 3.9, 0.5, 4.6];
+        let allowed = vec![0u32, 2, 5, 6];
+        let params = SamplingParams {
+            top_k: 4,
+            seed: Some(7),
+            ..SamplingParams::default()
+        };
+        let cands: Vec<(u32, f32)> = (0u32..).zip(logits).collect();
+        let free = llama_cpp_chain(&cands, &params);
+        let masked_cands: Vec<(u32, f32)> = cands
+            .iter()
+            .copied()
+            .filter(|c| allowed.contains(&c.0))
+            .collect();
+        let masked = llama_cpp_chain(&masked_cands, &params);
+        let refused: f64 = free
+            .iter()
+            .filter(|d| !allowed.contains(&d.0))
+            .map(|d| d.1)
+            .sum();
+        let want = |t: u32| {
+            let free_part = if allowed.contains(&t) {
+                prob(&free, t)
+            } else {
+                0.0
+            };
+            free_part + refused * prob(&masked, t)
+        };
+        let mut sampler = Sampler::new(params).with_constraint(Box::new(Allowed(allowed.clone())));
+        let n = 40_000;
+        let mut counts = [0usize; 8];
+        for _ in 0..n {
+            counts[sampler.sample(&logits, &[]).unwrap() as usize] += 1;
+        }
+        let mut mask_first_gap = 0.0f64;
+        for t in 0..8u32 {
+            let got = counts[t as usize] as f64 / n as f64;
+            assert!(
+                (got - want(t)).abs() < 0.01,
+                "token {t}: {got} vs {}",
+                want(t)
+            );
+            mask_first_gap = mask_first_gap.max((prob(&masked, t) - want(t)).abs());
+        }
+        assert!(
+            mask_first_gap > 0.05,
+            "the case does not tell the orders apart"
+        );
     }
 
     proptest! {

@@ -45,6 +45,7 @@ pub use error::ApiError;
 #[cfg(feature = "model")]
 pub use frontend::TokenizerFrontend;
 pub use frontend::{ChatInput, ChatTurn, Frontend, RenderedChat};
+pub use metrics::MetricNames;
 pub use models::{Lease, LoadFn, LoadLimits, LoadedModel, ModelSource, ModelTable, Status};
 pub use ollama::rfc3339;
 pub use state::{AppState, Loaded, ModelInfo, ServerConfig, Shared};

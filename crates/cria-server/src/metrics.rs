@@ -1,10 +1,13 @@
 //! Prometheus metrics: requests by status, tokens, engine gauges, time-to-first-token and inter-token latency.
 //!
-//! Beside Cria's own, the gauges the Kubernetes Gateway API Inference Extension's endpoint picker reads, under
-//! vLLM's names (its default mapping): `vllm:num_requests_waiting`, `vllm:num_requests_running`,
-//! `vllm:kv_cache_usage_perc` (0 to 1), `vllm:cache_config_info{block_size,num_gpu_blocks}`, and the prefix
-//! cache's counters of tokens. The colons are vLLM's; `promtool check metrics` lists them as its one lint
-//! ("metric names should not contain ':'"), which the protocol's names make unavoidable.
+//! The Kubernetes Gateway API Inference Extension's endpoint picker reads its model-server protocol from
+//! queued and running requests, KV-cache use (0 to 1) and the cache configuration. Cria serves them under its
+//! own names (`cria_queue_depth`, `cria_running_sequences`, `cria_kv_cache_usage_ratio`,
+//! `cria_cache_config_info{block_size,num_gpu_blocks}`) and, by default ([`MetricNames::VllmAndCria`]), also
+//! under vLLM's, the picker's default mapping: `vllm:num_requests_waiting`, `vllm:num_requests_running`,
+//! `vllm:kv_cache_usage_perc`, `vllm:cache_config_info`, and the prefix cache's counters of tokens. vLLM's
+//! colons are what `promtool check metrics` lints ("metric names should not contain ':'"); with
+//! [`MetricNames::Cria`] they are left out and the whole exposition passes it.
 
 use cria_engine::StatsSnapshot;
 use prometheus::{
@@ -32,8 +35,32 @@ pub struct Metrics {
     kv_blocks_used: IntGauge,
     prefix_queries: IntCounter,
     prefix_hits: IntCounter,
-    gateway: GatewayMetrics,
+    kv_usage: Gauge,
+    cache_config: IntGaugeVec,
+    /// The gateway set under vLLM's names, unless the server serves Cria's names only.
+    vllm: Option<VllmMetrics>,
     models: ModelMetrics,
+}
+
+/// Which names `/metrics` serves the endpoint picker's gauges under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MetricNames {
+    /// Cria's own names and, beside them, the gateway set under vLLM's `vllm:` names (the endpoint
+    /// picker's default mapping; `promtool check metrics` lints their colons).
+    #[default]
+    VllmAndCria,
+    /// Cria's own names only: `promtool check metrics` passes the whole exposition.
+    Cria,
+}
+
+/// The model-server protocol's metrics under vLLM's names.
+struct VllmMetrics {
+    waiting: IntGauge,
+    running: IntGauge,
+    kv_usage: Gauge,
+    cache_config: IntGaugeVec,
+    prefix_queries: IntCounter,
+    prefix_hits: IntCounter,
 }
 
 /// Per-model gauges, labelled `model`, for servers with several models. The request and token counters
@@ -56,16 +83,6 @@ pub struct ModelGauges {
     pub loaded: bool,
 }
 
-/// The model-server protocol's metrics, under vLLM's names.
-struct GatewayMetrics {
-    waiting: IntGauge,
-    running: IntGauge,
-    kv_usage: Gauge,
-    cache_config: IntGaugeVec,
-    prefix_queries: IntCounter,
-    prefix_hits: IntCounter,
-}
-
 const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
@@ -74,7 +91,7 @@ impl Metrics {
     // The names and help texts are constants, so registration cannot fail at run time; a failure would be a
     // programming error caught by the tests.
     #[allow(clippy::expect_used)]
-    pub fn new() -> Self {
+    pub fn new(names: MetricNames) -> Self {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
             Opts::new(
@@ -138,28 +155,20 @@ impl Metrics {
                 "cria_prefix_cache_hits_total",
                 "Prompt tokens found in the prompt cache (not computed)",
             ),
-            gateway: GatewayMetrics {
-                waiting: gauge("vllm:num_requests_waiting", "Requests waiting to be run"),
-                running: gauge("vllm:num_requests_running", "Requests running"),
-                kv_usage: Gauge::new(
-                    "vllm:kv_cache_usage_perc",
-                    "Share of KV cache blocks in use, 0 to 1",
-                )
-                .expect("valid metric"),
-                cache_config: IntGaugeVec::new(
-                    Opts::new("vllm:cache_config_info", "KV cache configuration"),
-                    &["block_size", "num_gpu_blocks"],
-                )
-                .expect("valid metric"),
-                prefix_queries: counter(
-                    "vllm:prefix_cache_queries_total",
-                    "Prompt tokens looked up in the prefix cache",
+            kv_usage: Gauge::new(
+                "cria_kv_cache_usage_ratio",
+                "Share of KV cache blocks held by running sequences, 0 to 1",
+            )
+            .expect("valid metric"),
+            cache_config: IntGaugeVec::new(
+                Opts::new(
+                    "cria_cache_config_info",
+                    "KV cache configuration: tokens per block and blocks in the pool (value 1)",
                 ),
-                prefix_hits: counter(
-                    "vllm:prefix_cache_hits_total",
-                    "Prompt tokens found in the prefix cache",
-                ),
-            },
+                &["block_size", "num_gpu_blocks"],
+            )
+            .expect("valid metric"),
+            vllm: (names == MetricNames::VllmAndCria).then(VllmMetrics::new),
             models: ModelMetrics {
                 loaded: gauge_vec("cria_model_loaded", "1 while the model is loaded, else 0"),
                 running: gauge_vec(
@@ -201,23 +210,18 @@ impl Metrics {
             &self.kv_capacity,
             &self.kv_bytes,
             &self.kv_blocks_used,
-            &self.gateway.waiting,
-            &self.gateway.running,
         ] {
             self.registry.register(Box::new(g.clone()))?;
         }
-        for c in [
-            &self.prefix_queries,
-            &self.prefix_hits,
-            &self.gateway.prefix_queries,
-            &self.gateway.prefix_hits,
-        ] {
+        for c in [&self.prefix_queries, &self.prefix_hits] {
             self.registry.register(Box::new(c.clone()))?;
         }
+        self.registry.register(Box::new(self.kv_usage.clone()))?;
         self.registry
-            .register(Box::new(self.gateway.kv_usage.clone()))?;
-        self.registry
-            .register(Box::new(self.gateway.cache_config.clone()))?;
+            .register(Box::new(self.cache_config.clone()))?;
+        if let Some(v) = &self.vllm {
+            v.register(&self.registry)?;
+        }
         let m = &self.models;
         for g in [&m.loaded, &m.running, &m.waiting, &m.kv_tokens] {
             self.registry.register(Box::new(g.clone()))?;
@@ -237,22 +241,19 @@ impl Metrics {
         set(&self.kv_capacity, s.kv_capacity_tokens);
         set(&self.kv_bytes, s.kv_bytes);
         set(&self.kv_blocks_used, s.kv_blocks_used);
-        let g = &self.gateway;
-        set(&g.waiting, s.waiting);
-        set(&g.running, s.running);
-        g.kv_usage.set(s.kv_usage());
+        self.kv_usage.set(s.kv_usage());
         // The engine's counters only grow; a counter here catches up with them.
         let catch_up = |c: &IntCounter, v: u64| c.inc_by(v.saturating_sub(c.get()));
         catch_up(&self.prefix_queries, s.prefix_cache_queries);
         catch_up(&self.prefix_hits, s.prefix_cache_hits);
-        catch_up(&g.prefix_queries, s.prefix_cache_queries);
-        catch_up(&g.prefix_hits, s.prefix_cache_hits);
-        g.cache_config.reset();
-        if stats.is_some() {
-            let labels = [s.block_size.to_string(), s.kv_blocks.to_string()];
-            g.cache_config
-                .with_label_values(&[labels[0].as_str(), labels[1].as_str()])
-                .set(1);
+        set_cache_config(&self.cache_config, stats);
+        if let Some(v) = &self.vllm {
+            set(&v.waiting, s.waiting);
+            set(&v.running, s.running);
+            v.kv_usage.set(s.kv_usage());
+            catch_up(&v.prefix_queries, s.prefix_cache_queries);
+            catch_up(&v.prefix_hits, s.prefix_cache_hits);
+            set_cache_config(&v.cache_config, stats);
         }
     }
 
@@ -289,6 +290,57 @@ impl Metrics {
     }
 }
 
+/// `cache_config_info{block_size,num_gpu_blocks} 1` while an engine is loaded, no series otherwise.
+fn set_cache_config(info: &IntGaugeVec, stats: Option<StatsSnapshot>) {
+    info.reset();
+    if let Some(s) = stats {
+        let labels = [s.block_size.to_string(), s.kv_blocks.to_string()];
+        info.with_label_values(&[labels[0].as_str(), labels[1].as_str()])
+            .set(1);
+    }
+}
+
+impl VllmMetrics {
+    #[allow(clippy::expect_used)] // constant names and help texts, as in `Metrics::new`
+    fn new() -> Self {
+        let gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("valid metric");
+        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
+        VllmMetrics {
+            waiting: gauge("vllm:num_requests_waiting", "Requests waiting to be run"),
+            running: gauge("vllm:num_requests_running", "Requests running"),
+            kv_usage: Gauge::new(
+                "vllm:kv_cache_usage_perc",
+                "Share of KV cache blocks in use, 0 to 1",
+            )
+            .expect("valid metric"),
+            cache_config: IntGaugeVec::new(
+                Opts::new("vllm:cache_config_info", "KV cache configuration"),
+                &["block_size", "num_gpu_blocks"],
+            )
+            .expect("valid metric"),
+            prefix_queries: counter(
+                "vllm:prefix_cache_queries_total",
+                "Prompt tokens looked up in the prefix cache",
+            ),
+            prefix_hits: counter(
+                "vllm:prefix_cache_hits_total",
+                "Prompt tokens found in the prefix cache",
+            ),
+        }
+    }
+
+    fn register(&self, registry: &Registry) -> prometheus::Result<()> {
+        for g in [&self.waiting, &self.running] {
+            registry.register(Box::new(g.clone()))?;
+        }
+        for c in [&self.prefix_queries, &self.prefix_hits] {
+            registry.register(Box::new(c.clone()))?;
+        }
+        registry.register(Box::new(self.kv_usage.clone()))?;
+        registry.register(Box::new(self.cache_config.clone()))
+    }
+}
+
 /// The loaded engines' gauges added up (`None` when no engine is loaded).
 fn sum(models: &[ModelGauges]) -> Option<StatsSnapshot> {
     models
@@ -310,6 +362,6 @@ fn sum(models: &[ModelGauges]) -> Option<StatsSnapshot> {
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self::new()
+        Self::new(MetricNames::default())
     }
 }

@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 use crate::error::ApiError;
 use crate::frontend::Frontend;
-use crate::metrics::Metrics;
+use crate::metrics::{MetricNames, Metrics};
 use crate::models::{Lease, LoadFn, LoadLimits, ModelSource, ModelTable};
 
 /// How the server runs.
@@ -39,6 +39,8 @@ pub struct ServerConfig {
     pub reasoning_format: crate::tools::ReasoningFormat,
     /// Serve the chat page at `/` (off with `--no-webui`).
     pub webui: bool,
+    /// Whether `/metrics` also carries the endpoint picker's gauges under vLLM's `vllm:` names.
+    pub metric_names: MetricNames,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +59,7 @@ impl Default for ServerConfig {
             max_connections: 512,
             reasoning_format: crate::tools::ReasoningFormat::Split,
             webui: true,
+            metric_names: MetricNames::default(),
         }
     }
 }
@@ -172,8 +175,8 @@ impl Shared {
     pub fn new(config: ServerConfig, models: Vec<ModelSource>) -> AppState {
         Arc::new(Shared {
             models: ModelTable::new(models, config.limits),
+            metrics: Metrics::new(config.metric_names),
             config,
-            metrics: Metrics::new(),
             started: unix_now(),
             deadline: watch::channel(false).0,
         })

@@ -8,6 +8,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::{MODEL, Setup, app, get, post};
 use cria_engine::EngineConfig;
+use cria_server::MetricNames;
 use serde_json::{Value, json};
 
 fn chat_body(extra: Value) -> String {
@@ -492,9 +493,57 @@ async fn metrics_expose_counts_and_latencies() {
         "cria_running_sequences 0",
         "cria_queue_depth 0",
         "cria_kv_cache_capacity_tokens",
+        // The endpoint picker's model-server protocol under Cria's names
+        // (deploy/kubernetes/epp/endpoint-picker-config.yaml) and, by default, under vLLM's.
+        "cria_kv_cache_usage_ratio 0",
+        "cria_cache_config_info{block_size=",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
     }
+    for (vllm, cria) in [
+        ("vllm:num_requests_waiting", "cria_queue_depth"),
+        ("vllm:num_requests_running", "cria_running_sequences"),
+        ("vllm:kv_cache_usage_perc", "cria_kv_cache_usage_ratio"),
+        ("vllm:cache_config_info", "cria_cache_config_info"),
+        (
+            "vllm:prefix_cache_queries_total",
+            "cria_prefix_cache_queries_total",
+        ),
+        (
+            "vllm:prefix_cache_hits_total",
+            "cria_prefix_cache_hits_total",
+        ),
+    ] {
+        let copy = sample(&text, vllm);
+        assert!(copy.is_some(), "missing {vllm} in\n{text}");
+        assert_eq!(copy, sample(&text, cria), "{vllm} is not {cria} in\n{text}");
+    }
+}
+
+/// `--metrics-names cria`: no `vllm:` name (promtool lints their colons), Cria's gateway gauges still there.
+#[tokio::test]
+async fn metric_names_cria_leaves_the_vllm_names_out() {
+    let mut setup = Setup::default();
+    setup.config.metric_names = MetricNames::Cria;
+    let (app, _) = app(setup);
+    let text = get(&app, "/metrics").await.text;
+    assert!(!text.contains("vllm:"), "{text}");
+    for needle in [
+        "cria_queue_depth 0",
+        "cria_running_sequences 0",
+        "cria_kv_cache_usage_ratio 0",
+        "cria_cache_config_info{block_size=",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+}
+
+/// The labels (if any) and value of the first sample of `name` in an exposition.
+fn sample<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(name)
+            .filter(|rest| rest.starts_with('{') || rest.starts_with(' '))
+    })
 }
 
 /// The chat page and its files: content types, revalidation by ETag, no key needed; `--no-webui` removes them.

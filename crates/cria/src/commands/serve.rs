@@ -14,7 +14,7 @@ use cria_gguf::GgufFile;
 use cria_model::encoder::ENCODER_ARCHS;
 use cria_model::{DeviceChoice, Encoder, Model, Pooling};
 use cria_server::tools::ReasoningFormat;
-use cria_server::{LoadLimits, Loaded, ModelInfo, ServerConfig, TokenizerFrontend};
+use cria_server::{LoadLimits, Loaded, MetricNames, ModelInfo, ServerConfig, TokenizerFrontend};
 use cria_tokenizer::Tokenizer;
 
 use super::generate::MIN_CTX;
@@ -119,6 +119,28 @@ pub struct Args {
     /// with one line saying why.
     #[arg(long, default_value = "auto", value_parser = super::load::parse_device)]
     device: DeviceChoice,
+    /// The names /metrics gives the gauges a Gateway API endpoint picker reads: vllm-and-cria serves them
+    /// under Cria's names and under vLLM's (vllm:num_requests_waiting, vllm:kv_cache_usage_perc, ...), which a
+    /// picker reads by default but whose colons `promtool check metrics` flags; cria serves Cria's names only,
+    /// promtool-clean (the picker then needs deploy/kubernetes/epp/endpoint-picker-config.yaml).
+    #[arg(long, value_enum, default_value_t = MetricNamesArg::VllmAndCria)]
+    metrics_names: MetricNamesArg,
+}
+
+/// `--metrics-names`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum MetricNamesArg {
+    VllmAndCria,
+    Cria,
+}
+
+impl From<MetricNamesArg> for MetricNames {
+    fn from(arg: MetricNamesArg) -> Self {
+        match arg {
+            MetricNamesArg::VllmAndCria => MetricNames::VllmAndCria,
+            MetricNamesArg::Cria => MetricNames::Cria,
+        }
+    }
 }
 
 /// Runs `cria serve`.
@@ -152,6 +174,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         reasoning_format: ReasoningFormat::parse(&args.reasoning_format)
             .unwrap_or(ReasoningFormat::Split),
         webui: !args.no_webui,
+        metric_names: args.metrics_names.into(),
     };
     for (i, (id, path)) in files.iter().enumerate() {
         let when = if i == 0 {
