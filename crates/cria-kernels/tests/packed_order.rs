@@ -88,7 +88,7 @@ const CASES: [(GgmlType, usize, usize); 2] = [(GgmlType::Q4_0, 24, 320), (GgmlTy
 fn packed_kernels_give_the_reference_bits_on_every_path() {
     for (i, (ty, rows, cols)) in CASES.into_iter().enumerate() {
         let c = case(ty, rows, cols, 11 + i as u64);
-        for n_tok in [1, 2, 3, 4, 5, 9, 14] {
+        for n_tok in [1, 2, 3, 4, 5, 9, 14, 16, 37] {
             let (a, ab) = acts(&c, n_tok);
             for isa in Isa::available() {
                 for range in [0..rows, 0..16, 8..16, 3..21, 5..7, 17..24] {

@@ -57,7 +57,15 @@ fn last_group(
     };
     let gbytes = w.len() / n_groups;
     let g = n_groups - 1;
-    kernel(&w[g * gbytes..], nb, acts, a_row, n_tok, &mut out[GROUP * g..], stride);
+    kernel(
+        &w[g * gbytes..],
+        nb,
+        acts,
+        a_row,
+        n_tok,
+        &mut out[GROUP * g..],
+        stride,
+    );
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -70,7 +78,10 @@ fn q4_k_zmm(
     out: &mut [f32],
     stride: usize,
 ) {
-    assert!(available(), "packed: AVX-512 VNNI kernel without AVX-512 VNNI");
+    assert!(
+        available(),
+        "packed: AVX-512 VNNI kernel without AVX-512 VNNI"
+    );
     let n_groups = check(w, GK, nb, acts, a_row, AK, n_tok, out, stride);
     PREPK.with_borrow_mut(|prep| {
         prep_q8_k(acts, a_row, n_tok, nb, prep);
@@ -89,7 +100,17 @@ fn q4_k_zmm(
         // groups, of which the pairs are the first 2·pairs, and `prep` holds n_tok × nb entries.
         unsafe { pairs_q4_k(&tiles, prep.as_ptr()) };
     });
-    last_group(GgmlType::Q4_K, w, n_groups, nb, acts, a_row, n_tok, out, stride);
+    last_group(
+        GgmlType::Q4_K,
+        w,
+        n_groups,
+        nb,
+        acts,
+        a_row,
+        n_tok,
+        out,
+        stride,
+    );
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -102,7 +123,10 @@ fn q4_0_zmm(
     out: &mut [f32],
     stride: usize,
 ) {
-    assert!(available(), "packed: AVX-512 VNNI kernel without AVX-512 VNNI");
+    assert!(
+        available(),
+        "packed: AVX-512 VNNI kernel without AVX-512 VNNI"
+    );
     let n_groups = check(w, G0, nb, acts, a_row, A0, n_tok, out, stride);
     PREP0.with_borrow_mut(|prep| {
         prep_q8_0(acts, a_row, n_tok, nb, prep);
@@ -120,7 +144,17 @@ fn q4_0_zmm(
         // SAFETY: as in `q4_k_zmm`.
         unsafe { pairs_q4_0(&tiles, prep.as_ptr()) };
     });
-    last_group(GgmlType::Q4_0, w, n_groups, nb, acts, a_row, n_tok, out, stride);
+    last_group(
+        GgmlType::Q4_0,
+        w,
+        n_groups,
+        nb,
+        acts,
+        a_row,
+        n_tok,
+        out,
+        stride,
+    );
 }
 
 /// A call's pairs of groups and its tokens.
@@ -174,7 +208,8 @@ unsafe fn pairs_q4_k(t: &Tiles, prep: *const PrepK) {
                 match t.n_tok - t0 {
                     1 => tile_k::<1>(&tile),
                     2 | 3 => tile_k::<2>(&tile),
-                    _ => tile_k::<4>(&tile),
+                    4..=7 => tile_k::<4>(&tile),
+                    n => stream_k(&tile, n),
                 }
             };
         }
@@ -197,7 +232,8 @@ unsafe fn pairs_q4_0(t: &Tiles, prep: *const Prep0) {
                     1 => tile_0::<1>(&tile),
                     2 | 3 => tile_0::<2>(&tile),
                     4..=7 => tile_0::<4>(&tile),
-                    _ => tile_0::<8>(&tile),
+                    8..=15 => tile_0::<8>(&tile),
+                    n => stream_0(&tile, n),
                 }
             };
         }
@@ -284,7 +320,8 @@ unsafe fn tile_k<const T: usize>(t: &Tile<PrepK>) -> usize {
             });
             for p in 0..4 {
                 // sub-blocks 2p (low nibbles) and 2p+1 (high nibbles) share their quant bytes
-                let (mut dot_lo, mut dot_hi) = ([_mm512_setzero_si512(); T], [_mm512_setzero_si512(); T]);
+                let (mut dot_lo, mut dot_hi) =
+                    ([_mm512_setzero_si512(); T], [_mm512_setzero_si512(); T]);
                 for k in 0..8 {
                     let raw = quants(w0, w1, 160 + 256 * p + 32 * k);
                     let lo = _mm512_and_si512(raw, m4);
@@ -322,6 +359,76 @@ unsafe fn tile_k<const T: usize>(t: &Tile<PrepK>) -> usize {
         unsafe { _mm512_storeu_ps(t.out.add(i * t.stride), _mm512_sub_ps(acc[i], acc_min[i])) };
     }
     T
+}
+
+/// Tokens of a [`stream_k`] call at the most: their accumulators (2 KiB) stay in L1.
+const STREAM: usize = 16;
+
+/// One pair of groups × up to [`STREAM`] tokens of Q4_K, the other way round from [`tile_k`]: each pair of
+/// sub-blocks' unpacked quants (16 registers) stays in registers while every token streams past them, so the
+/// unpacking is paid once per 16 tokens; returns the tokens done.
+///
+/// # Safety
+/// As [`tile_k`], for `min(n, STREAM)` tokens.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn stream_k(t: &Tile<PrepK>, n: usize) -> usize {
+    let n = n.min(STREAM);
+    let m4 = _mm512_set1_epi8(0x0F);
+    let (mut acc, mut acc_min) = ([_mm512_setzero_ps(); STREAM], [_mm512_setzero_ps(); STREAM]);
+    for b in 0..t.nb {
+        // SAFETY: super-block b of both groups, and of each token's row (the caller's contract).
+        unsafe {
+            let w0 = t.w.add(GK * b);
+            let w1 = w0.add(t.w_next);
+            let d = halves16(w0, w1, 0);
+            let dmin = halves16(w0, w1, 16);
+            for p in 0..4 {
+                let (mut lo, mut hi) = ([_mm512_setzero_si512(); 8], [_mm512_setzero_si512(); 8]);
+                for k in 0..8 {
+                    let raw = quants(w0, w1, 160 + 256 * p + 32 * k);
+                    lo[k] = _mm512_and_si512(raw, m4);
+                    hi[k] = _mm512_and_si512(_mm512_srli_epi16::<4>(raw), m4);
+                }
+                let sc_lo = bytes16(w0, w1, 32 + 16 * p);
+                let sc_hi = bytes16(w0, w1, 40 + 16 * p);
+                let mins = _mm512_or_si512(
+                    bytes16(w0, w1, 96 + 16 * p),
+                    _mm512_slli_epi32::<16>(bytes16(w0, w1, 104 + 16 * p)),
+                );
+                for i in 0..n {
+                    let q = t.a.add(i * t.a_row + AK * b + 4 + 64 * p);
+                    let (mut dot_lo, mut dot_hi) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+                    for k in 0..8 {
+                        let a_lo = _mm512_set1_epi32(q.add(4 * k).cast::<i32>().read_unaligned());
+                        let a_hi =
+                            _mm512_set1_epi32(q.add(32 + 4 * k).cast::<i32>().read_unaligned());
+                        dot_lo = _mm512_dpbusd_epi32(dot_lo, lo[k], a_lo);
+                        dot_hi = _mm512_dpbusd_epi32(dot_hi, hi[k], a_hi);
+                    }
+                    let isum = _mm512_add_epi32(
+                        _mm512_mullo_epi32(dot_lo, sc_lo),
+                        _mm512_mullo_epi32(dot_hi, sc_hi),
+                    );
+                    let prep = *t.prep.add(i * t.nb + b);
+                    let msum = _mm512_madd_epi16(mins, _mm512_set1_epi32(prep.bs[p]));
+                    let da = _mm512_set1_ps(prep.d);
+                    acc[i] =
+                        _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(d, da), acc[i]);
+                    acc_min[i] = _mm512_fmadd_ps(
+                        _mm512_cvtepi32_ps(msum),
+                        _mm512_mul_ps(dmin, da),
+                        acc_min[i],
+                    );
+                }
+            }
+        }
+    }
+    for i in 0..n {
+        // SAFETY: token i's 16 outputs of this pair lie in `out` (the caller's contract).
+        unsafe { _mm512_storeu_ps(t.out.add(i * t.stride), _mm512_sub_ps(acc[i], acc_min[i])) };
+    }
+    n
 }
 
 /// One pair of groups × `T` tokens of Q4_0; returns `T`. Nibbles unsigned, minus 8·Σa per block (the
@@ -365,4 +472,130 @@ unsafe fn tile_0<const T: usize>(t: &Tile<Prep0>) -> usize {
         unsafe { _mm512_storeu_ps(t.out.add(i * t.stride), *acc) };
     }
     T
+}
+
+#[cfg(test)]
+mod tests {
+    //! Bits are held by `tests/packed_order.rs` (every path against `packed::reference`); here only a speed
+    //! comparison, run by hand: `cargo test -p cria-kernels --release zmm_against_ymm -- --ignored --nocapture`.
+    use super::*;
+    use crate::quant::{activation_type, quantize_activation_with, quantize_row};
+    use std::time::{Duration, Instant};
+
+    /// Nanoseconds this thread has run on a CPU (Linux; as `benches/quant.rs`).
+    fn thread_cpu_ns() -> Option<u64> {
+        let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+        s.split_whitespace().next()?.parse().ok()
+    }
+
+    /// Seconds per call of `f`, repeated for 50 ms: on-CPU time where the OS reports it, else wall time.
+    fn per_call(mut f: impl FnMut()) -> f64 {
+        let (t, c) = (Instant::now(), thread_cpu_ns());
+        let mut reps = 0u32;
+        while reps == 0 || t.elapsed() < Duration::from_millis(50) {
+            f();
+            reps += 1;
+        }
+        let secs = match (c, thread_cpu_ns()) {
+            (Some(c0), Some(c1)) if c1 > c0 => (c1 - c0) as f64 / 1e9,
+            _ => t.elapsed().as_secs_f64(),
+        };
+        secs / reps as f64
+    }
+
+    #[test]
+    #[ignore]
+    fn zmm_against_ymm() {
+        if !available() {
+            return;
+        }
+        // a token task of matmul.rs's split: every row of a 1B-shape matrix block × 64 tokens
+        for (cols, rows, n_tok) in [(2048, 256, 64), (8192, 256, 64)] {
+            for ty in [GgmlType::Q4_0, GgmlType::Q4_K] {
+                let x: Vec<f32> = (0..cols).map(|i| (i as f32 * 0.37).sin()).collect();
+                let rb = ty.row_bytes(cols).unwrap_or(0);
+                let mut w = vec![0u8; rb * rows];
+                for (r, chunk) in w.chunks_exact_mut(rb).enumerate() {
+                    let xr: Vec<f32> = x.iter().map(|v| v * (1.0 + r as f32 * 0.01)).collect();
+                    quantize_row(ty, &xr, chunk).expect("quantize");
+                }
+                let packed = super::super::pack(ty, rows, cols, &w).expect("pack");
+                let at = activation_type(ty);
+                let ab = at.row_bytes(cols).unwrap_or(0);
+                let mut a = vec![0u8; ab * n_tok];
+                for chunk in a.chunks_exact_mut(ab) {
+                    quantize_activation_with(Isa::Scalar, at, &x, chunk);
+                }
+                let nb = cols / ty.block_size();
+                let mut out = vec![0f32; rows * n_tok];
+                let kernels = [
+                    super::super::x86::groups_kernel(Isa::Avx512, ty),
+                    gemm_kernel(ty),
+                ];
+                let mut runs = [Vec::new(), Vec::new()];
+                for _ in 0..9 {
+                    for (i, k) in kernels.iter().enumerate() {
+                        let Some(k) = k else { continue };
+                        runs[i].push(per_call(|| k(&packed, nb, &a, ab, n_tok, &mut out, rows)));
+                    }
+                }
+                let med = runs.map(|mut r| {
+                    r.sort_by(f64::total_cmp);
+                    r.get(r.len() / 2).copied().unwrap_or(f64::NAN)
+                });
+                let gmac = |s: f64| (rows * n_tok * cols) as f64 / s / 1e9;
+                println!(
+                    "{ty:?} {rows}x{cols}, {n_tok} tokens: GMAC/s ymm {:.1}, zmm {:.1} ({:.2}x)",
+                    gmac(med[0]),
+                    gmac(med[1]),
+                    med[0] / med[1]
+                );
+            }
+        }
+    }
+}
+
+/// One pair of groups × up to [`STREAM`] tokens of Q4_0, as [`stream_k`] does Q4_K: a block's unpacked
+/// quants stay in registers while the tokens stream past; returns the tokens done.
+///
+/// # Safety
+/// As [`tile_0`], for `min(n, STREAM)` tokens.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn stream_0(t: &Tile<Prep0>, n: usize) -> usize {
+    let n = n.min(STREAM);
+    let m4 = _mm512_set1_epi8(0x0F);
+    let mut acc = [_mm512_setzero_ps(); STREAM];
+    for b in 0..t.nb {
+        // SAFETY: block b of both groups, and of each token's row (the caller's contract).
+        unsafe {
+            let w0 = t.w.add(G0 * b);
+            let w1 = w0.add(t.w_next);
+            let dw = halves16(w0, w1, 0);
+            let (mut lo, mut hi) = ([_mm512_setzero_si512(); 4], [_mm512_setzero_si512(); 4]);
+            for k in 0..4 {
+                let raw = quants(w0, w1, 16 + 32 * k);
+                lo[k] = _mm512_and_si512(raw, m4);
+                hi[k] = _mm512_and_si512(_mm512_srli_epi16::<4>(raw), m4);
+            }
+            for (i, acc) in acc.iter_mut().enumerate().take(n) {
+                let q = t.a.add(i * t.a_row + A0 * b + 2);
+                let mut s = _mm512_setzero_si512();
+                for k in 0..4 {
+                    let a_lo = _mm512_set1_epi32(q.add(4 * k).cast::<i32>().read_unaligned());
+                    let a_hi = _mm512_set1_epi32(q.add(16 + 4 * k).cast::<i32>().read_unaligned());
+                    s = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(s, lo[k], a_lo), hi[k], a_hi);
+                }
+                let p = *t.prep.add(i * t.nb + b);
+                let isum = _mm512_sub_epi32(s, _mm512_set1_epi32(p.asum8));
+                let scale = _mm512_mul_ps(dw, _mm512_set1_ps(p.d));
+                *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, *acc);
+            }
+        }
+    }
+    for (i, acc) in acc.iter().enumerate().take(n) {
+        // SAFETY: token i's 16 outputs of this pair lie in `out` (the caller's contract).
+        unsafe { _mm512_storeu_ps(t.out.add(i * t.stride), *acc) };
+    }
+    n
 }
