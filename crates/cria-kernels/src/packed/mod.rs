@@ -22,6 +22,8 @@ pub mod reference;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 #[cfg(target_arch = "x86_64")]
+mod ymm_stream;
+#[cfg(target_arch = "x86_64")]
 mod zmm;
 
 use std::cell::RefCell;
@@ -308,11 +310,15 @@ fn groups_kernel(isa: Isa, ty: GgmlType) -> GroupsFn {
     }
 }
 
-/// The group kernel for several tokens (prefill): the AVX-512 VNNI GEMM where there is one (the bits of
-/// every other kernel here), else [`groups_kernel`]'s.
+/// The group kernel for several tokens (prefill): the AVX-512 VNNI GEMM where there is one, else the AVX2
+/// streaming one for Q4_K, else [`groups_kernel`]'s (all with the bits of every other kernel here).
 fn gemm_kernel(isa: Isa, ty: GgmlType) -> GroupsFn {
     #[cfg(target_arch = "x86_64")]
-    if let Some(k) = (isa == Isa::Avx512).then(|| zmm::gemm_kernel(ty)).flatten() {
+    if let Some(k) = (isa == Isa::Avx512)
+        .then(|| zmm::gemm_kernel(ty))
+        .flatten()
+        .or_else(|| ymm_stream::gemm_kernel(isa, ty))
+    {
         return k;
     }
     groups_kernel(isa, ty)
