@@ -125,9 +125,10 @@ unsafe fn stream(
                     _mm256_or_si256(lo, _mm256_slli_epi32::<16>(hi))
                 };
                 for i in 0..n {
-                    let p = *prep.add(i * nb + b);
-                    let da = _mm256_set1_ps(p.d);
-                    let msum = _mm256_madd_epi16(mins, _mm256_set1_epi32(p.bs[pair]));
+                    // fields read in place: a copy of the struct made the broadcast wait on a store
+                    let p = prep.add(i * nb + b);
+                    let da = _mm256_set1_ps((*p).d);
+                    let msum = _mm256_madd_epi16(mins, _mm256_set1_epi32((*p).bs[pair]));
                     acc[i] =
                         _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i]), _mm256_mul_ps(d, da), acc[i]);
                     acc_min[i] = _mm256_fmadd_ps(

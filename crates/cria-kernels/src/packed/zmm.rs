@@ -398,21 +398,26 @@ unsafe fn stream_k(t: &Tile<PrepK>, n: usize) -> usize {
                 );
                 for i in 0..n {
                     let q = t.a.add(i * t.a_row + AK * b + 4 + 64 * p);
-                    let (mut dot_lo, mut dot_hi) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+                    // four chains of four (exact integer sums, any grouping), so that a token's sums wait
+                    // on fewer `vpdpbusd` latencies
+                    let mut dots = [_mm512_setzero_si512(); 4];
                     for k in 0..8 {
                         let a_lo = _mm512_set1_epi32(q.add(4 * k).cast::<i32>().read_unaligned());
                         let a_hi =
                             _mm512_set1_epi32(q.add(32 + 4 * k).cast::<i32>().read_unaligned());
-                        dot_lo = _mm512_dpbusd_epi32(dot_lo, lo[k], a_lo);
-                        dot_hi = _mm512_dpbusd_epi32(dot_hi, hi[k], a_hi);
+                        dots[k % 2] = _mm512_dpbusd_epi32(dots[k % 2], lo[k], a_lo);
+                        dots[2 + k % 2] = _mm512_dpbusd_epi32(dots[2 + k % 2], hi[k], a_hi);
                     }
+                    let dot_lo = _mm512_add_epi32(dots[0], dots[1]);
+                    let dot_hi = _mm512_add_epi32(dots[2], dots[3]);
                     let isum = _mm512_add_epi32(
                         _mm512_mullo_epi32(dot_lo, sc_lo),
                         _mm512_mullo_epi32(dot_hi, sc_hi),
                     );
-                    let prep = *t.prep.add(i * t.nb + b);
-                    let msum = _mm512_madd_epi16(mins, _mm512_set1_epi32(prep.bs[p]));
-                    let da = _mm512_set1_ps(prep.d);
+                    // fields read in place: a copy of the struct made the broadcast wait on a store
+                    let pp = t.prep.add(i * t.nb + b);
+                    let msum = _mm512_madd_epi16(mins, _mm512_set1_epi32((*pp).bs[p]));
+                    let da = _mm512_set1_ps((*pp).d);
                     acc[i] =
                         _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(d, da), acc[i]);
                     acc_min[i] = _mm512_fmadd_ps(
