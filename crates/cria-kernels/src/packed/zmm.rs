@@ -49,7 +49,7 @@ fn last_group(
     out: &mut [f32],
     stride: usize,
 ) {
-    if n_groups % 2 == 0 {
+    if n_groups.is_multiple_of(2) {
         return;
     }
     let Some(kernel) = super::x86::groups_kernel(Isa::Avx512, ty) else {
@@ -479,6 +479,51 @@ unsafe fn tile_0<const T: usize>(t: &Tile<Prep0>) -> usize {
     T
 }
 
+/// One pair of groups × up to [`STREAM`] tokens of Q4_0, as [`stream_k`] does Q4_K: a block's unpacked
+/// quants stay in registers while the tokens stream past; returns the tokens done.
+///
+/// # Safety
+/// As [`tile_0`], for `min(n, STREAM)` tokens.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn stream_0(t: &Tile<Prep0>, n: usize) -> usize {
+    let n = n.min(STREAM);
+    let m4 = _mm512_set1_epi8(0x0F);
+    let mut acc = [_mm512_setzero_ps(); STREAM];
+    for b in 0..t.nb {
+        // SAFETY: block b of both groups, and of each token's row (the caller's contract).
+        unsafe {
+            let w0 = t.w.add(G0 * b);
+            let w1 = w0.add(t.w_next);
+            let dw = halves16(w0, w1, 0);
+            let (mut lo, mut hi) = ([_mm512_setzero_si512(); 4], [_mm512_setzero_si512(); 4]);
+            for k in 0..4 {
+                let raw = quants(w0, w1, 16 + 32 * k);
+                lo[k] = _mm512_and_si512(raw, m4);
+                hi[k] = _mm512_and_si512(_mm512_srli_epi16::<4>(raw), m4);
+            }
+            for (i, acc) in acc.iter_mut().enumerate().take(n) {
+                let q = t.a.add(i * t.a_row + A0 * b + 2);
+                let mut s = _mm512_setzero_si512();
+                for k in 0..4 {
+                    let a_lo = _mm512_set1_epi32(q.add(4 * k).cast::<i32>().read_unaligned());
+                    let a_hi = _mm512_set1_epi32(q.add(16 + 4 * k).cast::<i32>().read_unaligned());
+                    s = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(s, lo[k], a_lo), hi[k], a_hi);
+                }
+                let p = *t.prep.add(i * t.nb + b);
+                let isum = _mm512_sub_epi32(s, _mm512_set1_epi32(p.asum8));
+                let scale = _mm512_mul_ps(dw, _mm512_set1_ps(p.d));
+                *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, *acc);
+            }
+        }
+    }
+    for (i, acc) in acc.iter().enumerate().take(n) {
+        // SAFETY: token i's 16 outputs of this pair lie in `out` (the caller's contract).
+        unsafe { _mm512_storeu_ps(t.out.add(i * t.stride), *acc) };
+    }
+    n
+}
+
 #[cfg(test)]
 mod tests {
     //! Bits are held by `tests/packed_order.rs` (every path against `packed::reference`); here only a speed
@@ -559,49 +604,4 @@ mod tests {
             }
         }
     }
-}
-
-/// One pair of groups × up to [`STREAM`] tokens of Q4_0, as [`stream_k`] does Q4_K: a block's unpacked
-/// quants stay in registers while the tokens stream past; returns the tokens done.
-///
-/// # Safety
-/// As [`tile_0`], for `min(n, STREAM)` tokens.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn stream_0(t: &Tile<Prep0>, n: usize) -> usize {
-    let n = n.min(STREAM);
-    let m4 = _mm512_set1_epi8(0x0F);
-    let mut acc = [_mm512_setzero_ps(); STREAM];
-    for b in 0..t.nb {
-        // SAFETY: block b of both groups, and of each token's row (the caller's contract).
-        unsafe {
-            let w0 = t.w.add(G0 * b);
-            let w1 = w0.add(t.w_next);
-            let dw = halves16(w0, w1, 0);
-            let (mut lo, mut hi) = ([_mm512_setzero_si512(); 4], [_mm512_setzero_si512(); 4]);
-            for k in 0..4 {
-                let raw = quants(w0, w1, 16 + 32 * k);
-                lo[k] = _mm512_and_si512(raw, m4);
-                hi[k] = _mm512_and_si512(_mm512_srli_epi16::<4>(raw), m4);
-            }
-            for (i, acc) in acc.iter_mut().enumerate().take(n) {
-                let q = t.a.add(i * t.a_row + A0 * b + 2);
-                let mut s = _mm512_setzero_si512();
-                for k in 0..4 {
-                    let a_lo = _mm512_set1_epi32(q.add(4 * k).cast::<i32>().read_unaligned());
-                    let a_hi = _mm512_set1_epi32(q.add(16 + 4 * k).cast::<i32>().read_unaligned());
-                    s = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(s, lo[k], a_lo), hi[k], a_hi);
-                }
-                let p = *t.prep.add(i * t.nb + b);
-                let isum = _mm512_sub_epi32(s, _mm512_set1_epi32(p.asum8));
-                let scale = _mm512_mul_ps(dw, _mm512_set1_ps(p.d));
-                *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, *acc);
-            }
-        }
-    }
-    for (i, acc) in acc.iter().enumerate().take(n) {
-        // SAFETY: token i's 16 outputs of this pair lie in `out` (the caller's contract).
-        unsafe { _mm512_storeu_ps(t.out.add(i * t.stride), *acc) };
-    }
-    n
 }
