@@ -11,7 +11,7 @@
 
 use std::arch::x86_64::*;
 
-use super::x86::{AK, GK, PREPK, PrepK, check, prep_q8_k};
+use super::x86::{A0, AK, G0, GK, PREP0, PREPK, Prep0, PrepK, check, prep_q8_0, prep_q8_k};
 use super::{GROUP, GroupsFn};
 use crate::GgmlType;
 use crate::isa::Isa;
@@ -20,9 +20,108 @@ use crate::isa::Isa;
 const STREAM: usize = 16;
 
 /// The kernel for `ty` where there is one (Q4_K on AVX2: `Isa::Avx2` or `Isa::Avx512`'s 256-bit kernels).
+/// Q4_0 only where the CPU lacks AVX-VNNI (with it, `x86.rs`'s `vpdpbusd` tiles).
 pub(super) fn gemm_kernel(isa: Isa, ty: GgmlType) -> Option<GroupsFn> {
-    (matches!(isa, Isa::Avx2 | Isa::Avx512) && isa.supported() && ty == GgmlType::Q4_K)
-        .then_some(q4_k_stream as GroupsFn)
+    if !(matches!(isa, Isa::Avx2 | Isa::Avx512) && isa.supported()) {
+        return None;
+    }
+    match ty {
+        GgmlType::Q4_K => Some(q4_k_stream),
+        GgmlType::Q4_0 if !crate::dot::x86::has_avxvnni() => Some(q4_0_stream),
+        _ => None,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn q4_0_stream(
+    w: &[u8],
+    nb: usize,
+    acts: &[u8],
+    a_row: usize,
+    n_tok: usize,
+    out: &mut [f32],
+    stride: usize,
+) {
+    assert!(Isa::Avx2.supported(), "packed: AVX2 kernel without AVX2");
+    let n_groups = check(w, G0, nb, acts, a_row, A0, n_tok, out, stride);
+    PREP0.with_borrow_mut(|prep| {
+        prep_q8_0(acts, a_row, n_tok, nb, prep);
+        for g in 0..n_groups {
+            let mut t0 = 0;
+            while t0 < n_tok {
+                let n = (n_tok - t0).min(STREAM);
+                // SAFETY: as in `q4_k_stream`, for Q4_0 groups and Q8_0 activations.
+                unsafe {
+                    stream_0(
+                        w.as_ptr().add(g * G0 * nb),
+                        nb,
+                        acts.as_ptr().add(t0 * a_row),
+                        a_row,
+                        prep.as_ptr().add(t0 * nb),
+                        n,
+                        out.as_mut_ptr().add(t0 * stride + GROUP * g),
+                        stride,
+                    )
+                };
+                t0 += n;
+            }
+        }
+    });
+}
+
+/// One Q4_0 group × `n` ≤ [`STREAM`] tokens: a block's quants (8 registers) held while the tokens stream
+/// past, the plain 256-bit tile's arithmetic (`maddubs` into 16-bit pairs, widened, minus 8·Σa, one `fma`).
+///
+/// # Safety
+/// As [`stream`], for one group of `nb` Q4_0 group blocks and Q8_0 activation rows.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn stream_0(
+    wg: *const u8,
+    nb: usize,
+    a: *const u8,
+    a_row: usize,
+    prep: *const Prep0,
+    n: usize,
+    out: *mut f32,
+    stride: usize,
+) {
+    let m4 = _mm256_set1_epi8(0x0F);
+    let mut acc = [_mm256_setzero_ps(); STREAM];
+    for b in 0..nb {
+        // SAFETY: block b of the group, and of each token's row (the function's contract).
+        unsafe {
+            let gb = wg.add(G0 * b);
+            let dw = _mm256_cvtph_ps(_mm_loadu_si128(gb.cast()));
+            let (mut lo, mut hi) = ([_mm256_setzero_si256(); 4], [_mm256_setzero_si256(); 4]);
+            for k in 0..4 {
+                let raw = _mm256_loadu_si256(gb.add(16 + 32 * k).cast());
+                lo[k] = _mm256_and_si256(raw, m4);
+                hi[k] = _mm256_and_si256(_mm256_srli_epi16::<4>(raw), m4);
+            }
+            for (i, acc) in acc.iter_mut().enumerate().take(n) {
+                let q = a.add(i * a_row + A0 * b + 2);
+                let mut s16 = _mm256_setzero_si256();
+                for k in 0..4 {
+                    let a_lo = _mm256_set1_epi32(q.add(4 * k).cast::<i32>().read_unaligned());
+                    let a_hi = _mm256_set1_epi32(q.add(16 + 4 * k).cast::<i32>().read_unaligned());
+                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(lo[k], a_lo));
+                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(hi[k], a_hi));
+                }
+                let p = prep.add(i * nb + b);
+                let isum = _mm256_sub_epi32(
+                    _mm256_madd_epi16(s16, _mm256_set1_epi16(1)),
+                    _mm256_set1_epi32((*p).asum8),
+                );
+                let scale = _mm256_mul_ps(dw, _mm256_set1_ps((*p).d));
+                *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, *acc);
+            }
+        }
+    }
+    for (i, acc) in acc.iter().enumerate().take(n) {
+        // SAFETY: token i's 8 outputs of this group lie in `out` (the function's contract).
+        unsafe { _mm256_storeu_ps(out.add(i * stride), *acc) };
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
