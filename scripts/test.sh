@@ -18,6 +18,7 @@ fi
 # need their own pass.
 if grep -qw avx_vnni /proc/cpuinfo 2>/dev/null; then
     CRIA_ISA=avx2-novnni cargo test -p cria-model --release --test parity --test batching
+    CRIA_ISA=avx2-novnni cargo test -p cria-kernels --release --test packed_order
 fi
 CRIA_ISA=scalar cargo test -p cria-model --release --test batching --test conformance --test moe_batching
 if [ -f tests/openai/run.sh ]; then

@@ -88,10 +88,10 @@ const CASES: [(GgmlType, usize, usize); 2] = [(GgmlType::Q4_0, 24, 320), (GgmlTy
 fn packed_kernels_give_the_reference_bits_on_every_path() {
     for (i, (ty, rows, cols)) in CASES.into_iter().enumerate() {
         let c = case(ty, rows, cols, 11 + i as u64);
-        for n_tok in [1, 2, 3, 4, 5, 9] {
+        for n_tok in [1, 2, 3, 4, 5, 9, 14, 16, 37] {
             let (a, ab) = acts(&c, n_tok);
             for isa in Isa::available() {
-                for range in [0..rows, 8..16, 3..21, 5..7, 17..24] {
+                for range in [0..rows, 0..16, 8..16, 3..21, 5..7, 17..24] {
                     let stride = range.len() + 3;
                     let mut out = vec![f32::NAN; n_tok * stride];
                     packed::matmul_rows_with(

@@ -21,6 +21,10 @@ pub mod reference;
 
 #[cfg(target_arch = "x86_64")]
 mod x86;
+#[cfg(target_arch = "x86_64")]
+mod ymm_stream;
+#[cfg(target_arch = "x86_64")]
+mod zmm;
 
 use std::cell::RefCell;
 use std::ops::Range;
@@ -245,7 +249,11 @@ pub fn matmul_rows_with(
         (n_tok - 1) * out_stride + rows.len() <= out.len(),
         "packed: out too short"
     );
-    let kernel = groups_kernel(isa, ty);
+    let kernel = if n_tok > 1 {
+        gemm_kernel(isa, ty)
+    } else {
+        groups_kernel(isa, ty)
+    };
     let acts = &acts[..n_tok * a_row];
     // whole groups inside the range go straight into `out`
     let (w0, w1) = (rows.start.div_ceil(GROUP), rows.end / GROUP);
@@ -300,6 +308,20 @@ fn groups_kernel(isa: Isa, ty: GgmlType) -> GroupsFn {
         }
         _ => |w, nb, a, ar, n, o, s| scalar_groups(GgmlType::Q4_K, w, nb, a, ar, n, o, s),
     }
+}
+
+/// The group kernel for several tokens (prefill): the AVX-512 VNNI GEMM where there is one, else the AVX2
+/// streaming one for Q4_K, else [`groups_kernel`]'s (all with the bits of every other kernel here).
+fn gemm_kernel(isa: Isa, ty: GgmlType) -> GroupsFn {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(k) = (isa == Isa::Avx512)
+        .then(|| zmm::gemm_kernel(ty))
+        .flatten()
+        .or_else(|| ymm_stream::gemm_kernel(isa, ty))
+    {
+        return k;
+    }
+    groups_kernel(isa, ty)
 }
 
 /// The scalar group kernel: each row unpacked once, then [`reference::dot`] against every token.

@@ -20,10 +20,10 @@ use crate::quant::blocks::{BlockQ8_0, BlockQ8K};
 mod gemv;
 
 /// Bytes of a Q4_0 / Q4_K group block, a Q8_0 / Q8_K activation block.
-const G0: usize = 144;
-const GK: usize = 1184;
-const A0: usize = 34;
-const AK: usize = 292;
+pub(super) const G0: usize = 144;
+pub(super) const GK: usize = 1184;
+pub(super) const A0: usize = 34;
+pub(super) const AK: usize = 292;
 
 pub(super) fn groups_kernel(isa: Isa, ty: GgmlType) -> Option<GroupsFn> {
     if !matches!(isa, Isa::Avx2 | Isa::Avx512) {
@@ -40,27 +40,27 @@ pub(super) fn groups_kernel(isa: Isa, ty: GgmlType) -> Option<GroupsFn> {
 
 /// Per token and block of 32: the activation scale and 8·Σa (the Q4_0 offset).
 #[derive(Clone, Copy, Default)]
-struct Prep0 {
-    d: f32,
-    asum8: i32,
+pub(super) struct Prep0 {
+    pub(super) d: f32,
+    pub(super) asum8: i32,
 }
 
 /// Per token and super-block: the activation scale and the sums of each pair of sub-blocks' pairs of
 /// 16-sums, two i16 in an i32 (sub-block 2q low, 2q+1 high), for the mins.
 #[derive(Clone, Copy, Default)]
-struct PrepK {
-    d: f32,
-    bs: [i32; 4],
+pub(super) struct PrepK {
+    pub(super) d: f32,
+    pub(super) bs: [i32; 4],
 }
 
 thread_local! {
-    static PREP0: RefCell<Vec<Prep0>> = const { RefCell::new(Vec::new()) };
-    static PREPK: RefCell<Vec<PrepK>> = const { RefCell::new(Vec::new()) };
+    pub(super) static PREP0: RefCell<Vec<Prep0>> = const { RefCell::new(Vec::new()) };
+    pub(super) static PREPK: RefCell<Vec<PrepK>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The sizes every kernel here relies on; panics on a caller's mistake.
 #[allow(clippy::too_many_arguments)]
-fn check(
+pub(super) fn check(
     w: &[u8],
     gb: usize,
     nb: usize,
@@ -87,7 +87,7 @@ fn check(
     n_groups
 }
 
-fn prep_q8_0(acts: &[u8], a_row: usize, n_tok: usize, nb: usize, prep: &mut Vec<Prep0>) {
+pub(super) fn prep_q8_0(acts: &[u8], a_row: usize, n_tok: usize, nb: usize, prep: &mut Vec<Prep0>) {
     prep.clear();
     for t in 0..n_tok {
         let blocks: &[BlockQ8_0] = bytemuck::cast_slice(&acts[t * a_row..(t + 1) * a_row]);
@@ -98,7 +98,7 @@ fn prep_q8_0(acts: &[u8], a_row: usize, n_tok: usize, nb: usize, prep: &mut Vec<
     }
 }
 
-fn prep_q8_k(acts: &[u8], a_row: usize, n_tok: usize, nb: usize, prep: &mut Vec<PrepK>) {
+pub(super) fn prep_q8_k(acts: &[u8], a_row: usize, n_tok: usize, nb: usize, prep: &mut Vec<PrepK>) {
     prep.clear();
     for t in 0..n_tok {
         let blocks: &[BlockQ8K] = bytemuck::cast_slice(&acts[t * a_row..(t + 1) * a_row]);
