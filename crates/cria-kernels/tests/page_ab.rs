@@ -11,75 +11,27 @@
 //! round; each sweep is timed in this thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), so time the loaded
 //! machine spends on other processes is not counted. GB/s = weight bytes / CPU seconds.
 //!
-//! Result on the shared AMD EPYC (Zen 4, AVX-512 path, 2 cores shared with three builds, load average ~6,
-//! 2026-12-07): see the commit that added this file and docs/BENCHMARKS.md's session-9 section.
+//! Result on the shared 2-core AMD EPYC (Zen 4, AVX-512 path; three builds beside it, load average ~6;
+//! 2026-12-07), CPU-time GB/s median of 24 sweeps, two runs:
+//!
+//! | weights                          | (a) Vec 4 KiB | (b) MADV_HUGEPAGE | (c) file map |
+//! |----------------------------------|---------------|-------------------|--------------|
+//! | Q8_0 matvec, 1034 MB             | 26.5 / 22.6   | 28.8 / 28.5       | 25.6 / 25.2  |
+//! | Q4_0 repacked gemv, 547 MB       | 27.1 / 25.1   | 31.5 / 32.0       | -            |
+//!
+//! Huge pages: +9% / +26% (Q8_0), +16% / +27% (Q4_0); the file map reads like a `Vec`. Hence
+//! `cria_kernels::pages` and the loader's copy on 2 MiB pages (cria-model `weights::resident_copy`).
 
-use std::ffi::c_void;
 use std::time::Instant;
 
 use cria_gguf::{GgufFile, TensorInfo};
 use cria_kernels::GgmlType;
 use cria_kernels::isa;
+use cria_kernels::pages::{self, HugeBytes};
 use cria_kernels::quant::{activation_type, quantize_activation};
 
-const HUGE: usize = 2 << 20;
 /// Stop adding matrices past this many bytes (both files' layer matrices are larger).
 const BUDGET: usize = 1 << 30;
-
-/// A 2 MiB-aligned anonymous mapping advised `MADV_HUGEPAGE`.
-struct HugeBuf {
-    base: *mut c_void,
-    map_len: usize,
-    ptr: *mut u8,
-    len: usize,
-}
-
-impl HugeBuf {
-    fn new(len: usize) -> HugeBuf {
-        let map_len = len + HUGE;
-        // SAFETY: a fresh private anonymous mapping; the result is checked against MAP_FAILED.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                map_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(base, libc::MAP_FAILED, "mmap of {map_len} bytes");
-        let skip = (HUGE - base as usize % HUGE) % HUGE;
-        // SAFETY: skip < HUGE, so ptr..ptr+len lies inside the mapping of len + HUGE bytes.
-        let ptr = unsafe { base.cast::<u8>().add(skip) };
-        // SAFETY: the range is inside the mapping made above.
-        let rc = unsafe { libc::madvise(ptr.cast(), len, libc::MADV_HUGEPAGE) };
-        assert_eq!(rc, 0, "madvise(MADV_HUGEPAGE)");
-        HugeBuf {
-            base,
-            map_len,
-            ptr,
-            len,
-        }
-    }
-
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        // SAFETY: ptr..ptr+len is mapped read-write and owned by self (zero-filled on first touch).
-        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        // SAFETY: as in bytes_mut; shared borrow of self.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
-    }
-}
-
-impl Drop for HugeBuf {
-    fn drop(&mut self) {
-        // SAFETY: base/map_len are the mapping made in `new`, unmapped once.
-        unsafe { libc::munmap(self.base, self.map_len) };
-    }
-}
 
 /// This thread's CPU time in seconds.
 fn thread_cpu_s() -> f64 {
@@ -91,29 +43,6 @@ fn thread_cpu_s() -> f64 {
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     assert_eq!(rc, 0);
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-}
-
-/// kB of `AnonHugePages` (and of `Rss`) in the mappings that overlap [start, start + len).
-fn smaps_kb(start: usize, len: usize) -> (u64, u64) {
-    let text = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
-    let (mut inside, mut huge, mut rss) = (false, 0, 0);
-    for line in text.lines() {
-        let head = line.split_whitespace().next().unwrap_or("");
-        if let Some((a, b)) = head.split_once('-')
-            && let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
-        {
-            inside = a < start + len && b > start;
-            continue;
-        }
-        let kb = || line.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok());
-        if inside && line.starts_with("AnonHugePages:") {
-            huge += kb().unwrap_or(0);
-        }
-        if inside && line.starts_with("Rss:") {
-            rss += kb().unwrap_or(0);
-        }
-    }
-    (huge, rss)
 }
 
 /// One matrix of the sweep: where it sits in the copies, its bytes in the file, its shape.
@@ -202,8 +131,7 @@ fn model(name: &str) -> Option<GgufFile> {
 }
 
 fn report_pages(name: &str, bytes: &[u8]) {
-    let (huge, rss) = smaps_kb(bytes.as_ptr() as usize, bytes.len());
-    println!("  {name}: Rss {rss} kB, AnonHugePages {huge} kB");
+    println!("  {name}: AnonHugePages {} kB", pages::huge_kb(bytes));
 }
 
 #[test]
@@ -213,14 +141,14 @@ fn q8_0_decode_from_vec_huge_pages_and_file_map() {
     let ty = GgmlType::Q8_0;
     let (mats, total) = pick(&file, ty, |i| i.n_bytes as usize);
     let mut plain = vec![0u8; total];
-    let mut huge = HugeBuf::new(total);
+    let mut huge = HugeBytes::zeroed(total).expect("mmap");
     for m in &mats {
         let src = file.tensor_data(&m.info);
         plain[m.at..m.at + src.len()].copy_from_slice(src);
-        huge.bytes_mut()[m.at..m.at + src.len()].copy_from_slice(src);
+        huge[m.at..m.at + src.len()].copy_from_slice(src);
     }
     report_pages("vec", &plain);
-    report_pages("huge", huge.bytes());
+    report_pages("huge", &huge);
     let acts: Vec<(usize, Vec<u8>)> = [2048, 8192].map(|c| (c, activation(ty, c))).to_vec();
     let act = |cols: usize| &acts.iter().find(|(c, _)| *c == cols).expect("cols").1;
     let mut out = vec![0f32; 1 << 17];
@@ -243,14 +171,14 @@ fn q8_0_decode_from_vec_huge_pages_and_file_map() {
         }
         thread_cpu_s() - t
     };
-    let (a, b) = (|| sweep_copy(&plain), || sweep_copy(huge.bytes()));
+    let (a, b) = (|| sweep_copy(&plain), || sweep_copy(&huge));
     let cases: [(&str, &dyn Fn() -> f64); 3] = [
         ("(a) Vec, 4 KiB pages", &a),
         ("(b) anon, MADV_HUGEPAGE", &b),
         ("(c) file map (page cache)", &sweep_map),
     ];
     race("Q8_0 one-token matvec", total, &cases, 8, 3);
-    report_pages("huge after", huge.bytes());
+    report_pages("huge after", &huge);
 }
 
 #[test]
@@ -267,16 +195,16 @@ fn q4_0_repacked_decode_from_vec_and_huge_pages() {
         .filter(|m| cria_kernels::packed::packs(ty, m.rows, m.cols))
         .collect();
     let mut plain = vec![0u8; total];
-    let mut huge = HugeBuf::new(total);
+    let mut huge = HugeBytes::zeroed(total).expect("mmap");
     for m in &mats {
         let p = cria_kernels::packed::pack(ty, m.rows, m.cols, file.tensor_data(&m.info))
             .expect("pack");
         plain[m.at..m.at + p.len()].copy_from_slice(&p);
-        huge.bytes_mut()[m.at..m.at + p.len()].copy_from_slice(&p);
+        huge[m.at..m.at + p.len()].copy_from_slice(&p);
     }
     let bytes: usize = mats.iter().map(|m| packed_len(&m.info)).sum();
     report_pages("vec", &plain);
-    report_pages("huge", huge.bytes());
+    report_pages("huge", &huge);
     let acts: Vec<(usize, Vec<u8>)> = [2048, 8192].map(|c| (c, activation(ty, c))).to_vec();
     let act = |cols: usize| &acts.iter().find(|(c, _)| *c == cols).expect("cols").1;
     let out = std::cell::RefCell::new(vec![0f32; 1 << 17]);
@@ -299,11 +227,11 @@ fn q4_0_repacked_decode_from_vec_and_huge_pages() {
         }
         thread_cpu_s() - t
     };
-    let (a, b) = (|| sweep(&plain), || sweep(huge.bytes()));
+    let (a, b) = (|| sweep(&plain), || sweep(&huge));
     let cases: [(&str, &dyn Fn() -> f64); 2] = [
         ("(a) Vec, 4 KiB pages", &a),
         ("(b) anon, MADV_HUGEPAGE", &b),
     ];
     race("Q4_0 repacked one-token gemv", bytes, &cases, 8, 3);
-    report_pages("huge after", huge.bytes());
+    report_pages("huge after", &huge);
 }
