@@ -673,7 +673,44 @@ fn uncovered(r: Range<usize>, skip: &[Range<usize>]) -> Vec<Range<usize>> {
 
 #[cfg(test)]
 mod resident_tests {
-    use super::uncovered;
+    use super::{mmap_requested, uncovered};
+    use crate::Model;
+
+    /// Every conformance model's copy on 2 MiB pages holds the file's bytes wherever a kernel reads the file
+    /// layout (all but the repacked matrices), and is not the map itself.
+    #[test]
+    fn resident_copy_holds_the_files_bytes() {
+        let root =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/conformance");
+        let mut checked = 0;
+        for case in std::fs::read_dir(&root)
+            .expect("testdata/conformance")
+            .flatten()
+        {
+            let path = case.path().join("model.gguf");
+            let Ok(model) = Model::load(&path) else {
+                continue; // not a decoder (the cases' loader tests cover those)
+            };
+            let (file, copy) = (model.gguf().data(), model.data());
+            assert_eq!(file.len(), copy.len());
+            if cfg!(target_os = "linux") && !mmap_requested() {
+                assert_ne!(file.as_ptr(), copy.as_ptr(), "{path:?}: no copy");
+            }
+            let skip = model.weights().repacked_ranges();
+            for info in model.gguf().tensors() {
+                let start = info.offset as usize;
+                for r in uncovered(start..start + info.n_bytes as usize, &skip) {
+                    assert!(
+                        file[r.clone()] == copy[r.clone()],
+                        "{path:?} {}: {r:?}",
+                        info.name
+                    );
+                }
+            }
+            checked += 1;
+        }
+        assert!(checked >= 10, "only {checked} conformance models loaded");
+    }
 
     #[test]
     #[allow(clippy::single_range_in_vec_init)] // slices of ranges, as `resident_copy` passes
