@@ -1,6 +1,6 @@
-//! The model's tensors, found by name and checked against the spec: matrices stay in the memory map (the
-//! layers' Q4_0 / Q4_K ones repacked for the kernels where they take them), small vectors (norms, biases)
-//! are read into f32 once.
+//! The model's tensors, found by name and checked against the spec: matrices are read where the file lays
+//! them out (the map, or on Linux its copy on 2 MiB pages: [`resident_copy`]; the layers' Q4_0 / Q4_K ones
+//! repacked for the kernels where they take them), small vectors (norms, biases) are read into f32 once.
 
 use std::ops::Range;
 use std::sync::Arc;
