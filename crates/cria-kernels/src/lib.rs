@@ -17,6 +17,7 @@ pub mod bandwidth;
 pub mod matmul;
 pub mod ops;
 pub mod packed;
+pub mod pages;
 pub mod pool;
 
 pub use error::KernelError;

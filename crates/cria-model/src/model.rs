@@ -16,6 +16,8 @@ pub struct Model {
     file: GgufFile,
     spec: ArchSpec,
     weights: Weights,
+    /// The tensor data on 2 MiB pages, read in place of the map ([`crate::weights::resident_copy`]).
+    resident: Option<cria_kernels::pages::HugeBytes>,
     /// RoPE of each layer (global and sliding layers may differ; `None`: the layer does not rotate), with
     /// LongRoPE's short factors where the file has them.
     layer_rope: Vec<Option<RopeParams>>,
@@ -33,6 +35,7 @@ impl Model {
     pub fn from_gguf(file: GgufFile) -> Result<Model, ModelError> {
         let spec = ArchSpec::from_gguf(&file)?;
         let weights = Weights::load(&file, &spec)?;
+        let resident = crate::weights::resident_copy(&file, &weights)?;
         let ropes = |factors: Option<&[f32]>| -> Vec<Option<RopeParams>> {
             (0..spec.n_layer)
                 .map(|il| {
@@ -54,6 +57,7 @@ impl Model {
             file,
             spec,
             weights,
+            resident,
             layer_rope,
             layer_rope_long,
         })
@@ -148,8 +152,9 @@ impl Model {
         &self.weights
     }
 
+    /// The tensor data the kernels read: the copy on 2 MiB pages, or the file's map.
     pub(crate) fn data(&self) -> &[u8] {
-        self.file.data()
+        self.resident.as_deref().unwrap_or(self.file.data())
     }
 
     /// The RoPE of layer `il` for a sequence whose context holds `n_ctx_seq` tokens (LongRoPE switches to its

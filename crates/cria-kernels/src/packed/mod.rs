@@ -95,7 +95,10 @@ pub fn pack(ty: GgmlType, rows: usize, cols: usize, src: &[u8]) -> Result<Vec<u8
     }
     let nb = cols / ty.block_size();
     let row_bytes = nb * ty.type_size();
-    let mut out = vec![0u8; gb * nb * rows / GROUP];
+    // on 2 MiB pages where the OS grants them: decode streams these bytes every token (`crate::pages`)
+    let mut out = Vec::with_capacity(gb * nb * rows / GROUP);
+    crate::pages::advise_huge_pages(&mut out);
+    out.resize(gb * nb * rows / GROUP, 0u8);
     for (g, dst) in out.chunks_exact_mut(gb * nb).enumerate() {
         let rows_of = |j: usize| &src[(GROUP * g + j) * row_bytes..(GROUP * g + j + 1) * row_bytes];
         for (b, d) in dst.chunks_exact_mut(gb).enumerate() {
