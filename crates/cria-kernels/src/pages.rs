@@ -89,9 +89,9 @@ impl std::fmt::Debug for HugeBytes {
 /// Advises the whole 2 MiB pages inside `buf`'s spare capacity for transparent huge pages, so that the
 /// writes that fill it fault in huge pages (the advice changes no byte; memory already resident stays as it
 /// is). For a `Vec` about to be filled: `Vec::with_capacity(n)`, then this, then the writes.
-pub fn advise_huge_pages(buf: &mut Vec<u8>) {
+pub fn advise_huge_pages<T>(buf: &mut Vec<T>) {
     let spare = buf.spare_capacity_mut();
-    let (start, len) = (spare.as_mut_ptr() as usize, spare.len());
+    let (start, len) = (spare.as_mut_ptr() as usize, std::mem::size_of_val(spare));
     let first = start.next_multiple_of(HUGE_PAGE);
     let end = (start + len) / HUGE_PAGE * HUGE_PAGE;
     if first < end {
