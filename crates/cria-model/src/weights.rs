@@ -630,8 +630,9 @@ pub fn mmap_requested() -> bool {
 /// the embeddings) from huge pages: decode's one-token kernels ran 9-27% faster per CPU-second from them
 /// than from 4 KiB pages (cria-kernels tests/page_ab.rs). The ranges of repacked matrices are left unwritten
 /// (their pages are never allocated), and the bytes are read with `pread`, so the map's pages never become
-/// resident: RAM holds the model about once. `None` on request ([`mmap_requested`]), where the OS refuses
-/// the mapping, or on a target without huge pages.
+/// resident: RAM holds the model about once. `None` on request ([`mmap_requested`]), where the copy would
+/// take more than three quarters of the available memory, where the OS refuses the mapping, or on a target
+/// without huge pages.
 pub(crate) fn resident_copy(
     file: &GgufFile,
     weights: &Weights,
@@ -639,20 +640,44 @@ pub(crate) fn resident_copy(
     if mmap_requested() || !cfg!(target_os = "linux") {
         return Ok(None);
     }
+    let skip = weights.repacked_ranges();
+    let ranges: Vec<Range<usize>> = file
+        .tensors()
+        .iter()
+        .filter_map(|info| {
+            // Out of range: `open` refused such a file already.
+            let start = usize::try_from(info.offset).ok()?;
+            let len = usize::try_from(info.n_bytes).ok()?;
+            Some(uncovered(start..start + len, &skip))
+        })
+        .flatten()
+        .collect();
+    let bytes: usize = ranges.iter().map(|r| r.len()).sum();
+    if !fits_in_memory(bytes, available_memory()) {
+        // A model near or past the RAM: read through the map, whose pages the OS can drop and reload.
+        return Ok(None);
+    }
     let Ok(mut copy) = cria_kernels::pages::HugeBytes::zeroed(file.data().len()) else {
         return Ok(None);
     };
-    let skip = weights.repacked_ranges();
-    for info in file.tensors() {
-        let (Ok(start), Ok(len)) = (usize::try_from(info.offset), usize::try_from(info.n_bytes))
-        else {
-            continue; // out of range: `open` refused such a file already
-        };
-        for r in uncovered(start..start + len, &skip) {
-            file.read_data(r.start, &mut copy[r])?;
-        }
+    for r in ranges {
+        file.read_data(r.start, &mut copy[r])?;
     }
     Ok(Some(copy))
+}
+
+/// Whether a copy of `bytes` leaves room: at most three quarters of the memory available now (Linux's
+/// `MemAvailable`, which counts the page cache the copy can displace). Unknown memory allows it.
+fn fits_in_memory(bytes: usize, available: Option<u64>) -> bool {
+    available.is_none_or(|a| bytes as u64 <= a / 4 * 3)
+}
+
+/// `MemAvailable` of /proc/meminfo in bytes, where there is one.
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kb.checked_mul(1024)
 }
 
 /// The parts of `r` outside every range of `skip` (sorted by start).
@@ -673,11 +698,23 @@ fn uncovered(r: Range<usize>, skip: &[Range<usize>]) -> Vec<Range<usize>> {
 
 #[cfg(test)]
 mod resident_tests {
-    use super::{mmap_requested, uncovered};
+    use super::{available_memory, fits_in_memory, mmap_requested, uncovered};
     use crate::Model;
 
     /// Every conformance model's copy on 2 MiB pages holds the file's bytes wherever a kernel reads the file
     /// layout (all but the repacked matrices), and is not the map itself.
+    #[test]
+    fn copy_only_where_it_fits_in_memory() {
+        let gib = 1u64 << 30;
+        assert!(fits_in_memory(3 << 30, Some(4 * gib)));
+        assert!(!fits_in_memory((3 << 30) + 1, Some(4 * gib)));
+        assert!(!fits_in_memory(8 << 30, Some(4 * gib)));
+        assert!(fits_in_memory(usize::MAX, None));
+        if cfg!(target_os = "linux") {
+            assert!(available_memory().is_some_and(|a| a > 0));
+        }
+    }
+
     #[test]
     fn resident_copy_holds_the_files_bytes() {
         let root =
