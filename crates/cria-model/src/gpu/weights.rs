@@ -39,9 +39,11 @@ pub(super) fn upload(
     gpu: &Gpu,
     model: &Model,
 ) -> Result<BlockWeights<GpuMatrix, GpuBuffer>, ModelError> {
+    // The file's own bytes, not `model.data()`: the CPU's 2 MiB-page copy leaves the ranges of the matrices it
+    // repacked unwritten (zeros), and the GPU uploads every matrix in file layout.
     let up = GpuUpload {
         gpu,
-        data: model.data(),
+        data: model.gguf().data(),
     };
     Ok(block_weights::upload(&up, model.weights())?)
 }
