@@ -219,6 +219,8 @@ pub struct Weights {
     /// LongRoPE's factors (Phi-3): short for a sequence context within the original one, long beyond it.
     pub rope_factors_short: Option<Vec<f32>>,
     pub rope_factors_long: Option<Vec<f32>>,
+    /// The file ranges of the matrices `repack_all` repacked.
+    repacked: Vec<Range<usize>>,
 }
 
 struct Loader<'a> {
@@ -460,25 +462,6 @@ impl Loader<'_> {
 }
 
 impl Weights {
-    /// The file ranges whose bytes no kernel reads from the file's layout (the matrices repacked at load).
-    fn repacked_ranges(&self) -> Vec<Range<usize>> {
-        let mut ranges: Vec<Range<usize>> = self
-            .layers
-            .iter()
-            .flat_map(|l| {
-                let ffn = match &l.ffn {
-                    FfnWeights::Dense { gate, up, down } => vec![gate, up, down],
-                    _ => Vec::new(),
-                };
-                [&l.wq, &l.wk, &l.wv, &l.wo].into_iter().chain(ffn)
-            })
-            .filter(|m| m.packed.is_some())
-            .map(|m| m.bytes.clone())
-            .collect();
-        ranges.sort_by_key(|r| r.start);
-        ranges
-    }
-
     /// Finds and checks every tensor `spec` needs in `file`.
     pub fn load(file: &GgufFile, spec: &ArchSpec) -> Result<Weights, ModelError> {
         let l = Loader { file, spec };
@@ -486,7 +469,7 @@ impl Weights {
             .map(|il| l.layer(il))
             .collect::<Result<Vec<_>, _>>()?;
         let mut layers = layers;
-        repack_all(
+        let repacked = repack_all(
             file,
             layers
                 .iter_mut()
@@ -507,7 +490,14 @@ impl Weights {
                 .optional_vector("rope_factors_short.weight", spec.rope.n_rot / 2)?,
             rope_factors_long: l
                 .optional_vector("rope_factors_long.weight", spec.rope.n_rot / 2)?,
+            repacked,
         })
+    }
+
+    /// The file ranges whose bytes no kernel reads from the file's layout (the matrices repacked at load),
+    /// sorted by start.
+    pub(crate) fn repacked_ranges(&self) -> &[Range<usize>] {
+        &self.repacked
     }
 
     /// The matrix that turns the final hidden state into logits.
@@ -518,7 +508,11 @@ impl Weights {
 
 /// Repacks `matrices` on up to `available_parallelism` threads (each takes the next matrix not yet taken),
 /// so that loading a model costs little more than reading its repacked tensors. The first error wins.
-fn repack_all(file: &GgufFile, matrices: Vec<&mut Matrix>) -> Result<(), ModelError> {
+/// Returns the file ranges of the matrices it repacked, sorted by start.
+fn repack_all(
+    file: &GgufFile,
+    matrices: Vec<&mut Matrix>,
+) -> Result<Vec<Range<usize>>, ModelError> {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let jobs: Vec<Mutex<&mut Matrix>> = matrices.into_iter().map(Mutex::new).collect();
@@ -545,10 +539,17 @@ fn repack_all(file: &GgufFile, matrices: Vec<&mut Matrix>) -> Result<(), ModelEr
         }
         work();
     });
-    match first_error.into_inner() {
-        Ok(Some(e)) => Err(e),
-        _ => Ok(()),
+    if let Ok(Some(e)) = first_error.into_inner() {
+        return Err(e);
     }
+    let mut repacked: Vec<Range<usize>> = jobs
+        .into_iter()
+        .filter_map(|job| job.into_inner().ok())
+        .filter(|m| m.packed.is_some())
+        .map(|m| m.bytes.clone())
+        .collect();
+    repacked.sort_by_key(|r| r.start);
+    Ok(repacked)
 }
 
 /// The `rows` x `cols` matrix `name` of `file`: its shape checked, and refused in a format that is only
@@ -648,7 +649,7 @@ pub(crate) fn resident_copy(
             // Out of range: `open` refused such a file already.
             let start = usize::try_from(info.offset).ok()?;
             let len = usize::try_from(info.n_bytes).ok()?;
-            Some(uncovered(start..start + len, &skip))
+            Some(uncovered(start..start + len, skip))
         })
         .flatten()
         .collect();
@@ -736,7 +737,7 @@ mod resident_tests {
             let skip = model.weights().repacked_ranges();
             for info in model.gguf().tensors() {
                 let start = info.offset as usize;
-                for r in uncovered(start..start + info.n_bytes as usize, &skip) {
+                for r in uncovered(start..start + info.n_bytes as usize, skip) {
                     assert!(
                         file[r.clone()] == copy[r.clone()],
                         "{path:?} {}: {r:?}",
