@@ -8,6 +8,7 @@ counted from the usage chunk when the server sends one, else one per content chu
 One server:   bench/serve_bench.py --url http://127.0.0.1:8080 [--model NAME] [--max-tokens 128] [--requests 2]
 Side by side: bench/serve_bench.py --compare --cria-bin target/release/cria --llama-server PATH/llama-server
               [--model-file ~/.cache/cria/models/smollm2-135m-instruct.gguf] [--parallel 8] [--ctx 2048] [--rounds 2]
+              [--cria-isa avx2-novnni]  (CRIA_ISA for cria serve alone; default: inherited)
   starts `cria serve --parallel P --ctx C` and `llama-server -np P -c P*C` (same threads, same model file), then
   for each round and level runs both, alternating which goes first, and prints a markdown table of the means.
 """
@@ -118,7 +119,10 @@ def start_servers(args):
     servers = []
     for label, port, cmd in commands:
         log = tempfile.NamedTemporaryFile(prefix=f"bench-{label}-", suffix=".log", delete=False).name
-        proc = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+        env = dict(os.environ)
+        if label == "cria" and args.cria_isa:
+            env["CRIA_ISA"] = args.cria_isa
+        proc = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env)
         servers.append((label, f"http://127.0.0.1:{port}", proc, log))
     for _, url, proc, log in servers:
         wait_healthy(url, proc, log)
@@ -128,6 +132,7 @@ def start_servers(args):
 def compare(args):
     levels = [int(x) for x in args.levels.split(",")]
     servers = start_servers(args)
+    load_start = os.getloadavg()[0]
     results = {}  # (label, level) -> [(tps, ttft, tokens)]
     try:
         for _, url, _, _ in servers:
@@ -139,7 +144,7 @@ def compare(args):
                     tps, ttft, tokens, wall = run_level(url, args.model, level, args.requests, args.max_tokens)
                     results.setdefault((label, level), []).append((tps, ttft, tokens))
                     print(f"round {rnd}\t{label}\tclients={level}\t{tps:.1f} tok/s\tmean TTFT {ttft * 1000:.0f} ms"
-                          f"\t({tokens} tokens in {wall:.1f} s)", flush=True)
+                          f"\t({tokens} tokens in {wall:.1f} s)\tload average {os.getloadavg()[0]:.1f}", flush=True)
     finally:
         for _, _, proc, _ in servers:
             proc.terminate()
@@ -149,6 +154,7 @@ def compare(args):
             except subprocess.TimeoutExpired:
                 proc.kill()
     print()
+    print(f"load average (1 min) {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
     print("| clients | cria tok/s | llama-server tok/s | cria / llama | cria mean TTFT | llama-server mean TTFT | tokens (cria / llama) |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for level in levels:
@@ -175,6 +181,8 @@ def main():
     ap.add_argument("--parallel", type=int, default=8)
     ap.add_argument("--ctx", type=int, default=2048, help="tokens per sequence (llama-server gets parallel * ctx)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--cria-isa", default=None,
+                    help="CRIA_ISA for cria serve only (e.g. avx2-novnni, against an AVX2 build of llama-server)")
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
     if args.compare:

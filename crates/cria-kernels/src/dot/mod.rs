@@ -142,9 +142,7 @@ pub fn matmul_rows_with(
         "matmul_rows: out too short"
     );
     #[cfg(target_arch = "x86_64")]
-    if n_tok <= x86::SMALL_BATCH_MAX
-        && let Some(small) = x86::small_batch_kernel(isa, w_ty)
-    {
+    if let Some(small) = x86::small_batch_kernel(isa, w_ty, n_tok) {
         let w_rows = &w[rows.start * s.w_row..rows.end * s.w_row];
         let acts = &acts[..n_tok * s.a_row];
         return small(w_rows, s.w_row, acts, s.a_row, n_tok, out, out_stride);

@@ -22,11 +22,13 @@ fn dot_avxvnni(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
 pub(super) mod plain {
     super::super::kernels::x86_kernels!("avx2,fma,f16c", super::dot_maddubs);
     super::super::tiled::x86_tiled!("avx2,fma,f16c", super::dot_maddubs, false);
+    super::super::ymm_batch::x86_batch!("avx2,fma,f16c", super::dot_maddubs, false);
 }
 
 pub(super) mod vnni {
     super::super::kernels::x86_kernels!("avx2,fma,f16c,avxvnni", super::dot_avxvnni);
     super::super::tiled::x86_tiled!("avx2,fma,f16c,avxvnni", super::dot_avxvnni, true);
+    super::super::ymm_batch::x86_batch!("avx2,fma,f16c,avxvnni", super::dot_avxvnni, true);
 }
 
 /// # Safety
