@@ -8,7 +8,9 @@
 //! - a job is published through one atomic word (`epoch | OPEN | entered`); workers claim task indices with
 //!   `fetch_add`, so uneven tasks balance themselves;
 //! - idle workers spin on that word for a while (`CRIA_POOL_SPIN_US`, default 200 µs) before parking on a
-//!   condvar, so back-to-back loops never pay a futex wake, and an idle process does not burn CPU;
+//!   condvar, so back-to-back loops never pay a futex wake, and an idle process does not burn CPU; past 20 µs
+//!   they yield the core now and then while spinning, so on an oversubscribed machine a spinning worker does
+//!   not keep the caller that has the next job from running;
 //! - the caller does not wait for late (parked) workers to show up: once all tasks are claimed it closes the
 //!   job and waits only for the workers that entered it.
 //!
@@ -23,6 +25,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 const OPEN: u64 = 1 << 31;
+/// How long an idle worker spins without yielding: longer than the caller's serial work between two loops of
+/// a decode token (a norm, RoPE, a KV store: a few µs).
+const YIELD_AFTER: Duration = Duration::from_micros(20);
 const ENTERED: u64 = OPEN - 1;
 
 /// One parallel loop: `f(i)` for `i` in `0..n_tasks`, indices claimed one at a time.
@@ -84,6 +89,8 @@ pub struct ThreadPool {
     workers: Vec<JoinHandle<()>>,
     /// One job at a time (callers from several threads queue here).
     run_lock: Mutex<()>,
+    /// Jobs handed to the workers so far (loops run inline not counted): what a decode step's syncs cost.
+    forks: AtomicU64,
 }
 
 impl ThreadPool {
@@ -118,6 +125,7 @@ impl ThreadPool {
             shared,
             workers,
             run_lock: Mutex::new(()),
+            forks: AtomicU64::new(0),
         }
     }
 
@@ -129,6 +137,11 @@ impl ThreadPool {
     /// Threads that work on each [`run`](Self::run), the caller included.
     pub fn n_threads(&self) -> usize {
         self.workers.len() + 1
+    }
+
+    /// How many loops this pool has forked to its workers (each one a publish and a join), since it was made.
+    pub fn forks(&self) -> u64 {
+        self.forks.load(Relaxed)
     }
 
     /// Runs `f(task)` for every `task` in `0..n_tasks` across the pool (the caller thread works too) and
@@ -144,6 +157,7 @@ impl ThreadPool {
             return;
         }
         let _one_at_a_time = lock(&self.run_lock);
+        self.forks.fetch_add(1, Relaxed);
         let job = Job {
             f,
             n_tasks,
@@ -363,8 +377,16 @@ fn wait_for_job(s: &Shared, seen: u64) -> Option<u64> {
             return None;
         }
         spins = spins.wrapping_add(1);
-        if spins.is_multiple_of(64) && start.elapsed() >= s.spin {
-            break;
+        if spins.is_multiple_of(64) {
+            let idle = start.elapsed();
+            if idle >= s.spin {
+                break;
+            }
+            // Past the gaps between the loops of a token, give the core away now and then: on a machine with
+            // more runnable threads than cores the thread that will publish the next job may be waiting for it.
+            if idle >= YIELD_AFTER {
+                std::thread::yield_now();
+            }
         }
         std::hint::spin_loop();
     }
@@ -477,6 +499,19 @@ mod tests {
             }
         }
         assert_eq!(sum.load(Relaxed), 20_000 * 10);
+    }
+
+    #[test]
+    fn forks_counts_the_loops_handed_to_workers() {
+        let pool = ThreadPool::new(2);
+        pool.run(1, &|_| {});
+        pool.run(0, &|_| {});
+        assert_eq!(pool.forks(), 0, "one task or none runs inline");
+        for _ in 0..3 {
+            pool.run(4, &|_| {});
+        }
+        assert_eq!(pool.forks(), 3);
+        assert_eq!(ThreadPool::new(1).forks(), 0);
     }
 
     #[test]

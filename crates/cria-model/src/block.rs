@@ -297,8 +297,14 @@ fn wanted_rows(steps: &[SeqStep<'_>]) -> Vec<Range<usize>> {
         .collect()
 }
 
-/// `all` (rows of `width`) cut into each range's rows, in order.
-fn split_rows(all: &[f32], ranges: &[Range<usize>], width: usize) -> Vec<Vec<f32>> {
+/// `all` (rows of `width`) cut into each range's rows, in order. One entry (a single sequence's step) gets
+/// `all` itself: no second copy of the logits a token.
+fn split_rows(all: Vec<f32>, ranges: &[Range<usize>], width: usize) -> Vec<Vec<f32>> {
+    if let [only] = ranges
+        && only.len() * width == all.len()
+    {
+        return vec![all];
+    }
     let mut next = 0;
     ranges
         .iter()
@@ -350,7 +356,7 @@ where
         b.softcap(&logits, rows, cap);
     }
     let all = b.read(&logits, rows.len())?;
-    Ok(split_rows(&all, &wanted, n_vocab))
+    Ok(split_rows(all, &wanted, n_vocab))
 }
 
 /// Every token's row of the residual stream through the output norm (llama.cpp's `result_norm`), per entry.
@@ -377,5 +383,5 @@ where
             first - e.tokens.len()..first
         })
         .collect();
-    Ok(split_rows(&all, &ranges, d))
+    Ok(split_rows(all, &ranges, d))
 }

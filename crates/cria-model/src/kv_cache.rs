@@ -9,7 +9,15 @@
 
 use cria_kernels::ops::KvView;
 use half::f16;
-use half::slice::HalfBitsSliceExt;
+use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
+
+/// `src` rounded to f16 into `dst` (f16 bits; the shorter length of the two): `half`'s slice conversion, which
+/// takes the CPU's F16C instructions where there are (the same round-to-nearest-even bits as one at a time).
+fn store_f16(dst: &mut [u16], src: &[f32]) {
+    let n = dst.len().min(src.len());
+    let dst: &mut [f16] = dst[..n].reinterpret_cast_mut();
+    dst.convert_from_f32_slice(&src[..n]);
+}
 
 /// Keys and values of every layer for up to `capacity` positions of one sequence.
 #[derive(Clone, Debug)]
@@ -68,12 +76,8 @@ impl KvCache {
 
     pub(crate) fn store(&mut self, layer: usize, pos: usize, k: &[f32], v: &[f32]) {
         let row = pos * self.kv_dim..(pos + 1) * self.kv_dim;
-        for (dst, src) in self.keys[layer][row.clone()].iter_mut().zip(k) {
-            *dst = f16::from_f32(*src).to_bits();
-        }
-        for (dst, src) in self.values[layer][row].iter_mut().zip(v) {
-            *dst = f16::from_f32(*src).to_bits();
-        }
+        store_f16(&mut self.keys[layer][row.clone()], k);
+        store_f16(&mut self.values[layer][row], v);
     }
 
     pub(crate) fn layer(&self, layer: usize) -> (&[f16], &[f16]) {
@@ -192,12 +196,8 @@ impl KvPool {
     pub(crate) fn store(&mut self, blocks: &[u32], layer: usize, pos: usize, k: &[f32], v: &[f32]) {
         let row = blocks[pos / self.block_size] as usize * self.block_size + pos % self.block_size;
         let row = row * self.kv_dim..(row + 1) * self.kv_dim;
-        for (dst, src) in self.keys[layer][row.clone()].iter_mut().zip(k) {
-            *dst = f16::from_f32(*src).to_bits();
-        }
-        for (dst, src) in self.values[layer][row].iter_mut().zip(v) {
-            *dst = f16::from_f32(*src).to_bits();
-        }
+        store_f16(&mut self.keys[layer][row.clone()], k);
+        store_f16(&mut self.values[layer][row], v);
     }
 
     /// Layer `layer` of the sequence whose block table (for that layer's kind) is `blocks`.

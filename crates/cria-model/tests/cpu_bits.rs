@@ -164,3 +164,32 @@ fn cpu_backend_logits_equal_the_cpu_runner_before_the_seam_bit_for_bit() {
         assert_eq!(recorded, Some(digest.as_str()), "{name} on {key}");
     }
 }
+
+/// A one-token decode step of one sequence forks the pool at most five times a layer (Q/K/V; attention; O;
+/// gate/up with their activation; down) and once for the output matrix: every per-row op of a decode token
+/// (norms, RoPE, KV store, residual adds, the activation) runs inside those dispatches or inline. On the
+/// reference models (quantized layers; f32 / f16 matrices take one matmul each instead of the fused loops).
+#[test]
+fn one_token_decode_forks_the_pool_at_most_five_times_a_layer() {
+    for (name, _) in MODELS {
+        let Some(model) = load(name) else { return };
+        let mut runner = Runner::new(&model, 2);
+        let mut cache = model.new_cache(8);
+        let prompt = ids(&model, 1, 3);
+        let mut step = |tokens: &[u32]| {
+            let before = runner.pool().forks();
+            let batch = SeqBatch {
+                cache: &mut cache,
+                tokens,
+                logits: Logits::Last,
+            };
+            runner.forward(&model, &mut [batch]).unwrap();
+            runner.pool().forks() - before
+        };
+        step(&prompt);
+        let forks = step(&prompt[..1]);
+        let bound = 5 * model.spec().n_layer as u64 + 1;
+        assert!(forks <= bound, "{name}: {forks} forks, bound {bound}");
+        eprintln!("{name}: {forks} pool forks for one decode token");
+    }
+}

@@ -13,7 +13,10 @@ use crate::penalties::{apply_logit_bias, apply_penalties};
 pub struct Sampler {
     params: SamplingParams,
     rng: ChaCha8Rng,
+    /// The biased / penalised copy of a row, made only when bias or penalties change it.
     scratch: Vec<f32>,
+    /// The candidates of a non-greedy draw, reused between steps.
+    cands: Vec<Candidate>,
     constraint: Option<Box<dyn TokenConstraint>>,
 }
 
@@ -25,6 +28,7 @@ impl Sampler {
             params,
             rng: ChaCha8Rng::seed_from_u64(seed),
             scratch: Vec::new(),
+            cands: Vec::new(),
             constraint: None,
         }
     }
@@ -44,23 +48,31 @@ impl Sampler {
     /// An empty row yields token 0. With a constraint, the token drawn is checked first; only if the
     /// constraint refuses it are the logits masked and the draw repeated; the token is then accepted.
     pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> Result<u32, ConstraintError> {
-        self.scratch.clear();
-        self.scratch.extend_from_slice(logits);
-        apply_logit_bias(&mut self.scratch, &self.params.logit_bias);
-        apply_penalties(&mut self.scratch, history, &self.params);
-        let Some(constraint) = self.constraint.as_mut() else {
-            return Ok(draw(&self.params, &self.scratch, &mut self.rng));
+        // The row is read in place unless bias or penalties change it (a copy of 49k-262k logits a token).
+        let row: &[f32] = if self.params.logit_bias.is_empty() && !penalties_active(&self.params) {
+            logits
+        } else {
+            self.scratch.clear();
+            self.scratch.extend_from_slice(logits);
+            apply_logit_bias(&mut self.scratch, &self.params.logit_bias);
+            apply_penalties(&mut self.scratch, history, &self.params);
+            &self.scratch
         };
-        let mut id = draw(&self.params, &self.scratch, &mut self.rng);
+        let (params, rng, cands) = (&self.params, &mut self.rng, &mut self.cands);
+        let Some(constraint) = self.constraint.as_mut() else {
+            return Ok(draw(params, row, rng, cands));
+        };
+        let mut id = draw(params, row, rng, cands);
         if !constraint.allows(id)? {
             let mask = constraint.mask()?;
             // Only the allowed tokens become candidates (a mask allows few of a large vocabulary).
-            let cands: Vec<Candidate> = mask
-                .allowed()
-                .filter_map(|t| Some((t, *self.scratch.get(t as usize)?)))
-                .filter(|(_, l)| is_finite_logit(*l))
-                .collect();
-            id = draw_from(&self.params, cands, &mut self.rng).ok_or_else(|| {
+            cands.clear();
+            cands.extend(
+                mask.allowed()
+                    .filter_map(|t| Some((t, *row.get(t as usize)?)))
+                    .filter(|(_, l)| is_finite_logit(*l)),
+            );
+            id = draw_from(params, cands, rng).ok_or_else(|| {
                 ConstraintError::Failed("no allowed token has a finite logit".into())
             })?;
         }
@@ -73,25 +85,32 @@ fn is_finite_logit(l: f32) -> bool {
     !l.is_nan() && l > f32::NEG_INFINITY
 }
 
-/// The unconstrained chain over an already biased and penalised row: greedy, or truncate then draw.
-fn draw(params: &SamplingParams, scratch: &[f32], rng: &mut ChaCha8Rng) -> u32 {
+/// The unconstrained chain over an already biased and penalised row: greedy (no candidate list), or
+/// truncate then draw, the candidates gathered into `cands`.
+fn draw(
+    params: &SamplingParams,
+    row: &[f32],
+    rng: &mut ChaCha8Rng,
+    cands: &mut Vec<Candidate>,
+) -> u32 {
     if params.is_greedy() {
-        return argmax(scratch);
+        return argmax(row);
     }
-    let cands: Vec<Candidate> = scratch
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| is_finite_logit(**l))
-        .map(|(i, &l)| (i as u32, l))
-        .collect();
-    draw_from(params, cands, rng).unwrap_or_else(|| argmax(scratch))
+    cands.clear();
+    cands.extend(
+        row.iter()
+            .enumerate()
+            .filter(|(_, l)| is_finite_logit(**l))
+            .map(|(i, &l)| (i as u32, l)),
+    );
+    draw_from(params, cands, rng).unwrap_or_else(|| argmax(row))
 }
 
 /// The chain over candidates in id order: the first largest when greedy, else truncate then draw. `None`
 /// when there are none.
 fn draw_from(
     params: &SamplingParams,
-    mut cands: Vec<Candidate>,
+    cands: &mut Vec<Candidate>,
     rng: &mut ChaCha8Rng,
 ) -> Option<u32> {
     if cands.is_empty() {
@@ -103,8 +122,8 @@ fn draw_from(
             .fold(cands[0], |b, &c| if c.1 > b.1 { c } else { b });
         return Some(best.0);
     }
-    truncate(params, &mut cands);
-    Some(filters::draw(&cands, params.temperature, rng))
+    truncate(params, cands);
+    Some(filters::draw(cands, params.temperature, rng))
 }
 
 fn truncate(p: &SamplingParams, cands: &mut Vec<Candidate>) {
@@ -121,15 +140,38 @@ fn truncate(p: &SamplingParams, cands: &mut Vec<Candidate>) {
     }
 }
 
-/// Index of the largest value (the first one on ties); 0 for an empty row.
+/// Index of the largest value (the first one on ties); 0 for an empty row or one starting with NaN (NaNs
+/// are never larger), as a plain `v > best` scan gives.
 pub fn argmax(values: &[f32]) -> u32 {
-    let mut best = 0usize;
-    for (i, &v) in values.iter().enumerate() {
-        if v > values[best] {
-            best = i;
+    let Some(&first) = values.first() else {
+        return 0;
+    };
+    if first.is_nan() {
+        return 0;
+    }
+    // Two passes the compiler vectorizes: the largest value (lane-wise `>`, so NaNs are skipped), then the
+    // first index holding it (-0.0 == 0.0, as the scan would keep the first of them too).
+    const LANES: usize = 16;
+    let mut best = [first; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (b, &v) in best.iter_mut().zip(c) {
+            *b = if v > *b { v } else { *b };
         }
     }
-    best as u32
+    let max = best
+        .iter()
+        .chain(tail)
+        .fold(first, |m, &v| if v > m { v } else { m });
+    values.iter().position(|&v| v == max).unwrap_or(0) as u32
+}
+
+/// Whether the history penalties change any logit.
+fn penalties_active(p: &SamplingParams) -> bool {
+    let active =
+        p.repetition_penalty != 1.0 || p.presence_penalty != 0.0 || p.frequency_penalty != 0.0;
+    active && p.penalty_last_n > 0
 }
 
 #[cfg(test)]
@@ -152,6 +194,45 @@ mod tests {
             hist.push(t);
         }
         hist
+    }
+
+    /// The scan `argmax` must agree with: the first index whose value is larger than all before it.
+    fn argmax_scan(values: &[f32]) -> u32 {
+        let mut best = 0usize;
+        for (i, &v) in values.iter().enumerate() {
+            if v > values[best] {
+                best = i;
+            }
+        }
+        best as u32
+    }
+
+    #[test]
+    fn argmax_equals_the_first_largest_scan_with_ties_nans_and_zeros() {
+        let mut rows: Vec<Vec<f32>> = vec![
+            vec![],
+            vec![f32::NAN, 1.0, 2.0],
+            vec![1.0, f32::NAN, 3.0, 3.0],
+            vec![-0.0, 0.0, -1.0],
+            vec![f32::NEG_INFINITY; 40],
+            vec![f32::INFINITY, 1.0, f32::INFINITY],
+        ];
+        for (n, seed) in [(17, 1), (49_152, 2), (262_144, 3), (33, 4)] {
+            let mut row = logits(n, seed);
+            row[n / 3] = f32::NAN;
+            rows.push(row.clone());
+            // A tie of the maximum in the vectorised part and the tail.
+            let max = row.iter().copied().fold(f32::MIN, f32::max);
+            row[n - 1] = max;
+            rows.push(row);
+        }
+        let mut tie = vec![0.5f32; 50];
+        tie[20] = 2.0;
+        tie[35] = 2.0;
+        rows.push(tie);
+        for row in &rows {
+            assert_eq!(argmax(row), argmax_scan(row), "len {}", row.len());
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use super::{
     Activation, AttentionSpec, Backend, FusedScratch, KvCaches, Op, Rows, TokenPos, matmul_fused,
+    matmul_gated_fused,
 };
 use crate::matmul::WeightRef;
 use crate::ops::{self, AttentionParams, QueryRow, RopeParams};
@@ -269,6 +270,36 @@ impl Backend for CpuBackend<'_> {
             gated_activation(act, &g[r.clone()], &u[r], row)
         });
         self.put(*out, o);
+    }
+
+    fn matmul_gated(
+        &mut self,
+        act: Activation,
+        (gate, up): (&CpuMatrix, &CpuMatrix),
+        x: &CpuBuf,
+        rows: Rows,
+        (gate_out, up_out, out): (&CpuBuf, &CpuBuf, &CpuBuf),
+    ) {
+        assert_ne!(x, out, "cpu backend: matmul_gated's input is its output");
+        let n_tok = rows.n_rows;
+        let mut o = self.take(*out);
+        let (g, u) = (gate.view(self.data), up.view(self.data));
+        let s = &mut *self.s;
+        let xs = &s.bufs[x.0][..n_tok * g.cols];
+        let fused = matmul_gated_fused(
+            self.pool,
+            (&g, &u),
+            xs,
+            n_tok,
+            act,
+            &mut o[..rows.len()],
+            &mut s.fused,
+        );
+        self.put(*out, o);
+        if !fused {
+            self.matmul(&[gate, up], x, n_tok, &[gate_out, up_out]);
+            self.gated(act, (gate_out, up_out), rows, out);
+        }
     }
 
     fn rope(

@@ -5,6 +5,8 @@
 //! the same number of tokens (`matmul::matmul_rows`), so the results are
 //! bit-identical to separate `matmul` calls. Prefill-sized batches go to `matmul` itself.
 
+use super::Activation;
+use super::cpu::gated_activation;
 use crate::GgmlType;
 use crate::matmul::{MATVEC_ALIGN, WeightRef, matmul, matmul_rows};
 use crate::pool::{ThreadPool, guided_bounds};
@@ -118,6 +120,57 @@ pub fn matmul_fused(
     scatter(&s.tiles, mats, &s.bounds, n_tok, outs);
 }
 
+/// `out (n_tok × ff) = act(x · gateᵀ) · (x · upᵀ)` in one fork/join: each task computes its rows of both
+/// projections and their activation, so the hidden rows never take a serial pass on the caller. The same
+/// kernel calls as [`matmul_fused`] on rows cut at multiples of 16 (the activation's SIMD width divides 16,
+/// so every element takes the same lane or tail path as over the whole row): the same bits as two matmuls
+/// and [`gated_activation`]. False (nothing written) where it does not apply: more than
+/// [`MAX_FUSED_TOKENS`] tokens, f32 activations, or shapes that differ.
+pub fn matmul_gated_fused(
+    pool: &ThreadPool,
+    (gate, up): (&WeightRef<'_>, &WeightRef<'_>),
+    x: &[f32],
+    n_tok: usize,
+    act: Activation,
+    out: &mut [f32],
+    s: &mut FusedScratch,
+) -> bool {
+    let ff = gate.rows;
+    let fits = n_tok > 0 && n_tok <= MAX_FUSED_TOKENS && up.rows == ff && up.cols == gate.cols;
+    if !fits || out.len() != n_tok * ff || !s.acts.prepare(&[*gate, *up], x, n_tok) {
+        return false;
+    }
+    guided_bounds(ff, pool.n_threads(), MATVEC_ALIGN, &mut s.bounds);
+    // Task-major: a task of `w` rows holds its gate, up and activation tiles, `n_tok × w` each.
+    s.tiles.resize(3 * ff * n_tok, 0.0);
+    let acts = &s.acts;
+    let (Some(ga), Some(ua)) = (
+        acts.find(activation_type(gate.ty)),
+        acts.find(activation_type(up.ty)),
+    ) else {
+        return false;
+    };
+    pool.for_each_split_mut(&mut s.tiles, &s.bounds, 3 * n_tok, &|rows, tile| {
+        let width = rows.len();
+        let (g, rest) = tile.split_at_mut(n_tok * width);
+        let (u, a) = rest.split_at_mut(n_tok * width);
+        matmul_rows(gate, ga, n_tok, rows.clone(), g, width);
+        matmul_rows(up, ua, n_tok, rows, u, width);
+        let tok_rows = g.chunks_exact(width).zip(u.chunks_exact(width));
+        for ((g, u), a) in tok_rows.zip(a.chunks_exact_mut(width)) {
+            gated_activation(act, g, u, a);
+        }
+    });
+    for task in s.bounds.windows(2) {
+        let (lo, hi) = (task[0], task[1]);
+        let acts_tile = &s.tiles[3 * lo * n_tok..3 * hi * n_tok][2 * n_tok * (hi - lo)..];
+        for (t, src) in acts_tile.chunks_exact(hi - lo).enumerate() {
+            out[t * ff + lo..t * ff + hi].copy_from_slice(src);
+        }
+    }
+    true
+}
+
 /// The parts of the stacked rows `range` that fall in each matrix: `(matrix index, its first stacked row,
 /// lo, hi)`.
 fn segments(
@@ -170,6 +223,56 @@ mod tests {
             quantize_row(ty, &src, dst).expect("quantize");
         }
         data
+    }
+
+    #[test]
+    fn fused_gated_equals_two_matmuls_and_the_activation_bit_for_bit() {
+        // 1560 rows: whole 16-row tasks and a last one of 8 (AVX2's scalar tail of the activation).
+        let (cols, ff) = (256, 1560);
+        let acts = [Activation::SwiGlu, Activation::GeGlu];
+        for (ty, act) in [(GgmlType::Q4_K, acts[0]), (GgmlType::Q8_0, acts[1])] {
+            let (gd, ud) = (matrix(ty, ff, cols, 0.3), matrix(ty, ff, cols, 1.7));
+            let weight = |data| WeightRef {
+                ty,
+                rows: ff,
+                cols,
+                data,
+                layout: Layout::Rows,
+            };
+            let (gate, up) = (weight(&gd), weight(&ud));
+            let mut scratch = FusedScratch::default();
+            for n_tok in [1, 3] {
+                let x: Vec<f32> = (0..n_tok * cols).map(|i| (i as f32 * 0.37).sin()).collect();
+                for threads in [1, 2, 3] {
+                    let pool = ThreadPool::new(threads);
+                    let mut got = vec![0.0; n_tok * ff];
+                    let fused = matmul_gated_fused(
+                        &pool,
+                        (&gate, &up),
+                        &x,
+                        n_tok,
+                        act,
+                        &mut got,
+                        &mut scratch,
+                    );
+                    assert!(fused);
+                    let (mut g, mut u) = (vec![0.0; n_tok * ff], vec![0.0; n_tok * ff]);
+                    matmul(&pool, &gate, &x, n_tok, &mut g, &mut Vec::new());
+                    matmul(&pool, &up, &x, n_tok, &mut u, &mut Vec::new());
+                    let mut want = vec![0.0; n_tok * ff];
+                    for t in 0..n_tok {
+                        let r = t * ff..(t + 1) * ff;
+                        gated_activation(act, &g[r.clone()], &u[r.clone()], &mut want[r]);
+                    }
+                    assert!(
+                        got.iter()
+                            .zip(&want)
+                            .all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "{ty:?}, {n_tok} tokens, {threads} threads"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ mod fused;
 use crate::GgmlType;
 use crate::ops::{KvView, QueryRow, RopeParams};
 
-pub use fused::{FusedScratch, MAX_FUSED_TOKENS, matmul_fused};
+pub use fused::{FusedScratch, MAX_FUSED_TOKENS, matmul_fused, matmul_gated_fused};
 
 /// The ops of [`Backend`], for [`Backend::supports`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
