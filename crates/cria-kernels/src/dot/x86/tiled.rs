@@ -122,6 +122,10 @@ macro_rules! x86_tiled {
 
         /// Q8_0 × Q8_0 without u8 headroom (`maddubs`: u·s pairs saturate past i16): the row kernel's
         /// |w| · sign(a, w) form, one `vpsignb` per pair, the same integer lanes and float steps as `blk_q8_0`.
+        /// The scale products d_w·d_a of a run of blocks are computed first into a table, so the hot loop reads
+        /// each as a broadcast load instead of a scalar multiply and a register broadcast per (row, token,
+        /// block): five vector ops per 32 MACs (`vpsignb`, `vpmaddubsw`, `vpmaddwd`, convert, FMA) instead of
+        /// seven. The same f32 products and the same FMAs in the same order: the same bits.
         #[inline]
         #[target_feature(enable = $features)]
         fn tile_q8_0_ss<const RR: usize, const TT: usize>(
@@ -131,24 +135,41 @@ macro_rules! x86_tiled {
             (ad, _, st): (&[f32], &[f32], usize),
             out: &mut [[f32; TT]; RR],
         ) {
+            /// Blocks per table: 2×4 tiles take 1 KiB, in L1 beside the rows.
+            const RUN: usize = 32;
             let nb = w[0].len();
             assert!((0..RR).all(|r| w[r].len() == nb && ws[r].0.len() >= nb));
             assert!((0..TT).all(|t| a[t].len() >= nb));
             assert!(nb == 0 || ad.len() >= (nb - 1) * st + TT);
             let mut acc = [[_mm256_setzero_ps(); TT]; RR];
-            for b in 0..nb {
-                let da: [f32; TT] = std::array::from_fn(|t| ad[b * st + t]);
-                for r in 0..RR {
-                    let q = ld(&w[r][b].qs);
-                    let u = _mm256_abs_epi8(q);
-                    let dw = ws[r].0[b];
-                    let dd: [f32; TT] = std::array::from_fn(|t| dw * da[t]);
-                    for t in 0..TT {
-                        let s = _mm256_sign_epi8(ld(&a[t][b].qs), q);
-                        let p = _mm256_cvtepi32_ps(dot_us(u, s));
-                        acc[r][t] = _mm256_fmadd_ps(p, _mm256_set1_ps(dd[t]), acc[r][t]);
+            let mut dd = [[[0f32; TT]; RR]; RUN];
+            let mut b0 = 0;
+            while b0 < nb {
+                let n = RUN.min(nb - b0);
+                for (i, ddi) in dd.iter_mut().enumerate().take(n) {
+                    let da = &ad[(b0 + i) * st..(b0 + i) * st + TT];
+                    for (r, ddr) in ddi.iter_mut().enumerate() {
+                        let dw = ws[r].0[b0 + i];
+                        for (d, &x) in ddr.iter_mut().zip(da) {
+                            *d = dw * x;
+                        }
                     }
                 }
+                for (i, ddi) in dd.iter().enumerate().take(n) {
+                    let b = b0 + i;
+                    // token by token, so that one activation block is live at a time: with the rows' |w|,
+                    // the accumulators and the operands in AVX2's 16 registers, none spill
+                    let q: [__m256i; RR] = std::array::from_fn(|r| ld(&w[r][b].qs));
+                    let u: [__m256i; RR] = std::array::from_fn(|r| _mm256_abs_epi8(q[r]));
+                    for t in 0..TT {
+                        let at = ld(&a[t][b].qs);
+                        for r in 0..RR {
+                            let p = _mm256_cvtepi32_ps(dot_us(u[r], _mm256_sign_epi8(at, q[r])));
+                            acc[r][t] = _mm256_fmadd_ps(p, _mm256_broadcast_ss(&ddi[r][t]), acc[r][t]);
+                        }
+                    }
+                }
+                b0 += n;
             }
             for r in 0..RR {
                 for t in 0..TT {
