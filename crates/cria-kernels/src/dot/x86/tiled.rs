@@ -418,7 +418,7 @@ macro_rules! x86_tiled {
         }
 
         /// Q4_K: per-group scales, d, dmin, and the weights of the min term −dmin·Σ_k c_k·bsum_k over the 16
-        /// activation sub-sums (c_k = m_(k/2), as i16 in [`corr16`]'s form).
+        /// activation sub-sums (c_k = m_(k/2), 16 × i16 as [`k_mins`] takes them).
         #[inline]
         #[target_feature(enable = $features)]
         fn meta_q4_k(w: &BlockQ4K) -> ([(i32, i32); 8], __m256i, f32, f32) {
@@ -450,17 +450,6 @@ macro_rules! x86_tiled {
             (sc, c, d, 32.0 * d)
         }
 
-        /// Σ_k c_k·bsum_k over an activation block's 16 sub-sums (`c` 16 × i16): exact in i32, so the same
-        /// integer as the row kernels' scalar sums.
-        #[inline]
-        #[target_feature(enable = $features)]
-        fn corr16(c: __m256i, a: &BlockQ8K) -> i32 {
-            let p = _mm256_madd_epi16(c, ld(&a.bsums));
-            let x = _mm_add_epi32(_mm256_extracti128_si256::<1>(p), _mm256_castsi256_si128(p));
-            let x = _mm_add_epi32(x, _mm_unpackhi_epi64(x, x));
-            _mm_cvtsi128_si32(_mm_add_epi32(x, _mm_shuffle_epi32::<1>(x)))
-        }
-
         /// A K-quant group's two sub-block scales as [`dot_us_sc`] takes them: `sa` for lanes 0-3 (the first 16
         /// quants), `sb` for lanes 4-7; i32 lanes for VNNI, i16 pairs for `maddubs`.
         #[inline]
@@ -489,7 +478,7 @@ macro_rules! x86_tiled {
 
         /// One super-block of a K-quant weight row unpacked once per row tile, so that every token tile of
         /// the call reuses it: each group's unsigned quants and scale pair ([`dot_us_sc`]'s form), the min
-        /// term's weights ([`corr16`]), d and dmin.
+        /// term's weights ([`k_mins`]), d and dmin.
         #[derive(Clone, Copy)]
         struct KUnpacked {
             q: [__m256i; 8],
@@ -518,18 +507,19 @@ macro_rules! x86_tiled {
         k_unpack!(unpack_q4_k, BlockQ4K, grp_q4_k, meta_q4_k);
         k_unpack!(unpack_q6_k, BlockQ6K, grp_q6_k, meta_q6_k);
 
-        /// One R×T tile of a K-quant: Σ over super-blocks of d·da·Σ_g sc_g·(q_g·a_g) − dmin·da·corr.
+        /// One R×T tile of a K-quant: Σ over super-blocks of d·da·Σ_g sc_g·(q_g·a_g), plus each (row, token)'s
+        /// min term from [`k_mins`] (`mins[r]` starts at the tile's first token).
         #[inline]
         #[target_feature(enable = $features)]
         fn tile_k<const RR: usize, const TT: usize>(
             w: [&[KUnpacked]; RR],
             a: [&[BlockQ8K]; TT],
+            mins: [&[f32]; RR],
             out: &mut [[f32; TT]; RR],
         ) {
             let nb = w[0].len();
-            assert!((0..RR).all(|r| w[r].len() == nb) && (0..TT).all(|t| a[t].len() >= nb));
+            assert!((0..RR).all(|r| w[r].len() == nb && mins[r].len() >= TT) && (0..TT).all(|t| a[t].len() >= nb));
             let mut acc = [[_mm256_setzero_ps(); TT]; RR];
-            let mut mins = [[0f32; TT]; RR];
             for b in 0..nb {
                 let da: [f32; TT] = std::array::from_fn(|t| a[t][b].d());
                 for r in 0..RR {
@@ -544,13 +534,73 @@ macro_rules! x86_tiled {
                     for t in 0..TT {
                         let p = _mm256_cvtepi32_ps(sumi[t]);
                         acc[r][t] = _mm256_fmadd_ps(p, _mm256_set1_ps(k.d * da[t]), acc[r][t]);
-                        mins[r][t] -= k.dmin * da[t] * corr16(k.c, &a[t][b]) as f32;
                     }
                 }
             }
             for r in 0..RR {
                 for t in 0..TT {
                     out[r][t] = hsum(acc[r][t]) + mins[r][t];
+                }
+            }
+        }
+
+        /// The tokens' side of [`k_mins`], once per call: d_a `[b * ntp + t]` and the bsums in pairs
+        /// (2k in the low i16, 2k+1 in the high) `[(b * 8 + k) * ntp + t]`, tokens padded to `ntp` (a multiple
+        /// of 8) with zeros.
+        struct KActs {
+            da: Vec<f32>,
+            bsp: Vec<i32>,
+            ntp: usize,
+        }
+
+        impl KActs {
+            fn new<'a>(a: impl Fn(usize) -> &'a [BlockQ8K], n_tok: usize, nb: usize) -> KActs {
+                let ntp = n_tok.next_multiple_of(8);
+                let (mut da, mut bsp) = (vec![0f32; nb * ntp], vec![0i32; nb * 8 * ntp]);
+                for t in 0..n_tok {
+                    for (b, blk) in a(t)[..nb].iter().enumerate() {
+                        da[b * ntp + t] = blk.d();
+                        for k in 0..8 {
+                            let (lo, hi) = (blk.bsum(2 * k) as u16 as u32, blk.bsum(2 * k + 1) as u16 as u32);
+                            bsp[(b * 8 + k) * ntp + t] = (lo | hi << 16) as i32;
+                        }
+                    }
+                }
+                KActs { da, bsp, ntp }
+            }
+        }
+
+        /// A K-quant row's min terms for every token (`mins[t]`, `ntp` of them), eight tokens a vector: the
+        /// row kernels' scalar chain `m −= (dmin·d_a)·corr` per super-block in order, with corr = Σ_k c_k·bsum_k
+        /// an exact integer as the old per-tile horizontal sum's, so each lane has the scalar's bits. (Computed in the tile
+        /// it cost a horizontal integer sum per row, token and super-block: about a quarter of the tile.)
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn k_mins(w: &[KUnpacked], acts: &KActs, mins: &mut [f32]) {
+            let ntp = acts.ntp;
+            assert!(mins.len() >= ntp && acts.da.len() >= w.len() * ntp && acts.bsp.len() >= w.len() * 8 * ntp);
+            mins[..ntp].fill(0.0);
+            for (b, k) in w.iter().enumerate() {
+                let mut c = [0i32; 8];
+                // SAFETY: c is exactly 32 writable bytes.
+                unsafe { _mm256_storeu_si256(c.as_mut_ptr().cast(), k.c) };
+                let c: [__m256i; 8] = std::array::from_fn(|j| _mm256_set1_epi32(c[j]));
+                let dmin = _mm256_set1_ps(k.dmin);
+                for t in (0..ntp).step_by(8) {
+                    // SAFETY: every index below is < b·8·ntp + 7·ntp + ntp ≤ bsp.len(), < b·ntp + ntp ≤ da.len(),
+                    // < ntp ≤ mins.len() (asserted above; t + 8 ≤ ntp).
+                    unsafe {
+                        let bs = acts.bsp.as_ptr().add(b * 8 * ntp + t);
+                        let mut corr = _mm256_setzero_si256();
+                        for (j, cj) in c.iter().enumerate() {
+                            let x = _mm256_loadu_si256(bs.add(j * ntp).cast());
+                            corr = _mm256_add_epi32(corr, _mm256_madd_epi16(x, *cj));
+                        }
+                        let da = _mm256_loadu_ps(acts.da.as_ptr().add(b * ntp + t));
+                        let m = mins.as_mut_ptr().add(t);
+                        let f = _mm256_mul_ps(dmin, da);
+                        _mm256_storeu_ps(m, _mm256_sub_ps(_mm256_loadu_ps(m), _mm256_mul_ps(f, _mm256_cvtepi32_ps(corr))));
+                    }
                 }
             }
         }
@@ -575,6 +625,9 @@ macro_rules! x86_tiled {
                         dmin: 0.0,
                     };
                     let mut buf = vec![zero; R * nb];
+                    let k_acts = KActs::new(ar, n_tok, nb);
+                    let ntp = k_acts.ntp;
+                    let mut mins = vec![0f32; R * ntp];
                     let mut r0 = 0;
                     while r0 < rows {
                         let rr = if r0 + R <= rows { R } else { 1 };
@@ -584,13 +637,17 @@ macro_rules! x86_tiled {
                             }
                         }
                         let ur = |i: usize| &buf[i * nb..(i + 1) * nb];
+                        for i in 0..rr {
+                            k_mins(ur(i), &k_acts, &mut mins[i * ntp..(i + 1) * ntp]);
+                        }
+                        let mr = |i: usize, t0: usize| &mins[i * ntp + t0..(i + 1) * ntp];
                         let mut t0 = 0;
                         while t0 < n_tok {
                             let tt = if t0 + T <= n_tok { T } else { 1 };
                             match (rr == R, tt == T) {
                                 (true, true) => {
                                     let mut o = [[0f32; T]; R];
-                                    tile_k::<R, T>(std::array::from_fn(ur), std::array::from_fn(|i| ar(t0 + i)), &mut o);
+                                    tile_k::<R, T>(std::array::from_fn(ur), std::array::from_fn(|i| ar(t0 + i)), std::array::from_fn(|i| mr(i, t0)), &mut o);
                                     for (i, row) in o.iter().enumerate() {
                                         for (t, v) in row.iter().enumerate() {
                                             out[(t0 + t) * stride + r0 + i] = *v;
@@ -599,21 +656,21 @@ macro_rules! x86_tiled {
                                 }
                                 (true, false) => {
                                     let mut o = [[0f32; 1]; R];
-                                    tile_k::<R, 1>(std::array::from_fn(ur), [ar(t0)], &mut o);
+                                    tile_k::<R, 1>(std::array::from_fn(ur), [ar(t0)], std::array::from_fn(|i| mr(i, t0)), &mut o);
                                     for (i, row) in o.iter().enumerate() {
                                         out[t0 * stride + r0 + i] = row[0];
                                     }
                                 }
                                 (false, true) => {
                                     let mut o = [[0f32; T]; 1];
-                                    tile_k::<1, T>([ur(0)], std::array::from_fn(|i| ar(t0 + i)), &mut o);
+                                    tile_k::<1, T>([ur(0)], std::array::from_fn(|i| ar(t0 + i)), [mr(0, t0)], &mut o);
                                     for (t, v) in o[0].iter().enumerate() {
                                         out[(t0 + t) * stride + r0] = *v;
                                     }
                                 }
                                 (false, false) => {
                                     let mut o = [[0f32; 1]; 1];
-                                    tile_k::<1, 1>([ur(0)], [ar(t0)], &mut o);
+                                    tile_k::<1, 1>([ur(0)], [ar(t0)], [mr(0, t0)], &mut o);
                                     out[t0 * stride + r0] = o[0][0];
                                 }
                             }

@@ -5,7 +5,7 @@
 //! 10 GB/s on one thread. Here, as in `zmm_matvec.rs`, one zmm holds the super-blocks of two rows side by
 //! side ([row A 256 bits | row B 256 bits]), so every vector op serves two rows, and the per-row scalar work
 //! (scales, mins, the offset correction, the float scales) is done for all 16 rows of a pass at once, one
-//! row per 32-bit lane, from gathers of the blocks' headers.
+//! row per 32-bit lane, from the blocks' headers loaded row by row and transposed ([`rows_dwords`]).
 //!
 //! The integer sum of a super-block is `vpmaddubsw` (quant × activation pairs; |q·a| ≤ 63·128, so a pair
 //! fits an i16 exactly) then `vpdpwssd` against the group's sub-block scale as i16 words: exact integers in
@@ -124,6 +124,39 @@ fn row_offsets(w_row: usize) -> __m512i {
     )
 }
 
+/// Dword k of the 16 bytes at `off` in each of the 16 rows (`w_row` apart) as lane r of vector k: what four
+/// `vpgatherdd` at `off + 4k` give, from 16 plain loads and 8 unpacks (the gathers were a third of `mv_q6_k`'s
+/// samples on Zen 5).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn rows_dwords(w: &[u8], w_row: usize, off: usize) -> [__m512i; 4] {
+    assert!(w.len() >= (ROWS - 1) * w_row + off + 16);
+    // SAFETY: r < 16, so the 16 bytes at r·w_row + off lie inside w (asserted above).
+    let ld = |r: usize| unsafe { _mm_loadu_si128(w.as_ptr().add(r * w_row + off).cast()) };
+    // y[q]: rows q, q + 4, q + 8, q + 12 in its four 128-bit lanes, so that the in-lane unpacks below leave
+    // row 4j + q in element 4j + q
+    let y: [__m512i; 4] = std::array::from_fn(|q| {
+        let v = _mm512_castsi128_si512(ld(q));
+        let v = _mm512_inserti32x4::<1>(v, ld(q + 4));
+        let v = _mm512_inserti32x4::<2>(v, ld(q + 8));
+        _mm512_inserti32x4::<3>(v, ld(q + 12))
+    });
+    let (t0, t1) = (
+        _mm512_unpacklo_epi32(y[0], y[1]),
+        _mm512_unpackhi_epi32(y[0], y[1]),
+    );
+    let (t2, t3) = (
+        _mm512_unpacklo_epi32(y[2], y[3]),
+        _mm512_unpackhi_epi32(y[2], y[3]),
+    );
+    [
+        _mm512_unpacklo_epi64(t0, t2),
+        _mm512_unpackhi_epi64(t0, t2),
+        _mm512_unpacklo_epi64(t1, t3),
+        _mm512_unpackhi_epi64(t1, t3),
+    ]
+}
+
 /// Per pair p: the `vpermps` index of its float scales (lane 2p in the low half, lane 2p + 1 in the high
 /// half), and the `vpermq` index of its rows' 8 Q4_K scales (see `pass_q4_k`).
 static PAIR_IDX: [([i32; 16], [i64; 8]); PAIRS] = {
@@ -201,7 +234,6 @@ fn pass_q4_k(w: &[u8], w_row: usize, acts: &[BlockQ8K], out: &mut [f32; ROWS], p
         // bytes (alignment 1, every bit pattern valid).
         unsafe { &*w.as_ptr().add(r * w_row + i * SB).cast::<BlockQ4K>() }
     };
-    let offsets = row_offsets(w_row);
     let (km1, km2, km3) = (
         _mm512_set1_epi32(0x3f3f_3f3f),
         _mm512_set1_epi32(0x0f0f_0f0f),
@@ -212,11 +244,7 @@ fn pass_q4_k(w: &[u8], w_row: usize, acts: &[BlockQ8K], out: &mut [f32; ROWS], p
     let mut mins = _mm512_setzero_ps();
     for (i, a) in acts.iter().enumerate() {
         // the 16-byte header (d, dmin, 12 bytes of scales) of each row's block i, one row per lane
-        // SAFETY: lane r reads 4 bytes at r·w_row + i·SB + {0, 4, 8, 12}, inside row r's block i, which lies
-        // inside w (asserted above).
-        let [h0, h1, h2, h3] = [0, 4, 8, 12].map(|o| unsafe {
-            _mm512_i32gather_epi32::<1>(offsets, w.as_ptr().add(i * SB + o).cast())
-        });
+        let [h0, h1, h2, h3] = rows_dwords(w, w_row, i * SB);
         // the 6-bit scales and mins (llama.cpp's `utmp` unpacking): sc[0..4], sc[4..8], m[0..4], m[4..8]
         let hi2 =
             |v: __m512i| _mm512_slli_epi32::<4>(_mm512_and_si512(_mm512_srli_epi32::<6>(v), km3));
@@ -292,11 +320,11 @@ fn pass_q6_k(w: &[u8], w_row: usize, acts: &[BlockQ8K], out: &mut [f32; ROWS], p
     let mut mins = _mm512_setzero_ps();
     for (i, a) in acts.iter().enumerate() {
         // scales (offset 192, 16 bytes) and d (the high half of the 4 bytes at 206), one row per lane
-        // SAFETY: lane r reads 4 bytes at r·w_row + i·SB + {192, 196, 200, 204, 206}, inside row r's block
-        // i (210 bytes), which lies inside w (asserted above).
-        let [s0, s1, s2, s3, dh] = [192, 196, 200, 204, 206].map(|o| unsafe {
-            _mm512_i32gather_epi32::<1>(offsets, w.as_ptr().add(i * SB + o).cast())
-        });
+        let [s0, s1, s2, s3] = rows_dwords(w, w_row, i * SB + 192);
+        // SAFETY: lane r reads 4 bytes at r·w_row + i·SB + 206, inside row r's block i (210 bytes), which
+        // lies inside w (asserted above).
+        let dh =
+            unsafe { _mm512_i32gather_epi32::<1>(offsets, w.as_ptr().add(i * SB + 206).cast()) };
         // Σ sc_j·bsum_j per row in exact integers: sign-extended words (sc 4k, sc 4k+2), (4k+1, 4k+3)
         let bs = |j: usize| a.bsum(j) as i32;
         let mut corr = _mm512_setzero_si512();
