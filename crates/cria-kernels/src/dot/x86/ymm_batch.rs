@@ -118,6 +118,10 @@ fn $prep<'a>(tokens: impl Fn(usize) -> &'a [$A], n_tok: usize, nb: usize, s: &mu
                         }
                         prefetch.step(c);
                     }
+                    // the steps a row's last partial run of 8 blocks would have taken: the whole next pass
+                    for c in full / 8..nb.div_ceil(8) {
+                        prefetch.step(c);
+                    }
                     for b in full..nb {
                         for (r, row) in w.iter().enumerate() {
                             let bytes: &[u8] = cs(std::slice::from_ref(&row[b]));
@@ -481,6 +485,33 @@ mod ab {
                 println!(
                     "| {isa} | {name} {ty:?} | {:.1} | {} |",
                     t1 * 1e6,
+                    cells.join(" | ")
+                );
+                // the same from memory: copies of the matrix cycled through 128 MiB, as a step reads a model
+                // larger than the caches
+                let copies = (128 << 20) / w.len();
+                let big: Vec<u8> = w.iter().copied().cycle().take(w.len() * copies).collect();
+                let cold = |f: &mut dyn FnMut(&[u8])| {
+                    let mut b = f64::MAX;
+                    for _ in 0..5 {
+                        let t = Instant::now();
+                        big.chunks_exact(w.len()).for_each(&mut *f);
+                        b = b.min(t.elapsed().as_secs_f64() / copies as f64);
+                    }
+                    b
+                };
+                let c1 = cold(&mut |m| one(m, rb, &acts[..ab], &mut out[..rows]));
+                let cells: Vec<String> = [2, 4, 8]
+                    .iter()
+                    .map(|&n| {
+                        let tt = cold(&mut |m| tiled(m, rb, &acts, ab, n, &mut out, rows));
+                        let tb = cold(&mut |m| batch(m, rb, &acts, ab, n, &mut out, rows));
+                        format!("{:.2} / {:.2}", tt / c1, tb / c1)
+                    })
+                    .collect();
+                println!(
+                    "| {isa} | {name}, from memory | {:.1} | {} |",
+                    c1 * 1e6,
                     cells.join(" | ")
                 );
             }
