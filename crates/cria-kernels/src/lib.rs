@@ -19,5 +19,7 @@ pub mod ops;
 pub mod packed;
 pub mod pages;
 pub mod pool;
+#[cfg(test)]
+mod test_data;
 
 pub use error::KernelError;

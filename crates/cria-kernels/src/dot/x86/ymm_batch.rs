@@ -290,17 +290,7 @@ mod tests {
     use crate::quant::{activation_type, quantize_activation_with, quantize_row};
 
     fn data(n: usize, seed: u32, outlier: f32) -> Vec<f32> {
-        let mut s = seed;
-        let mut x: Vec<f32> = (0..n)
-            .map(|_| {
-                s = s.wrapping_mul(1664525).wrapping_add(1013904223);
-                (s >> 8) as f32 / (1 << 24) as f32 * 2.0 - 1.0
-            })
-            .collect();
-        for c in (5..n).step_by(97) {
-            x[c] *= outlier;
-        }
-        x
+        crate::test_data::with_outliers(n, seed, outlier)
     }
 
     type Table = fn(GgmlType) -> Option<TiledFn>;

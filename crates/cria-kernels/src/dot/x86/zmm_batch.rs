@@ -286,17 +286,7 @@ mod tests {
     use crate::quant::{activation_type, quantize_activation_with, quantize_row};
 
     fn data(n: usize, seed: u32, outlier: f32) -> Vec<f32> {
-        let mut s = seed;
-        let mut x: Vec<f32> = (0..n)
-            .map(|_| {
-                s = s.wrapping_mul(1664525).wrapping_add(1013904223);
-                (s >> 8) as f32 / (1 << 24) as f32 * 2.0 - 1.0
-            })
-            .collect();
-        for c in (5..n).step_by(97) {
-            x[c] *= outlier;
-        }
-        x
+        crate::test_data::with_outliers(n, seed, outlier)
     }
 
     /// Every token of a batch of 1 to 9 gets the one-token kernel's bits, in full passes and in the tail,
