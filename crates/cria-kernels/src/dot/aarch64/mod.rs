@@ -31,13 +31,7 @@ mod tests {
     use crate::quant::{activation_type, quantize_activation_with, quantize_row};
 
     fn data(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s.wrapping_mul(1664525).wrapping_add(1013904223);
-                (s >> 8) as f32 / (1 << 24) as f32 * 4.0 - 2.0
-            })
-            .collect()
+        crate::test_data::uniform(n, seed, 2.0)
     }
 
     #[test]
