@@ -357,21 +357,11 @@ macro_rules! x86_tiled {
         unsigned_block_dot!(bd_q5_1, BlockQ5_1, u_q5_1);
         unsigned_block_dot!(bd_q8_0, BlockQ8_0, u_q8_0);
 
-        /// Q8_0 without u8 headroom (`maddubs`): the row kernel's |w| · sign(a, w) form (`blk_q8_0`), no offset.
-        #[inline]
-        #[target_feature(enable = $features)]
-        fn bd_q8_0_ss(_base: __m256i, w: &BlockQ8_0, a_q: __m256i) -> __m256i {
-            dot_ss(ld(&w.qs), a_q)
-        }
-
         legacy_matvec!(mv_q4_0, BlockQ4_0, BlockQ8_0, act_q8_0, bd_q4_0, 8, false);
         legacy_matvec!(mv_q4_1, BlockQ4_1, BlockQ8_1, act_q8_1, bd_q4_1, 0, true);
         legacy_matvec!(mv_q5_0, BlockQ5_0, BlockQ8_0, act_q8_0, bd_q5_0, 16, false);
         legacy_matvec!(mv_q5_1, BlockQ5_1, BlockQ8_1, act_q8_1, bd_q5_1, 0, true);
         legacy_matvec!(mv_q8_0, BlockQ8_0, BlockQ8_0, act_q8_0, bd_q8_0, 128, false);
-        // plain AVX2's decode Q8_0: four rows share each activation block and the scale products of eight
-        // blocks (the row kernel ran one row at a time, one FMA chain: latency and memory bound)
-        legacy_matvec!(mv_q8_0_ss, BlockQ8_0, BlockQ8_0, act_q8_0, bd_q8_0_ss, 0, false);
 
         /// The decode matvec kernel for `ty`, if any (same bits as `tiled_kernel(ty)` at one token). Handed
         /// out only on a CPU with `$features`.
@@ -391,7 +381,9 @@ macro_rules! x86_tiled {
                 Q5_0 => mv!(mv_q5_0),
                 Q5_1 => mv!(mv_q5_1),
                 Q8_0 if $full_u8 => mv!(mv_q8_0),
-                Q8_0 => mv!(mv_q8_0_ss),
+                // Plain AVX2's Q8_0 takes the row kernel: a four-row matvec here (session 9) read gemma-3-270m's
+                // 262144 × 640 output matrix a third slower (decode 97 against 134 t/s, avx2-novnni, Zen 5,
+                // alternated) and the 1B shape's Q8_0 matrices no faster (33.0 against 33.0 t/s).
                 _ => None,
             }
         }
