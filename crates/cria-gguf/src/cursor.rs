@@ -65,16 +65,18 @@ impl<'a> Cursor<'a> {
 
     /// A GGUF string: a u64 byte length, then that many bytes of UTF-8.
     pub(crate) fn string(&mut self, what: &'static str) -> Result<String, GgufError> {
+        self.str(what).map(str::to_owned)
+    }
+
+    /// A length-prefixed UTF-8 string, borrowed from the bytes.
+    pub(crate) fn str(&mut self, what: &'static str) -> Result<&'a str, GgufError> {
         let len_offset = self.offset();
         let len = self.u64(what)?;
         let bytes = self.take(len, what)?;
-        match std::str::from_utf8(bytes) {
-            Ok(s) => Ok(s.to_owned()),
-            Err(_) => Err(GgufError::InvalidUtf8 {
-                what,
-                offset: len_offset,
-            }),
-        }
+        std::str::from_utf8(bytes).map_err(|_| GgufError::InvalidUtf8 {
+            what,
+            offset: len_offset,
+        })
     }
 
     /// A count of items, each at least `min_size` bytes, refused before any allocation

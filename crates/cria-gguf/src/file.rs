@@ -4,10 +4,11 @@ use std::path::Path;
 
 use filebuffer::FileBuffer;
 
+use crate::array::Array;
 use crate::error::GgufError;
 use crate::parse::{Parsed, parse};
 use crate::tensor::{TensorInfo, TensorView};
-use crate::value::{Array, Value, ValueType};
+use crate::value::{Value, ValueType};
 
 /// The file's bytes: memory-mapped (with a handle for reads past the map), or an owned buffer.
 enum Storage {
@@ -229,11 +230,11 @@ impl GgufFile {
     ) -> Result<&Array, GgufError> {
         let v = self.require(key)?;
         match v.as_array() {
-            Some(a) if accept(a.elem_type) => Ok(a),
+            Some(a) if accept(a.elem_type()) => Ok(a),
             Some(a) => Err(GgufError::WrongType {
                 key: key.to_owned(),
                 expected,
-                found: a.elem_type,
+                found: a.elem_type(),
             }),
             None => Err(Self::wrong_type(key, expected, v)),
         }
@@ -242,27 +243,25 @@ impl GgufFile {
     /// An array of strings.
     pub fn str_array(&self, key: &str) -> Result<Vec<&str>, GgufError> {
         let a = self.array(key, "array of strings", |t| t == ValueType::String)?;
-        let strs = a.values.iter().filter_map(Value::as_str);
-        Ok(strs.collect())
+        Ok(a.strs().collect())
     }
 
     /// An array of `f32` (or `f64`, rounded).
     pub fn f32_array(&self, key: &str) -> Result<Vec<f32>, GgufError> {
         let floats = |t| matches!(t, ValueType::F32 | ValueType::F64);
         let a = self.array(key, "array of floats", floats)?;
-        Ok(a.values.iter().filter_map(Value::as_f32).collect())
+        Ok(a.iter().filter_map(|v| v.as_f32()).collect())
     }
 
     /// An array of integers of any type, each of which must fit `i32`.
     pub fn i32_array(&self, key: &str) -> Result<Vec<i32>, GgufError> {
         let a = self.array(key, "array of integers", ValueType::is_integer)?;
-        a.values
-            .iter()
+        a.iter()
             .map(|v| {
                 let wide = v
                     .as_i64()
-                    .ok_or_else(|| Self::out_of_range(key, v, "i32"))?;
-                i32::try_from(wide).map_err(|_| Self::out_of_range(key, v, "i32"))
+                    .ok_or_else(|| Self::out_of_range(key, &v, "i32"))?;
+                i32::try_from(wide).map_err(|_| Self::out_of_range(key, &v, "i32"))
             })
             .collect()
     }

@@ -5,6 +5,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod array;
 mod cursor;
 mod error;
 mod file;
@@ -14,11 +15,12 @@ mod types;
 mod value;
 mod writer;
 
+pub use array::Array;
 pub use error::GgufError;
 pub use file::GgufFile;
 pub use tensor::{TensorInfo, TensorView};
 pub use types::GgmlType;
-pub use value::{Array, Value, ValueType};
+pub use value::{Value, ValueType};
 pub use writer::GgufWriter;
 
 /// The four bytes every GGUF file starts with.

@@ -2,11 +2,12 @@
 
 use std::collections::HashMap;
 
+use crate::array::Array;
 use crate::cursor::Cursor;
 use crate::error::GgufError;
 use crate::tensor::{TensorInfo, tensor_n_bytes};
 use crate::types::GgmlType;
-use crate::value::{Array, Value, ValueType};
+use crate::value::{Value, ValueType};
 use crate::{DEFAULT_ALIGNMENT, GGUF_MAGIC, MAX_ALIGNMENT, MAX_ARRAY_DEPTH, MAX_DIMS};
 
 /// Fewest bytes a metadata entry takes: key length, value type, a one-byte value.
@@ -150,67 +151,46 @@ fn read_array(c: &mut Cursor<'_>, depth: usize) -> Result<Array, GgufError> {
     let id = c.u32("array element type")?;
     let elem_type = ValueType::from_id(id).ok_or(GgufError::BadArrayType { id, offset })?;
     let count = c.count("array element", elem_type.min_encoded_size())?;
-    let values = match elem_type {
-        ValueType::String | ValueType::Array => read_values(c, elem_type, count, depth)?,
-        _ => read_fixed_values(c, elem_type, count)?,
-    };
-    Ok(Array { elem_type, values })
-}
-
-fn read_values(
-    c: &mut Cursor<'_>,
-    ty: ValueType,
-    count: u64,
-    depth: usize,
-) -> Result<Vec<Value>, GgufError> {
-    let mut values = Vec::with_capacity(count.min(MAX_PREALLOC) as usize);
-    for _ in 0..count {
-        values.push(read_value(c, ty, depth)?);
+    match elem_type {
+        ValueType::String => read_strings(c, count),
+        ValueType::Array => read_arrays(c, count, depth),
+        _ => read_fixed_values(c, elem_type, count),
     }
-    Ok(values)
 }
 
-/// `count` values of a fixed-size type, decoded from one slice (the fast path for the
-/// vocabulary's score and type arrays). `count` was checked against the bytes left, so the
-/// slice is there and the allocation is what those bytes justify.
-fn read_fixed_values(
-    c: &mut Cursor<'_>,
-    ty: ValueType,
-    count: u64,
-) -> Result<Vec<Value>, GgufError> {
+/// `count` strings, appended to one buffer as they are read.
+fn read_strings(c: &mut Cursor<'_>, count: u64) -> Result<Array, GgufError> {
+    let mut array = Array::empty(ValueType::String);
+    for _ in 0..count {
+        array.push_str(c.str("metadata string")?);
+    }
+    Ok(array)
+}
+
+fn read_arrays(c: &mut Cursor<'_>, count: u64, depth: usize) -> Result<Array, GgufError> {
+    let mut array = Array::empty(ValueType::Array);
+    for _ in 0..count {
+        array.push(Value::Array(read_array(c, depth + 1)?))?;
+    }
+    Ok(array)
+}
+
+/// `count` values of a fixed-size type, kept as the file's bytes (the fast path for the vocabulary's score
+/// and type arrays) once every bool among them is checked. `count` was checked against the bytes left, so
+/// the slice is there and the allocation is what those bytes justify.
+fn read_fixed_values(c: &mut Cursor<'_>, ty: ValueType, count: u64) -> Result<Array, GgufError> {
     let size = ty.min_encoded_size();
     let start = c.offset();
     let bytes = c.take(count * size, "metadata value")?;
-    let mut values = Vec::with_capacity(count as usize);
-    for (i, chunk) in bytes.chunks_exact(size as usize).enumerate() {
-        let value = decode_fixed(ty, chunk).ok_or(GgufError::BadBool {
-            value: chunk[0],
+    if ty == ValueType::Bool
+        && let Some(i) = bytes.iter().position(|&b| b > 1)
+    {
+        return Err(GgufError::BadBool {
+            value: bytes[i],
             offset: start + i as u64,
-        })?;
-        values.push(value);
+        });
     }
-    Ok(values)
-}
-
-/// One value of a fixed-size type from exactly its bytes; `None` for a bool other than 0 or 1.
-fn decode_fixed(ty: ValueType, b: &[u8]) -> Option<Value> {
-    let le2 = || u16::from_le_bytes([b[0], b[1]]);
-    let le4 = || u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-    let le8 = || u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
-    Some(match ty {
-        ValueType::U8 => Value::U8(b[0]),
-        ValueType::I8 => Value::I8(b[0] as i8),
-        ValueType::U16 => Value::U16(le2()),
-        ValueType::I16 => Value::I16(le2() as i16),
-        ValueType::U32 => Value::U32(le4()),
-        ValueType::I32 => Value::I32(le4() as i32),
-        ValueType::F32 => Value::F32(f32::from_bits(le4())),
-        ValueType::U64 => Value::U64(le8()),
-        ValueType::I64 => Value::I64(le8() as i64),
-        ValueType::F64 => Value::F64(f64::from_bits(le8())),
-        ValueType::Bool if b[0] <= 1 => Value::Bool(b[0] == 1),
-        ValueType::Bool | ValueType::String | ValueType::Array => return None,
-    })
+    Ok(Array::from_fixed_bytes(ty, bytes.to_vec()))
 }
 
 /// `general.alignment`: absent means 32; present, it must be a u32 power of two no larger than

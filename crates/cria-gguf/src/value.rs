@@ -1,4 +1,6 @@
-//! Metadata values: the thirteen GGUF value types, arrays (nested ones too), and lenient accessors.
+//! Metadata values: the thirteen GGUF value types and lenient accessors.
+
+use crate::array::Array;
 
 /// A GGUF metadata value type, with its on-disk id (`ValueType::id`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -77,25 +79,6 @@ impl ValueType {
             U64 | I64 | F64 | String => 8,
             Array => 12,
         }
-    }
-}
-
-/// A metadata array: its declared element type and its elements, all of that type.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Array {
-    pub elem_type: ValueType,
-    pub values: Vec<Value>,
-}
-
-impl Array {
-    /// Number of elements.
-    pub fn len(&self) -> usize {
-        self.values.len()
-    }
-
-    /// True when the array holds no element.
-    pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
     }
 }
 
@@ -197,6 +180,46 @@ impl Value {
         match self {
             Value::Array(a) => Some(a),
             _ => None,
+        }
+    }
+
+    /// A value of fixed-size type `ty` from exactly its little-endian bytes; `None` for a bool other than 0
+    /// or 1, and for strings and arrays.
+    pub(crate) fn decode_fixed(ty: ValueType, b: &[u8]) -> Option<Value> {
+        let le2 = || u16::from_le_bytes([b[0], b[1]]);
+        let le4 = || u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let le8 = || u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+        Some(match ty {
+            ValueType::U8 => Value::U8(b[0]),
+            ValueType::I8 => Value::I8(b[0] as i8),
+            ValueType::U16 => Value::U16(le2()),
+            ValueType::I16 => Value::I16(le2() as i16),
+            ValueType::U32 => Value::U32(le4()),
+            ValueType::I32 => Value::I32(le4() as i32),
+            ValueType::F32 => Value::F32(f32::from_bits(le4())),
+            ValueType::U64 => Value::U64(le8()),
+            ValueType::I64 => Value::I64(le8() as i64),
+            ValueType::F64 => Value::F64(f64::from_bits(le8())),
+            ValueType::Bool if b[0] <= 1 => Value::Bool(b[0] == 1),
+            ValueType::Bool | ValueType::String | ValueType::Array => return None,
+        })
+    }
+
+    /// Appends a number's or bool's little-endian bytes (the file's encoding); strings and arrays add nothing.
+    pub(crate) fn put_fixed(&self, out: &mut Vec<u8>) {
+        match self {
+            Value::U8(v) => out.push(*v),
+            Value::I8(v) => out.extend_from_slice(&v.to_le_bytes()),
+            Value::U16(v) => out.extend_from_slice(&v.to_le_bytes()),
+            Value::I16(v) => out.extend_from_slice(&v.to_le_bytes()),
+            Value::U32(v) => out.extend_from_slice(&v.to_le_bytes()),
+            Value::I32(v) => out.extend_from_slice(&v.to_le_bytes()),
+            Value::F32(v) => out.extend_from_slice(&v.to_bits().to_le_bytes()),
+            Value::U64(v) => out.extend_from_slice(&v.to_le_bytes()),
+            Value::I64(v) => out.extend_from_slice(&v.to_le_bytes()),
+            Value::F64(v) => out.extend_from_slice(&v.to_bits().to_le_bytes()),
+            Value::Bool(v) => out.push(u8::from(*v)),
+            Value::String(_) | Value::Array(_) => {}
         }
     }
 

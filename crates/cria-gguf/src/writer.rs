@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use crate::array::Array;
 use crate::error::GgufError;
 use crate::file::GgufFile;
 use crate::parse::align_up;
@@ -132,7 +133,7 @@ impl GgufWriter {
         w.flush().map_err(GgufError::Write)
     }
 
-    /// No repeated key, arrays consistent; returns the alignment to use.
+    /// No repeated key (arrays hold one type by construction); returns the alignment to use.
     fn check_metadata(&self) -> Result<u64, GgufError> {
         let mut seen = std::collections::HashSet::new();
         let mut alignment = DEFAULT_ALIGNMENT;
@@ -143,7 +144,6 @@ impl GgufWriter {
                     offset: 0,
                 });
             }
-            check_value(value)?;
             if key == "general.alignment" {
                 alignment = match *value {
                     Value::U32(v) if v.is_power_of_two() && u64::from(v) <= MAX_ALIGNMENT => {
@@ -197,24 +197,6 @@ fn pad(out: &mut Vec<u8>, pos: u64, alignment: u64) -> Result<u64, GgufError> {
     Ok(aligned)
 }
 
-/// Every array's elements of its declared type, at every depth.
-fn check_value(value: &Value) -> Result<(), GgufError> {
-    let Value::Array(a) = value else {
-        return Ok(());
-    };
-    for v in &a.values {
-        if v.value_type() != a.elem_type {
-            let found = v.value_type();
-            return Err(GgufError::ArrayElementType {
-                declared: a.elem_type,
-                found,
-            });
-        }
-        check_value(v)?;
-    }
-    Ok(())
-}
-
 fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as u64).to_le_bytes());
     out.extend_from_slice(s.as_bytes());
@@ -223,24 +205,22 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 /// A value without its type id (array elements carry none).
 fn put_value(out: &mut Vec<u8>, value: &Value) {
     match value {
-        Value::U8(v) => out.push(*v),
-        Value::I8(v) => out.extend_from_slice(&v.to_le_bytes()),
-        Value::U16(v) => out.extend_from_slice(&v.to_le_bytes()),
-        Value::I16(v) => out.extend_from_slice(&v.to_le_bytes()),
-        Value::U32(v) => out.extend_from_slice(&v.to_le_bytes()),
-        Value::I32(v) => out.extend_from_slice(&v.to_le_bytes()),
-        Value::F32(v) => out.extend_from_slice(&v.to_bits().to_le_bytes()),
-        Value::U64(v) => out.extend_from_slice(&v.to_le_bytes()),
-        Value::I64(v) => out.extend_from_slice(&v.to_le_bytes()),
-        Value::F64(v) => out.extend_from_slice(&v.to_bits().to_le_bytes()),
-        Value::Bool(v) => out.push(u8::from(*v)),
         Value::String(s) => put_str(out, s),
-        Value::Array(a) => {
-            out.extend_from_slice(&a.elem_type.id().to_le_bytes());
-            out.extend_from_slice(&(a.values.len() as u64).to_le_bytes());
-            for v in &a.values {
-                put_value(out, v);
-            }
-        }
+        Value::Array(a) => put_array(out, a),
+        fixed => fixed.put_fixed(out),
+    }
+}
+
+fn put_array(out: &mut Vec<u8>, a: &Array) {
+    out.extend_from_slice(&a.elem_type().id().to_le_bytes());
+    out.extend_from_slice(&(a.len() as u64).to_le_bytes());
+    if let Some(bytes) = a.fixed_bytes() {
+        out.extend_from_slice(bytes);
+    }
+    for s in a.strs() {
+        put_str(out, s);
+    }
+    for inner in a.arrays() {
+        put_array(out, inner);
     }
 }

@@ -12,7 +12,7 @@ fn file(entries: Vec<(&str, Value)>) -> GgufFile {
 }
 
 fn arr(elem_type: ValueType, values: Vec<Value>) -> Value {
-    Value::Array(Array { elem_type, values })
+    Value::Array(Array::new(elem_type, values).unwrap())
 }
 
 #[test]

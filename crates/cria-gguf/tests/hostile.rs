@@ -443,10 +443,8 @@ fn full_file() -> Vec<u8> {
     let mut w = GgufWriter::new();
     w.add_metadata("general.architecture", Value::String("llama".into()));
     w.add_metadata("n", Value::U32(7));
-    let arr = cria_gguf::Array {
-        elem_type: ValueType::String,
-        values: vec![Value::String("ab".into()), Value::String("c".into())],
-    };
+    let strings = vec![Value::String("ab".into()), Value::String("c".into())];
+    let arr = cria_gguf::Array::new(ValueType::String, strings).unwrap();
     w.add_metadata("tokens", Value::Array(arr));
     w.add_tensor("a", GgmlType::F32, &[3], vec![1; 12]).unwrap();
     w.add_tensor("b", GgmlType::Q8_0, &[32, 2], vec![2; 68])

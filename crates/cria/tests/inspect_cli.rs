@@ -29,10 +29,7 @@ fn valid_file() -> Vec<u8> {
     w.add_metadata("general.name", Value::String("tiny".into()));
     w.add_metadata("llama.context_length", Value::U32(128));
     let tokens = (0..40).map(|i| Value::String(format!("tok{i}"))).collect();
-    let arr = Array {
-        elem_type: ValueType::String,
-        values: tokens,
-    };
+    let arr = Array::new(ValueType::String, tokens).unwrap();
     w.add_metadata("tokenizer.ggml.tokens", Value::Array(arr));
     w.add_tensor("token_embd.weight", GgmlType::Q8_0, &[32, 4], vec![0; 136])
         .unwrap();

@@ -78,7 +78,6 @@ fn swa_layers(file: &GgufFile, arch: &str, default_period: usize) -> Result<SwaL
     match file.get(&key) {
         None => Ok(SwaLayers::Period(default_period)),
         Some(Value::Array(a)) => a
-            .values
             .iter()
             .map(|v| v.as_bool())
             .collect::<Option<Vec<bool>>>()

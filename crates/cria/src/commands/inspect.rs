@@ -122,12 +122,12 @@ fn json_value(v: &Value) -> serde_json::Value {
         Value::Bool(x) => json!(x),
         Value::String(s) => json!(s),
         Value::Array(a) if a.len() <= ARRAY_HEAD * 2 => {
-            json!(a.values.iter().map(json_value).collect::<Vec<_>>())
+            json!(a.iter().map(|v| json_value(&v)).collect::<Vec<_>>())
         }
         Value::Array(a) => json!({
-            "type": format!("{:?}", a.elem_type),
+            "type": format!("{:?}", a.elem_type()),
             "len": a.len(),
-            "head": a.values.iter().take(ARRAY_HEAD).map(json_value).collect::<Vec<_>>(),
+            "head": a.iter().take(ARRAY_HEAD).map(|v| json_value(&v)).collect::<Vec<_>>(),
         }),
     }
 }
@@ -137,11 +137,11 @@ fn text_value(v: &Value) -> String {
     match v {
         Value::String(s) => format!("{:?}", shorten(s, 120)),
         Value::Array(a) => {
-            let head: Vec<String> = a.values.iter().take(ARRAY_HEAD).map(text_value).collect();
+            let head: Vec<String> = a.iter().take(ARRAY_HEAD).map(|v| text_value(&v)).collect();
             let more = if a.len() > ARRAY_HEAD { ", ..." } else { "" };
             format!(
                 "[{:?} x {}] [{}{more}]",
-                a.elem_type,
+                a.elem_type(),
                 a.len(),
                 head.join(", ")
             )
@@ -237,10 +237,7 @@ mod tests {
     #[test]
     fn long_arrays_are_summarised() {
         let values = (0..100).map(Value::U32).collect();
-        let v = Value::Array(Array {
-            elem_type: ValueType::U32,
-            values,
-        });
+        let v = Value::Array(Array::new(ValueType::U32, values).unwrap());
         let j = json_value(&v);
         assert_eq!(j["len"], 100);
         assert_eq!(j["head"].as_array().map(Vec::len), Some(ARRAY_HEAD));
