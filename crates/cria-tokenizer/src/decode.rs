@@ -1,18 +1,21 @@
 //! Token ids back to bytes (llama.cpp's `token_to_piece` and `detokenize`).
 
+use crate::packed::Packed;
 use crate::unicode::char_to_byte_table;
 use crate::vocab::{TokenizerKind, Vocab, attr};
 
 /// The bytes each token stands for, rendering special tokens as their text (llama.cpp's piece cache).
-pub(crate) fn build_pieces(vocab: &Vocab) -> Vec<Vec<u8>> {
+pub(crate) fn build_pieces(vocab: &Vocab) -> Packed {
     let inverse = char_to_byte_table();
-    (0..vocab.len())
-        .map(|i| piece(vocab, i, &inverse))
-        .collect()
+    let mut pieces = Packed::default();
+    for i in 0..vocab.len() {
+        pieces.push(&piece(vocab, i, &inverse));
+    }
+    pieces
 }
 
 fn piece(vocab: &Vocab, i: usize, inverse: &[Option<u8>]) -> Vec<u8> {
-    let text = &vocab.texts[i];
+    let text = vocab.texts.str(i);
     let a = vocab.attrs[i];
     if a & (attr::CONTROL | attr::UNKNOWN | attr::USER_DEFINED) != 0 {
         return text.as_bytes().to_vec();
@@ -76,7 +79,7 @@ impl Default for DecodeOptions {
 /// llama.cpp's `detokenize`: pieces joined, then its space clean-up where the vocabulary asks for it.
 pub(crate) fn detokenize(
     vocab: &Vocab,
-    pieces: &[Vec<u8>],
+    pieces: &Packed,
     mut ids: &[u32],
     opts: DecodeOptions,
     clean_spaces: bool,
@@ -94,10 +97,7 @@ pub(crate) fn detokenize(
         if !opts.unparse_special && vocab.attr(t) & (attr::CONTROL | attr::UNKNOWN) != 0 {
             continue;
         }
-        let mut p = pieces
-            .get(t as usize)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+        let mut p = pieces.get(t as usize).unwrap_or_default();
         if remove_space && p.first() == Some(&b' ') {
             p = &p[1..];
         }

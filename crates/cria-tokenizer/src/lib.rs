@@ -8,6 +8,7 @@ mod chat;
 mod decode;
 mod error;
 mod gguf;
+mod packed;
 mod pretok;
 mod special;
 mod spm;
@@ -34,7 +35,7 @@ pub struct Tokenizer {
     vocab: Vocab,
     algo: Algorithm,
     specials: SpecialTokens,
-    pieces: Vec<Vec<u8>>,
+    pieces: packed::Packed,
     clean_spaces: bool,
     chat_template: Option<String>,
 }
@@ -53,15 +54,22 @@ enum Algorithm {
 impl Tokenizer {
     /// The tokenizer described by a GGUF file's `tokenizer.*` metadata.
     pub fn from_gguf(file: &cria_gguf::GgufFile) -> Result<Tokenizer, TokenizerError> {
-        Tokenizer::from_spec(&TokenizerSpec::from_gguf(file)?)
+        let mut spec = TokenizerSpec::from_gguf(file)?;
+        let tokens = std::mem::take(&mut spec.tokens);
+        Tokenizer::build(&spec, tokens)
     }
 
     /// The tokenizer described by plain data (what [`Tokenizer::from_gguf`] reads).
     pub fn from_spec(spec: &TokenizerSpec) -> Result<Tokenizer, TokenizerError> {
-        if u32::try_from(spec.tokens.len()).is_err() {
-            return Err(TokenizerError::VocabTooLarge(spec.tokens.len()));
+        Tokenizer::build(spec, spec.tokens.clone())
+    }
+
+    /// The tokenizer of `spec` with token texts `tokens` (in place of `spec.tokens`).
+    fn build(spec: &TokenizerSpec, tokens: Vec<String>) -> Result<Tokenizer, TokenizerError> {
+        if u32::try_from(tokens.len()).is_err() {
+            return Err(TokenizerError::VocabTooLarge(tokens.len()));
         }
-        let vocab = Vocab::new(spec)?;
+        let vocab = Vocab::new(spec, tokens)?;
         let algo = match vocab.kind {
             vocab::TokenizerKind::Bpe => {
                 let (pre, flags) = PreTokenizer::for_name(spec.pre.as_deref().unwrap_or(""))?;
@@ -198,19 +206,12 @@ impl Tokenizer {
 
     /// The raw bytes a token stands for (special tokens as their text; empty for an unknown id).
     pub fn token_bytes(&self, id: u32) -> &[u8] {
-        self.pieces
-            .get(id as usize)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
+        self.pieces.get(id as usize).unwrap_or_default()
     }
 
     /// The token's text as stored in the vocabulary (`▁the`, `Ġthe`, `<0x0A>`); empty for an unknown id.
     pub fn token_text(&self, id: u32) -> &str {
-        self.vocab
-            .texts
-            .get(id as usize)
-            .map(String::as_str)
-            .unwrap_or_default()
+        self.vocab.text(id)
     }
 
     /// The id of a token given its vocabulary text.

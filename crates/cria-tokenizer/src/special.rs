@@ -29,9 +29,8 @@ impl SpecialTokens {
             .filter(|&i| vocab.attrs[i] & (attr::CONTROL | attr::USER_DEFINED | attr::UNKNOWN) != 0)
             .map(crate::vocab::id)
             .collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(vocab.texts[i as usize].len()));
-        let matcher =
-            AhoCorasick::new(order.iter().map(|&i| vocab.texts[i as usize].as_bytes())).ok();
+        order.sort_by_key(|&i| std::cmp::Reverse(vocab.text(i).len()));
+        let matcher = AhoCorasick::new(order.iter().map(|&i| vocab.text(i).as_bytes())).ok();
         SpecialTokens { order, matcher }
     }
 
@@ -54,7 +53,7 @@ impl SpecialTokens {
             if !parse_special && vocab.attr(token) & (attr::CONTROL | attr::UNKNOWN) != 0 {
                 continue;
             }
-            let needle = vocab.texts[token as usize].as_bytes();
+            let needle = vocab.text(token).as_bytes();
             let finder = memmem::Finder::new(needle);
             let mut next = Vec::with_capacity(fragments.len() + 2);
             for f in fragments {

@@ -1,8 +1,7 @@
 //! The vocabulary: token texts, types, scores and special ids, as `tokenizer.ggml.*` metadata gives them.
 
-use rustc_hash::FxHashMap;
-
 use crate::TokenizerError;
+use crate::packed::{Index, Packed};
 
 /// Token attributes (llama.cpp's `llama_token_attr` bits).
 pub(crate) mod attr {
@@ -60,10 +59,12 @@ pub struct TokenizerSpec {
 #[derive(Debug)]
 pub(crate) struct Vocab {
     pub kind: TokenizerKind,
-    pub texts: Vec<String>,
+    /// Token texts by id.
+    pub texts: Packed,
     pub attrs: Vec<u16>,
     pub scores: Vec<f32>,
-    pub to_id: FxHashMap<Box<str>, u32>,
+    /// Token text -> id.
+    pub to_id: Index,
     pub bos: Option<u32>,
     pub eos: Option<u32>,
     pub unk: Option<u32>,
@@ -78,14 +79,16 @@ pub(crate) struct Vocab {
 }
 
 impl Vocab {
-    pub fn new(spec: &TokenizerSpec) -> Result<Vocab, TokenizerError> {
+    /// The vocabulary `spec` describes; `tokens` are its token texts (taken, not copied: `spec.tokens` is
+    /// not read).
+    pub fn new(spec: &TokenizerSpec, tokens: Vec<String>) -> Result<Vocab, TokenizerError> {
         let kind = match spec.model.as_str() {
             "gpt2" => TokenizerKind::Bpe,
             "llama" => TokenizerKind::Spm,
             "bert" => TokenizerKind::Wpm,
             other => return Err(TokenizerError::UnsupportedModel(other.to_string())),
         };
-        let n = spec.tokens.len();
+        let n = tokens.len();
         if n == 0 {
             return Err(TokenizerError::EmptyVocab);
         }
@@ -99,22 +102,16 @@ impl Vocab {
             spec.scores.as_ref().map(Vec::len),
             n,
         )?;
-        let texts: Vec<String> = spec
-            .tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                if t.is_empty() {
-                    format!("[EMPTY_{i}]")
-                } else {
-                    t.clone()
-                }
-            })
-            .collect();
-        let mut to_id = FxHashMap::default();
-        for (i, t) in texts.iter().enumerate() {
-            to_id.insert(t.as_str().into(), id(i));
+        let max_token_len = tokens.iter().map(String::len).max().unwrap_or(0);
+        let mut texts = Packed::default();
+        for (i, t) in tokens.into_iter().enumerate() {
+            if t.is_empty() {
+                texts.push(format!("[EMPTY_{i}]").as_bytes());
+            } else {
+                texts.push(t.as_bytes());
+            }
         }
+        let to_id = Index::build(&texts);
         let attrs = match &spec.token_types {
             Some(types) => types.iter().map(|&t| attr_of_type(t)).collect(),
             None => vec![attr::NORMAL; n],
@@ -136,7 +133,7 @@ impl Vocab {
             add_eos: spec.add_eos.unwrap_or(defaults.add_eos),
             add_space_prefix: spec.add_space_prefix.unwrap_or(defaults.add_space_prefix),
             eog: Vec::new(),
-            max_token_len: spec.tokens.iter().map(String::len).max().unwrap_or(0),
+            max_token_len,
             normalizer: normalizer_opts(spec),
         };
         vocab.find_end_of_generation(valid(spec.eot), valid(spec.eom));
@@ -147,22 +144,24 @@ impl Vocab {
         self.texts.len()
     }
 
+    /// Token `id`'s text (empty for an unknown id).
+    pub fn text(&self, id: u32) -> &str {
+        self.texts.str(id as usize)
+    }
+
     pub fn attr(&self, id: u32) -> u16 {
         self.attrs.get(id as usize).copied().unwrap_or(0)
     }
 
     pub fn text_to_token(&self, text: &str) -> Option<u32> {
-        self.to_id.get(text).copied()
+        self.to_id.get(&self.texts, text.as_bytes())
     }
 
     /// llama.cpp's end-of-generation set, found by token text; those tokens become control tokens.
     fn find_end_of_generation(&mut self, eot: Option<u32>, eom: Option<u32>) {
         // the lowest id among those texts (llama.cpp takes whichever its hash map yields first)
         let first = |names: &[&str]| -> Option<u32> {
-            names
-                .iter()
-                .filter_map(|n| self.to_id.get(*n).copied())
-                .min()
+            names.iter().filter_map(|n| self.text_to_token(n)).min()
         };
         let eot = eot.or_else(|| first(EOT_NAMES));
         let eom = eom.or_else(|| first(&["<|eom_id|>"]));
@@ -187,14 +186,14 @@ impl Vocab {
         }
         let mut eog: Vec<u32> = fim.into_iter().flatten().collect();
         for name in EOG_NAMES {
-            if let Some(&i) = self.to_id.get(*name) {
+            if let Some(i) = self.text_to_token(name) {
                 eog.push(i);
                 self.attrs[i as usize] |= attr::CONTROL;
             }
         }
         // gpt-oss: these are always rendered
         for name in ["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"] {
-            if let Some(&i) = self.to_id.get(name) {
+            if let Some(i) = self.text_to_token(name) {
                 self.attrs[i as usize] = attr::USER_DEFINED;
             }
         }
@@ -213,7 +212,7 @@ impl Vocab {
                 .eog
                 .iter()
                 .copied()
-                .find(|&i| names.contains(&vocab.texts[i as usize].as_str()))
+                .find(|&i| names.contains(&vocab.text(i)))
         };
         let (ret, call, flush) = (
             find(self, &["<|return|>"]),
