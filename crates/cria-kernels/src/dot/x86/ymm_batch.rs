@@ -41,6 +41,8 @@ macro_rules! x86_batch {
             base: Vec<__m256i>,
             da: Vec<f32>,
             sa: Vec<f32>,
+            /// One token's `d_w·d_a` for the pass's rows, block-major like `dw` (see `$tile`).
+            dd: Vec<f32>,
         }
 
         thread_local! {
@@ -59,7 +61,13 @@ macro_rules! x86_batch {
                         v.resize(n, zi);
                     }
                 }
-                let floats = [(&mut self.dw, pass), (&mut self.mw, pass), (&mut self.da, toks), (&mut self.sa, toks)];
+                let floats = [
+                    (&mut self.dw, pass),
+                    (&mut self.mw, pass),
+                    (&mut self.da, toks),
+                    (&mut self.sa, toks),
+                    (&mut self.dd, pass),
+                ];
                 for (v, n) in floats {
                     if v.len() < n {
                         v.resize(n, 0.0);
@@ -139,47 +147,52 @@ fn $prep<'a>(tokens: impl Fn(usize) -> &'a [$A], n_tok: usize, nb: usize, s: &mu
 
                 /// Token `t` (`a`, prepared at entry `t`) against the decoded pass, each row summed as the
                 /// one-token kernel sums it.
+                ///
+                /// The rows' `d_w·d_a` products are written to `dd` in a first loop and broadcast from
+                /// memory in the second: built in a register, each row's product took a shuffle or two to
+                /// broadcast (`vshufps` + `vpermpd` ...), on the same vector ports as the dot itself.
                 #[inline]
                 #[target_feature(enable = $features)]
                 fn $tile(
                     s: &BatchScratch,
+                    dd: &mut [f32],
                     nb: usize,
                     a: &[$A],
                     t: usize,
                 ) -> [f32; BATCH_ROWS] {
                     assert!(s.u.len() >= BATCH_ROWS * nb && a.len() >= nb);
                     assert!(s.dw.len() >= BATCH_ROWS * nb && s.mw.len() >= BATCH_ROWS * nb);
+                    assert!(dd.len() >= BATCH_ROWS * nb);
                     assert!((t + 1) * nb <= s.base.len().min(s.da.len()).min(s.sa.len()));
-                    let mut acc = [_mm256_setzero_ps(); BATCH_ROWS];
                     let mut mins = _mm256_setzero_ps();
                     for b in 0..nb {
                         let k = t * nb + b;
-                        // SAFETY: (b + 1)·BATCH_ROWS ≤ the lengths of dw and mw; b < a.len(); k < the token
-                        // buffers' lengths (all asserted above).
-                        let (dw, mw, blk, base, da, sa) = unsafe {
-                            (
-                                _mm256_loadu_ps(s.dw.as_ptr().add(b * BATCH_ROWS)),
-                                _mm256_loadu_ps(s.mw.as_ptr().add(b * BATCH_ROWS)),
-                                a.get_unchecked(b),
-                                *s.base.get_unchecked(k),
-                                *s.da.get_unchecked(k),
-                                *s.sa.get_unchecked(k),
-                            )
-                        };
+                        // SAFETY: (b + 1)·BATCH_ROWS ≤ the lengths of dw, mw and dd; k < the token buffers'
+                        // lengths (all asserted above).
+                        unsafe {
+                            let dw = _mm256_loadu_ps(s.dw.as_ptr().add(b * BATCH_ROWS));
+                            let da = _mm256_set1_ps(*s.da.get_unchecked(k));
+                            // the rows' d_w·d_a, each one f32 product as in the one-token kernel
+                            _mm256_storeu_ps(dd.as_mut_ptr().add(b * BATCH_ROWS), _mm256_mul_ps(dw, da));
+                            if $has_min {
+                                let mw = _mm256_loadu_ps(s.mw.as_ptr().add(b * BATCH_ROWS));
+                                let sa = _mm256_set1_ps(*s.sa.get_unchecked(k));
+                                mins = _mm256_add_ps(mins, _mm256_mul_ps(mw, sa));
+                            }
+                        }
+                    }
+                    let mut acc = [_mm256_setzero_ps(); BATCH_ROWS];
+                    for b in 0..nb {
+                        // SAFETY: b < a.len() and t·nb + b < base.len() (asserted above).
+                        let (blk, base) = unsafe { (a.get_unchecked(b), *s.base.get_unchecked(t * nb + b)) };
                         let aq = ld(&blk.qs);
                         let base = if $off != 0 { base } else { _mm256_setzero_si256() };
-                        // the rows' d_w·d_a, each one f32 product as in the one-token kernel
-                        let mut dd = [0f32; BATCH_ROWS];
-                        // SAFETY: dd is BATCH_ROWS (8) floats.
-                        unsafe { _mm256_storeu_ps(dd.as_mut_ptr(), _mm256_mul_ps(dw, _mm256_set1_ps(da))) };
-                        if $has_min {
-                            mins = _mm256_add_ps(mins, _mm256_mul_ps(mw, _mm256_set1_ps(sa)));
-                        }
                         for r in 0..BATCH_ROWS {
-                            // SAFETY: b·BATCH_ROWS + r < nb·BATCH_ROWS ≤ u.len() (asserted above).
-                            let u = unsafe { *s.u.get_unchecked(b * BATCH_ROWS + r) };
+                            let i = b * BATCH_ROWS + r;
+                            // SAFETY: i < nb·BATCH_ROWS ≤ the lengths of u and dd (asserted above).
+                            let (u, d) = unsafe { (*s.u.get_unchecked(i), _mm256_broadcast_ss(dd.get_unchecked(i))) };
                             let p = _mm256_cvtepi32_ps($dot(base, u, aq));
-                            acc[r] = _mm256_fmadd_ps(p, _mm256_set1_ps(dd[r]), acc[r]);
+                            acc[r] = _mm256_fmadd_ps(p, d, acc[r]);
                         }
                     }
                     let mut m = [0f32; BATCH_ROWS];
@@ -212,16 +225,18 @@ fn $prep<'a>(tokens: impl Fn(usize) -> &'a [$A], n_tok: usize, nb: usize, s: &mu
                     let mut s = BATCH.take();
                     s.reserve(nb, n_tok);
                     $prep(tok, n_tok, nb, &mut s);
+                    let mut dd = std::mem::take(&mut s.dd);
                     let pass_bytes = BATCH_ROWS * w_row;
                     for c in 0..full / BATCH_ROWS {
                         let r0 = c * BATCH_ROWS;
                         let pf = Prefetch::for_pass(w, c, pass_bytes, full * w_row, nb.div_ceil(8));
                         $decode(std::array::from_fn(|i| wr(r0 + i)), &mut s, pf);
                         for t in 0..n_tok {
-                            let o = $tile(&s, nb, tok(t), t);
+                            let o = $tile(&s, &mut dd, nb, tok(t), t);
                             out[t * stride + r0..][..BATCH_ROWS].copy_from_slice(&o);
                         }
                     }
+                    s.dd = dd;
                     BATCH.set(s);
                     if full < rows {
                         for t in 0..n_tok {
