@@ -41,6 +41,8 @@ macro_rules! x86_batch {
             base: Vec<__m256i>,
             da: Vec<f32>,
             sa: Vec<f32>,
+            /// One token's `d_w·d_a` for the pass's rows, block-major like `dw` (see `$tile`).
+            dd: Vec<f32>,
         }
 
         thread_local! {
@@ -59,13 +61,48 @@ macro_rules! x86_batch {
                         v.resize(n, zi);
                     }
                 }
-                let floats = [(&mut self.dw, pass), (&mut self.mw, pass), (&mut self.da, toks), (&mut self.sa, toks)];
+                let floats = [
+                    (&mut self.dw, pass),
+                    (&mut self.mw, pass),
+                    (&mut self.da, toks),
+                    (&mut self.sa, toks),
+                    (&mut self.dd, pass),
+                ];
                 for (v, n) in floats {
                     if v.len() < n {
                         v.resize(n, 0.0);
                     }
                 }
             }
+        }
+
+        /// The 8×8 transpose: lane `r` of output `i` is lane `i` of input `r`.
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn transpose8(x: [__m256; 8]) -> [__m256; 8] {
+            let t: [__m256; 8] = std::array::from_fn(|i| {
+                let (a, b) = (x[2 * (i / 2)], x[2 * (i / 2) + 1]);
+                if i % 2 == 0 { _mm256_unpacklo_ps(a, b) } else { _mm256_unpackhi_ps(a, b) }
+            });
+            // t[2k], t[2k+1]: rows 2k, 2k+1 interleaved (lanes 0,1 / 2,3 of each 128-bit half)
+            let u: [__m256; 8] = std::array::from_fn(|i| {
+                let (g, j) = (i / 4, i % 4);
+                let (a, b) = (t[4 * g + j / 2], t[4 * g + 2 + j / 2]);
+                if j % 2 == 0 {
+                    _mm256_shuffle_ps::<0x44>(a, b)
+                } else {
+                    _mm256_shuffle_ps::<0xEE>(a, b)
+                }
+            });
+            // u[4g + j]: column j (and j + 4 in the high half) of rows 4g..4g+4
+            std::array::from_fn(|i| {
+                let (a, b) = (u[i % 4], u[4 + i % 4]);
+                if i < 4 {
+                    _mm256_permute2f128_ps::<0x20>(a, b)
+                } else {
+                    _mm256_permute2f128_ps::<0x31>(a, b)
+                }
+            })
         }
 
         macro_rules! batch_fmt {
@@ -101,18 +138,20 @@ fn $prep<'a>(tokens: impl Fn(usize) -> &'a [$A], n_tok: usize, nb: usize, s: &mu
                     assert!(s.dw.len() >= BATCH_ROWS * nb && s.mw.len() >= BATCH_ROWS * nb);
                     let full = nb - nb % 8;
                     for (c, b0) in (0..full).step_by(8).enumerate() {
-                        for (r, row) in w.iter().enumerate() {
-                            let (dv, mv) = scales8(&row[b0..b0 + 8]);
-                            let (mut d8, mut m8) = ([0f32; 8], [0f32; 8]);
-                            // SAFETY: d8 and m8 are 8 floats each.
-                            unsafe {
-                                _mm256_storeu_ps(d8.as_mut_ptr(), dv);
-                                _mm256_storeu_ps(m8.as_mut_ptr(), mv);
+                        // each row's 8 block scales, then transposed to block-major in registers (64 scalar
+                        // stores a pass of 8 blocks measured as costly as the rest of the decoding)
+                        let scales: [(__m256, __m256); BATCH_ROWS] =
+                            std::array::from_fn(|r| scales8(&w[r][b0..b0 + 8]));
+                        let dw = transpose8(std::array::from_fn(|r| scales[r].0));
+                        // SAFETY: (b0 + 8)·BATCH_ROWS ≤ nb·BATCH_ROWS ≤ the lengths of dw and mw (asserted above).
+                        unsafe {
+                            for (i, v) in dw.iter().enumerate() {
+                                _mm256_storeu_ps(s.dw.as_mut_ptr().add((b0 + i) * BATCH_ROWS), *v);
                             }
-                            for i in 0..8 {
-                                s.dw[(b0 + i) * BATCH_ROWS + r] = d8[i];
-                                if $has_min {
-                                    s.mw[(b0 + i) * BATCH_ROWS + r] = m8[i];
+                            if $has_min {
+                                let mw = transpose8(std::array::from_fn(|r| scales[r].1));
+                                for (i, v) in mw.iter().enumerate() {
+                                    _mm256_storeu_ps(s.mw.as_mut_ptr().add((b0 + i) * BATCH_ROWS), *v);
                                 }
                             }
                         }
@@ -139,47 +178,52 @@ fn $prep<'a>(tokens: impl Fn(usize) -> &'a [$A], n_tok: usize, nb: usize, s: &mu
 
                 /// Token `t` (`a`, prepared at entry `t`) against the decoded pass, each row summed as the
                 /// one-token kernel sums it.
+                ///
+                /// The rows' `d_w·d_a` products are written to `dd` in a first loop and broadcast from
+                /// memory in the second: built in a register, each row's product took a shuffle or two to
+                /// broadcast (`vshufps` + `vpermpd` ...), on the same vector ports as the dot itself.
                 #[inline]
                 #[target_feature(enable = $features)]
                 fn $tile(
                     s: &BatchScratch,
+                    dd: &mut [f32],
                     nb: usize,
                     a: &[$A],
                     t: usize,
                 ) -> [f32; BATCH_ROWS] {
                     assert!(s.u.len() >= BATCH_ROWS * nb && a.len() >= nb);
                     assert!(s.dw.len() >= BATCH_ROWS * nb && s.mw.len() >= BATCH_ROWS * nb);
+                    assert!(dd.len() >= BATCH_ROWS * nb);
                     assert!((t + 1) * nb <= s.base.len().min(s.da.len()).min(s.sa.len()));
-                    let mut acc = [_mm256_setzero_ps(); BATCH_ROWS];
                     let mut mins = _mm256_setzero_ps();
                     for b in 0..nb {
                         let k = t * nb + b;
-                        // SAFETY: (b + 1)·BATCH_ROWS ≤ the lengths of dw and mw; b < a.len(); k < the token
-                        // buffers' lengths (all asserted above).
-                        let (dw, mw, blk, base, da, sa) = unsafe {
-                            (
-                                _mm256_loadu_ps(s.dw.as_ptr().add(b * BATCH_ROWS)),
-                                _mm256_loadu_ps(s.mw.as_ptr().add(b * BATCH_ROWS)),
-                                a.get_unchecked(b),
-                                *s.base.get_unchecked(k),
-                                *s.da.get_unchecked(k),
-                                *s.sa.get_unchecked(k),
-                            )
-                        };
+                        // SAFETY: (b + 1)·BATCH_ROWS ≤ the lengths of dw, mw and dd; k < the token buffers'
+                        // lengths (all asserted above).
+                        unsafe {
+                            let dw = _mm256_loadu_ps(s.dw.as_ptr().add(b * BATCH_ROWS));
+                            let da = _mm256_set1_ps(*s.da.get_unchecked(k));
+                            // the rows' d_w·d_a, each one f32 product as in the one-token kernel
+                            _mm256_storeu_ps(dd.as_mut_ptr().add(b * BATCH_ROWS), _mm256_mul_ps(dw, da));
+                            if $has_min {
+                                let mw = _mm256_loadu_ps(s.mw.as_ptr().add(b * BATCH_ROWS));
+                                let sa = _mm256_set1_ps(*s.sa.get_unchecked(k));
+                                mins = _mm256_add_ps(mins, _mm256_mul_ps(mw, sa));
+                            }
+                        }
+                    }
+                    let mut acc = [_mm256_setzero_ps(); BATCH_ROWS];
+                    for b in 0..nb {
+                        // SAFETY: b < a.len() and t·nb + b < base.len() (asserted above).
+                        let (blk, base) = unsafe { (a.get_unchecked(b), *s.base.get_unchecked(t * nb + b)) };
                         let aq = ld(&blk.qs);
                         let base = if $off != 0 { base } else { _mm256_setzero_si256() };
-                        // the rows' d_w·d_a, each one f32 product as in the one-token kernel
-                        let mut dd = [0f32; BATCH_ROWS];
-                        // SAFETY: dd is BATCH_ROWS (8) floats.
-                        unsafe { _mm256_storeu_ps(dd.as_mut_ptr(), _mm256_mul_ps(dw, _mm256_set1_ps(da))) };
-                        if $has_min {
-                            mins = _mm256_add_ps(mins, _mm256_mul_ps(mw, _mm256_set1_ps(sa)));
-                        }
                         for r in 0..BATCH_ROWS {
-                            // SAFETY: b·BATCH_ROWS + r < nb·BATCH_ROWS ≤ u.len() (asserted above).
-                            let u = unsafe { *s.u.get_unchecked(b * BATCH_ROWS + r) };
+                            let i = b * BATCH_ROWS + r;
+                            // SAFETY: i < nb·BATCH_ROWS ≤ the lengths of u and dd (asserted above).
+                            let (u, d) = unsafe { (*s.u.get_unchecked(i), _mm256_broadcast_ss(dd.get_unchecked(i))) };
                             let p = _mm256_cvtepi32_ps($dot(base, u, aq));
-                            acc[r] = _mm256_fmadd_ps(p, _mm256_set1_ps(dd[r]), acc[r]);
+                            acc[r] = _mm256_fmadd_ps(p, d, acc[r]);
                         }
                     }
                     let mut m = [0f32; BATCH_ROWS];
@@ -212,16 +256,18 @@ fn $prep<'a>(tokens: impl Fn(usize) -> &'a [$A], n_tok: usize, nb: usize, s: &mu
                     let mut s = BATCH.take();
                     s.reserve(nb, n_tok);
                     $prep(tok, n_tok, nb, &mut s);
+                    let mut dd = std::mem::take(&mut s.dd);
                     let pass_bytes = BATCH_ROWS * w_row;
                     for c in 0..full / BATCH_ROWS {
                         let r0 = c * BATCH_ROWS;
                         let pf = Prefetch::for_pass(w, c, pass_bytes, full * w_row, nb.div_ceil(8));
                         $decode(std::array::from_fn(|i| wr(r0 + i)), &mut s, pf);
                         for t in 0..n_tok {
-                            let o = $tile(&s, nb, tok(t), t);
+                            let o = $tile(&s, &mut dd, nb, tok(t), t);
                             out[t * stride + r0..][..BATCH_ROWS].copy_from_slice(&o);
                         }
                     }
+                    s.dd = dd;
                     BATCH.set(s);
                     if full < rows {
                         for t in 0..n_tok {
