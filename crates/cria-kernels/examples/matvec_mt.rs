@@ -15,7 +15,7 @@
 use cria_kernels::GgmlType;
 use cria_kernels::bandwidth::read_bandwidth;
 use cria_kernels::matmul::{WeightRef, matmul};
-use cria_kernels::packed::Layout;
+use cria_kernels::packed::{Layout, pack};
 use cria_kernels::pool::ThreadPool;
 use cria_kernels::quant::quantize_row;
 use std::hint::black_box;
@@ -91,6 +91,10 @@ fn main() {
         ("1b ffn_up x16", Q8_0, 16 * 8192, 2048),
         ("1b ffn_up", Q4_K, 8192, 2048),
         ("1b ffn_up x16", Q4_K, 16 * 8192, 2048),
+        // the layout the model gives Q4_K layer matrices on x86-64 (`packed::packs`)
+        ("1b ffn_up repacked", Q4_K, 8192, 2048),
+        ("1b ffn_down repacked", Q4_K, 2048, 8192),
+        ("1b ffn_up x16 repacked", Q4_K, 16 * 8192, 2048),
         ("1b ffn_down", Q6_K, 2048, 8192),
         ("1b output", Q6_K, 128_256, 2048),
     ];
@@ -98,13 +102,19 @@ fn main() {
         if !name.contains(filter.as_str()) {
             continue;
         }
-        let w = matrix(ty, rows, cols);
+        let mut w = matrix(ty, rows, cols);
+        let layout = if name.ends_with("repacked") {
+            w = pack(ty, rows, cols, &w).expect("a packable shape");
+            Layout::Groups8
+        } else {
+            Layout::Rows
+        };
         let wr = |data| WeightRef {
             ty,
             rows,
             cols,
             data,
-            layout: Layout::Rows,
+            layout,
         };
         let x = data(cols, 7);
         let mut y = vec![0f32; rows];

@@ -24,6 +24,9 @@ pub(super) const G0: usize = 144;
 pub(super) const GK: usize = 1184;
 pub(super) const A0: usize = 34;
 pub(super) const AK: usize = 292;
+/// How far ahead (bytes) the one-token Q4_K kernels prefetch the groups they stream: about what one thread
+/// has in flight from DRAM (latency × its share of the bandwidth); 3 group blocks and a half.
+pub(super) const PF_AHEAD: usize = 4096;
 
 pub(super) fn groups_kernel(isa: Isa, ty: GgmlType) -> Option<GroupsFn> {
     if !matches!(isa, Isa::Avx2 | Isa::Avx512) {
@@ -415,6 +418,13 @@ unsafe fn tile_k<const T: usize>(
             // token's bits do not depend on how many share its step
             let mut isum = [_mm256_setzero_si256(); T];
             for s in 0..8 {
+                if T == 1 {
+                    // one token streams the weights (decode): a sub-block's share of the lines PF_AHEAD on
+                    let pf = gb.wrapping_add(PF_AHEAD + 148 * s);
+                    for l in 0..3 {
+                        _mm_prefetch::<_MM_HINT_T1>(pf.wrapping_add(64 * l).cast());
+                    }
+                }
                 let sc = scale_pairs(gb.add(32 + 8 * s));
                 let (qs, shift_high) = (gb.add(160 + 256 * (s / 2)), s % 2 == 1);
                 let mut s16 = [_mm256_setzero_si256(); T];

@@ -11,7 +11,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{AK, GK, PREPK, PrepK, check, prep_q8_k, q4_k_avx2};
+use super::{AK, GK, PF_AHEAD, PREPK, PrepK, check, prep_q8_k, q4_k_avx2};
 use crate::packed::GROUP;
 
 /// Q4_K groups: one token through [`gemv_q4_k`], more through the tiles. Handed out only on a CPU with
@@ -70,7 +70,13 @@ unsafe fn gemv_q4_k(
                 let dd = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(gb.cast())), da);
                 let dm = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(gb.add(16).cast())), da);
                 let aq = a.add(AK * b + 4);
+                // the weights PF_AHEAD bytes on, a pair's share (296 bytes) per pair, to L2 (a hint never
+                // faults, so the last groups may point past `w`)
+                let pf = gb.wrapping_add(PF_AHEAD);
                 for pair in 0..4 {
+                    for l in 0..5 {
+                        _mm_prefetch::<_MM_HINT_T1>(pf.wrapping_add(296 * pair + 64 * l).cast());
+                    }
                     // sub-blocks 2·pair (low nibbles) and 2·pair + 1 (high nibbles) of the same bytes, each
                     // in four i32 accumulators (k mod 4): `vpdpbusd`'s latency, not its throughput, would
                     // bound a single chain

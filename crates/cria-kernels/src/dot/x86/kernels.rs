@@ -255,11 +255,36 @@ macro_rules! x86_kernels {
             )
         }
 
+        /// Q6_K's sub-block scales `sc[s]` (low 128 bits) and `sc[s + 1]` (high) as 16-bit words.
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn q6_scale_pair(scales: __m128i, s: usize) -> __m256i {
+            let pick = _mm_add_epi8(
+                _mm_set1_epi8(s as i8),
+                _mm_set_epi64x(0x0101010101010101, 0),
+            );
+            _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, pick))
+        }
+
+        /// Σ of the 8 i32 lanes (exact, wrapping as the scalar sum would overflow: it cannot here).
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn hsum_i32(v: __m256i) -> i32 {
+            let x = _mm_add_epi32(_mm256_extracti128_si256::<1>(v), _mm256_castsi256_si128(v));
+            let x = _mm_add_epi32(x, _mm_unpackhi_epi64(x, x));
+            _mm_cvtsi128_si32(_mm_add_epi32(x, _mm_shuffle_epi32::<1>(x)))
+        }
+
+        /// The integer sums are exact in any grouping, so they are formed with the fewest operations: each
+        /// 32-bit lane is `madd(maddubs(q, a), scale words)` = sc·(4 products) (a `maddubs` pair is at most
+        /// 2·63·128, no saturation), the lanes of `dot_us` times the scale; the correction Σ sc·bsum is one
+        /// `madd` of the 16 bsums by the 16 scales and a horizontal sum. The floats are as before.
         #[inline]
         #[target_feature(enable = $features)]
         fn blk_q6_k(w: &BlockQ6K, a: &BlockQ8K, acc: __m256) -> (__m256, f32) {
-            let mask = _mm256_set1_epi8(0xF);
-            let three = _mm256_set1_epi8(3);
+            let (nib, top2) = (_mm256_set1_epi8(0xF), _mm256_set1_epi8(0x30));
+            // SAFETY: the 16 scale bytes are readable.
+            let scales = unsafe { _mm_loadu_si128(w.scales.as_ptr().cast()) };
             let mut sumi = _mm256_setzero_si256();
             for h in 0..2 {
                 let ql = [ld(&w.ql[64 * h..]), ld(&w.ql[64 * h + 32..])];
@@ -270,20 +295,28 @@ macro_rules! x86_kernels {
                     } else {
                         _mm256_srli_epi16::<4>(ql[k - 2])
                     };
-                    let high = _mm256_and_si256(
-                        _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * k as i32)),
-                        three,
+                    // bits 2k, 2k + 1 of each qh byte moved to bits 4, 5
+                    let high = match k {
+                        0 => _mm256_slli_epi16::<4>(qh),
+                        1 => _mm256_slli_epi16::<2>(qh),
+                        2 => qh,
+                        _ => _mm256_srli_epi16::<2>(qh),
+                    };
+                    let q = _mm256_or_si256(
+                        _mm256_and_si256(low, nib),
+                        _mm256_and_si256(high, top2),
                     );
-                    let q =
-                        _mm256_or_si256(_mm256_and_si256(low, mask), _mm256_slli_epi16::<4>(high));
-                    let s = 8 * h + 2 * k;
                     let av = ld(&a.qs[128 * h + 32 * k..]);
-                    let p = dot_us_scaled(q, av, w.scales[s] as i32, w.scales[s + 1] as i32);
+                    let sc = q6_scale_pair(scales, 8 * h + 2 * k);
+                    let p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, av), sc);
                     sumi = _mm256_add_epi32(sumi, p);
                 }
             }
             // Σ sc·(q − 32)·a = Σ sc·q·a − 32·Σ sc·bsum
-            let corr: i32 = (0..16).map(|j| w.scales[j] as i32 * a.bsum(j) as i32).sum();
+            let corr = hsum_i32(_mm256_madd_epi16(
+                ld(&a.bsums),
+                _mm256_cvtepi8_epi16(scales),
+            ));
             let d = a.d() * h1(w.d);
             let p = _mm256_cvtepi32_ps(sumi);
             (
@@ -430,6 +463,48 @@ macro_rules! x86_kernels {
         block_dot!(dot_q8_k, blk_q8_k);
         block_dot!(dot_q2_k, blk_q2_k);
         block_dot!(dot_q3_k, blk_q3_k);
+
+        /// A one-token row loop for Q4_K / Q6_K that prefetches (to L2) the row [`PF_AHEAD`] bytes ahead, a
+        /// block's lines per block step, rounded up to whole rows; the last rows prefetch past the end (a hint
+        /// never faults), into the rows a task after this one reads. Same bits as the row kernel.
+        macro_rules! rows_prefetched {
+            ($blk:ident, $block:ty) => {
+                Some(|w: &[u8], rb: usize, a: &[u8], out: &mut [f32]| {
+                    #[target_feature(enable = $features)]
+                    fn row(w: &[u8], a: &[u8], ahead: *const u8) -> f32 {
+                        const SB: usize = size_of::<$block>();
+                        let (w, a): (&[$block], &[BlockQ8K]) = (cs(w), cs(a));
+                        let mut acc = _mm256_setzero_ps();
+                        let mut s = 0f32;
+                        for (i, (wb, ab)) in w.iter().zip(a).enumerate() {
+                            for l in 0..SB.div_ceil(64) {
+                                // a hint: it reads nothing and never faults
+                                _mm_prefetch::<_MM_HINT_T1>(ahead.wrapping_add(i * SB + 64 * l).cast());
+                            }
+                            let (v, s0) = $blk(wb, ab, acc);
+                            (acc, s) = (v, s + s0);
+                        }
+                        hsum(acc) + s
+                    }
+                    let ahead = rb * crate::dot::x86::PF_AHEAD.div_ceil(rb.max(1));
+                    for (r, (o, wr)) in out.iter_mut().zip(w.chunks_exact(rb)).enumerate() {
+                        let pf = w.as_ptr().wrapping_add(r * rb + ahead);
+                        // SAFETY: this table is only reached on a CPU with $features (see `rows_kernel`).
+                        *o = unsafe { row(wr, a, pf) };
+                    }
+                })
+            };
+        }
+
+        /// The one-token kernel for `ty` of this feature set beside `matvec_kernel`'s: Q4_K and Q6_K rows with a
+        /// software prefetch (the row kernel's bits). Handed out only for a CPU with `$features`.
+        pub(in crate::dot::x86) fn kmatvec_kernel(ty: GgmlType) -> Option<RowsFn> {
+            match ty {
+                GgmlType::Q4_K => rows_prefetched!(blk_q4_k, BlockQ4K),
+                GgmlType::Q6_K => rows_prefetched!(blk_q6_k, BlockQ6K),
+                _ => None,
+            }
+        }
 
         /// The row kernel for `ty`, if this feature set has one. Callers hand these out only for a CPU with
         /// `$features` (checked in `x86::rows_kernel`).

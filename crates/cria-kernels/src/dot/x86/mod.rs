@@ -77,12 +77,21 @@ pub(crate) fn matvec_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
     match isa {
         Isa::Avx512 if crate::isa::has_avx512_vnni() => zmm_matvec::matvec_kernel(ty)
             .or_else(|| zmm_kmatvec::matvec_kernel(ty))
-            .or_else(|| avx512::vnni::matvec_kernel(ty)),
-        Isa::Avx512 | Isa::Avx2 if has_avxvnni() => avx2::vnni::matvec_kernel(ty),
-        Isa::Avx512 | Isa::Avx2 => avx2::plain::matvec_kernel(ty),
+            .or_else(|| avx512::vnni::matvec_kernel(ty))
+            .or_else(|| avx512::vnni::kmatvec_kernel(ty)),
+        Isa::Avx512 | Isa::Avx2 if has_avxvnni() => {
+            avx2::vnni::matvec_kernel(ty).or_else(|| avx2::vnni::kmatvec_kernel(ty))
+        }
+        Isa::Avx512 | Isa::Avx2 => {
+            avx2::plain::matvec_kernel(ty).or_else(|| avx2::plain::kmatvec_kernel(ty))
+        }
         _ => None,
     }
 }
+
+/// How far ahead (bytes) the 256-bit one-token K-quant kernels prefetch their weights: about what one
+/// thread has in flight from DRAM (latency × its share of the bandwidth).
+pub(crate) const PF_AHEAD: usize = 4096;
 
 pub(crate) fn tiled_kernel(isa: Isa, ty: GgmlType) -> Option<TiledFn> {
     if crate::quant::is_read_only(ty) {
