@@ -315,8 +315,9 @@ mod ab {
         }
     }
 
-    /// Plain AVX2 decode: the row kernel against the matvec kernel, one thread, on a matrix in L2 (`hot`) and
-    /// on 1B-shape FFN matrices cycled through 256 MB (`dram`, every call from memory), GB/s of weights:
+    /// AVX2 decode (plain and, where present, AVX-VNNI): the row kernel against `legacy_matvec!` at several
+    /// prefetch distances (bytes), one thread, GB/s of weights read from memory (matrices of the small models'
+    /// and the 1B shape's widths, copies cycled through 256 MB so every call reads from DRAM), best of 5:
     /// `cargo test --release -p cria-kernels --lib x86::ab::plain_matvec -- --ignored --nocapture`.
     #[test]
     #[ignore]
@@ -324,14 +325,38 @@ mod ab {
         if !Isa::Avx2.supported() {
             return;
         }
-        let n = 2048;
-        let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
-        for ty in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1] {
+        type Mv = unsafe fn(&[u8], usize, &[u8], &mut [f32]);
+        type Case = (&'static str, GgmlType, usize, [(&'static str, Mv); 5]);
+        macro_rules! dists {
+            ($m:ident, $f:ident) => {
+                [
+                    ("pf0", $m::$f::<0> as Mv),
+                    ("pf4k", $m::$f::<4096> as Mv),
+                    ("pf8k", $m::$f::<8192> as Mv),
+                    ("pf16k", $m::$f::<16384> as Mv),
+                    ("pf32k", $m::$f::<32768> as Mv),
+                ]
+            };
+        }
+        use avx2::{plain, vnni};
+        let mut cases: Vec<Case> = vec![
+            ("plain", GgmlType::Q4_1, 576, dists!(plain, mv_q4_1_at)),
+            ("plain", GgmlType::Q5_0, 640, dists!(plain, mv_q5_0_at)),
+            ("plain", GgmlType::Q4_0, 2048, dists!(plain, mv_q4_0_at)),
+        ];
+        if has_avxvnni() {
+            cases.push(("vnni", GgmlType::Q4_1, 576, dists!(vnni, mv_q4_1_at)));
+            cases.push(("vnni", GgmlType::Q8_0, 640, dists!(vnni, mv_q8_0_at)));
+            cases.push(("vnni", GgmlType::Q8_0, 2048, dists!(vnni, mv_q8_0_at)));
+        }
+        for (name, ty, n, kernels) in cases {
+            let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
             let rb = ty.row_bytes(n).unwrap();
             let at = activation_type(ty);
             let mut a = vec![0u8; at.row_bytes(n).unwrap()];
             quantize_activation_with(Isa::Scalar, at, &x, &mut a);
-            let (hot_rows, mat_rows) = (128, 8192);
+            // 1536 rows: smollm2's gate / up matrices at 576 columns
+            let mat_rows = 1536;
             let copies = (256 << 20) / (mat_rows * rb);
             let mut w = vec![0u8; rb * mat_rows * copies];
             for (r, row) in w.chunks_exact_mut(rb).enumerate().take(256) {
@@ -341,39 +366,33 @@ mod ab {
             for r in 256..mat_rows * copies {
                 w.copy_within((r % 256) * rb..(r % 256 + 1) * rb, r * rb);
             }
-            let kernels = [
-                ("rows", avx2::plain::rows_kernel(ty)),
-                ("matvec", avx2::plain::matvec_kernel(ty)),
-            ];
+            let rows_k = avx2::plain::rows_kernel(ty).unwrap();
             let mut out = vec![0f32; mat_rows];
-            let (mut hot, mut dram) = ([f64::MAX; 2], [f64::MAX; 2]);
+            let mut best = [f64::MAX; 6];
             for _ in 0..5 {
-                for (i, (_, k)) in kernels.iter().enumerate() {
-                    let Some(k) = k else { continue };
-                    for _ in 0..20 {
-                        let t = Instant::now();
-                        k(&w[..hot_rows * rb], rb, &a, &mut out[..hot_rows]);
-                        hot[i] = hot[i].min(t.elapsed().as_secs_f64());
-                    }
+                for (i, best) in best.iter_mut().enumerate() {
+                    let t = Instant::now();
                     for m in w.chunks_exact(mat_rows * rb) {
-                        let t = Instant::now();
-                        k(m, rb, &a, &mut out);
-                        dram[i] = dram[i].min(t.elapsed().as_secs_f64());
+                        match i {
+                            0 => rows_k(m, rb, &a, &mut out),
+                            // SAFETY: AVX2 was checked above, AVX-VNNI before its cases were added.
+                            _ => unsafe { kernels[i - 1].1(m, rb, &a, &mut out) },
+                        }
                     }
+                    *best = best.min(t.elapsed().as_secs_f64());
                 }
             }
+            let gb = |s: f64| w.len() as f64 / s / 1e9;
             let line: Vec<String> = kernels
                 .iter()
-                .enumerate()
-                .map(|(i, (name, _))| {
-                    let (h, d) = (
-                        (hot_rows * rb) as f64 / hot[i],
-                        (mat_rows * rb) as f64 / dram[i],
-                    );
-                    format!("{name} hot {:.1} / dram {:.1}", h / 1e9, d / 1e9)
-                })
+                .zip(&best[1..])
+                .map(|((k, _), s)| format!("{k} {:.1}", gb(*s)))
                 .collect();
-            println!("{ty:?} plain AVX2 decode GB/s (best): {}", line.join(", "));
+            println!(
+                "{name} {ty:?} {n} cols, GB/s from memory (best of 5): rows {:.1}, {}",
+                gb(best[0]),
+                line.join(", ")
+            );
         }
     }
 

@@ -233,16 +233,53 @@ macro_rules! x86_tiled {
             )
         }
 
+        /// [`scales8`] of the last, partial run of a row (fewer than 8 blocks), zeros past its end: the same
+        /// conversions, so the same f32 scales.
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn scales_part<W: Pod>(w: &[W]) -> (__m256, __m256) {
+            let w8: &[u8] = cs(w);
+            let stride = std::mem::size_of::<W>();
+            let dm: [i32; 8] = std::array::from_fn(|i| match w8.get(i * stride..i * stride + 4) {
+                Some(b) if i < w.len() => i32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+                _ => 0,
+            });
+            // SAFETY: dm is exactly 32 readable bytes.
+            let dm = unsafe { _mm256_loadu_si256(dm.as_ptr().cast()) };
+            let lo = _mm256_and_si256(dm, _mm256_set1_epi32(0xFFFF));
+            let hi = _mm256_srli_epi32::<16>(dm);
+            let p = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packus_epi32(lo, hi));
+            (
+                _mm256_cvtph_ps(_mm256_castsi256_si128(p)),
+                _mm256_cvtph_ps(_mm256_extracti128_si256::<1>(p)),
+            )
+        }
+
         /// Decode matvec of a 32-element format: `RR` rows at a time share each activation block; the block
-        /// scales of 8 blocks are read and multiplied in one go. Each row is summed exactly as the tiled kernel
-        /// (and llama.cpp) sums it: in block order into one 8-lane accumulator, d_w·d_a as one f32 product,
-        /// Σ m·s in order as a scalar, so a token gets the same bits as in a batch. Each pass prefetches the
-        /// next pass's rows as the AVX-512 matvec does (`zmm_matvec::Prefetch`): four rows read side by side
-        /// are four short streams the hardware prefetcher does not run far enough ahead of.
+        /// scales of each run of 8 blocks (a row's last run may be shorter) are read and multiplied in one go.
+        /// Each row is summed exactly as the tiled kernel (and llama.cpp) sums it: in block order into one
+        /// 8-lane accumulator, d_w·d_a as one f32 product, Σ m·s in order as a scalar, so a token gets the same
+        /// bits as in a batch. Each pass prefetches the rows `PF` bytes ahead (at least the next pass) as the
+        /// AVX-512 matvec does (`zmm_matvec::Prefetch`), one share at each run of 8 blocks, the last partial
+        /// run included (before, a 576- or 640-wide row's third run prefetched nothing: a third of each pass).
+        /// A pass of four short rows takes less time than a line takes to come from memory, so one pass ahead
+        /// is too close: the first pass of a call also prefetches the passes up to the distance.
         macro_rules! legacy_matvec {
-            ($name:ident, $W:ty, $A:ty, $act:ident, $bdot:ident, $off:expr, $has_min:expr) => {
+            ($name:ident, $at:ident, $W:ty, $A:ty, $act:ident, $bdot:ident, $off:expr, $has_min:expr) => {
+                /// The matvec at [`MATVEC_PREFETCH`].
                 #[target_feature(enable = $features)]
-                fn $name(w: &[u8], w_row: usize, act: &[u8], out: &mut [f32]) {
+                pub(in crate::dot::x86) fn $name(w: &[u8], w_row: usize, act: &[u8], out: &mut [f32]) {
+                    $at::<MATVEC_PREFETCH>(w, w_row, act, out)
+                }
+
+                /// The matvec prefetching `PF` bytes ahead.
+                #[target_feature(enable = $features)]
+                pub(in crate::dot::x86) fn $at<const PF: usize>(
+                    w: &[u8],
+                    w_row: usize,
+                    act: &[u8],
+                    out: &mut [f32],
+                ) {
                     #[inline]
                     #[target_feature(enable = $features)]
                     fn rows<const RR: usize>(
@@ -254,17 +291,23 @@ macro_rules! x86_tiled {
                         prefetch: Prefetch,
                     ) {
                         let nb = av.len();
-                        assert!(w.iter().all(|r| r.len() == nb) && da.len() >= nb && sa.len() >= nb);
+                        let padded = nb.next_multiple_of(8);
+                        assert!(w.iter().all(|r| r.len() == nb) && da.len() >= padded && sa.len() >= padded);
                         let mut acc = [_mm256_setzero_ps(); RR];
                         let mut mins = [0f32; RR];
-                        // whole runs of 8 blocks (the loop unrolls), one prefetch call per run
-                        let full = nb - nb % 8;
-                        for (c, b0) in (0..full).step_by(8).enumerate() {
+                        // one prefetch call per run of 8 blocks, the partial last run included
+                        for (c, b0) in (0..nb).step_by(8).enumerate() {
+                            let n = (nb - b0).min(8);
                             let mut dd = [[0f32; 8]; RR];
                             let mut ms = [[0f32; 8]; RR];
                             for r in 0..RR {
-                                let (dw, mw) = scales8(&w[r][b0..b0 + 8]);
-                                // SAFETY: da and sa hold nb ≥ b0 + 8 floats; dd and ms are 8 floats.
+                                let (dw, mw) = if n == 8 {
+                                    scales8(&w[r][b0..b0 + 8])
+                                } else {
+                                    scales_part(&w[r][b0..nb])
+                                };
+                                // SAFETY: da and sa hold padded ≥ b0 + 8 floats (zeros past nb); dd and ms are 8
+                                // floats.
                                 unsafe {
                                     let d = _mm256_mul_ps(dw, _mm256_loadu_ps(da[b0..b0 + 8].as_ptr()));
                                     _mm256_storeu_ps(dd[r].as_mut_ptr(), d);
@@ -275,32 +318,30 @@ macro_rules! x86_tiled {
                                 }
                             }
                             prefetch.step(c);
-                            for i in 0..8 {
-                                // SAFETY: b0 + i < full ≤ nb = av.len() = w[r].len() (asserted above).
-                                let (a_q, base) = unsafe { *av.get_unchecked(b0 + i) };
-                                // a constant zero without an offset, so adding it compiles away
-                                let base = if $off != 0 { base } else { _mm256_setzero_si256() };
-                                for r in 0..RR {
-                                    // SAFETY: as above.
-                                    let wb = unsafe { w[r].get_unchecked(b0 + i) };
-                                    let p = _mm256_cvtepi32_ps($bdot(base, wb, a_q));
-                                    acc[r] = _mm256_fmadd_ps(p, _mm256_set1_ps(dd[r][i]), acc[r]);
-                                    if $has_min {
-                                        mins[r] += ms[r][i];
+                            // a constant count for whole runs, so that loop unrolls
+                            macro_rules! run {
+                                ($count:expr) => {
+                                    for i in 0..$count {
+                                        // SAFETY: b0 + i < b0 + n ≤ nb = av.len() = w[r].len() (asserted above).
+                                        let (a_q, base) = unsafe { *av.get_unchecked(b0 + i) };
+                                        // a constant zero without an offset, so adding it compiles away
+                                        let base = if $off != 0 { base } else { _mm256_setzero_si256() };
+                                        for r in 0..RR {
+                                            // SAFETY: as above.
+                                            let wb = unsafe { w[r].get_unchecked(b0 + i) };
+                                            let p = _mm256_cvtepi32_ps($bdot(base, wb, a_q));
+                                            acc[r] = _mm256_fmadd_ps(p, _mm256_set1_ps(dd[r][i]), acc[r]);
+                                            if $has_min {
+                                                mins[r] += ms[r][i];
+                                            }
+                                        }
                                     }
-                                }
+                                };
                             }
-                        }
-                        for b in full..nb {
-                            let (a_q, base) = av[b];
-                            for r in 0..RR {
-                                let bytes: &[u8] = cs(std::slice::from_ref(&w[r][b]));
-                                let (dw, mw) = h2([bytes[0], bytes[1]], [bytes[2], bytes[3]]);
-                                let p = _mm256_cvtepi32_ps($bdot(base, &w[r][b], a_q));
-                                acc[r] = _mm256_fmadd_ps(p, _mm256_set1_ps(dw * da[b]), acc[r]);
-                                if $has_min {
-                                    mins[r] += mw * sa[b];
-                                }
+                            if n == 8 {
+                                run!(8)
+                            } else {
+                                run!(n)
                             }
                         }
                         for r in 0..RR {
@@ -310,8 +351,9 @@ macro_rules! x86_tiled {
 
                     let a: &[$A] = cs(act);
                     let ones = _mm256_set1_epi8(1);
-                    let mut da = Vec::with_capacity(a.len());
-                    let mut sa = Vec::with_capacity(a.len());
+                    let padded = a.len().next_multiple_of(8);
+                    let mut da = Vec::with_capacity(padded);
+                    let mut sa = Vec::with_capacity(padded);
                     let mut av = Vec::with_capacity(a.len());
                     for b in a {
                         let (d, s, q) = $act(b);
@@ -324,17 +366,20 @@ macro_rules! x86_tiled {
                         sa.push(s);
                         av.push((q, base));
                     }
+                    da.resize(padded, 0.0);
+                    sa.resize(padded, 0.0);
                     let wr = |r: usize| -> &[$W] { cs(&w[r * w_row..(r + 1) * w_row]) };
                     let n_rows = out.len();
+                    let runs = av.len().div_ceil(8);
                     let mut r = 0;
                     while r + 4 <= n_rows {
-                        let pf = Prefetch::for_pass(w, r / 4, 4 * w_row, n_rows * w_row, av.len().div_ceil(8));
+                        let pf = Prefetch::ahead(w, r / 4, 4 * w_row, PF, n_rows * w_row, runs);
                         let w4 = [wr(r), wr(r + 1), wr(r + 2), wr(r + 3)];
                         rows::<4>(w4, &da, &sa, &av, &mut out[r..r + 4], pf);
                         r += 4;
                     }
                     while r < n_rows {
-                        let pf = Prefetch::for_pass(w, r, w_row, n_rows * w_row, av.len().div_ceil(8));
+                        let pf = Prefetch::for_pass(w, r, w_row, n_rows * w_row, runs);
                         rows::<1>([wr(r)], &da, &sa, &av, &mut out[r..r + 1], pf);
                         r += 1;
                     }
@@ -357,11 +402,14 @@ macro_rules! x86_tiled {
         unsigned_block_dot!(bd_q5_1, BlockQ5_1, u_q5_1);
         unsigned_block_dot!(bd_q8_0, BlockQ8_0, u_q8_0);
 
-        legacy_matvec!(mv_q4_0, BlockQ4_0, BlockQ8_0, act_q8_0, bd_q4_0, 8, false);
-        legacy_matvec!(mv_q4_1, BlockQ4_1, BlockQ8_1, act_q8_1, bd_q4_1, 0, true);
-        legacy_matvec!(mv_q5_0, BlockQ5_0, BlockQ8_0, act_q8_0, bd_q5_0, 16, false);
-        legacy_matvec!(mv_q5_1, BlockQ5_1, BlockQ8_1, act_q8_1, bd_q5_1, 0, true);
-        legacy_matvec!(mv_q8_0, BlockQ8_0, BlockQ8_0, act_q8_0, bd_q8_0, 128, false);
+        /// How far ahead `legacy_matvec!` prefetches, in bytes (`x86::ab::plain_matvec_ab` measures others).
+        const MATVEC_PREFETCH: usize = 8192;
+
+        legacy_matvec!(mv_q4_0, mv_q4_0_at, BlockQ4_0, BlockQ8_0, act_q8_0, bd_q4_0, 8, false);
+        legacy_matvec!(mv_q4_1, mv_q4_1_at, BlockQ4_1, BlockQ8_1, act_q8_1, bd_q4_1, 0, true);
+        legacy_matvec!(mv_q5_0, mv_q5_0_at, BlockQ5_0, BlockQ8_0, act_q8_0, bd_q5_0, 16, false);
+        legacy_matvec!(mv_q5_1, mv_q5_1_at, BlockQ5_1, BlockQ8_1, act_q8_1, bd_q5_1, 0, true);
+        legacy_matvec!(mv_q8_0, mv_q8_0_at, BlockQ8_0, BlockQ8_0, act_q8_0, bd_q8_0, 128, false);
 
         /// The decode matvec kernel for `ty`, if any (same bits as `tiled_kernel(ty)` at one token). Handed
         /// out only on a CPU with `$features`.

@@ -30,14 +30,14 @@ pub(super) fn matvec_kernel(ty: GgmlType) -> Option<RowsFn> {
         ($f:ident) => {
             Some(|w: &[u8], wr: usize, a: &[u8], out: &mut [f32]| {
                 // SAFETY: the caller (`x86::matvec_kernel`) hands this out only on a CPU with the features.
-                unsafe { $f(w, wr, a, out) }
+                unsafe { $f::<PREFETCH>(w, wr, a, out) }
             })
         };
         ($gf:ident, $f:ident) => {
             if has_gfni() {
                 Some(|w: &[u8], wr: usize, a: &[u8], out: &mut [f32]| {
                     // SAFETY: as above, and this CPU has GFNI (checked).
-                    unsafe { $gf(w, wr, a, out) }
+                    unsafe { $gf::<PREFETCH>(w, wr, a, out) }
                 })
             } else {
                 mv!($f)
@@ -54,6 +54,10 @@ pub(super) fn matvec_kernel(ty: GgmlType) -> Option<RowsFn> {
         _ => None,
     }
 }
+
+/// How far ahead the matvec prefetches, in bytes (one 16-row pass at the least; `ab::zmm_prefetch_ab`
+/// measures others).
+const PREFETCH: usize = 0;
 
 /// GFNI (one affine byte op takes a nibble out of a byte), on every AVX-512 VNNI CPU since Ice Lake.
 fn has_gfni() -> bool {
@@ -280,16 +284,46 @@ impl Prefetch {
         }
     }
 
+    /// What pass `c` of a task's rows `w` prefetches over its `steps` block steps when it reads `distance`
+    /// bytes ahead (at least one pass, [`Prefetch::for_pass`] at one): pass `c + k`, k the passes that make up
+    /// the distance; the task's first pass takes passes 1 to k, so that none starts unannounced.
+    #[inline(always)]
+    pub(super) fn ahead(
+        w: &[u8],
+        c: usize,
+        pass_bytes: usize,
+        distance: usize,
+        full_bytes: usize,
+        steps: usize,
+    ) -> Prefetch {
+        let k = distance.div_ceil(pass_bytes.max(1)).max(1);
+        let (start, len) = if c == 0 {
+            (pass_bytes, k * pass_bytes)
+        } else {
+            ((c + k) * pass_bytes, pass_bytes)
+        };
+        if start < full_bytes {
+            Prefetch::new(w[start..].as_ptr(), len.min(full_bytes - start), steps)
+        } else {
+            Prefetch::new(w.as_ptr().wrapping_add(start), len, steps)
+        }
+    }
+
     /// The lines of step `i`.
     #[inline(always)]
     pub(super) fn step(&self, i: usize) {
+        for p in self.addresses(i) {
+            // SAFETY: a prefetch only hints at an address: it reads nothing and never faults.
+            unsafe { _mm_prefetch::<_MM_HINT_T1>(p.cast::<i8>()) };
+        }
+    }
+
+    /// The addresses step `i` prefetches.
+    #[inline(always)]
+    fn addresses(&self, i: usize) -> impl Iterator<Item = *const u8> {
         let lo = i * self.per_step;
         let hi = (lo + self.per_step).min(self.lines);
-        for l in lo..hi {
-            let p = self.ptr.wrapping_add((l * 64).min(self.last)).cast::<i8>();
-            // SAFETY: a prefetch only hints at an address: it reads nothing and never faults.
-            unsafe { _mm_prefetch::<_MM_HINT_T1>(p) };
-        }
+        (lo..hi).map(move |l| self.ptr.wrapping_add((l * 64).min(self.last)))
     }
 }
 
@@ -347,13 +381,14 @@ macro_rules! zmm_matvec {
             finish(&acc, mins, out);
         }
 
+        /// The matvec, prefetching `PF` bytes ahead (at least the next pass: [`Prefetch::ahead`]).
         #[target_feature(enable = $feat)]
-        fn $name(w: &[u8], w_row: usize, act: &[u8], out: &mut [f32]) {
+        fn $name<const PF: usize>(w: &[u8], w_row: usize, act: &[u8], out: &mut [f32]) {
             let acts: &[$A] = cs(act);
             let full = out.len() / ROWS * ROWS;
             for (c, dst) in out[..full].chunks_exact_mut(ROWS).enumerate() {
                 let dst: &mut [f32; ROWS] = dst.try_into().expect("chunks of ROWS");
-                let pf = Prefetch::for_pass(w, c, ROWS * w_row, full * w_row, acts.len());
+                let pf = Prefetch::ahead(w, c, ROWS * w_row, PF, full * w_row, acts.len());
                 $pass(
                     &w[c * ROWS * w_row..(c + 1) * ROWS * w_row],
                     w_row,
@@ -494,6 +529,53 @@ mod tests {
         x
     }
 
+    /// Whether each byte of a task's passes (and of what follows them) lies on a cache line one of them
+    /// prefetches over its `steps` calls.
+    fn prefetched(passes: usize, pass: usize, distance: usize, steps: usize) -> Vec<bool> {
+        let w = vec![0u8; passes * pass];
+        let base = w.as_ptr() as usize;
+        let far = (passes + distance.div_ceil(pass) + 2) * pass;
+        let mut line_hit = vec![false; far / 64 + 2];
+        for c in 0..passes {
+            let pf = Prefetch::ahead(&w, c, pass, distance, passes * pass, steps);
+            for i in 0..steps {
+                for p in pf.addresses(i) {
+                    let line = (p as usize / 64).wrapping_sub(base / 64);
+                    if let Some(h) = line_hit.get_mut(line) {
+                        *h = true;
+                    }
+                }
+            }
+        }
+        (0..far)
+            .map(|b| line_hit[(base + b) / 64 - base / 64])
+            .collect()
+    }
+
+    /// Regression (`legacy_matvec!` on 576-wide rows: the last partial run of 8 blocks made no prefetch
+    /// call, so a third of every pass came unannounced; it now makes every step): when a pass makes all its
+    /// `steps` calls, every byte of the task's passes after the first is on a prefetched line, at any
+    /// distance, also where the distance is many passes (the first pass then covers the lead-in).
+    #[test]
+    fn prefetch_ahead_covers_every_later_pass_of_a_task() {
+        // 4 rows of 576 Q4_1 columns (18 blocks: 3 steps), of 640 Q8_0 ones, 16 rows of 2048 Q4_0 ones
+        for (pass, steps) in [(4 * 360, 3), (4 * 680, 3), (16 * 1152, 64)] {
+            for distance in [0, 4096, 8192, 65536] {
+                let passes = 9;
+                let hit = prefetched(passes, pass, distance, steps);
+                // the next task's first pass too, where the distance is shorter than this task
+                let k = distance.div_ceil(pass).max(1);
+                let end = if k < passes { passes + 1 } else { passes };
+                for (b, hit) in hit.iter().enumerate().take(end * pass).skip(pass) {
+                    assert!(
+                        hit,
+                        "pass {pass} distance {distance}: byte {b} not prefetched"
+                    );
+                }
+            }
+        }
+    }
+
     /// Every pass, the tail and both halves of each accumulator give the 256-bit kernel's bits.
     #[test]
     fn zmm_matvec_gives_the_256_bit_kernels_bits() {
@@ -506,7 +588,7 @@ mod tests {
             ($ty:ident, $f:ident) => {
                 ($ty, |w: &[u8], wr: usize, a: &[u8], o: &mut [f32]| {
                     // SAFETY: the test returned above unless this CPU has AVX-512 F/BW/VL and VNNI.
-                    unsafe { $f(w, wr, a, o) }
+                    unsafe { $f::<PREFETCH>(w, wr, a, o) }
                 })
             };
         }
@@ -542,6 +624,80 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod ab {
+    //! Prefetch distances of the matvec, one thread, weights from memory (ignored by default; timings, not a
+    //! check): `cargo test --release -p cria-kernels --lib zmm_matvec::ab -- --ignored --nocapture`.
+    use super::*;
+    use crate::isa::Isa;
+    use crate::quant::{activation_type, quantize_activation_with, quantize_row};
+    use std::time::Instant;
+
+    #[test]
+    #[ignore]
+    fn zmm_prefetch_ab() {
+        if !(Isa::Avx512.supported() && crate::isa::has_avx512_vnni()) {
+            return;
+        }
+        type Mv = unsafe fn(&[u8], usize, &[u8], &mut [f32]);
+        type Case = (GgmlType, usize, [(&'static str, Mv); 4]);
+        macro_rules! dists {
+            ($f:ident) => {
+                [
+                    ("pf0", $f::<0> as Mv),
+                    ("pf8k", $f::<8192> as Mv),
+                    ("pf16k", $f::<16384> as Mv),
+                    ("pf32k", $f::<32768> as Mv),
+                ]
+            };
+        }
+        let cases: [Case; 4] = [
+            (GgmlType::Q4_1, 576, dists!(mv_q4_1)),
+            (GgmlType::Q5_0, 640, dists!(mv_q5_0)),
+            (GgmlType::Q8_0, 640, dists!(mv_q8_0)),
+            (GgmlType::Q8_0, 2048, dists!(mv_q8_0)),
+        ];
+        for (ty, n, kernels) in cases {
+            let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+            let rb = ty.row_bytes(n).unwrap();
+            let at = activation_type(ty);
+            let mut a = vec![0u8; at.row_bytes(n).unwrap()];
+            quantize_activation_with(Isa::Scalar, at, &x, &mut a);
+            let mat_rows = 1536;
+            let copies = (256 << 20) / (mat_rows * rb);
+            let mut w = vec![0u8; rb * mat_rows * copies];
+            for (r, row) in w.chunks_exact_mut(rb).enumerate().take(256) {
+                let xr: Vec<f32> = x.iter().map(|v| v * (1.0 + r as f32 * 0.01)).collect();
+                quantize_row(ty, &xr, row).unwrap();
+            }
+            for r in 256..mat_rows * copies {
+                w.copy_within((r % 256) * rb..(r % 256 + 1) * rb, r * rb);
+            }
+            let mut out = vec![0f32; mat_rows];
+            let mut best = [f64::MAX; 4];
+            for _ in 0..5 {
+                for (i, (_, k)) in kernels.iter().enumerate() {
+                    let t = Instant::now();
+                    for m in w.chunks_exact(mat_rows * rb) {
+                        // SAFETY: AVX-512 F/BW/VL and VNNI were checked above.
+                        unsafe { k(m, rb, &a, &mut out) };
+                    }
+                    best[i] = best[i].min(t.elapsed().as_secs_f64());
+                }
+            }
+            let line: Vec<String> = kernels
+                .iter()
+                .zip(best)
+                .map(|((k, _), s)| format!("{k} {:.1}", w.len() as f64 / s / 1e9))
+                .collect();
+            println!(
+                "zmm {ty:?} {n} cols, GB/s from memory (best of 5): {}",
+                line.join(", ")
+            );
         }
     }
 }
