@@ -22,3 +22,31 @@ pub(crate) fn with_outliers(n: usize, seed: u32, outlier: f32) -> Vec<f32> {
     }
     x
 }
+
+/// The inputs of the ignored memory-streaming A/B timings: `mat_rows` rows of `ty` quantized from `n` columns
+/// (each row `x` scaled a little more), copied until the buffer holds ~256 MiB so that a pass over its copies
+/// reads from DRAM, not the caches; with the activation row (`x` quantized for `ty`) and the row size in bytes.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn dram_matrix(
+    ty: crate::GgmlType,
+    n: usize,
+    mat_rows: usize,
+) -> (Vec<u8>, Vec<u8>, usize) {
+    use crate::isa::Isa;
+    use crate::quant::{activation_type, quantize_activation_with, quantize_row};
+    let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+    let rb = ty.row_bytes(n).unwrap();
+    let at = activation_type(ty);
+    let mut a = vec![0u8; at.row_bytes(n).unwrap()];
+    quantize_activation_with(Isa::Scalar, at, &x, &mut a);
+    let copies = (256 << 20) / (mat_rows * rb);
+    let mut w = vec![0u8; rb * mat_rows * copies];
+    for (r, row) in w.chunks_exact_mut(rb).enumerate().take(256) {
+        let xr: Vec<f32> = x.iter().map(|v| v * (1.0 + r as f32 * 0.01)).collect();
+        quantize_row(ty, &xr, row).unwrap();
+    }
+    for r in 256..mat_rows * copies {
+        w.copy_within((r % 256) * rb..(r % 256 + 1) * rb, r * rb);
+    }
+    (w, a, rb)
+}

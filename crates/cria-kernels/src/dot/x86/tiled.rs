@@ -221,6 +221,13 @@ macro_rules! x86_tiled {
                 let b = &w8[i * stride..i * stride + 4];
                 i32::from_le_bytes([b[0], b[1], b[2], b[3]])
             });
+            f16_pairs(dm)
+        }
+
+        /// Eight (f16, f16) pairs, each as one little-endian `i32`, as (8 × first, 8 × second) in f32.
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn f16_pairs(dm: [i32; 8]) -> (__m256, __m256) {
             // SAFETY: dm is exactly 32 readable bytes.
             let dm = unsafe { _mm256_loadu_si256(dm.as_ptr().cast()) };
             let lo = _mm256_and_si256(dm, _mm256_set1_epi32(0xFFFF));
@@ -244,15 +251,7 @@ macro_rules! x86_tiled {
                 Some(b) if i < w.len() => i32::from_le_bytes([b[0], b[1], b[2], b[3]]),
                 _ => 0,
             });
-            // SAFETY: dm is exactly 32 readable bytes.
-            let dm = unsafe { _mm256_loadu_si256(dm.as_ptr().cast()) };
-            let lo = _mm256_and_si256(dm, _mm256_set1_epi32(0xFFFF));
-            let hi = _mm256_srli_epi32::<16>(dm);
-            let p = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packus_epi32(lo, hi));
-            (
-                _mm256_cvtph_ps(_mm256_castsi256_si128(p)),
-                _mm256_cvtph_ps(_mm256_extracti128_si256::<1>(p)),
-            )
+            f16_pairs(dm)
         }
 
         /// Decode matvec of a 32-element format: `RR` rows at a time share each activation block; the block

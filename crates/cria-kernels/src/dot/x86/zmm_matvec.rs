@@ -634,7 +634,6 @@ mod ab {
     //! check): `cargo test --release -p cria-kernels --lib zmm_matvec::ab -- --ignored --nocapture`.
     use super::*;
     use crate::isa::Isa;
-    use crate::quant::{activation_type, quantize_activation_with, quantize_row};
     use std::time::Instant;
 
     #[test]
@@ -662,21 +661,8 @@ mod ab {
             (GgmlType::Q8_0, 2048, dists!(mv_q8_0)),
         ];
         for (ty, n, kernels) in cases {
-            let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
-            let rb = ty.row_bytes(n).unwrap();
-            let at = activation_type(ty);
-            let mut a = vec![0u8; at.row_bytes(n).unwrap()];
-            quantize_activation_with(Isa::Scalar, at, &x, &mut a);
             let mat_rows = 1536;
-            let copies = (256 << 20) / (mat_rows * rb);
-            let mut w = vec![0u8; rb * mat_rows * copies];
-            for (r, row) in w.chunks_exact_mut(rb).enumerate().take(256) {
-                let xr: Vec<f32> = x.iter().map(|v| v * (1.0 + r as f32 * 0.01)).collect();
-                quantize_row(ty, &xr, row).unwrap();
-            }
-            for r in 256..mat_rows * copies {
-                w.copy_within((r % 256) * rb..(r % 256 + 1) * rb, r * rb);
-            }
+            let (w, a, rb) = crate::test_data::dram_matrix(ty, n, mat_rows);
             let mut out = vec![0f32; mat_rows];
             let mut best = [f64::MAX; 4];
             for _ in 0..5 {
