@@ -272,16 +272,7 @@ impl Prefetch {
         full_bytes: usize,
         steps: usize,
     ) -> Prefetch {
-        let start = (c + 1) * pass_bytes;
-        if start < full_bytes {
-            Prefetch::new(
-                w[start..].as_ptr(),
-                pass_bytes.min(full_bytes - start),
-                steps,
-            )
-        } else {
-            Prefetch::new(w.as_ptr().wrapping_add(start), pass_bytes, steps)
-        }
+        Prefetch::ahead(w, c, pass_bytes, 0, full_bytes, steps)
     }
 
     /// What pass `c` of a task's rows `w` prefetches over its `steps` block steps when it reads `distance`
