@@ -189,3 +189,65 @@ fn f16_special_values_convert_like_half() {
         }
     }
 }
+
+/// The grouped-query kernels (one K/V row read for all the query heads of a KV head) against the one-query
+/// kernels of the same ISA, bit for bit: every path this machine has (scalar included), 1 to 9 queries (the
+/// AVX2 kernel's groups of four and their remainders), head sizes with and without a tail of under 8, padded
+/// strides, and non-finite values.
+#[test]
+fn group_kernels_equal_one_query_at_a_time_bit_for_bit() {
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for isa in paths().into_iter().chain([Isa::Scalar]) {
+        for hd in [4usize, 20, 64, 72, 128, 256] {
+            for n_q in 1..=9usize {
+                for (n_rows, pad) in [(1usize, 0usize), (7, 3), (33, 8)] {
+                    let seed = (hd * 31 + n_q * 7 + n_rows) as u32;
+                    let stride = hd + pad;
+                    let mut k = kv_rows(n_rows, stride, seed);
+                    let v = kv_rows(n_rows, stride, seed ^ 0x55);
+                    if n_q == 5 {
+                        k[stride / 2] = f16::INFINITY;
+                    }
+                    let q: Vec<f32> = (0..n_q * hd)
+                        .map(|i| ((i as u32 ^ seed) % 97) as f32 / 48.0 - 1.0)
+                        .collect();
+                    let out_stride = n_rows + 2;
+                    let mut got = vec![f32::NAN; n_q * out_stride];
+                    t::dot_rows_group(isa, (&q, hd), (&k, stride), (&mut got, out_stride), n_rows);
+                    let probs: Vec<f32> = (0..n_q * out_stride)
+                        .map(|i| (i % 13) as f32 / 13.0)
+                        .collect();
+                    let acc0: Vec<f32> = (0..n_q * hd).map(|i| (i % 7) as f32 - 3.0).collect();
+                    let mut acc = acc0.clone();
+                    t::axpy_rows_group(
+                        isa,
+                        (&mut acc, hd),
+                        (&probs, out_stride),
+                        (&v, stride),
+                        n_rows,
+                    );
+                    for g in 0..n_q {
+                        let at =
+                            format!("{isa:?} hd {hd}, {n_q} queries, {n_rows} rows: query {g}");
+                        let mut want = vec![0.0; n_rows];
+                        t::dot_rows_f16(isa, &q[g * hd..(g + 1) * hd], &k, stride, &mut want);
+                        let row = &got[g * out_stride..(g + 1) * out_stride];
+                        assert_eq!(bits(&row[..n_rows]), bits(&want), "{at}: dots");
+                        assert!(
+                            row[n_rows..].iter().all(|x| x.is_nan()),
+                            "{at}: past its rows"
+                        );
+                        let mut want = acc0[g * hd..(g + 1) * hd].to_vec();
+                        let p = &probs[g * out_stride..g * out_stride + n_rows];
+                        t::axpy_rows_f16(isa, &mut want, p, &v, stride);
+                        assert_eq!(
+                            bits(&acc[g * hd..(g + 1) * hd]),
+                            bits(&want),
+                            "{at}: weighted sum"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -130,6 +130,42 @@ pub(super) fn attend_head(
     axpy_view(out_h, scores, kv, window, kv_head * hd, stride);
 }
 
+/// The query heads of KV head `kv_head` (`q_g` is `[group][head_dim]`, heads `kv_head * group ..`) over the
+/// cache positions in `window` (non-empty), into `out_g` (same shape, zeroed first): what [`attend_head`] gives
+/// each of them, bit for bit, with each K and V row read (and converted from f16) once for the whole group
+/// ([`Kernels::dot_rows_group`](super::simd::Kernels::dot_rows_group)): grouped-query attention's heads
+/// share their KV head's rows. `scores` is scratch (`group` rows of `window.len()`).
+pub(super) fn attend_kv_group(
+    q_g: &[f32],
+    kv: KvView<'_>,
+    window: Range<usize>,
+    kv_head: usize,
+    p: &AttentionParams,
+    out_g: &mut [f32],
+    scores: &mut Vec<f32>,
+) {
+    let kern = simd::kernels();
+    let (hd, stride, span) = (p.head_dim, kv_dim(p), window.len());
+    let group = q_g.len() / hd;
+    let col = kv_head * hd;
+    scores.clear();
+    scores.resize(group * span, 0.0);
+    for (run, row) in kv.runs(window.clone()) {
+        let at = run.start - window.start;
+        let k = &kv.k[row * stride + col..];
+        kern.dot_rows_group((q_g, hd), (k, stride), (&mut scores[at..], span), run.len());
+    }
+    for (j, s) in scores.chunks_exact_mut(span).enumerate() {
+        scores_to_probs(s, p, kv_head * group + j);
+    }
+    out_g.fill(0.0);
+    for (run, row) in kv.runs(window.clone()) {
+        let at = run.start - window.start;
+        let v = &kv.v[row * stride + col..];
+        kern.axpy_rows_group((out_g, hd), (&scores[at..], span), (v, stride), run.len());
+    }
+}
+
 /// `out += Σ_t probs[t - window.start] · V[t][col..]` for the positions `t` of `window`, in order, run by run.
 pub(super) fn axpy_view(
     out: &mut [f32],

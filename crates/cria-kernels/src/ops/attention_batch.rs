@@ -8,7 +8,7 @@ use half::f16;
 use half::slice::HalfFloatSliceExt;
 
 use super::attention::{
-    AttentionParams, attend_head, axpy_view, check_shapes, kv_dim, scores_to_probs,
+    AttentionParams, attend_head, attend_kv_group, axpy_view, check_shapes, kv_dim, scores_to_probs,
 };
 use super::kv_view::KvView;
 use super::simd::{self, KvElem};
@@ -139,7 +139,9 @@ pub fn attention_rows<'c>(
 /// Each sequence's cache, by the sequence number of a [`QueryRow`].
 pub type SeqKv<'c> = dyn Fn(usize) -> KvView<'c> + Sync + 'c;
 
-/// [`attention_rows`] one task per (row, head).
+/// [`attention_rows`] one task per (row, KV head): the query heads that share a KV head read its rows
+/// together ([`attend_kv_group`]: each K/V row converted once, not once per query head), with each head's
+/// result the one-query path's bits.
 fn attention_rows_single<'c>(
     pool: &ThreadPool,
     q: &[f32],
@@ -149,17 +151,19 @@ fn attention_rows_single<'c>(
     out: &mut [f32],
 ) {
     let q_dim = p.n_head * p.head_dim;
-    pool.for_each_chunk_mut(out, p.head_dim, &|task, out_h| {
-        let (i, h) = (task / p.n_head, task % p.n_head);
+    let n_kv = p.n_kv_head.max(1);
+    let group_dim = q_dim / n_kv;
+    pool.for_each_chunk_mut(out, group_dim, &|task, out_g| {
+        let (i, kv_head) = (task / n_kv, task % n_kv);
         let row = &rows[i];
         let view = kv(row.seq);
-        if h == 0 {
+        if kv_head == 0 {
             check_shapes(p, q_dim, q_dim, &view, row.window.clone());
         }
         assert!(!row.window.is_empty(), "attention_rows: empty window");
-        let q_h = &q[task * p.head_dim..(task + 1) * p.head_dim];
+        let q_g = &q[task * group_dim..(task + 1) * group_dim];
         SCORES.with_borrow_mut(|scores| {
-            attend_head(q_h, view, row.window.clone(), h, p, out_h, scores);
+            attend_kv_group(q_g, view, row.window.clone(), kv_head, p, out_g, scores);
         });
     });
 }

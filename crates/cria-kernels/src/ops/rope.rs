@@ -88,11 +88,30 @@ pub fn rope_inplace(x: &mut [f32], n_heads: usize, head_dim: usize, pos: usize, 
             p.n_rot
         );
     }
-    with_cos_sin(pos, p, |cs| {
-        for head in x.chunks_exact_mut(head_dim) {
-            rotate_head(head, cs, p.style);
-        }
-    });
+    with_cos_sin(pos, p, |cs| rotate_heads(x, head_dim, cs, p.style));
+}
+
+/// [`rotate_head`] on each head of `x`. Where the CPU has FMA, in a body compiled for it: `mul_add` is then one
+/// instruction, not a call into the software routine per element (1.6% of an 8-sequence serving step, all on
+/// the engine thread). The same fused operations either way, so the same bits.
+fn rotate_heads(x: &mut [f32], head_dim: usize, cs: &[(f32, f32)], style: RopeStyle) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has FMA (checked just above).
+        unsafe { rotate_heads_fma(x, head_dim, cs, style) };
+        return;
+    }
+    for head in x.chunks_exact_mut(head_dim) {
+        rotate_head(head, cs, style);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma")]
+fn rotate_heads_fma(x: &mut [f32], head_dim: usize, cs: &[(f32, f32)], style: RopeStyle) {
+    for head in x.chunks_exact_mut(head_dim) {
+        rotate_head(head, cs, style);
+    }
 }
 
 /// Positions whose angles a thread keeps per parameter set: a direct-mapped cache (`pos % COS_SIN_SLOTS`), so a
@@ -232,6 +251,7 @@ fn rope_yarn(theta_extrap: f32, i: usize, p: &RopeParams) -> (f32, f32) {
 
 /// ggml's `rotate_pairs` as GCC compiles it with FMA (llama.cpp's x86 builds contract `a*b - c*d` into
 /// `fma(a, b, -(c*d))`): so the rotated Q and K are llama.cpp's bits, not an ulp off in a fifth of them.
+#[inline(always)]
 fn rotate_head(head: &mut [f32], cs: &[(f32, f32)], style: RopeStyle) {
     let half = cs.len();
     for (i, &(c, s)) in cs.iter().enumerate() {
@@ -282,6 +302,38 @@ mod tests {
             differs,
             "the inputs must tell fused from unfused rotation apart"
         );
+    }
+
+    /// The heads loop compiled for FMA (`rotate_heads`) gives each element the one-rounding result, as the
+    /// portable body does: both styles, several heads of 64, rotated and passed-through elements.
+    #[test]
+    fn rotate_heads_is_fused_in_every_head_and_style() {
+        let (heads, hd) = (3, 64);
+        for style in [RopeStyle::Normal, RopeStyle::Neox] {
+            let p = RopeParams::new(style, 48, 10000.0);
+            let mut cs = vec![(0.0, 0.0); 24];
+            cos_sin(37, &p, &mut cs);
+            let orig: Vec<f32> = (0..heads * hd)
+                .map(|i| (i as f32 * 0.377).sin() * 2.9)
+                .collect();
+            let mut x = orig.clone();
+            rotate_heads(&mut x, hd, &cs, style);
+            for (h, head) in orig.chunks_exact(hd).enumerate() {
+                let mut want = head.to_vec();
+                for (i, &(c, s)) in cs.iter().enumerate() {
+                    let (a, b) = match style {
+                        RopeStyle::Normal => (2 * i, 2 * i + 1),
+                        RopeStyle::Neox => (i, i + 24),
+                    };
+                    let (x0, x1) = (head[a], head[b]);
+                    want[a] = (f64::from(x0) * f64::from(c) - f64::from(x1 * s)) as f32;
+                    want[b] = (f64::from(x0) * f64::from(s) + f64::from(x1 * c)) as f32;
+                }
+                let got = &x[h * hd..(h + 1) * hd];
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(got), bits(&want), "{style:?} head {h}");
+            }
+        }
     }
 
     #[test]

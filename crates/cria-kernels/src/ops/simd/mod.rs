@@ -164,6 +164,90 @@ impl Kernels {
         };
     }
 
+    /// The query heads of one grouped-query KV head (`q` is `[n_q][hd]`) against the same f16 K rows:
+    /// `out[g*out_stride + t]` = what [`Self::dot_rows_f16`] gives for query `g` and row `t`, bit for bit,
+    /// with each row converted once for all the queries where the ISA has a kernel for it (AVX2; AVX-512
+    /// at the head sizes of [`Self::has_multi`]), else one query at a time.
+    ///
+    /// # Panics
+    /// If a slice is too short.
+    pub(crate) fn dot_rows_group(
+        &self,
+        (q, hd): (&[f32], usize),
+        (k, stride): (&[f16], usize),
+        (out, out_stride): (&mut [f32], usize),
+        n_rows: usize,
+    ) {
+        let n_q = q.len() / hd.max(1);
+        if n_q == 0 || n_rows == 0 {
+            return;
+        }
+        assert!(
+            (n_rows - 1) * stride + hd <= k.len(),
+            "dot_rows_group: k too short"
+        );
+        assert!(
+            (n_q - 1) * out_stride + n_rows <= out.len(),
+            "dot_rows_group: out too short"
+        );
+        if n_q > 1 && self.has_multi(hd) {
+            return self.dot_rows_multi((q, hd), (k, stride), (out, out_stride), n_rows);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if n_q > 1 && self.isa == Isa::Avx2 {
+            // SAFETY: a table with isa Avx2 is only handed out by `x86::avx2_table`, after detecting avx2, fma
+            // and f16c.
+            unsafe { x86::avx2_dot_rows_group((q, hd), (k, stride), (out, out_stride), n_rows) };
+            return;
+        }
+        for (g, q_g) in q.chunks_exact(hd).enumerate() {
+            let o = &mut out[g * out_stride..g * out_stride + n_rows];
+            self.dot_rows_f16(q_g, k, stride, o);
+        }
+    }
+
+    /// The query heads of one grouped-query KV head against the same f16 V rows: `acc` is `[n_q][n]`, and
+    /// `acc[g]` gets what [`Self::axpy_rows_f16`] does to it with `probs[g*probs_stride..][..n_rows]`, bit for
+    /// bit; each row converted once for all the queries as in [`Self::dot_rows_group`].
+    ///
+    /// # Panics
+    /// If a slice is too short.
+    pub(crate) fn axpy_rows_group(
+        &self,
+        (acc, n): (&mut [f32], usize),
+        (probs, probs_stride): (&[f32], usize),
+        (v, stride): (&[f16], usize),
+        n_rows: usize,
+    ) {
+        let n_q = acc.len() / n.max(1);
+        if n_q == 0 || n_rows == 0 {
+            return;
+        }
+        assert!(
+            (n_rows - 1) * stride + n <= v.len(),
+            "axpy_rows_group: v too short"
+        );
+        assert!(
+            (n_q - 1) * probs_stride + n_rows <= probs.len(),
+            "axpy_rows_group: probs too short"
+        );
+        if n_q > 1 && self.has_multi(n) {
+            return self.axpy_rows_multi((acc, n), (probs, probs_stride), (v, stride), n_rows);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if n_q > 1 && self.isa == Isa::Avx2 {
+            // SAFETY: as in `dot_rows_group`.
+            unsafe {
+                x86::avx2_axpy_rows_group((acc, n), (probs, probs_stride), (v, stride), n_rows)
+            };
+            return;
+        }
+        for (g, acc_g) in acc.chunks_exact_mut(n).enumerate() {
+            let p = &probs[g * probs_stride..g * probs_stride + n_rows];
+            self.axpy_rows_f16(acc_g, p, v, stride);
+        }
+    }
+
     /// `x[i] *= scale`, returning the largest product (`f32::max`'s fold: NaNs skipped, `-inf` if none).
     #[inline]
     pub(crate) fn scale_max(&self, x: &mut [f32], scale: f32) -> f32 {
@@ -286,6 +370,26 @@ pub mod testing {
     /// `x = exp(x - max)`, returns the sum, on `isa`. Panics if unavailable.
     pub fn exp_sub_sum(isa: Isa, x: &mut [f32], max: f32) -> f32 {
         table(isa).exp_sub_sum(x, max)
+    }
+    /// [`Kernels::dot_rows_group`] on `isa`. Panics if unavailable.
+    pub fn dot_rows_group(
+        isa: Isa,
+        q: (&[f32], usize),
+        k: (&[f16], usize),
+        out: (&mut [f32], usize),
+        n_rows: usize,
+    ) {
+        table(isa).dot_rows_group(q, k, out, n_rows)
+    }
+    /// [`Kernels::axpy_rows_group`] on `isa`. Panics if unavailable.
+    pub fn axpy_rows_group(
+        isa: Isa,
+        acc: (&mut [f32], usize),
+        probs: (&[f32], usize),
+        v: (&[f16], usize),
+        n_rows: usize,
+    ) {
+        table(isa).axpy_rows_group(acc, probs, v, n_rows)
     }
     fn table(isa: Isa) -> &'static Kernels {
         match for_isa(isa) {

@@ -135,3 +135,31 @@ pub(super) unsafe fn avx512_scale(x: &mut [f32], s: f32) {
     // SAFETY: the caller guarantees the features.
     unsafe { avx512::scale(x, s) }
 }
+
+/// AVX2 [`super::Kernels::dot_rows_group`].
+///
+/// # Safety
+/// The CPU must have avx2, fma and f16c.
+pub(super) unsafe fn avx2_dot_rows_group(
+    q: (&[f32], usize),
+    k: (&[f16], usize),
+    out: (&mut [f32], usize),
+    n_rows: usize,
+) {
+    // SAFETY: the caller guarantees the features.
+    unsafe { avx2::dot_rows_group_f16(q, k, out, n_rows) }
+}
+
+/// AVX2 [`super::Kernels::axpy_rows_group`].
+///
+/// # Safety
+/// The CPU must have avx2, fma and f16c.
+pub(super) unsafe fn avx2_axpy_rows_group(
+    acc: (&mut [f32], usize),
+    probs: (&[f32], usize),
+    v: (&[f16], usize),
+    n_rows: usize,
+) {
+    // SAFETY: the caller guarantees the features.
+    unsafe { avx2::axpy_rows_group_f16(acc, probs, v, n_rows) }
+}
