@@ -298,7 +298,7 @@ fn wanted_rows(steps: &[SeqStep<'_>]) -> Vec<Range<usize>> {
 }
 
 /// `all` (rows of `width`) cut into each range's rows, in order. One entry (a single sequence's step) gets
-/// `all` itself: no second copy of the logits a token.
+/// `all` itself: no second copy.
 fn split_rows(all: Vec<f32>, ranges: &[Range<usize>], width: usize) -> Vec<Vec<f32>> {
     if let [only] = ranges
         && only.len() * width == all.len()
@@ -355,8 +355,16 @@ where
     if let Some(cap) = spec.final_logit_softcap {
         b.softcap(&logits, rows, cap);
     }
-    let all = b.read(&logits, rows.len())?;
-    Ok(split_rows(all, &wanted, n_vocab))
+    // each entry's rows straight from the step's buffer (`split_rows` of a `read` copied them twice)
+    let mut next = 0;
+    let parts: Vec<Range<usize>> = wanted
+        .iter()
+        .map(|r| {
+            next += r.len();
+            next - r.len()..next
+        })
+        .collect();
+    Ok(b.read_rows(&logits, n_vocab, &parts)?)
 }
 
 /// Every token's row of the residual stream through the output norm (llama.cpp's `result_norm`), per entry.

@@ -373,6 +373,19 @@ impl Backend for CpuBackend<'_> {
         Ok(self.s.bufs[x.0][..n].to_vec())
     }
 
+    fn read_rows(
+        &mut self,
+        x: &CpuBuf,
+        width: usize,
+        ranges: &[std::ops::Range<usize>],
+    ) -> Result<Vec<Vec<f32>>, KernelError> {
+        let buf = &self.s.bufs[x.0];
+        Ok(ranges
+            .iter()
+            .map(|r| buf[r.start * width..r.end * width].to_vec())
+            .collect())
+    }
+
     fn copy_rows(&mut self, src: &CpuBuf, moves: &[(usize, usize)], cols: usize, dst: &CpuBuf) {
         self.with_dst(*src, *dst, |_, s, d| {
             for &(from, to) in moves {

@@ -214,6 +214,26 @@ pub trait Backend {
     /// When the device cannot read it back.
     fn read(&mut self, x: &Self::Buf, n: usize) -> Result<Vec<f32>, Self::Error>;
 
+    /// Rows of `width` values of `x` on the host, one `Vec` per range of rows (in order; the ranges need
+    /// not touch), after every op recorded so far: what [`Self::read`] and a split give, without the copy of
+    /// the whole that a host backend can skip (a serving step's logits: 8 × a vocabulary of rows).
+    ///
+    /// # Errors
+    /// When the device cannot read it back.
+    fn read_rows(
+        &mut self,
+        x: &Self::Buf,
+        width: usize,
+        ranges: &[std::ops::Range<usize>],
+    ) -> Result<Vec<Vec<f32>>, Self::Error> {
+        let end = ranges.iter().map(|r| r.end).max().unwrap_or(0);
+        let all = self.read(x, end * width)?;
+        Ok(ranges
+            .iter()
+            .map(|r| all[r.start * width..r.end * width].to_vec())
+            .collect())
+    }
+
     /// `dst[to] = src[from]` for each `(from, to)` in `moves`, rows of `cols` (an expert's tokens gathered,
     /// its output rows scattered to their choices).
     fn copy_rows(
