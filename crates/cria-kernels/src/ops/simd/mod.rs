@@ -166,8 +166,9 @@ impl Kernels {
 
     /// The query heads of one grouped-query KV head (`q` is `[n_q][hd]`) against the same f16 K rows:
     /// `out[g*out_stride + t]` = what [`Self::dot_rows_f16`] gives for query `g` and row `t`, bit for bit,
-    /// with each row converted once for all the queries where the ISA has a kernel for it (AVX2; AVX-512
-    /// at the head sizes of [`Self::has_multi`]), else one query at a time.
+    /// with each row converted once for all the queries where the ISA has a kernel for it (AVX2), else one
+    /// query at a time (AVX-512's multi kernels would give the same bits; not measured in decode, so not
+    /// taken).
     ///
     /// # Panics
     /// If a slice is too short.
@@ -190,9 +191,6 @@ impl Kernels {
             (n_q - 1) * out_stride + n_rows <= out.len(),
             "dot_rows_group: out too short"
         );
-        if n_q > 1 && self.has_multi(hd) {
-            return self.dot_rows_multi((q, hd), (k, stride), (out, out_stride), n_rows);
-        }
         #[cfg(target_arch = "x86_64")]
         if n_q > 1 && self.isa == Isa::Avx2 {
             // SAFETY: a table with isa Avx2 is only handed out by `x86::avx2_table`, after detecting avx2, fma
@@ -231,9 +229,6 @@ impl Kernels {
             (n_q - 1) * probs_stride + n_rows <= probs.len(),
             "axpy_rows_group: probs too short"
         );
-        if n_q > 1 && self.has_multi(n) {
-            return self.axpy_rows_multi((acc, n), (probs, probs_stride), (v, stride), n_rows);
-        }
         #[cfg(target_arch = "x86_64")]
         if n_q > 1 && self.isa == Isa::Avx2 {
             // SAFETY: as in `dot_rows_group`.
