@@ -280,9 +280,9 @@ fn dot_group<const G: usize>(
             }
             if c < chunks {
                 let k0 = load_f16(row.as_ptr().add(8 * c));
-                for g in 0..G {
+                for (g, a0) in acc0.iter_mut().enumerate() {
                     let qp = q.as_ptr().add(g * hd + 8 * c);
-                    acc0[g] = _mm256_fmadd_ps(_mm256_loadu_ps(qp), k0, acc0[g]);
+                    *a0 = _mm256_fmadd_ps(_mm256_loadu_ps(qp), k0, *a0);
                 }
             }
         }
@@ -457,10 +457,10 @@ unsafe fn axpy_cols<const G: usize, const R: usize>(
             });
             let vp = v.add(t * stride);
             prefetch_row(vp.wrapping_add(ROWS_AHEAD * stride), 8 * R);
-            for j in 0..R {
-                let x = load_f16(vp.add(8 * j));
-                for g in 0..G {
-                    a[g][j] = _mm256_fmadd_ps(p[g], x, a[g][j]);
+            let xs: [__m256; R] = std::array::from_fn(|j| load_f16(vp.add(8 * j)));
+            for (ag, pg) in a.iter_mut().zip(&p) {
+                for (aj, x) in ag.iter_mut().zip(&xs) {
+                    *aj = _mm256_fmadd_ps(*pg, *x, *aj);
                 }
             }
         }
