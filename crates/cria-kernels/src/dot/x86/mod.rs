@@ -16,6 +16,9 @@ mod zmm_kmatvec;
 mod zmm_matvec;
 mod zmm_util;
 
+#[cfg(test)]
+mod decode_ab;
+
 use super::{RowsFn, TiledFn};
 use crate::GgmlType;
 use crate::isa::Isa;
@@ -72,18 +75,26 @@ pub(crate) fn small_batch_kernel(isa: Isa, ty: GgmlType, n_tok: usize) -> Option
 }
 
 /// The decode kernel for `ty` where there is one faster than the row and tiled kernels at one token (with
-/// the same bits as the tiled kernel: `tests/dot_order.rs`).
+/// the same bits as the tiled kernel: `tests/dot_order.rs`). Q8_0 takes the prefetched row kernel
+/// (`kmatvec_kernel`) on every path: with both threads streaming from DRAM it read the 1B shape's Q8_0
+/// matrices 10-40% faster than the 16-row zmm and the 4-row `legacy_matvec!` passes (`decode_ab`,
+/// docs/KERNELS.md).
 pub(crate) fn matvec_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
+    let zmm_mv = || {
+        (ty != GgmlType::Q8_0)
+            .then(|| zmm_matvec::matvec_kernel(ty))
+            .flatten()
+    };
     match isa {
-        Isa::Avx512 if crate::isa::has_avx512_vnni() => zmm_matvec::matvec_kernel(ty)
+        Isa::Avx512 if crate::isa::has_avx512_vnni() => zmm_mv()
             .or_else(|| zmm_kmatvec::matvec_kernel(ty))
-            .or_else(|| avx512::vnni::matvec_kernel(ty))
-            .or_else(|| avx512::vnni::kmatvec_kernel(ty)),
+            .or_else(|| avx512::vnni::kmatvec_kernel(ty))
+            .or_else(|| avx512::vnni::matvec_kernel(ty)),
         Isa::Avx512 | Isa::Avx2 if has_avxvnni() => {
-            avx2::vnni::matvec_kernel(ty).or_else(|| avx2::vnni::kmatvec_kernel(ty))
+            avx2::vnni::kmatvec_kernel(ty).or_else(|| avx2::vnni::matvec_kernel(ty))
         }
         Isa::Avx512 | Isa::Avx2 => {
-            avx2::plain::matvec_kernel(ty).or_else(|| avx2::plain::kmatvec_kernel(ty))
+            avx2::plain::kmatvec_kernel(ty).or_else(|| avx2::plain::matvec_kernel(ty))
         }
         _ => None,
     }
