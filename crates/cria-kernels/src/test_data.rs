@@ -56,6 +56,10 @@ pub(crate) fn dram_matrix(
 #[cfg(target_arch = "x86_64")]
 pub(crate) const AB_ROUNDS: usize = 25;
 
+/// `f(matrix, rows, out)` of [`decode_split_pass`].
+#[cfg(target_arch = "x86_64")]
+pub(crate) type RowsOfMatrix<'a> = dyn Fn(&[u8], std::ops::Range<usize>, &mut [f32]) + Sync + 'a;
+
 /// The fastest matrix (seconds) of one pass over the matrices of `w` (back to back, `mat_bytes` and
 /// `mat_rows` rows each), each split across `pool` as decode splits a matrix (`matmul::matvec`: guided tasks
 /// of whole 16-row passes): `f(matrix, rows, out)` computes `rows` of one matrix into `out`. For the ignored
@@ -67,7 +71,7 @@ pub(crate) fn decode_split_pass(
     w: &[u8],
     mat_bytes: usize,
     mat_rows: usize,
-    f: &(dyn Fn(&[u8], std::ops::Range<usize>, &mut [f32]) + Sync),
+    f: &RowsOfMatrix<'_>,
 ) -> f64 {
     let mut bounds = Vec::new();
     crate::pool::guided_bounds(
