@@ -76,14 +76,13 @@ pub(crate) fn small_batch_kernel(isa: Isa, ty: GgmlType, n_tok: usize) -> Option
 
 /// The decode kernel for `ty` where there is one faster than the row and tiled kernels at one token (with
 /// the same bits as the tiled kernel: `tests/dot_order.rs`). Q8_0 takes the prefetched row kernel
-/// (`kmatvec_kernel`) on every path: with both threads streaming from DRAM it read the 1B shape's Q8_0
-/// matrices 10-40% faster than the 16-row zmm and the 4-row `legacy_matvec!` passes (`decode_ab`,
-/// docs/KERNELS.md).
+/// (`kmatvec_kernel`) on the 256-bit paths, and on AVX-512 for rows of [`WIDE_Q8_0_ROW`] bytes or more: with
+/// both threads streaming from DRAM it read the 1B shape's Q8_0 matrices 10-30% faster than the 16-row zmm
+/// and the 4-row `legacy_matvec!` passes (`decode_ab`, docs/KERNELS.md).
 pub(crate) fn matvec_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
-    let zmm_mv = || {
-        (ty != GgmlType::Q8_0)
-            .then(|| zmm_matvec::matvec_kernel(ty))
-            .flatten()
+    let zmm_mv = || match ty {
+        GgmlType::Q8_0 => Some(q8_0_avx512 as RowsFn),
+        _ => zmm_matvec::matvec_kernel(ty),
     };
     match isa {
         Isa::Avx512 if crate::isa::has_avx512_vnni() => zmm_mv()
@@ -97,6 +96,23 @@ pub(crate) fn matvec_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
             avx2::plain::kmatvec_kernel(ty).or_else(|| avx2::plain::matvec_kernel(ty))
         }
         _ => None,
+    }
+}
+
+/// Q8_0 rows (bytes) from which AVX-512's decode takes the prefetched row kernel: 64 blocks, the 1B shape's
+/// narrowest. Narrower rows (gemma-3-270m's 640-wide output matrix, smollm2's 576) keep the 16-row zmm matvec,
+/// which gemma's decode ran faster (alternated, loaded machine; the two were even in `decode_ab` at 640).
+const WIDE_Q8_0_ROW: usize = 64 * 34;
+
+/// AVX-512 VNNI's Q8_0 decode: the prefetched row kernel for wide rows, the zmm matvec for narrow ones.
+fn q8_0_avx512(w: &[u8], w_row: usize, act: &[u8], out: &mut [f32]) {
+    let k = if w_row >= WIDE_Q8_0_ROW {
+        avx512::vnni::kmatvec_kernel(GgmlType::Q8_0)
+    } else {
+        zmm_matvec::matvec_kernel(GgmlType::Q8_0)
+    };
+    if let Some(k) = k {
+        k(w, w_row, act, out);
     }
 }
 
