@@ -169,6 +169,40 @@ mod tests {
         crate::test_data::uniform(n, seed, 2.0)
     }
 
+    /// Regression (session 12 sent Q8_0 decode to the prefetched row kernel by row width on AVX-512): on
+    /// every path this CPU has, narrow and wide rows alike, decode's Q8_0 kernel gives the row kernel's bits.
+    #[test]
+    fn q8_0_decode_gives_the_row_kernels_bits_at_every_width() {
+        let ty = GgmlType::Q8_0;
+        for isa in [Isa::Avx2, Isa::Avx512]
+            .into_iter()
+            .filter(|i| i.supported())
+        {
+            let (Some(mv), Some(rows_k)) = (matvec_kernel(isa, ty), rows_kernel(isa, ty)) else {
+                panic!("{isa:?}: no Q8_0 decode kernel");
+            };
+            for (cols, rows) in [(640, 37), (2016, 17), (2048, 33), (2112, 20)] {
+                let rb = ty.row_bytes(cols).unwrap();
+                let mut w = vec![0u8; rb * rows];
+                for (r, row) in w.chunks_exact_mut(rb).enumerate() {
+                    quantize_row(ty, &data(cols, r as u32), row).unwrap();
+                }
+                let mut a = vec![0u8; activation_type(ty).row_bytes(cols).unwrap()];
+                quantize_activation_with(isa, activation_type(ty), &data(cols, 99), &mut a);
+                let (mut got, mut want) = (vec![f32::NAN; rows], vec![f32::NAN; rows]);
+                mv(&w, rb, &a, &mut got);
+                rows_k(&w, rb, &a, &mut want);
+                for r in 0..rows {
+                    assert_eq!(
+                        got[r].to_bits(),
+                        want[r].to_bits(),
+                        "{isa:?} {cols} cols row {r}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn every_x86_variant_matches_scalar() {
         type Rows = fn(GgmlType) -> Option<RowsFn>;
