@@ -50,3 +50,42 @@ pub(crate) fn dram_matrix(
     }
     (w, a, rb)
 }
+
+/// Alternated passes of each variant in the multi-thread memory A/B timings, of which each reports its best:
+/// on a shared machine the fastest matrix is one during which both threads ran, as on a quiet machine.
+#[cfg(target_arch = "x86_64")]
+pub(crate) const AB_ROUNDS: usize = 25;
+
+/// `f(matrix, rows, out)` of [`decode_split_pass`].
+#[cfg(target_arch = "x86_64")]
+pub(crate) type RowsOfMatrix<'a> = dyn Fn(&[u8], std::ops::Range<usize>, &mut [f32]) + Sync + 'a;
+
+/// The fastest matrix (seconds) of one pass over the matrices of `w` (back to back, `mat_bytes` and
+/// `mat_rows` rows each), each split across `pool` as decode splits a matrix (`matmul::matvec`: guided tasks
+/// of whole 16-row passes): `f(matrix, rows, out)` computes `rows` of one matrix into `out`. For the ignored
+/// multi-thread memory A/B timings, where both threads stream at once as in a decode step; timed matrix by
+/// matrix (a millisecond or so each) so that a loaded machine still leaves some undisturbed.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn decode_split_pass(
+    pool: &crate::pool::ThreadPool,
+    w: &[u8],
+    mat_bytes: usize,
+    mat_rows: usize,
+    f: &RowsOfMatrix<'_>,
+) -> f64 {
+    let mut bounds = Vec::new();
+    crate::pool::guided_bounds(
+        mat_rows,
+        pool.n_threads(),
+        crate::matmul::MATVEC_ALIGN,
+        &mut bounds,
+    );
+    let mut out = vec![0f32; mat_rows];
+    let mut best = f64::MAX;
+    for m in w.chunks_exact(mat_bytes) {
+        let t = std::time::Instant::now();
+        pool.for_each_split_mut(&mut out, &bounds, 1, &|rows, o| f(m, rows, o));
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    best
+}

@@ -27,6 +27,10 @@ pub(super) const AK: usize = 292;
 /// How far ahead (bytes) the one-token Q4_K kernels prefetch the groups they stream: about what one thread
 /// has in flight from DRAM (latency × its share of the bandwidth); 3 group blocks and a half.
 pub(super) const PF_AHEAD: usize = 4096;
+/// How far ahead (bytes) the one-token Q4_0 tile prefetches the groups it streams: with both threads
+/// streaming the 1B shape's FFN matrices from DRAM, 8 KiB read 10-20% faster than no software prefetch and
+/// than 4 KiB, and as fast as 16 KiB (`tests::q4_0_prefetch_ab`, docs/KERNELS.md).
+const PF_Q4_0: usize = 8192;
 
 pub(super) fn groups_kernel(isa: Isa, ty: GgmlType) -> Option<GroupsFn> {
     if !matches!(isa, Isa::Avx2 | Isa::Avx512) {
@@ -131,7 +135,7 @@ fn q4_0_avx2(
         // SAFETY: this table is reached only for a path `Isa::supported` accepted (AVX2, FMA, F16C); `check`
         // proved the buffer sizes the kernel reads and writes, and `prep` holds n_tok × nb entries.
         unsafe {
-            plain::q4_0(
+            plain::q4_0::<PF_Q4_0>(
                 w.as_ptr(),
                 n_groups,
                 nb,
@@ -161,7 +165,7 @@ fn q4_0_vnni(
         prep_q8_0(acts, a_row, n_tok, nb, prep);
         // SAFETY: as in `q4_0_avx2`, and `groups_kernel` picks this one only where AVX-VNNI is present.
         unsafe {
-            vnni::q4_0(
+            vnni::q4_0::<PF_Q4_0>(
                 w.as_ptr(),
                 n_groups,
                 nb,
@@ -241,7 +245,7 @@ macro_rules! q4_0_kernel {
         /// 8·n_groups floats.
         #[allow(clippy::too_many_arguments)]
         #[target_feature(enable = $features)]
-        pub(super) unsafe fn q4_0(
+        pub(super) unsafe fn q4_0<const PF: usize>(
             w: *const u8,
             n_groups: usize,
             nb: usize,
@@ -268,20 +272,22 @@ macro_rules! q4_0_kernel {
                     // SAFETY: tokens t0.. of the contract's buffers.
                     t0 += unsafe {
                         match n_tok - t0 {
-                            1 => tile::<1>(wg, nb, a, a_row, p, o, stride),
-                            2 => tile::<2>(wg, nb, a, a_row, p, o, stride),
-                            3 => tile::<3>(wg, nb, a, a_row, p, o, stride),
-                            _ => tile::<4>(wg, nb, a, a_row, p, o, stride),
+                            1 => tile::<1, PF>(wg, nb, a, a_row, p, o, stride),
+                            2 => tile::<2, PF>(wg, nb, a, a_row, p, o, stride),
+                            3 => tile::<3, PF>(wg, nb, a, a_row, p, o, stride),
+                            _ => tile::<4, PF>(wg, nb, a, a_row, p, o, stride),
                         }
                     };
                 }
             }
         }
 
-        /// One group × `T` tokens; returns `T`.
+        /// One group × `T` tokens; returns `T`. One token (decode) streams the weights: it prefetches `PF`
+        /// bytes ahead (0: none), the lines of a group block's 144 bytes at each block step; past a task's
+        /// rows that is the next rows of the matrix (a hint never faults).
         #[inline]
         #[target_feature(enable = $features)]
-        unsafe fn tile<const T: usize>(
+        unsafe fn tile<const T: usize, const PF: usize>(
             wg: *const u8,
             nb: usize,
             a: *const u8,
@@ -296,6 +302,12 @@ macro_rules! q4_0_kernel {
                 // SAFETY: block b of the group, and of each token's row (the caller's contract).
                 unsafe {
                     let gb = wg.add(G0 * b);
+                    if T == 1 && PF > 0 {
+                        let pf = gb.wrapping_add(PF);
+                        for l in 0..G0.div_ceil(64) {
+                            _mm_prefetch::<_MM_HINT_T1>(pf.wrapping_add(64 * l).cast());
+                        }
+                    }
                     let dw = _mm256_cvtph_ps(_mm_loadu_si128(gb.cast()));
                     let mut s = [_mm256_setzero_si256(); T];
                     for k in 0..4 {
@@ -464,4 +476,101 @@ unsafe fn tile_k<const T: usize>(
         unsafe { _mm256_storeu_ps(out.add(t * stride), _mm256_sub_ps(acc[t], acc_min[t])) };
     }
     T
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool::ThreadPool;
+
+    /// The one-token Q4_0 tile at several prefetch distances (bytes), 2 threads splitting each matrix as
+    /// decode does, GB/s of weights read from memory (the 1B shape's FFN matrices, copies cycled through
+    /// 256 MB), best of 25: `cargo test --release -p cria-kernels --lib q4_0_prefetch_ab -- --ignored
+    /// --nocapture`.
+    #[test]
+    #[ignore]
+    fn q4_0_prefetch_ab() {
+        if !crate::isa::Isa::Avx2.supported() {
+            return;
+        }
+        type K = unsafe fn(
+            *const u8,
+            usize,
+            usize,
+            *const u8,
+            usize,
+            usize,
+            *const Prep0,
+            *mut f32,
+            usize,
+        );
+        let mut kernels: Vec<(&str, K)> = vec![
+            ("plain pf0", plain::q4_0::<0>),
+            ("plain pf4k", plain::q4_0::<4096>),
+            ("plain pf8k", plain::q4_0::<8192>),
+            ("plain pf16k", plain::q4_0::<16384>),
+        ];
+        if crate::dot::x86::has_avxvnni() {
+            kernels.push(("vnni pf0", vnni::q4_0::<0>));
+            kernels.push(("vnni pf4k", vnni::q4_0::<4096>));
+            kernels.push(("vnni pf8k", vnni::q4_0::<8192>));
+            kernels.push(("vnni pf16k", vnni::q4_0::<16384>));
+        }
+        let pool = ThreadPool::new(2);
+        for (mat_rows, n) in [(8192, 2048), (2048, 8192)] {
+            let (w, a, rb) = crate::test_data::dram_matrix(GgmlType::Q4_0, n, mat_rows);
+            let one = super::super::pack(GgmlType::Q4_0, mat_rows, n, &w[..mat_rows * rb]).unwrap();
+            let copies = w.len() / (mat_rows * rb);
+            let packed: Vec<u8> = one
+                .iter()
+                .copied()
+                .cycle()
+                .take(one.len() * copies)
+                .collect();
+            let nb = n / 32;
+            let mut prep = Vec::new();
+            prep_q8_0(&a, a.len(), 1, nb, &mut prep);
+            let mut best = vec![f64::MAX; kernels.len()];
+            for _ in 0..crate::test_data::AB_ROUNDS {
+                for (i, (_, k)) in kernels.iter().enumerate() {
+                    let s = crate::test_data::decode_split_pass(
+                        &pool,
+                        &packed,
+                        one.len(),
+                        mat_rows,
+                        &|m, rows, o| {
+                            let g = &m[rows.start / GROUP * G0 * nb..rows.end / GROUP * G0 * nb];
+                            // SAFETY: AVX2 (and AVX-VNNI for its kernels) checked above; `g` holds whole groups of
+                            // `nb` blocks, `a` one row of nb Q8_0 blocks, `prep` nb entries, `o` 8 per group.
+                            unsafe {
+                                k(
+                                    g.as_ptr(),
+                                    rows.len() / GROUP,
+                                    nb,
+                                    a.as_ptr(),
+                                    a.len(),
+                                    1,
+                                    prep.as_ptr(),
+                                    o.as_mut_ptr(),
+                                    0,
+                                )
+                            }
+                        },
+                    );
+                    best[i] = best[i].min(s);
+                }
+            }
+            let line: Vec<String> = kernels
+                .iter()
+                .zip(&best)
+                .map(|((name, _), s)| format!("{name} {:.1}", one.len() as f64 / s / 1e9))
+                .collect();
+            let ceiling = crate::bandwidth::read_bandwidth(&pool, 256 << 20, 10);
+            println!(
+                "packed Q4_0 {mat_rows}x{n}, 2 threads, GB/s (fastest matrix of 25 passes): {}; read ceiling {:.1}",
+                line.join(", "),
+                ceiling.bytes as f64 / ceiling.best_seconds / 1e9
+            );
+        }
+    }
 }

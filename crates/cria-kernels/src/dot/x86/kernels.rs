@@ -464,16 +464,19 @@ macro_rules! x86_kernels {
         block_dot!(dot_q2_k, blk_q2_k);
         block_dot!(dot_q3_k, blk_q3_k);
 
-        /// A one-token row loop for Q4_K / Q6_K that prefetches (to L2) the row [`PF_AHEAD`] bytes ahead, a
+        /// A one-token row loop for Q4_K / Q6_K / Q8_0 that prefetches (to L2) the row [`PF_AHEAD`] bytes ahead, a
         /// block's lines per block step, rounded up to whole rows; the last rows prefetch past the end (a hint
         /// never faults), into the rows a task after this one reads. Same bits as the row kernel.
         macro_rules! rows_prefetched {
             ($blk:ident, $block:ty) => {
+                rows_prefetched!($blk, $block, BlockQ8K)
+            };
+            ($blk:ident, $block:ty, $act:ty) => {
                 Some(|w: &[u8], rb: usize, a: &[u8], out: &mut [f32]| {
                     #[target_feature(enable = $features)]
                     fn row(w: &[u8], a: &[u8], ahead: *const u8) -> f32 {
                         const SB: usize = size_of::<$block>();
-                        let (w, a): (&[$block], &[BlockQ8K]) = (cs(w), cs(a));
+                        let (w, a): (&[$block], &[$act]) = (cs(w), cs(a));
                         let mut acc = _mm256_setzero_ps();
                         let mut s = 0f32;
                         for (i, (wb, ab)) in w.iter().zip(a).enumerate() {
@@ -496,12 +499,13 @@ macro_rules! x86_kernels {
             };
         }
 
-        /// The one-token kernel for `ty` of this feature set beside `matvec_kernel`'s: Q4_K and Q6_K rows with a
-        /// software prefetch (the row kernel's bits). Handed out only for a CPU with `$features`.
+        /// The one-token kernel for `ty` of this feature set beside `matvec_kernel`'s: Q4_K, Q6_K and Q8_0 rows
+        /// with a software prefetch (the row kernel's bits). Handed out only for a CPU with `$features`.
         pub(in crate::dot::x86) fn kmatvec_kernel(ty: GgmlType) -> Option<RowsFn> {
             match ty {
                 GgmlType::Q4_K => rows_prefetched!(blk_q4_k, BlockQ4K),
                 GgmlType::Q6_K => rows_prefetched!(blk_q6_k, BlockQ6K),
+                GgmlType::Q8_0 => rows_prefetched!(blk_q8_0, BlockQ8_0, BlockQ8_0),
                 _ => None,
             }
         }

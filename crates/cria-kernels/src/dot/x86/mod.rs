@@ -16,6 +16,9 @@ mod zmm_kmatvec;
 mod zmm_matvec;
 mod zmm_util;
 
+#[cfg(test)]
+mod decode_ab;
+
 use super::{RowsFn, TiledFn};
 use crate::GgmlType;
 use crate::isa::Isa;
@@ -72,20 +75,44 @@ pub(crate) fn small_batch_kernel(isa: Isa, ty: GgmlType, n_tok: usize) -> Option
 }
 
 /// The decode kernel for `ty` where there is one faster than the row and tiled kernels at one token (with
-/// the same bits as the tiled kernel: `tests/dot_order.rs`).
+/// the same bits as the tiled kernel: `tests/dot_order.rs`). Q8_0 takes the prefetched row kernel
+/// (`kmatvec_kernel`) on the 256-bit paths, and on AVX-512 for rows of [`WIDE_Q8_0_ROW`] bytes or more: with
+/// both threads streaming from DRAM it read the 1B shape's Q8_0 matrices 10-30% faster than the 16-row zmm
+/// and the 4-row `legacy_matvec!` passes (`decode_ab`, docs/KERNELS.md).
 pub(crate) fn matvec_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
+    let zmm_mv = || match ty {
+        GgmlType::Q8_0 => Some(q8_0_avx512 as RowsFn),
+        _ => zmm_matvec::matvec_kernel(ty),
+    };
     match isa {
-        Isa::Avx512 if crate::isa::has_avx512_vnni() => zmm_matvec::matvec_kernel(ty)
+        Isa::Avx512 if crate::isa::has_avx512_vnni() => zmm_mv()
             .or_else(|| zmm_kmatvec::matvec_kernel(ty))
-            .or_else(|| avx512::vnni::matvec_kernel(ty))
-            .or_else(|| avx512::vnni::kmatvec_kernel(ty)),
+            .or_else(|| avx512::vnni::kmatvec_kernel(ty))
+            .or_else(|| avx512::vnni::matvec_kernel(ty)),
         Isa::Avx512 | Isa::Avx2 if has_avxvnni() => {
-            avx2::vnni::matvec_kernel(ty).or_else(|| avx2::vnni::kmatvec_kernel(ty))
+            avx2::vnni::kmatvec_kernel(ty).or_else(|| avx2::vnni::matvec_kernel(ty))
         }
         Isa::Avx512 | Isa::Avx2 => {
-            avx2::plain::matvec_kernel(ty).or_else(|| avx2::plain::kmatvec_kernel(ty))
+            avx2::plain::kmatvec_kernel(ty).or_else(|| avx2::plain::matvec_kernel(ty))
         }
         _ => None,
+    }
+}
+
+/// Q8_0 rows (bytes) from which AVX-512's decode takes the prefetched row kernel: 64 blocks, the 1B shape's
+/// narrowest. Narrower rows (gemma-3-270m's 640-wide output matrix, smollm2's 576) keep the 16-row zmm matvec,
+/// which gemma's decode ran faster (alternated, loaded machine; the two were even in `decode_ab` at 640).
+const WIDE_Q8_0_ROW: usize = 64 * 34;
+
+/// AVX-512 VNNI's Q8_0 decode: the prefetched row kernel for wide rows, the zmm matvec for narrow ones.
+fn q8_0_avx512(w: &[u8], w_row: usize, act: &[u8], out: &mut [f32]) {
+    let k = if w_row >= WIDE_Q8_0_ROW {
+        avx512::vnni::kmatvec_kernel(GgmlType::Q8_0)
+    } else {
+        zmm_matvec::matvec_kernel(GgmlType::Q8_0)
+    };
+    if let Some(k) = k {
+        k(w, w_row, act, out);
     }
 }
 
@@ -140,6 +167,40 @@ mod tests {
 
     fn data(n: usize, seed: u32) -> Vec<f32> {
         crate::test_data::uniform(n, seed, 2.0)
+    }
+
+    /// Regression (session 12 sent Q8_0 decode to the prefetched row kernel by row width on AVX-512): on
+    /// every path this CPU has, narrow and wide rows alike, decode's Q8_0 kernel gives the row kernel's bits.
+    #[test]
+    fn q8_0_decode_gives_the_row_kernels_bits_at_every_width() {
+        let ty = GgmlType::Q8_0;
+        for isa in [Isa::Avx2, Isa::Avx512]
+            .into_iter()
+            .filter(|i| i.supported())
+        {
+            let (Some(mv), Some(rows_k)) = (matvec_kernel(isa, ty), rows_kernel(isa, ty)) else {
+                panic!("{isa:?}: no Q8_0 decode kernel");
+            };
+            for (cols, rows) in [(640, 37), (2016, 17), (2048, 33), (2112, 20)] {
+                let rb = ty.row_bytes(cols).unwrap();
+                let mut w = vec![0u8; rb * rows];
+                for (r, row) in w.chunks_exact_mut(rb).enumerate() {
+                    quantize_row(ty, &data(cols, r as u32), row).unwrap();
+                }
+                let mut a = vec![0u8; activation_type(ty).row_bytes(cols).unwrap()];
+                quantize_activation_with(isa, activation_type(ty), &data(cols, 99), &mut a);
+                let (mut got, mut want) = (vec![f32::NAN; rows], vec![f32::NAN; rows]);
+                mv(&w, rb, &a, &mut got);
+                rows_k(&w, rb, &a, &mut want);
+                for r in 0..rows {
+                    assert_eq!(
+                        got[r].to_bits(),
+                        want[r].to_bits(),
+                        "{isa:?} {cols} cols row {r}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -428,6 +428,8 @@ macro_rules! x86_tiled {
                 Q4_1 => mv!(mv_q4_1),
                 Q5_0 => mv!(mv_q5_0),
                 Q5_1 => mv!(mv_q5_1),
+                // (decode's Q8_0 takes the prefetched row kernel, or on AVX-512 for narrow rows the zmm matvec:
+                // `x86::matvec_kernel`)
                 Q8_0 if $full_u8 => mv!(mv_q8_0),
                 // Plain AVX2's Q8_0 takes the row kernel: a four-row matvec here (session 9) read gemma-3-270m's
                 // 262144 × 640 output matrix a third slower (decode 97 against 134 t/s, avx2-novnni, Zen 5,

@@ -1,4 +1,6 @@
 //! AVX-512 decode matvec for the 32-element block formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0), 16 rows a pass.
+//! (Decode's Q8_0 rows of 64 blocks or more take the prefetched row kernel, which streams them faster:
+//! `x86::matvec_kernel`.)
 //!
 //! Why a kernel of its own: decode is one matrix-vector product per weight matrix, and the 256-bit kernel
 //! (`legacy_matvec!` in `tiled.rs`) spends about ten instructions per 32-weight block, which made it compute
@@ -374,7 +376,7 @@ macro_rules! zmm_matvec {
 
         /// The matvec, prefetching `PF` bytes ahead (at least the next pass: [`Prefetch::ahead`]).
         #[target_feature(enable = $feat)]
-        fn $name<const PF: usize>(w: &[u8], w_row: usize, act: &[u8], out: &mut [f32]) {
+        pub(super) fn $name<const PF: usize>(w: &[u8], w_row: usize, act: &[u8], out: &mut [f32]) {
             let acts: &[$A] = cs(act);
             let full = out.len() / ROWS * ROWS;
             for (c, dst) in out[..full].chunks_exact_mut(ROWS).enumerate() {
