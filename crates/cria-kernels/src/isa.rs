@@ -93,6 +93,72 @@ pub(crate) fn has_avx512_vnni() -> bool {
     *V.get_or_init(|| is_x86_feature_detected!("avx512vnni"))
 }
 
+/// Whether `CRIA_AMX=0` asks the AVX-512 path not to use Intel AMX (A/B runs, tests of the AVX-512 kernels
+/// on an AMX machine). The AVX2 and scalar paths never use it.
+pub fn amx_refused() -> bool {
+    static V: OnceLock<bool> = OnceLock::new();
+    *V.get_or_init(|| std::env::var("CRIA_AMX").is_ok_and(|v| v.trim() == "0"))
+}
+
+/// Whether Intel AMX-INT8 tiles (Sapphire Rapids and later) may run in this process: the CPU has AMX-TILE
+/// and AMX-INT8, the OS saves their state (XCR0 bits 17 and 18), Linux granted this process the tile
+/// data (`arch_prctl(ARCH_REQ_XCOMP_PERM)`, asked once), and `CRIA_AMX=0` does not refuse it. Anywhere else
+/// (another OS, a refused request) AMX is simply absent and the AVX-512 kernels run.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn has_amx_int8() -> bool {
+    static V: OnceLock<bool> = OnceLock::new();
+    *V.get_or_init(|| !amx_refused() && amx_cpu_and_os() && amx_permission())
+}
+
+/// CPUID.(7,0):EDX bits 24 (AMX-TILE) and 25 (AMX-INT8), and XCR0's tile state bits (17 XTILECFG, 18
+/// XTILEDATA) set by the OS.
+#[cfg(target_arch = "x86_64")]
+fn amx_cpu_and_os() -> bool {
+    use std::arch::x86_64::{__cpuid, __cpuid_count};
+    if __cpuid(0).eax < 7 || !is_x86_feature_detected!("xsave") {
+        return false;
+    }
+    let edx = __cpuid_count(7, 0).edx;
+    let osxsave = __cpuid(1).ecx & (1 << 27) != 0;
+    if edx & (1 << 24) == 0 || edx & (1 << 25) == 0 || !osxsave {
+        return false;
+    }
+    // SAFETY: `xsave` is present and the OS set CR4.OSXSAVE (CPUID.1:ECX bit 27), so `xgetbv` is defined.
+    let xcr0 = unsafe { xcr0() };
+    xcr0 & (3 << 17) == 3 << 17
+}
+
+/// # Safety
+/// The CPU has XSAVE and the OS enabled it (OSXSAVE).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "xsave")]
+unsafe fn xcr0() -> u64 {
+    // SAFETY: the caller's contract (XSAVE present and enabled by the OS).
+    unsafe { std::arch::x86_64::_xgetbv(0) }
+}
+
+/// Asks Linux for the AMX tile data state (`ARCH_REQ_XCOMP_PERM`, `XFEATURE_XTILEDATA`): without it the first
+/// tile instruction raises SIGILL. Process-wide, so asked once; other systems: no AMX.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+fn amx_permission() -> bool {
+    const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+    const XFEATURE_XTILEDATA: libc::c_long = 18;
+    // SAFETY: arch_prctl with this request only changes which xstate features the process may use; it
+    // reads and writes no memory of ours.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_arch_prctl,
+            ARCH_REQ_XCOMP_PERM,
+            XFEATURE_XTILEDATA,
+        )
+    };
+    r == 0
+}
+#[cfg(all(target_arch = "x86_64", not(target_os = "linux")))]
+fn amx_permission() -> bool {
+    false
+}
+
 /// Whether aarch64 `sdot` is present, for the NEON path.
 #[cfg(target_arch = "aarch64")]
 pub(crate) fn has_dotprod() -> bool {

@@ -20,6 +20,8 @@
 pub mod reference;
 
 #[cfg(target_arch = "x86_64")]
+mod amx;
+#[cfg(target_arch = "x86_64")]
 mod x86;
 #[cfg(target_arch = "x86_64")]
 mod ymm_stream;
@@ -313,12 +315,13 @@ fn groups_kernel(isa: Isa, ty: GgmlType) -> GroupsFn {
     }
 }
 
-/// The group kernel for several tokens (prefill): the AVX-512 VNNI GEMM where there is one, else the AVX2
-/// streaming one for Q4_K, else [`groups_kernel`]'s (all with the bits of every other kernel here).
+/// The group kernel for several tokens (prefill): on the AVX-512 path the AMX GEMM where the CPU and OS
+/// have AMX (and `CRIA_AMX=0` does not refuse it), else the AVX-512 VNNI GEMM where there is one, else the
+/// AVX2 streaming one for Q4_K, else [`groups_kernel`]'s (all with the bits of every other kernel here).
 fn gemm_kernel(isa: Isa, ty: GgmlType) -> GroupsFn {
     #[cfg(target_arch = "x86_64")]
     if let Some(k) = (isa == Isa::Avx512)
-        .then(|| zmm::gemm_kernel(ty))
+        .then(|| amx::gemm_kernel(ty).or_else(|| zmm::gemm_kernel(ty)))
         .flatten()
         .or_else(|| ymm_stream::gemm_kernel(isa, ty))
     {
