@@ -33,7 +33,7 @@ const GROUPS: usize = 8;
 /// Whether the Q6_K pass issues its prefetches of the next pass one line at each (block, pair, group) step (a
 /// pass has fewer lines than steps: a block is 16 · 210 bytes, 53 lines, against 64 steps) rather than a block
 /// step's share at its start. Session 13 (Xeon, one thread, gemma's 640 × 2048 `ffn_down` in L2, best of 1860,
-/// alternated, load 7-10): 29.0-32.0 → 30.3-31.9 GB/s, most of it the cheaper prefetch code
+/// alternated, load 7-10): 28.8-29.1 (one run 32.0) → 30.3-31.8 GB/s, most of it the cheaper prefetch code
 /// ([`Prefetch::line`]); from DRAM with two threads (`decode_ab::q6_k_decode_2t_ab`) the load (9-10) left
 /// the order of the two unclear. Q4_K (row-major Q4_K is rare: the model repacks it) keeps the bunched form,
 /// which the spread one did not beat in L3 (20.5 against 15 GB/s, one thread, 20 MB).
