@@ -195,7 +195,7 @@ fn q4_k_avx2(
         prep_q8_k(acts, a_row, n_tok, nb, prep);
         // SAFETY: as in `q4_0_avx2` (AVX2, FMA, F16C checked by the caller's `Isa`; sizes by `check`).
         unsafe {
-            q4_k(
+            q4_k::<PF_AHEAD>(
                 w.as_ptr(),
                 n_groups,
                 nb,
@@ -351,7 +351,7 @@ mod vnni {
 /// rows of `a_row` = 292·nb bytes, `prep` n_tok × nb entries, `out` (n_tok − 1)·stride + 8·n_groups floats.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_k(
+unsafe fn q4_k<const PF: usize>(
     w: *const u8,
     n_groups: usize,
     nb: usize,
@@ -378,10 +378,10 @@ unsafe fn q4_k(
             // SAFETY: tokens t0.. of the contract's buffers.
             t0 += unsafe {
                 match n_tok - t0 {
-                    1 => tile_k::<1>(wg, nb, a, a_row, p, o, stride),
-                    2 => tile_k::<2>(wg, nb, a, a_row, p, o, stride),
-                    3 => tile_k::<3>(wg, nb, a, a_row, p, o, stride),
-                    _ => tile_k::<4>(wg, nb, a, a_row, p, o, stride),
+                    1 => tile_k::<1, PF>(wg, nb, a, a_row, p, o, stride),
+                    2 => tile_k::<2, PF>(wg, nb, a, a_row, p, o, stride),
+                    3 => tile_k::<3, PF>(wg, nb, a, a_row, p, o, stride),
+                    _ => tile_k::<4, PF>(wg, nb, a, a_row, p, o, stride),
                 }
             };
         }
@@ -397,10 +397,10 @@ unsafe fn scale_pairs(p: *const u8) -> __m256i {
     _mm256_or_si256(v, _mm256_slli_epi32::<16>(v))
 }
 
-/// One group × `T` tokens of Q4_K; returns `T`.
+/// One group × `T` tokens of Q4_K; returns `T`. One token (decode) prefetches `PF` bytes ahead (0: none).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn tile_k<const T: usize>(
+unsafe fn tile_k<const T: usize, const PF: usize>(
     wg: *const u8,
     nb: usize,
     a: *const u8,
@@ -430,9 +430,9 @@ unsafe fn tile_k<const T: usize>(
             // token's bits do not depend on how many share its step
             let mut isum = [_mm256_setzero_si256(); T];
             for s in 0..8 {
-                if T == 1 {
-                    // one token streams the weights (decode): a sub-block's share of the lines PF_AHEAD on
-                    let pf = gb.wrapping_add(PF_AHEAD + 148 * s);
+                if T == 1 && PF > 0 {
+                    // one token streams the weights (decode): a sub-block's share of the lines PF on
+                    let pf = gb.wrapping_add(PF + 148 * s);
                     for l in 0..3 {
                         _mm_prefetch::<_MM_HINT_T1>(pf.wrapping_add(64 * l).cast());
                     }
@@ -483,9 +483,19 @@ mod tests {
     use super::*;
     use crate::pool::ThreadPool;
 
+    /// Copies of a packed matrix of `bytes` that fill `CRIA_AB_MIB` MiB (default 1024: past the 480 MiB L3 of
+    /// session 13's Xeon, so that a pass over them reads DRAM).
+    fn ab_copies(bytes: usize) -> usize {
+        let mib: usize = std::env::var("CRIA_AB_MIB")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1024);
+        ((mib << 20) / bytes).max(2)
+    }
+
     /// The one-token Q4_0 tile at several prefetch distances (bytes), 2 threads splitting each matrix as
     /// decode does, GB/s of weights read from memory (the 1B shape's FFN matrices, copies cycled through
-    /// 256 MB), best of 25: `cargo test --release -p cria-kernels --lib q4_0_prefetch_ab -- --ignored
+    /// `CRIA_AB_MIB`, [`ab_copies`]), best of 25: `cargo test --release -p cria-kernels --lib q4_0_prefetch_ab -- --ignored
     /// --nocapture`.
     #[test]
     #[ignore]
@@ -520,7 +530,7 @@ mod tests {
         for (mat_rows, n) in [(8192, 2048), (2048, 8192)] {
             let (w, a, rb) = crate::test_data::dram_matrix(GgmlType::Q4_0, n, mat_rows);
             let one = super::super::pack(GgmlType::Q4_0, mat_rows, n, &w[..mat_rows * rb]).unwrap();
-            let copies = w.len() / (mat_rows * rb);
+            let copies = ab_copies(one.len());
             let packed: Vec<u8> = one
                 .iter()
                 .copied()
@@ -565,9 +575,107 @@ mod tests {
                 .zip(&best)
                 .map(|((name, _), s)| format!("{name} {:.1}", one.len() as f64 / s / 1e9))
                 .collect();
-            let ceiling = crate::bandwidth::read_bandwidth(&pool, 256 << 20, 10);
+            let ceiling = crate::bandwidth::read_bandwidth(&pool, 1 << 30, 5);
             println!(
                 "packed Q4_0 {mat_rows}x{n}, 2 threads, GB/s (fastest matrix of 25 passes): {}; read ceiling {:.1}",
+                line.join(", "),
+                ceiling.bytes as f64 / ceiling.best_seconds / 1e9
+            );
+        }
+    }
+
+    /// The one-token repacked Q4_K kernels at several prefetch distances (bytes), 2 threads splitting each
+    /// matrix as decode does, GB/s of weights read from memory (the 1B shape's Q4_K matrices, copies cycled
+    /// through `CRIA_AB_MIB` MiB, default 1024: past a 480 MiB L3), fastest matrix of 25 alternated passes:
+    /// `cargo test --release -p cria-kernels --lib q4_k_decode_2t_ab -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn q4_k_decode_2t_ab() {
+        if !crate::isa::Isa::Avx2.supported() {
+            return;
+        }
+        // (groups, n_groups, nb, activation row, prep, out)
+        type K = unsafe fn(*const u8, usize, usize, *const u8, *const PrepK, *mut f32);
+        macro_rules! plain {
+            ($pf:expr) => {{
+                unsafe fn k(
+                    w: *const u8,
+                    g: usize,
+                    nb: usize,
+                    a: *const u8,
+                    p: *const PrepK,
+                    o: *mut f32,
+                ) {
+                    // SAFETY: the caller's (AVX2 checked; sizes from the packed matrix).
+                    unsafe { q4_k::<$pf>(w, g, nb, a, AK * nb, 1, p, o, 0) }
+                }
+                k as K
+            }};
+        }
+        let mut kernels: Vec<(&str, K)> = vec![
+            ("plain pf0", plain!(0)),
+            ("plain pf4k", plain!(4096)),
+            ("plain pf8k", plain!(8192)),
+        ];
+        if crate::dot::x86::has_avxvnni() {
+            kernels.push(("gemv pf0", gemv::gemv_q4_k::<0>));
+            kernels.push(("gemv pf4k", gemv::gemv_q4_k::<4096>));
+            kernels.push(("gemv pf8k", gemv::gemv_q4_k::<8192>));
+        }
+        if let Ok(only) = std::env::var("CRIA_AB_ONLY") {
+            kernels.retain(|(name, _)| only.split(',').any(|o| name.contains(o)));
+        }
+        let pool = ThreadPool::new(2);
+        for (mat_rows, n) in [(8192, 2048), (2048, 8192), (2048, 2048)] {
+            let (w, a, rb) = crate::test_data::dram_matrix(GgmlType::Q4_K, n, mat_rows);
+            let one = super::super::pack(GgmlType::Q4_K, mat_rows, n, &w[..mat_rows * rb]).unwrap();
+            drop(w);
+            let copies = ab_copies(one.len());
+            let packed: Vec<u8> = one
+                .iter()
+                .copied()
+                .cycle()
+                .take(one.len() * copies)
+                .collect();
+            let nb = n / 256;
+            let mut prep = Vec::new();
+            prep_q8_k(&a, a.len(), 1, nb, &mut prep);
+            let mut best = vec![f64::MAX; kernels.len()];
+            for _ in 0..crate::test_data::AB_ROUNDS {
+                for (i, (_, k)) in kernels.iter().enumerate() {
+                    let s = crate::test_data::decode_split_pass(
+                        &pool,
+                        &packed,
+                        one.len(),
+                        mat_rows,
+                        &|m, rows, o| {
+                            let g = &m[rows.start / GROUP * GK * nb..rows.end / GROUP * GK * nb];
+                            // SAFETY: AVX2 (and AVX-VNNI for the gemv) checked above; `g` holds whole groups
+                            // of `nb` blocks, `a` one row of nb Q8_K blocks, `prep` nb entries, `o` 8 a group.
+                            unsafe {
+                                k(
+                                    g.as_ptr(),
+                                    rows.len() / GROUP,
+                                    nb,
+                                    a.as_ptr(),
+                                    prep.as_ptr(),
+                                    o.as_mut_ptr(),
+                                )
+                            }
+                        },
+                    );
+                    best[i] = best[i].min(s);
+                }
+            }
+            let line: Vec<String> = kernels
+                .iter()
+                .zip(&best)
+                .map(|((name, _), s)| format!("{name} {:.1}", one.len() as f64 / s / 1e9))
+                .collect();
+            let ceiling = crate::bandwidth::read_bandwidth(&pool, 1 << 30, 5);
+            println!(
+                "packed Q4_K {mat_rows}x{n}, 2 threads, {} MiB, GB/s (fastest matrix of 25 passes): {}; read ceiling {:.1}",
+                packed.len() >> 20,
                 line.join(", "),
                 ceiling.bytes as f64 / ceiling.best_seconds / 1e9
             );

@@ -34,7 +34,7 @@ pub(super) fn q4_k_vnni(
         // SAFETY: AVX2, FMA, F16C and AVX-VNNI are checked by the caller; `check` holds the sizes: `w` is
         // n_groups × nb group blocks, `acts` one row of nb Q8_K blocks, `prep` nb entries, `out` 8·n_groups.
         unsafe {
-            gemv_q4_k(
+            gemv_q4_k::<PF_AHEAD>(
                 w.as_ptr(),
                 n_groups,
                 nb,
@@ -50,7 +50,7 @@ pub(super) fn q4_k_vnni(
 /// The CPU has AVX2, FMA, F16C and AVX-VNNI; `w` holds `n_groups` groups of `nb` Q4_K group blocks, `a` one
 /// row of `nb` Q8_K blocks, `prep` `nb` entries, `out` 8·n_groups floats.
 #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
-unsafe fn gemv_q4_k(
+pub(super) unsafe fn gemv_q4_k<const PF: usize>(
     w: *const u8,
     n_groups: usize,
     nb: usize,
@@ -70,12 +70,16 @@ unsafe fn gemv_q4_k(
                 let dd = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(gb.cast())), da);
                 let dm = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(gb.add(16).cast())), da);
                 let aq = a.add(AK * b + 4);
-                // the weights PF_AHEAD bytes on, a pair's share (296 bytes) per pair, to L2 (a hint never
+                // the weights PF bytes on (PF_AHEAD), a pair's share (296 bytes) per pair, to L2 (a hint never
                 // faults, so the last groups may point past `w`)
-                let pf = gb.wrapping_add(PF_AHEAD);
+                let pf = gb.wrapping_add(PF);
                 for pair in 0..4 {
-                    for l in 0..5 {
-                        _mm_prefetch::<_MM_HINT_T1>(pf.wrapping_add(296 * pair + 64 * l).cast());
+                    if PF > 0 {
+                        for l in 0..5 {
+                            _mm_prefetch::<_MM_HINT_T1>(
+                                pf.wrapping_add(296 * pair + 64 * l).cast(),
+                            );
+                        }
                     }
                     // sub-blocks 2·pair (low nibbles) and 2·pair + 1 (high nibbles) of the same bytes, each
                     // in four i32 accumulators (k mod 4): `vpdpbusd`'s latency, not its throughput, would

@@ -255,15 +255,22 @@ macro_rules! x86_kernels {
             )
         }
 
-        /// Q6_K's sub-block scales `sc[s]` (low 128 bits) and `sc[s + 1]` (high) as 16-bit words.
+        /// Q6_K's 16 sub-block scales as 16-bit words, the even ones in the low 128 bits and the odd ones in the
+        /// high: [`q6_scale_pair`] then takes `sc[2m]` and `sc[2m + 1]` with one in-lane shuffle.
         #[inline]
         #[target_feature(enable = $features)]
-        fn q6_scale_pair(scales: __m128i, s: usize) -> __m256i {
-            let pick = _mm_add_epi8(
-                _mm_set1_epi8(s as i8),
-                _mm_set_epi64x(0x0101010101010101, 0),
-            );
-            _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, pick))
+        fn q6_scale_words(scales: __m128i) -> __m256i {
+            let deint = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+            _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, deint))
+        }
+
+        /// `sc[2m]` (low 128 bits) and `sc[2m + 1]` (high) as 16-bit words, from [`q6_scale_words`].
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn q6_scale_pair(words: __m256i, m: usize) -> __m256i {
+            // word m of each 128-bit lane in all 8 words of that lane
+            let b = 2 * m as u8;
+            _mm256_shuffle_epi8(words, _mm256_set1_epi16(i16::from_le_bytes([b, b + 1])))
         }
 
         /// Σ of the 8 i32 lanes (exact, wrapping as the scalar sum would overflow: it cannot here).
@@ -285,6 +292,7 @@ macro_rules! x86_kernels {
             let (nib, top2) = (_mm256_set1_epi8(0xF), _mm256_set1_epi8(0x30));
             // SAFETY: the 16 scale bytes are readable.
             let scales = unsafe { _mm_loadu_si128(w.scales.as_ptr().cast()) };
+            let words = q6_scale_words(scales);
             let mut sumi = _mm256_setzero_si256();
             for h in 0..2 {
                 let ql = [ld(&w.ql[64 * h..]), ld(&w.ql[64 * h + 32..])];
@@ -307,7 +315,7 @@ macro_rules! x86_kernels {
                         _mm256_and_si256(high, top2),
                     );
                     let av = ld(&a.qs[128 * h + 32 * k..]);
-                    let sc = q6_scale_pair(scales, 8 * h + 2 * k);
+                    let sc = q6_scale_pair(words, 4 * h + k);
                     let p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, av), sc);
                     sumi = _mm256_add_epi32(sumi, p);
                 }

@@ -27,12 +27,24 @@ use std::arch::x86_64::*;
 const ROWS: usize = 16;
 const PAIRS: usize = ROWS / 2;
 
+/// 32-element groups of a super-block.
+const GROUPS: usize = 8;
+
+/// Whether the Q6_K pass issues its prefetches of the next pass one line at each (block, pair, group) step (a
+/// pass has fewer lines than steps: a block is 16 · 210 bytes, 53 lines, against 64 steps) rather than a block
+/// step's share at its start. Session 13 (Xeon, one thread, gemma's 640 × 2048 `ffn_down` in L2, best of 1860,
+/// alternated, load 7-10): 28.8-29.1 (one run 32.0) → 30.3-31.8 GB/s, most of it the cheaper prefetch code
+/// ([`Prefetch::line`]); from DRAM with two threads (`decode_ab::q6_k_decode_2t_ab`) the load (9-10) left
+/// the order of the two unclear. Q4_K (row-major Q4_K is rare: the model repacks it) keeps the bunched form,
+/// which the spread one did not beat in L3 (20.5 against 15 GB/s, one thread, 20 MB).
+const SPREAD_PF: bool = true;
+
 // Every function below: #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 
 /// The kernel for `ty`, if this file has one. Handed out only on a CPU with AVX-512 F/BW/VL and VNNI.
 pub(super) fn matvec_kernel(ty: GgmlType) -> Option<RowsFn> {
     macro_rules! mv {
-        ($f:ident) => {
+        ($f:expr) => {
             Some(|w: &[u8], wr: usize, a: &[u8], out: &mut [f32]| {
                 // SAFETY: the caller (`x86::matvec_kernel`) hands this out only on a CPU with the features.
                 unsafe { $f(w, wr, a, out) }
@@ -40,8 +52,8 @@ pub(super) fn matvec_kernel(ty: GgmlType) -> Option<RowsFn> {
         };
     }
     match ty {
-        GgmlType::Q4_K => mv!(mv_q4_k),
-        GgmlType::Q6_K => mv!(mv_q6_k),
+        GgmlType::Q4_K => mv!(mv_q4_k::<false>),
+        GgmlType::Q6_K => mv!(mv_q6_k::<SPREAD_PF>),
         _ => None,
     }
 }
@@ -225,7 +237,13 @@ static Q6K_CTL: [[u8; 64]; 8] = [
 /// Q4_K: 16 rows of `w` (`w_row` bytes each) against the activation row.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn pass_q4_k(w: &[u8], w_row: usize, acts: &[BlockQ8K], out: &mut [f32; ROWS], prefetch: Prefetch) {
+fn pass_q4_k<const SPREAD: bool>(
+    w: &[u8],
+    w_row: usize,
+    acts: &[BlockQ8K],
+    out: &mut [f32; ROWS],
+    prefetch: Prefetch,
+) {
     const SB: usize = size_of::<BlockQ4K>();
     let nb = acts.len();
     assert!(w.len() >= ROWS * w_row && w_row >= nb * SB);
@@ -273,7 +291,9 @@ fn pass_q4_k(w: &[u8], w_row: usize, acts: &[BlockQ8K], out: &mut [f32; ROWS], p
             _mm512_unpacklo_epi32(sc_lo, sc_hi),
             _mm512_unpackhi_epi32(sc_lo, sc_hi),
         ];
-        prefetch.step(i);
+        if !SPREAD {
+            prefetch.step(i);
+        }
         let av = act_groups(a);
         for (p, acc) in acc.iter_mut().enumerate() {
             let (ra, rb) = (block(2 * p, i), block(2 * p + 1, i));
@@ -285,6 +305,10 @@ fn pass_q4_k(w: &[u8], w_row: usize, acts: &[BlockQ8K], out: &mut [f32; ROWS], p
                 let lo = _mm512_and_si512(q, nib);
                 let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(q), nib);
                 let (g0, g1) = (2 * c, 2 * c + 1);
+                if SPREAD {
+                    prefetch.line((i * PAIRS + p) * GROUPS + g0);
+                    prefetch.line((i * PAIRS + p) * GROUPS + g1);
+                }
                 let p0 = _mm512_maddubs_epi16(lo, av[g0]);
                 sumi = dpwssd(sumi, p0, _mm512_shuffle_epi8(s, ctl(&Q4K_CTL[g0])));
                 let p1 = _mm512_maddubs_epi16(hi, av[g1]);
@@ -300,7 +324,13 @@ fn pass_q4_k(w: &[u8], w_row: usize, acts: &[BlockQ8K], out: &mut [f32; ROWS], p
 /// Q6_K: 16 rows of `w` (`w_row` bytes each) against the activation row.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn pass_q6_k(w: &[u8], w_row: usize, acts: &[BlockQ8K], out: &mut [f32; ROWS], prefetch: Prefetch) {
+fn pass_q6_k<const SPREAD: bool>(
+    w: &[u8],
+    w_row: usize,
+    acts: &[BlockQ8K],
+    out: &mut [f32; ROWS],
+    prefetch: Prefetch,
+) {
     const SB: usize = size_of::<BlockQ6K>();
     let nb = acts.len();
     assert!(w.len() >= ROWS * w_row && w_row >= nb * SB);
@@ -338,7 +368,9 @@ fn pass_q6_k(w: &[u8], w_row: usize, acts: &[BlockQ8K], out: &mut [f32; ROWS], p
         let d = _mm512_mul_ps(_mm512_set1_ps(a.d()), half_lanes::<true>(dh));
         let off = _mm512_mul_ps(_mm512_set1_ps(-32.0), d);
         mins = _mm512_add_ps(mins, _mm512_mul_ps(off, _mm512_cvtepi32_ps(corr)));
-        prefetch.step(i);
+        if !SPREAD {
+            prefetch.step(i);
+        }
         let av = act_groups(a);
         for (p, acc) in acc.iter_mut().enumerate() {
             let (ra, rb) = (block(2 * p, i), block(2 * p + 1, i));
@@ -378,6 +410,9 @@ fn pass_q6_k(w: &[u8], w_row: usize, acts: &[BlockQ8K], out: &mut [f32; ROWS], p
                     let q =
                         _mm512_ternarylogic_epi32::<0xEC>(low, _mm512_and_si512(high, top2), nib);
                     let g = 4 * h + k;
+                    if SPREAD {
+                        prefetch.line((i * PAIRS + p) * GROUPS + g);
+                    }
                     let prod = _mm512_maddubs_epi16(q, av[g]);
                     sumi = dpwssd(sumi, prod, _mm512_shuffle_epi8(sw, ctl(&Q6K_CTL[g])));
                 }
@@ -392,13 +427,19 @@ fn pass_q6_k(w: &[u8], w_row: usize, acts: &[BlockQ8K], out: &mut [f32; ROWS], p
 macro_rules! kmatvec {
     ($name:ident, $pass:ident, $ty:ident) => {
         #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-        fn $name(w: &[u8], w_row: usize, act: &[u8], out: &mut [f32]) {
+        pub(super) fn $name<const SPREAD: bool>(
+            w: &[u8],
+            w_row: usize,
+            act: &[u8],
+            out: &mut [f32],
+        ) {
             let acts: &[BlockQ8K] = cs(act);
             let full = out.len() / ROWS * ROWS;
             for (c, dst) in out[..full].chunks_exact_mut(ROWS).enumerate() {
                 let dst: &mut [f32; ROWS] = dst.try_into().expect("chunks of ROWS");
-                let pf = Prefetch::for_pass(w, c, ROWS * w_row, full * w_row, acts.len());
-                $pass(
+                let steps = acts.len() * if SPREAD { PAIRS * GROUPS } else { 1 };
+                let pf = Prefetch::for_pass(w, c, ROWS * w_row, full * w_row, steps);
+                $pass::<SPREAD>(
                     &w[c * ROWS * w_row..(c + 1) * ROWS * w_row],
                     w_row,
                     acts,

@@ -311,6 +311,20 @@ impl Prefetch {
         }
     }
 
+    /// Step `j` of a pass cut into at least as many steps as it has lines (`lines ≤ steps`: one line a step
+    /// at most): one compare and one prefetch, no loop (the loop of [`Prefetch::step`] costs several
+    /// instructions a line, and unrolled its remainder recomputed its bounds at every line). With fewer steps
+    /// than lines, [`Prefetch::step`]. The last line may lie a line past the bytes asked for (a hint may).
+    #[inline(always)]
+    pub(super) fn line(&self, j: usize) {
+        if self.per_step > 1 {
+            self.step(j);
+        } else if j < self.lines {
+            // SAFETY: a prefetch only hints at an address: it reads nothing and never faults.
+            unsafe { _mm_prefetch::<_MM_HINT_T1>(self.ptr.wrapping_add(64 * j).cast::<i8>()) };
+        }
+    }
+
     /// The addresses step `i` prefetches.
     #[inline(always)]
     fn addresses(&self, i: usize) -> impl Iterator<Item = *const u8> {
