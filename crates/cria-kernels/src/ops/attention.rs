@@ -148,51 +148,23 @@ pub(super) fn attend_kv_group(
     let (hd, stride, span) = (p.head_dim, kv_dim(p), window.len());
     let group = q_g.len() / hd;
     let col = kv_head * hd;
-    // A paged cache's runs (a block each, mostly) lie anywhere in the pool, where the kernels' prefetch of
-    // the rows ahead in a run does not reach: the first rows of the run after next are prefetched while a
-    // run is worked on (those of the first two before).
-    let prefetch = |cache: &[f16], (run, row): (Range<usize>, usize)| {
-        simd::prefetch_rows(
-            cache,
-            (row, run.len().min(RUN_PREFETCH_ROWS)),
-            stride,
-            (col, hd),
-        )
-    };
-    let mut next_k = kv.runs(window.clone());
-    next_k
-        .by_ref()
-        .take(RUNS_AHEAD)
-        .for_each(|r| prefetch(kv.k, r));
     scores.clear();
     scores.resize(group * span, 0.0);
     for (run, row) in kv.runs(window.clone()) {
-        next_k.next().into_iter().for_each(|r| prefetch(kv.k, r));
         let at = run.start - window.start;
         let k = &kv.k[row * stride + col..];
         kern.dot_rows_group((q_g, hd), (k, stride), (&mut scores[at..], span), run.len());
     }
-    let mut next_v = kv.runs(window.clone());
-    next_v
-        .by_ref()
-        .take(RUNS_AHEAD)
-        .for_each(|r| prefetch(kv.v, r));
     for (j, s) in scores.chunks_exact_mut(span).enumerate() {
         scores_to_probs(s, p, kv_head * group + j);
     }
     out_g.fill(0.0);
     for (run, row) in kv.runs(window.clone()) {
-        next_v.next().into_iter().for_each(|r| prefetch(kv.v, r));
         let at = run.start - window.start;
         let v = &kv.v[row * stride + col..];
         kern.axpy_rows_group((out_g, hd), (&scores[at..], span), (v, stride), run.len());
     }
 }
-
-/// Runs of a paged cache prefetched ahead of the one [`attend_kv_group`] works on.
-const RUNS_AHEAD: usize = 2;
-/// Rows of a run prefetched up front: the kernels prefetch 16 rows ahead within a run themselves.
-const RUN_PREFETCH_ROWS: usize = 16;
 
 /// `out += Σ_t probs[t - window.start] · V[t][col..]` for the positions `t` of `window`, in order, run by run.
 pub(super) fn axpy_view(

@@ -57,33 +57,6 @@ mod sealed {
     impl Sealed for f32 {}
 }
 
-/// Prefetches the cache lines of `rows` rows (`(first row, count)`) of `len` values at column `col` of the
-/// `stride`-wide rows of `data`: a hint, whatever the addresses (it reads nothing and never faults); nothing
-/// off x86-64.
-pub(crate) fn prefetch_rows(
-    data: &[f16],
-    (first, count): (usize, usize),
-    stride: usize,
-    (col, len): (usize, usize),
-) {
-    #[cfg(target_arch = "x86_64")]
-    for r in first..first + count {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        let p = data.as_ptr().wrapping_add(r * stride + col).cast::<i8>();
-        let bytes = 2 * len;
-        for off in (0..bytes)
-            .step_by(64)
-            .chain((bytes > 0).then_some(bytes - 1))
-        {
-            // SAFETY: SSE is part of x86-64's baseline; a prefetch only hints at an address, it reads
-            // nothing and never faults.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off)) };
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (data, first, count, stride, col, len);
-}
-
 /// The primitives, as plain function pointers (one indirect call per row or head, not per element).
 pub(crate) struct Kernels {
     pub(crate) isa: Isa,
