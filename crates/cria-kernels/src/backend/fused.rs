@@ -9,7 +9,7 @@ use super::Activation;
 use super::cpu::gated_activation;
 use crate::GgmlType;
 use crate::matmul::{MATVEC_ALIGN, WeightRef, matmul, matmul_rows};
-use crate::pool::{ThreadPool, guided_bounds};
+use crate::pool::{SharedMut, ThreadPool, guided_bounds};
 use crate::quant::{activation_type, quantize_activation};
 
 /// Tokens up to which the fused path is taken (one `matmul` tile of tokens).
@@ -102,9 +102,10 @@ pub fn matmul_fused(
     }
     let total: usize = mats.iter().map(|w| w.rows).sum();
     guided_bounds(total, pool.n_threads(), MATVEC_ALIGN, &mut s.bounds);
-    s.tiles.resize(total * n_tok, 0.0);
+    let tiles = grown(&mut s.tiles, total * n_tok);
     let acts = &s.acts;
-    pool.for_each_split_mut(&mut s.tiles, &s.bounds, n_tok, &|range, tile| {
+    let dsts: Vec<SharedMut<'_, f32>> = outs.iter_mut().map(|o| SharedMut::new(o)).collect();
+    pool.for_each_split_mut(tiles, &s.bounds, n_tok, &|range, tile| {
         let (start, width) = (range.start, range.len());
         for (m, off, lo, hi) in segments(mats, range) {
             let w = &mats[m];
@@ -114,10 +115,18 @@ pub fn matmul_fused(
             };
             let dst = &mut tile[lo - start..];
             let rows = lo - off..hi - off;
-            matmul_rows(w, a, n_tok, rows, dst, width);
+            matmul_rows(w, a, n_tok, rows.clone(), dst, width);
+            // The task's rows of each token, straight to the output (not a serial pass after the join).
+            for t in 0..n_tok {
+                let src = &tile[t * width + lo - start..][..rows.len()];
+                let at = t * w.rows;
+                // SAFETY: tasks cover disjoint stacked rows, so each (matrix, token, row) element is written
+                // by one task only, and nothing reads the outputs before the join.
+                let out = unsafe { dsts[m].range(at + rows.start..at + rows.end) };
+                out.copy_from_slice(src);
+            }
         }
     });
-    scatter(&s.tiles, mats, &s.bounds, n_tok, outs);
 }
 
 /// `out (n_tok × ff) = act(x · gateᵀ) · (x · upᵀ)` in one fork/join: each task computes its rows of both
@@ -141,8 +150,8 @@ pub fn matmul_gated_fused(
         return false;
     }
     guided_bounds(ff, pool.n_threads(), MATVEC_ALIGN, &mut s.bounds);
-    // Task-major: a task of `w` rows holds its gate, up and activation tiles, `n_tok × w` each.
-    s.tiles.resize(3 * ff * n_tok, 0.0);
+    // Task-major: a task of `w` rows holds its gate and up tiles, `n_tok × w` each.
+    let tiles = grown(&mut s.tiles, 2 * ff * n_tok);
     let acts = &s.acts;
     let (Some(ga), Some(ua)) = (
         acts.find(activation_type(gate.ty)),
@@ -150,25 +159,30 @@ pub fn matmul_gated_fused(
     ) else {
         return false;
     };
-    pool.for_each_split_mut(&mut s.tiles, &s.bounds, 3 * n_tok, &|rows, tile| {
+    let dst = SharedMut::new(out);
+    pool.for_each_split_mut(tiles, &s.bounds, 2 * n_tok, &|rows, tile| {
         let width = rows.len();
-        let (g, rest) = tile.split_at_mut(n_tok * width);
-        let (u, a) = rest.split_at_mut(n_tok * width);
+        let (g, u) = tile.split_at_mut(n_tok * width);
         matmul_rows(gate, ga, n_tok, rows.clone(), g, width);
-        matmul_rows(up, ua, n_tok, rows, u, width);
+        matmul_rows(up, ua, n_tok, rows.clone(), u, width);
         let tok_rows = g.chunks_exact(width).zip(u.chunks_exact(width));
-        for ((g, u), a) in tok_rows.zip(a.chunks_exact_mut(width)) {
+        for (t, (g, u)) in tok_rows.enumerate() {
+            // SAFETY: tasks cover disjoint rows, so each (token, row) element of `out` is written by one task
+            // only, and nothing reads `out` before the join.
+            let a = unsafe { dst.range(t * ff + rows.start..t * ff + rows.end) };
             gated_activation(act, g, u, a);
         }
     });
-    for task in s.bounds.windows(2) {
-        let (lo, hi) = (task[0], task[1]);
-        let acts_tile = &s.tiles[3 * lo * n_tok..3 * hi * n_tok][2 * n_tok * (hi - lo)..];
-        for (t, src) in acts_tile.chunks_exact(hi - lo).enumerate() {
-            out[t * ff + lo..t * ff + hi].copy_from_slice(src);
-        }
-    }
     true
+}
+
+/// The first `n` elements of `v`, grown to hold them: the matmuls of a step take turns with one buffer (the
+/// output matrix's tiles are 8 × a vocabulary), so it is never shrunk, and what it held is never re-zeroed.
+fn grown(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+    &mut v[..n]
 }
 
 /// The parts of the stacked rows `range` that fall in each matrix: `(matrix index, its first stacked row,
@@ -184,27 +198,6 @@ fn segments(
         let (lo, hi) = (range.start.max(first), range.end.min(first + w.rows));
         (lo < hi).then_some((m, first, lo, hi))
     })
-}
-
-/// Copies the task-major tiles into each matrix's `[n_tok][rows]` output.
-fn scatter(
-    tiles: &[f32],
-    mats: &[WeightRef<'_>],
-    bounds: &[usize],
-    n_tok: usize,
-    outs: &mut [&mut [f32]],
-) {
-    for task in bounds.windows(2) {
-        let (start, width) = (task[0], task[1] - task[0]);
-        let tile = &tiles[start * n_tok..task[1] * n_tok];
-        for (m, off, lo, hi) in segments(mats, task[0]..task[1]) {
-            let rows = mats[m].rows;
-            for t in 0..n_tok {
-                let src = &tile[t * width + lo - start..t * width + hi - start];
-                outs[m][t * rows + lo - off..t * rows + hi - off].copy_from_slice(src);
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -52,24 +52,30 @@ fn iq_rows_kernel(isa: Isa, ty: GgmlType) -> Option<RowsFn> {
     }
 }
 
-/// Token counts at which Q8_0 takes the AVX-VNNI small-batch kernel (plain AVX2 has none for it): at 2 or 3
-/// tokens the tiled GEMM is as fast, and prefill is left to the GEMMs (`ymm_batch::ab`).
+/// Token counts at which Q8_0 takes the AVX-VNNI small-batch kernel: at 2 or 3 tokens the tiled GEMM is as
+/// fast, and prefill is left to the GEMMs (`ymm_batch::ab`).
 const YMM_Q8_0_TOKENS: std::ops::RangeInclusive<usize> = 4..=8;
+
+/// Token counts at which Q8_0 takes plain AVX2's small-batch kernel (`mb_q8_0_w16`): against the tiled GEMM
+/// (`ymm_batch::ab`, in cache, load 9-11, three runs) 10% faster at 8 tokens, 0-9% slower at 4 (its pass
+/// decoding is shared by fewer tokens); counts between were not measured.
+const YMM_Q8_0_PLAIN_TOKENS: std::ops::RangeInclusive<usize> = 8..=8;
 
 /// The kernel for `n_tok` ≥ 2 tokens where there is one faster than the tiled GEMM, with the one-token
 /// kernel's bits: on AVX-512 VNNI `zmm_batch.rs` up to its `MAX_TOKENS` (a serving step's decoding
 /// sequences); on AVX2 and AVX-VNNI `ymm_batch.rs`, for Q4_0, Q4_1, Q5_0 and Q5_1 at any count (faster than
-/// the 2×4-tiled GEMM from 2 to 256 tokens) and, on AVX-VNNI, for Q8_0 at [`YMM_Q8_0_TOKENS`].
+/// the 2×4-tiled GEMM from 2 to 256 tokens) and for Q8_0 at [`YMM_Q8_0_TOKENS`] (AVX-VNNI) or
+/// [`YMM_Q8_0_PLAIN_TOKENS`] (plain AVX2).
 pub(crate) fn small_batch_kernel(isa: Isa, ty: GgmlType, n_tok: usize) -> Option<TiledFn> {
-    let ymm = |table: fn(GgmlType) -> Option<TiledFn>| {
-        table(ty).filter(|_| ty != GgmlType::Q8_0 || YMM_Q8_0_TOKENS.contains(&n_tok))
+    let ymm = |table: fn(GgmlType) -> Option<TiledFn>, q8: std::ops::RangeInclusive<usize>| {
+        table(ty).filter(|_| ty != GgmlType::Q8_0 || q8.contains(&n_tok))
     };
     match isa {
         Isa::Avx512 if crate::isa::has_avx512_vnni() => {
             (n_tok <= zmm_batch::MAX_TOKENS).then(|| zmm_batch::batch_kernel(ty))?
         }
-        Isa::Avx512 | Isa::Avx2 if has_avxvnni() => ymm(avx2::vnni::batch_kernel),
-        Isa::Avx512 | Isa::Avx2 => ymm(avx2::plain::batch_kernel),
+        Isa::Avx512 | Isa::Avx2 if has_avxvnni() => ymm(avx2::vnni::batch_kernel, YMM_Q8_0_TOKENS),
+        Isa::Avx512 | Isa::Avx2 => ymm(avx2::plain::batch_kernel, YMM_Q8_0_PLAIN_TOKENS),
         _ => None,
     }
 }

@@ -10,8 +10,9 @@
 //! block scales as f32, block-major), each token's offset sums and scales are prepared once per call, and
 //! then each token runs over the decoded pass with the 8 rows' scale products and minima in one vector
 //! each: 5.1-5.2x at 8 tokens, and 1.3-1.9x the tiled GEMM's speed from 16 to 256 tokens (`mod ab` below,
-//! Zen 4, plain AVX2 and AVX-VNNI alike). Not plain AVX2's Q8_0: its signed form (|w| · sign(a, w), as
-//! `maddubs` cannot take u8 up to 255) has nothing to unpack, and measured no faster than the tiled GEMM.
+//! Zen 4, plain AVX2 and AVX-VNNI alike). Plain AVX2's Q8_0 (`maddubs` cannot take u8 up to 255, so the
+//! tiled GEMM's signed form |w| · sign(a, w) pays a `vpsignb` per (row, token, block)) has its own pass,
+//! [`mb_q8_0_w16`]: both sides widened to i16 once, two `vpmaddwd` and an add.
 //!
 //! The bits are the one-token kernel's (`legacy_matvec!`), for every token and row: the same integer lanes
 //! (`$dot` from the same offset base), one f32 product
@@ -23,7 +24,7 @@
 //! `h2`, `hsum`, `scales8`, `u_q4_0`, `act_q8_0`, `mv_q4_0`, ...) it uses.
 
 /// `$dot` and `$full_u8`: as in `x86_tiled!` (VNNI takes u8 up to 255, so Q8_0 runs offset by 128;
-/// `maddubs` does not, so Q8_0 is left to the tiled GEMM there).
+/// `maddubs` does not, so Q8_0 takes `mb_q8_0_w16` there).
 macro_rules! x86_batch {
     ($features:literal, $dot:path, $full_u8:literal) => {
         /// Weight rows decoded per pass, and output rows per register tile (× 2 tokens: 8 accumulators).
@@ -43,6 +44,10 @@ macro_rules! x86_batch {
             sa: Vec<f32>,
             /// One token's `d_w·d_a` for the pass's rows, block-major like `dw` (see `$tile`).
             dd: Vec<f32>,
+            /// Plain AVX2's Q8_0 ([`mb_q8_0_w16`]): the pass's quants and the tokens' as i16 pairs, two
+            /// vectors per block (entries `2 (b * BATCH_ROWS + r)` and `2 (t * nb + b)`, + 1).
+            w16: Vec<__m256i>,
+            a16: Vec<__m256i>,
         }
 
         thread_local! {
@@ -56,7 +61,8 @@ macro_rules! x86_batch {
             #[target_feature(enable = $features)]
             fn reserve(&mut self, nb: usize, n_tok: usize) {
                 let (zi, pass, toks) = (_mm256_setzero_si256(), BATCH_ROWS * nb, n_tok * nb);
-                for (v, n) in [(&mut self.u, pass), (&mut self.base, toks)] {
+                let wide = [(&mut self.w16, 2 * pass), (&mut self.a16, 2 * toks)];
+                for (v, n) in [(&mut self.u, pass), (&mut self.base, toks)].into_iter().chain(wide) {
                     if v.len() < n {
                         v.resize(n, zi);
                     }
@@ -329,6 +335,167 @@ fn $prep<'a>(tokens: impl Fn(usize) -> &'a [$A], n_tok: usize, nb: usize, s: &mu
             BlockQ8_0, BlockQ8_0, act_q8_0, u_q8_0, 128, false
         );
 
+        /// A Q8_0 block's 32 quants as two vectors of 16 i16: the pairs (4i, 4i + 1) in the first and
+        /// (4i + 2, 4i + 3) in the second, so that `madd` of each against another block widened alike, added,
+        /// gives in lane i the sum over elements 4i..4i + 4: the lane `maddubs` + `madd` give (the integers are
+        /// exact either way, so the same bits follow).
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn widen_q8(q: __m256i) -> [__m256i; 2] {
+            let pairs = _mm256_setr_epi8(
+                0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15,
+                0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15,
+            );
+            // per 128-bit half [(4i, 4i+1) pairs | (4i+2, 4i+3) pairs], then the halves' quarters gathered
+            let q = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_shuffle_epi8(q, pairs));
+            [
+                _mm256_cvtepi8_epi16(_mm256_castsi256_si128(q)),
+                _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(q)),
+            ]
+        }
+
+        /// The tokens' scales and widened quants ([`widen_q8`]).
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn prep_q8_0_w16<'a>(tokens: impl Fn(usize) -> &'a [BlockQ8_0], n_tok: usize, nb: usize, s: &mut BatchScratch) {
+            assert!(s.a16.len() >= 2 * n_tok * nb && s.da.len() >= n_tok * nb);
+            for t in 0..n_tok {
+                for (b, blk) in tokens(t)[..nb].iter().enumerate() {
+                    let (d, _, q) = act_q8_0(blk);
+                    let k = t * nb + b;
+                    [s.a16[2 * k], s.a16[2 * k + 1]] = widen_q8(q);
+                    s.da[k] = d;
+                }
+            }
+        }
+
+        /// Decodes [`BATCH_ROWS`] Q8_0 rows into the pass buffers (scales `dw`, widened quants `w16`);
+        /// prefetches the next pass meanwhile.
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn decode_q8_0_w16(w: [&[BlockQ8_0]; BATCH_ROWS], s: &mut BatchScratch, prefetch: Prefetch) {
+            let nb = w[0].len();
+            assert!(w.iter().all(|r| r.len() == nb));
+            assert!(s.dw.len() >= BATCH_ROWS * nb && s.w16.len() >= 2 * BATCH_ROWS * nb);
+            let full = nb - nb % 8;
+            for (c, b0) in (0..full).step_by(8).enumerate() {
+                let dw = transpose8(std::array::from_fn(|r| scales8(&w[r][b0..b0 + 8]).0));
+                // SAFETY: (b0 + 8)·BATCH_ROWS ≤ nb·BATCH_ROWS ≤ dw's length (asserted above).
+                unsafe {
+                    for (i, v) in dw.iter().enumerate() {
+                        _mm256_storeu_ps(s.dw.as_mut_ptr().add((b0 + i) * BATCH_ROWS), *v);
+                    }
+                }
+                prefetch.step(c);
+            }
+            for c in full / 8..nb.div_ceil(8) {
+                prefetch.step(c);
+            }
+            for b in full..nb {
+                for (r, row) in w.iter().enumerate() {
+                    s.dw[b * BATCH_ROWS + r] = h1(row[b].d);
+                }
+            }
+            for b in 0..nb {
+                for (r, row) in w.iter().enumerate() {
+                    let i = 2 * (b * BATCH_ROWS + r);
+                    [s.w16[i], s.w16[i + 1]] = widen_q8(ld(&row[b].qs));
+                }
+            }
+        }
+
+        /// Token `t` against the decoded Q8_0 pass: per (row, block) two `madd`, an add, the conversion and
+        /// the FMA with the block's `d_w·d_a` (one f32 product, broadcast from `dd` as in `$tile`), in block
+        /// order, then `hsum`: the one-token kernel's integers, products, FMAs and sum.
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn btile_q8_0_w16(s: &BatchScratch, dd: &mut [f32], nb: usize, t: usize) -> [f32; BATCH_ROWS] {
+            assert!(s.w16.len() >= 2 * BATCH_ROWS * nb && s.dw.len() >= BATCH_ROWS * nb);
+            assert!(dd.len() >= BATCH_ROWS * nb);
+            assert!((t + 1) * nb <= s.da.len() && 2 * (t + 1) * nb <= s.a16.len());
+            for b in 0..nb {
+                // SAFETY: (b + 1)·BATCH_ROWS ≤ the lengths of dw and dd; t·nb + b < da's (asserted above).
+                unsafe {
+                    let dw = _mm256_loadu_ps(s.dw.as_ptr().add(b * BATCH_ROWS));
+                    let da = _mm256_set1_ps(*s.da.get_unchecked(t * nb + b));
+                    _mm256_storeu_ps(dd.as_mut_ptr().add(b * BATCH_ROWS), _mm256_mul_ps(dw, da));
+                }
+            }
+            let mut acc = [_mm256_setzero_ps(); BATCH_ROWS];
+            for b in 0..nb {
+                let k = 2 * (t * nb + b);
+                // SAFETY: k + 1 < a16's length (asserted above).
+                let (a0, a1) = unsafe { (*s.a16.get_unchecked(k), *s.a16.get_unchecked(k + 1)) };
+                for r in 0..BATCH_ROWS {
+                    let i = b * BATCH_ROWS + r;
+                    // SAFETY: 2i + 1 < w16's length and i < dd's (asserted above).
+                    let (w0, w1, d) = unsafe {
+                        (
+                            *s.w16.get_unchecked(2 * i),
+                            *s.w16.get_unchecked(2 * i + 1),
+                            _mm256_broadcast_ss(dd.get_unchecked(i)),
+                        )
+                    };
+                    let sum = _mm256_add_epi32(_mm256_madd_epi16(w0, a0), _mm256_madd_epi16(w1, a1));
+                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), d, acc[r]);
+                }
+            }
+            let mut o = [0f32; BATCH_ROWS];
+            // SAFETY: o is BATCH_ROWS (8) floats.
+            unsafe { _mm256_storeu_ps(o.as_mut_ptr(), hsum8(acc)) };
+            o
+        }
+
+        /// Q8_0 for a few tokens without AVX-VNNI: `maddubs` needs an unsigned side, which Q8_0 has only
+        /// through |w| · sign(a, w), five vector operations per (row, token, block) with the `vpsignb`, all on
+        /// the ports the multiplies use. Both sides widened to i16 once (the weights per pass, the tokens per
+        /// call), two `vpmaddwd` and an integer add (which any vector port takes) give the same lanes. As
+        /// `$name` otherwise: `out[t * stride + r]` = dot(row r of `w`, token t of `acts`).
+        #[target_feature(enable = $features)]
+        fn mb_q8_0_w16(
+            w: &[u8],
+            w_row: usize,
+            acts: &[u8],
+            a_row: usize,
+            n_tok: usize,
+            out: &mut [f32],
+            stride: usize,
+        ) {
+            let (wb, ab) = (std::mem::size_of::<BlockQ8_0>(), std::mem::size_of::<BlockQ8_0>());
+            let nb = a_row / ab;
+            if w_row == 0 || n_tok == 0 || nb == 0 {
+                return;
+            }
+            let rows = w.len() / w_row;
+            assert!(w_row >= nb * wb && acts.len() >= n_tok * a_row);
+            let tok = |t: usize| -> &[BlockQ8_0] { cs(&acts[t * a_row..][..nb * ab]) };
+            let wr = |r: usize| -> &[BlockQ8_0] { cs(&w[r * w_row..][..nb * wb]) };
+            let full = rows - rows % BATCH_ROWS;
+            let mut s = BATCH.take();
+            s.reserve(nb, n_tok);
+            prep_q8_0_w16(tok, n_tok, nb, &mut s);
+            let mut dd = std::mem::take(&mut s.dd);
+            let pass_bytes = BATCH_ROWS * w_row;
+            for c in 0..full / BATCH_ROWS {
+                let r0 = c * BATCH_ROWS;
+                let pf = Prefetch::for_pass(w, c, pass_bytes, full * w_row, nb.div_ceil(8));
+                decode_q8_0_w16(std::array::from_fn(|i| wr(r0 + i)), &mut s, pf);
+                for t in 0..n_tok {
+                    let o = btile_q8_0_w16(&s, &mut dd, nb, t);
+                    out[t * stride + r0..][..BATCH_ROWS].copy_from_slice(&o);
+                }
+            }
+            s.dd = dd;
+            BATCH.set(s);
+            // the last rows through the row kernel (`mv_q8_0` is the offset form, for AVX-VNNI only)
+            for t in 0..n_tok {
+                let act = &acts[t * a_row..(t + 1) * a_row];
+                for r in full..rows {
+                    out[t * stride + r] = dot_q8_0(&w[r * w_row..(r + 1) * w_row], act);
+                }
+            }
+        }
+
         /// The small-batch kernel for `ty`, if any (a token's bits as `matvec_kernel(ty)` gives them). Handed out
         /// only on a CPU with `$features`.
         pub(in crate::dot::x86) fn batch_kernel(ty: GgmlType) -> Option<TiledFn> {
@@ -346,8 +513,8 @@ fn $prep<'a>(tokens: impl Fn(usize) -> &'a [$A], n_tok: usize, nb: usize, s: &mu
                 Q4_1 => k!(mb_q4_1),
                 Q5_0 => k!(mb_q5_0),
                 Q5_1 => k!(mb_q5_1),
-                // plain AVX2's Q8_0 (the signed form, nothing to unpack) measured no faster than the tiled GEMM
                 Q8_0 if $full_u8 => k!(mb_q8_0),
+                Q8_0 => k!(mb_q8_0_w16),
                 _ => None,
             }
         }
@@ -376,12 +543,13 @@ mod tests {
     /// and nowhere else; on plain AVX2 and on AVX-VNNI where the CPU has it.
     #[test]
     fn a_few_tokens_get_the_one_token_kernels_bits() {
-        let mut variants: Vec<(&str, Table, MvTable)> = Vec::new();
+        let mut variants: Vec<(&str, Table, MvTable, MvTable)> = Vec::new();
         if Isa::Avx2.supported() {
             variants.push((
                 "avx2",
                 avx2::plain::batch_kernel,
                 avx2::plain::matvec_kernel,
+                avx2::plain::kmatvec_kernel,
             ));
         }
         if Isa::Avx2.supported() && is_x86_feature_detected!("avxvnni") {
@@ -389,17 +557,15 @@ mod tests {
                 "avxvnni",
                 avx2::vnni::batch_kernel,
                 avx2::vnni::matvec_kernel,
+                avx2::vnni::kmatvec_kernel,
             ));
         }
         use GgmlType::*;
-        for (name, batch, matvec) in variants {
+        for (name, batch, matvec, kmatvec) in variants {
             for ty in [Q4_0, Q4_1, Q5_0, Q5_1, Q8_0] {
-                // every format has one, but plain AVX2's Q8_0
-                let Some(many) = batch(ty) else {
-                    assert!(name == "avx2" && ty == Q8_0, "{name} {ty:?}");
-                    continue;
-                };
-                let one = matvec(ty).unwrap();
+                let many = batch(ty).unwrap_or_else(|| panic!("{name} {ty:?}: no batch kernel"));
+                // the decode kernel that runs this format at one token (Q8_0: the prefetched row kernel)
+                let one = matvec(ty).or_else(|| kmatvec(ty)).unwrap();
                 for (cols, rows) in [(32, 4), (64, 7), (288, 9), (576, 48), (640, 37), (1536, 10)] {
                     let rb = ty.row_bytes(cols).unwrap();
                     let mut w = vec![0u8; rb * rows];
@@ -467,7 +633,7 @@ mod ab {
             variants.push(|ty| {
                 Some((
                     "avx2",
-                    avx2::plain::matvec_kernel(ty)?,
+                    avx2::plain::matvec_kernel(ty).or_else(|| avx2::plain::kmatvec_kernel(ty))?,
                     avx2::plain::tiled_kernel(ty)?,
                     avx2::plain::batch_kernel(ty)?,
                 ))
@@ -477,7 +643,7 @@ mod ab {
             variants.push(|ty| {
                 Some((
                     "avxvnni",
-                    avx2::vnni::matvec_kernel(ty)?,
+                    avx2::vnni::matvec_kernel(ty).or_else(|| avx2::vnni::kmatvec_kernel(ty))?,
                     avx2::vnni::tiled_kernel(ty)?,
                     avx2::vnni::batch_kernel(ty)?,
                 ))
