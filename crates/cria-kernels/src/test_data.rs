@@ -89,3 +89,28 @@ pub(crate) fn decode_split_pass(
     }
     best
 }
+
+/// Nanoseconds this thread has run on a CPU (Linux; as `benches/quant.rs`).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+/// Seconds per call of `f`, repeated for 50 ms: on-CPU time where the OS reports it, else wall time. (For the
+/// ignored A/B timing tests of the x86 GEMMs.)
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) fn per_call(mut f: impl FnMut()) -> f64 {
+    use std::time::{Duration, Instant};
+    let (t, c) = (Instant::now(), thread_cpu_ns());
+    let mut reps = 0u32;
+    while reps == 0 || t.elapsed() < Duration::from_millis(50) {
+        f();
+        reps += 1;
+    }
+    let secs = match (c, thread_cpu_ns()) {
+        (Some(c0), Some(c1)) if c1 > c0 => (c1 - c0) as f64 / 1e9,
+        _ => t.elapsed().as_secs_f64(),
+    };
+    secs / reps as f64
+}

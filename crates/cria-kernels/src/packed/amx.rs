@@ -717,7 +717,7 @@ mod tests {
     use super::*;
     use crate::packed::{pack, reference};
     use crate::quant::{activation_type, quantize_activation_with, quantize_row};
-    use std::time::{Duration, Instant};
+    use crate::test_data::per_call;
 
     /// A deterministic generator: uniform in [-1, 1).
     struct Lcg(u64);
@@ -863,27 +863,6 @@ mod tests {
             }
             check_bits(ty, rows, cols, &w, &a, n_tok);
         }
-    }
-
-    /// Nanoseconds this thread has run on a CPU (Linux; as `benches/quant.rs`).
-    fn thread_cpu_ns() -> Option<u64> {
-        let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-        s.split_whitespace().next()?.parse().ok()
-    }
-
-    /// Seconds per call of `f`, repeated for 50 ms: on-CPU time where the OS reports it, else wall time.
-    fn per_call(mut f: impl FnMut()) -> f64 {
-        let (t, c) = (Instant::now(), thread_cpu_ns());
-        let mut reps = 0u32;
-        while reps == 0 || t.elapsed() < Duration::from_millis(50) {
-            f();
-            reps += 1;
-        }
-        let secs = match (c, thread_cpu_ns()) {
-            (Some(c0), Some(c1)) if c1 > c0 => (c1 - c0) as f64 / 1e9,
-            _ => t.elapsed().as_secs_f64(),
-        };
-        secs / reps as f64
     }
 
     /// GMAC/s of the AMX kernels against the AVX-512 VNNI ones (`packed::zmm`), one thread, alternated, the

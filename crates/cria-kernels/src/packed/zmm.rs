@@ -530,28 +530,7 @@ mod tests {
     //! comparison, run by hand: `cargo test -p cria-kernels --release zmm_against_ymm -- --ignored --nocapture`.
     use super::*;
     use crate::quant::{activation_type, quantize_activation_with, quantize_row};
-    use std::time::{Duration, Instant};
-
-    /// Nanoseconds this thread has run on a CPU (Linux; as `benches/quant.rs`).
-    fn thread_cpu_ns() -> Option<u64> {
-        let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-        s.split_whitespace().next()?.parse().ok()
-    }
-
-    /// Seconds per call of `f`, repeated for 50 ms: on-CPU time where the OS reports it, else wall time.
-    fn per_call(mut f: impl FnMut()) -> f64 {
-        let (t, c) = (Instant::now(), thread_cpu_ns());
-        let mut reps = 0u32;
-        while reps == 0 || t.elapsed() < Duration::from_millis(50) {
-            f();
-            reps += 1;
-        }
-        let secs = match (c, thread_cpu_ns()) {
-            (Some(c0), Some(c1)) if c1 > c0 => (c1 - c0) as f64 / 1e9,
-            _ => t.elapsed().as_secs_f64(),
-        };
-        secs / reps as f64
-    }
+    use crate::test_data::per_call;
 
     #[test]
     #[ignore]
