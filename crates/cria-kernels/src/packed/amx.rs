@@ -26,6 +26,7 @@ use std::arch::x86_64::*;
 use std::cell::RefCell;
 
 use super::x86::{A0, AK, G0, GK, PREP0, PREPK, Prep0, PrepK, check, prep_q8_0, prep_q8_k};
+use super::zmm::{halves16, quants};
 use super::{GROUP, GroupsFn};
 use crate::GgmlType;
 use crate::isa::Isa;
@@ -349,40 +350,6 @@ unsafe fn unpack_q4_0(w0: *const u8, w1: *const u8, nb: usize, wb: *mut Line) {
             _mm512_store_ps(l.add(8).cast(), halves16(g0, g1, 0));
         }
     }
-}
-
-/// 32 bytes of each group at `off` in one register (first group low).
-///
-/// # Safety
-/// 32 bytes at `w0 + off` and at `w1 + off`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
-unsafe fn quants(w0: *const u8, w1: *const u8, off: usize) -> __m512i {
-    // SAFETY: the caller's contract.
-    unsafe {
-        let lo = _mm256_loadu_si256(w0.add(off).cast());
-        _mm512_inserti64x4::<1>(
-            _mm512_castsi256_si512(lo),
-            _mm256_loadu_si256(w1.add(off).cast()),
-        )
-    }
-}
-
-/// 16 f16 (8 of each group at `off`) as f32.
-///
-/// # Safety
-/// 16 bytes at `w0 + off` and at `w1 + off`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
-unsafe fn halves16(w0: *const u8, w1: *const u8, off: usize) -> __m512 {
-    // SAFETY: the caller's contract.
-    let (lo, hi) = unsafe {
-        (
-            _mm_loadu_si128(w0.add(off).cast()),
-            _mm_loadu_si128(w1.add(off).cast()),
-        )
-    };
-    _mm512_cvtph_ps(_mm256_set_m128i(hi, lo))
 }
 
 /// One pair (unpacked in `wb`) × 16 tokens of Q4_0, of which the first `n` (≤ `M`) are stored; `M` tokens

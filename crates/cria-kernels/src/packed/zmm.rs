@@ -268,9 +268,10 @@ unsafe fn bytes16(w0: *const u8, w1: *const u8, off: usize) -> __m512i {
 }
 
 /// 16 f16 (8 of each group at `off`) as f32.
+/// (No VNNI instruction: `packed/amx.rs` shares it.)
 #[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn halves16(w0: *const u8, w1: *const u8, off: usize) -> __m512 {
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
+pub(super) unsafe fn halves16(w0: *const u8, w1: *const u8, off: usize) -> __m512 {
     // SAFETY: 16 bytes at w0 + off and at w1 + off (the caller's).
     let (lo, hi) = unsafe {
         (
@@ -282,9 +283,10 @@ unsafe fn halves16(w0: *const u8, w1: *const u8, off: usize) -> __m512 {
 }
 
 /// 32 bytes of each group at `off` in one register (first group low).
+/// (No VNNI instruction: `packed/amx.rs` shares it.)
 #[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn quants(w0: *const u8, w1: *const u8, off: usize) -> __m512i {
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
+pub(super) unsafe fn quants(w0: *const u8, w1: *const u8, off: usize) -> __m512i {
     // SAFETY: 32 bytes at w0 + off and at w1 + off (the caller's).
     unsafe {
         let lo = _mm256_loadu_si256(w0.add(off).cast());
